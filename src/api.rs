@@ -1,0 +1,346 @@
+//! Endpoints the gateway answers itself: `/`, `/health`, `/v1/models`, `/metrics`,
+//! `/admin/*` (SPEC §4). Pure functions from a snapshot to a response; the proxy writes it.
+//!
+//! Nothing here prints a URL with credentials, a key or a token.
+
+use crate::auth::{client_token, secret_matches, UserEntry};
+use crate::error::ApiError;
+use crate::routing::{Availability, Table};
+use crate::snapshot::Snapshot;
+use serde_json::{json, Value};
+
+/// A locally generated response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// Extra headers (e.g. `Retry-After`).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl LocalResponse {
+    /// A JSON response.
+    pub fn json(status: u16, v: &Value) -> Self {
+        LocalResponse {
+            status,
+            content_type: "application/json",
+            body: serde_json::to_vec(v).unwrap_or_default(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl From<&ApiError> for LocalResponse {
+    fn from(e: &ApiError) -> Self {
+        LocalResponse {
+            status: e.status,
+            content_type: "application/json",
+            body: e.body(),
+            headers: e
+                .retry_after
+                .map(|s| vec![("retry-after", s.to_string())])
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Routes the gateway knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+    Models,
+    Health,
+    Root,
+    Metrics,
+    AdminBackends,
+    AdminConfig,
+    /// Known path, wrong method; the allowed method.
+    WrongMethod(&'static str),
+    NotFound,
+}
+
+/// Classifies a request by method and path (query excluded).
+pub fn route(method: &http::Method, path: &str) -> Route {
+    use http::Method as M;
+    let (want, r) = match path {
+        "/v1/chat/completions" => (M::POST, Route::ChatCompletions),
+        "/v1/completions" => (M::POST, Route::Completions),
+        "/v1/embeddings" => (M::POST, Route::Embeddings),
+        "/v1/models" | "/models" => (M::GET, Route::Models),
+        "/health" | "/v1/health" => (M::GET, Route::Health),
+        "/" => (M::GET, Route::Root),
+        "/metrics" => (M::GET, Route::Metrics),
+        "/admin/backends" => (M::GET, Route::AdminBackends),
+        "/admin/config" => (M::GET, Route::AdminConfig),
+        _ => return Route::NotFound,
+    };
+    if *method == want || (want == M::GET && *method == M::HEAD) {
+        r
+    } else {
+        Route::WrongMethod(if want == M::POST { "POST" } else { "GET" })
+    }
+}
+
+/// `GET /`: name and version.
+pub fn root() -> LocalResponse {
+    LocalResponse::json(
+        200,
+        &json!({"name": "berry-gateway", "version": env!("CARGO_PKG_VERSION")}),
+    )
+}
+
+/// `GET /health`: 200 while at least one enabled model has an available backend, else 503.
+/// Counts only.
+pub fn health(snap: &Snapshot, now_ms: u64) -> LocalResponse {
+    let t = &snap.table;
+    let models_available = t
+        .models
+        .iter()
+        .filter(|m| m.has_available_backend(now_ms))
+        .count();
+    let backends: usize = t.models.iter().map(|m| m.backends.len()).sum();
+    let backends_available: usize = t
+        .models
+        .iter()
+        .flat_map(|m| &m.backends)
+        .filter(|b| {
+            b.provider.health.is_healthy()
+                && b.state.availability(now_ms) != Availability::Unavailable
+        })
+        .count();
+    let enabled_providers = t.providers.iter().filter(|p| p.enabled);
+    let (providers, providers_healthy) = enabled_providers.fold((0, 0), |(n, h), p| {
+        (n + 1, h + usize::from(p.health.is_healthy()))
+    });
+    let ok = models_available > 0;
+    LocalResponse::json(
+        if ok { 200 } else { 503 },
+        &json!({
+            "status": if ok { "ok" } else { "unavailable" },
+            "models": {"total": t.models.len(), "available": models_available},
+            "backends": {"total": backends, "available": backends_available},
+            "providers": {"total": providers, "healthy": providers_healthy},
+            "config_generation": snap.generation,
+        }),
+    )
+}
+
+/// `GET /v1/models`: the client-facing names this user may use, OpenAI list format.
+pub fn models(table: &Table, user: &UserEntry) -> LocalResponse {
+    let data: Vec<Value> = table
+        .models
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| user.may_use(*i))
+        .map(|(_, m)| json!({"id": m.name, "object": "model", "created": 0, "owned_by": "berry-gateway"}))
+        .collect();
+    LocalResponse::json(200, &json!({"object": "list", "data": data}))
+}
+
+/// Checks the admin token of a request (`Authorization: Bearer` or `x-api-key`).
+/// `Err` is the response to send: 404 when the admin API is off, 401 on a wrong token.
+pub fn check_admin(
+    snap: &Snapshot,
+    authorization: Option<&[u8]>,
+    x_api_key: Option<&[u8]>,
+) -> Result<(), ApiError> {
+    let Some(expected) = &snap.table.settings.admin_token else {
+        return Err(ApiError::route_not_found("/admin"));
+    };
+    match client_token(authorization, x_api_key) {
+        Some(t) if secret_matches(t, expected.expose()) => Ok(()),
+        _ => Err(ApiError::admin_unauthorized()),
+    }
+}
+
+/// Sets the per-backend gauges from the snapshot (called before every metrics scrape).
+pub fn refresh_backend_gauges(snap: &Snapshot, now_ms: u64) {
+    use crate::metrics::*;
+    BACKEND_UP.reset();
+    CIRCUIT_STATE.reset();
+    BACKEND_CONFIDENCE.reset();
+    BACKEND_LATENCY.reset();
+    BACKEND_COOLDOWN.reset();
+    let smart = &snap.table.settings.smart_ai;
+    for m in &snap.table.models {
+        for b in &m.backends {
+            let labels = [b.provider.id.as_str(), &*b.id];
+            let up = b.provider.health.is_healthy()
+                && b.state.availability(now_ms) != Availability::Unavailable;
+            BACKEND_UP.with_label_values(&labels).set(i64::from(up));
+            CIRCUIT_STATE
+                .with_label_values(&labels)
+                .set(b.state.circuit(now_ms) as i64);
+            BACKEND_CONFIDENCE
+                .with_label_values(&labels)
+                .set(b.state.confidence(now_ms, smart));
+            if let Some(ms) = b.state.ewma_ms() {
+                BACKEND_LATENCY.with_label_values(&labels).set(ms / 1000.0);
+            }
+            BACKEND_COOLDOWN
+                .with_label_values(&labels)
+                .set(b.state.cooldown_remaining_ms(now_ms) as f64 / 1000.0);
+        }
+    }
+}
+
+/// `GET /metrics` body (Prometheus text format).
+pub fn metrics(snap: &Snapshot, now_ms: u64) -> LocalResponse {
+    refresh_backend_gauges(snap, now_ms);
+    let (body, _) = crate::metrics::render();
+    LocalResponse {
+        status: 200,
+        content_type: "text/plain; version=0.0.4; charset=utf-8",
+        body,
+        headers: Vec::new(),
+    }
+}
+
+/// `GET /admin/backends`: runtime state of every backend.
+pub fn admin_backends(snap: &Snapshot, now_ms: u64) -> LocalResponse {
+    let smart = &snap.table.settings.smart_ai;
+    let backends: Vec<Value> = snap
+        .table
+        .models
+        .iter()
+        .flat_map(|m| m.backends.iter().map(move |b| (m, b)))
+        .map(|(m, b)| {
+            let (successes, failures) = b.state.totals();
+            json!({
+                "id": &*b.id,
+                "model": m.name,
+                "model_key": m.key,
+                "strategy": m.strategy.as_str(),
+                "provider": b.provider.id,
+                "real_model": b.real_model,
+                "weight": b.weight,
+                "priority": b.priority,
+                "tags": b.tags,
+                "provider_healthy": b.provider.health.is_healthy(),
+                "available": b.provider.health.is_healthy()
+                    && b.state.availability(now_ms) != Availability::Unavailable,
+                "circuit": b.state.circuit(now_ms).as_str(),
+                "cooldown_remaining_seconds": b.state.cooldown_remaining_ms(now_ms) as f64 / 1000.0,
+                "latency_ewma_ms": b.state.ewma_ms(),
+                "inflight": b.state.inflight(),
+                "confidence": b.state.confidence(now_ms, smart),
+                "recent_outcomes": b.state.recent_outcomes().iter().map(|ok| if *ok { "ok" } else { "fail" }).collect::<Vec<_>>(),
+                "successes": successes,
+                "failures": failures,
+            })
+        })
+        .collect();
+    let providers: Vec<Value> = snap
+        .table
+        .providers
+        .iter()
+        .map(|p| {
+            json!({
+                "id": p.id,
+                "name": p.name,
+                "enabled": p.enabled,
+                "backend_type": p.backend_type.as_str(),
+                "healthy": p.health.is_healthy(),
+                "checks": p.health.checks(),
+                "consecutive_check_failures": p.health.consecutive_failures(),
+                "last_check_error": p.health.last_error(),
+            })
+        })
+        .collect();
+    LocalResponse::json(
+        200,
+        &json!({"config_generation": snap.generation, "backends": backends, "providers": providers}),
+    )
+}
+
+/// `GET /admin/config`: a summary of the active config without any secret.
+pub fn admin_config(snap: &Snapshot) -> LocalResponse {
+    let t = &snap.table;
+    let s = &t.settings;
+    let models: Vec<Value> = t
+        .models
+        .iter()
+        .map(|m| {
+            json!({
+                "key": m.key, "name": m.name, "strategy": m.strategy.as_str(),
+                "backends": m.backends.iter().map(|b| json!({
+                    "provider": b.provider.id, "model": b.real_model,
+                    "weight": b.weight, "priority": b.priority, "tags": b.tags,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let providers: Vec<Value> = t
+        .providers
+        .iter()
+        .map(|p| {
+            let scheme = if p.endpoint.tls { "https" } else { "http" };
+            json!({
+                "id": p.id, "name": p.name, "enabled": p.enabled,
+                "backend_type": p.backend_type.as_str(),
+                "endpoint": format!("{scheme}://{}{}", p.endpoint.host_header(), p.endpoint.path_prefix),
+                "timeout_seconds": p.timeout.as_secs_f64(),
+                "max_attempts_per_request": p.max_attempts,
+                "extra_headers": p.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let users: Vec<Value> = snap
+        .users
+        .users
+        .iter()
+        .map(|u| json!({"id": &*u.id, "name": u.name, "tags": u.tags}))
+        .collect();
+    LocalResponse::json(
+        200,
+        &json!({
+            "config_generation": snap.generation,
+            "warnings": snap.warnings,
+            "settings": {
+                "listen": s.listen,
+                "health_check_interval_seconds": s.health_check_interval.as_secs_f64(),
+                "health_check_timeout_seconds": s.health_check_timeout.as_secs_f64(),
+                "recovery_check_interval_seconds": s.recovery_check_interval.as_secs_f64(),
+                "request_timeout_seconds": s.request_timeout.as_secs_f64(),
+                "stream_idle_timeout_seconds": s.stream_idle_timeout.as_secs_f64(),
+                "max_retries": s.max_retries,
+                "circuit_breaker_failure_threshold": s.circuit_breaker_failure_threshold,
+                "circuit_breaker_timeout_seconds": s.circuit_breaker_timeout.as_secs_f64(),
+                "circuit_breaker_success_threshold": s.circuit_breaker_success_threshold,
+                "max_request_body_bytes": s.max_request_body_bytes,
+                "admin_api": s.admin_token.is_some(),
+                "metrics_listen": s.metrics_listen,
+                "metrics_auth": s.metrics_auth,
+                "stream_include_usage": s.stream_include_usage,
+            },
+            "models": models,
+            "providers": providers,
+            "users": users,
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            route(&Method::POST, "/v1/chat/completions"),
+            Route::ChatCompletions
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/chat/completions"),
+            Route::WrongMethod("POST")
+        );
+        assert_eq!(route(&Method::GET, "/models"), Route::Models);
+        assert_eq!(route(&Method::HEAD, "/health"), Route::Health);
+        assert_eq!(route(&Method::POST, "/health"), Route::WrongMethod("GET"));
+        assert_eq!(route(&Method::GET, "/v2/x"), Route::NotFound);
+    }
+}

@@ -1,0 +1,291 @@
+//! The validated, immutable configuration the rest of the gateway is built from.
+//!
+//! Every value here has passed `validate`: references resolve, numbers are in range,
+//! defaults are filled in. Secrets are wrapped in [`Secret`] so they never reach a log
+//! line through `Debug`.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A secret string (API key, user token, admin token). `Debug` and `Display` print a
+/// placeholder; use [`Secret::expose`] where the value is really needed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself. Callers must not log or echo it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Load-balancing strategy of a model (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    WeightedRandom,
+    RoundRobin,
+    Random,
+    LeastLatency,
+    Failover,
+    WeightedFailover,
+    LeastConnections,
+    SmartAi,
+}
+
+impl Strategy {
+    /// Every strategy with its config spelling.
+    pub const ALL: [(&'static str, Strategy); 8] = [
+        ("weighted_random", Strategy::WeightedRandom),
+        ("round_robin", Strategy::RoundRobin),
+        ("random", Strategy::Random),
+        ("least_latency", Strategy::LeastLatency),
+        ("failover", Strategy::Failover),
+        ("weighted_failover", Strategy::WeightedFailover),
+        ("least_connections", Strategy::LeastConnections),
+        ("smart_ai", Strategy::SmartAi),
+    ];
+
+    /// Parses the config spelling (`weighted_random`, ...).
+    pub fn parse(s: &str) -> Option<Strategy> {
+        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, st)| *st)
+    }
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, st)| *st == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("weighted_random")
+    }
+}
+
+/// The API dialect of a provider: decides credential headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendType {
+    OpenAi,
+    Azure,
+    Anthropic,
+    Gemini,
+}
+
+impl BackendType {
+    /// Parses `openai | azure | anthropic | claude | gemini`.
+    pub fn parse(s: &str) -> Option<BackendType> {
+        match s {
+            "openai" => Some(BackendType::OpenAi),
+            "azure" => Some(BackendType::Azure),
+            "anthropic" | "claude" => Some(BackendType::Anthropic),
+            "gemini" => Some(BackendType::Gemini),
+            _ => None,
+        }
+    }
+
+    /// The canonical config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendType::OpenAi => "openai",
+            BackendType::Azure => "azure",
+            BackendType::Anthropic => "anthropic",
+            BackendType::Gemini => "gemini",
+        }
+    }
+}
+
+/// A provider's `base_url`, split into the parts a connection and a request need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `https` (TLS with SNI) or `http`.
+    pub tls: bool,
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing slash, e.g. `/v1` (empty for none).
+    pub path_prefix: String,
+    /// Query string of the base URL without `?`, appended to every upstream request.
+    pub query: Option<String>,
+}
+
+impl Endpoint {
+    /// The value of the `Host` header: host, plus the port when it is not the scheme default.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// Settings for Berry's `smart_ai` confidence strategy (SPEC §5.7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmartAiSettings {
+    pub initial_confidence: f64,
+    pub min_confidence: f64,
+    pub exploration_ratio: f64,
+    pub non_premium_stability_bonus: f64,
+    pub enable_time_decay: bool,
+    pub lightweight_check_interval: Duration,
+    pub success_boost: f64,
+    pub network_error_penalty: f64,
+    pub auth_error_penalty: f64,
+    pub rate_limit_penalty: f64,
+    pub server_error_penalty: f64,
+    pub model_error_penalty: f64,
+    pub timeout_penalty: f64,
+}
+
+impl Default for SmartAiSettings {
+    fn default() -> Self {
+        SmartAiSettings {
+            initial_confidence: 0.8,
+            min_confidence: 0.05,
+            exploration_ratio: 0.2,
+            non_premium_stability_bonus: 1.1,
+            enable_time_decay: true,
+            lightweight_check_interval: Duration::from_secs(600),
+            success_boost: 0.1,
+            network_error_penalty: 0.3,
+            auth_error_penalty: 0.8,
+            rate_limit_penalty: 0.1,
+            server_error_penalty: 0.2,
+            model_error_penalty: 0.3,
+            timeout_penalty: 0.2,
+        }
+    }
+}
+
+/// `[settings]` after defaults and validation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Client listener addresses (`ip:port`).
+    pub listen: Vec<String>,
+    pub health_check_interval: Duration,
+    pub health_check_timeout: Duration,
+    pub recovery_check_interval: Duration,
+    /// Per attempt: connect + time to response headers.
+    pub request_timeout: Duration,
+    /// Longest allowed gap between two upstream body chunks.
+    pub stream_idle_timeout: Duration,
+    /// Extra attempts on other backends before the first response byte.
+    pub max_retries: u32,
+    pub circuit_breaker_failure_threshold: u32,
+    pub circuit_breaker_timeout: Duration,
+    pub circuit_breaker_success_threshold: u32,
+    pub max_request_body_bytes: u64,
+    /// Enables `/admin/*` when set.
+    pub admin_token: Option<Secret>,
+    /// Separate Prometheus listener.
+    pub metrics_listen: Option<String>,
+    /// `/metrics` requires the admin token.
+    pub metrics_auth: bool,
+    /// Add `stream_options.include_usage` to streaming requests that lack it.
+    pub stream_include_usage: bool,
+    pub smart_ai: SmartAiSettings,
+}
+
+/// Per-user request quotas; `None` = unlimited for that window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_minute: Option<u64>,
+    pub per_hour: Option<u64>,
+    pub per_day: Option<u64>,
+}
+
+/// A gateway user (`[users.<id>]`).
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The table key; used in metrics and logs (never the token).
+    pub id: String,
+    pub name: String,
+    pub token: Secret,
+    /// Model keys or client-facing names; empty = every model.
+    pub allowed_models: Vec<String>,
+    pub enabled: bool,
+    pub tags: Vec<String>,
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A provider account (`[providers.<id>]`).
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub id: String,
+    pub name: String,
+    pub endpoint: Endpoint,
+    pub api_key: Secret,
+    pub models: Vec<String>,
+    pub enabled: bool,
+    /// Overrides `settings.request_timeout` for attempts against this provider.
+    pub timeout: Option<Duration>,
+    /// Cap on attempts sent to this provider within one client request (1 + this).
+    pub max_retries: Option<u32>,
+    pub backend_type: BackendType,
+    /// Extra headers sent upstream; values may hold secrets.
+    pub headers: Vec<(String, Secret)>,
+}
+
+/// Berry's billing hint on a backend; informational.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BillingMode {
+    PerToken,
+    PerRequest,
+}
+
+/// One `[[models.<key>.backends]]` entry.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// Provider id (a key of `providers`).
+    pub provider: String,
+    /// Real upstream model name.
+    pub model: String,
+    pub weight: f64,
+    /// 1 = highest.
+    pub priority: u32,
+    pub enabled: bool,
+    pub tags: Vec<String>,
+    pub billing_mode: BillingMode,
+}
+
+/// A client-facing model (`[models.<key>]`).
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub key: String,
+    /// Client-facing name (unique).
+    pub name: String,
+    pub strategy: Strategy,
+    pub enabled: bool,
+    pub backends: Vec<BackendConfig>,
+}
+
+/// A whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub users: Vec<User>,
+    pub providers: Vec<Provider>,
+    pub models: Vec<ModelConfig>,
+    /// Non-fatal findings (printed by `--check-config` and logged on load).
+    pub warnings: Vec<String>,
+}

@@ -1,0 +1,554 @@
+//! Turns the file structs into a checked [`Config`], reporting every problem at once.
+
+use super::endpoint::parse_base_url;
+use super::file::*;
+use super::model::*;
+use super::Problem;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Default client listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+/// Collects problems with their key paths.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Seconds value: must be finite and > 0 (`allow_zero` for optional features).
+    fn seconds(&mut self, path: &str, v: Option<f64>, default: f64) -> Duration {
+        let v = v.unwrap_or(default);
+        if !v.is_finite() || v <= 0.0 || v > 31_536_000.0 {
+            self.add(path, format!("must be a number of seconds > 0 (got {v})"));
+            return Duration::from_secs_f64(default);
+        }
+        Duration::from_secs_f64(v)
+    }
+
+    fn at_least_one(&mut self, path: &str, v: Option<u32>, default: u32) -> u32 {
+        let v = v.unwrap_or(default);
+        if v == 0 {
+            self.add(path, "must be at least 1");
+            return default;
+        }
+        v
+    }
+
+    fn fraction(&mut self, path: &str, v: Option<f64>, default: f64) -> f64 {
+        let v = v.unwrap_or(default);
+        if !(0.0..=1.0).contains(&v) {
+            self.add(path, format!("must be between 0 and 1 (got {v})"));
+            return default;
+        }
+        v
+    }
+}
+
+/// Validates a parsed file. `Err` holds every problem found, each with its key path.
+pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems::default();
+    let mut warnings = Vec::new();
+
+    let settings = validate_settings(file.settings, &mut p);
+
+    let mut providers = Vec::with_capacity(file.providers.len());
+    for (id, fp) in file.providers {
+        providers.push(validate_provider(id, fp, &mut p));
+    }
+    let provider_index: HashMap<&str, &Provider> =
+        providers.iter().map(|pr| (pr.id.as_str(), pr)).collect();
+
+    let mut models = Vec::with_capacity(file.models.len());
+    let mut names: HashMap<String, String> = HashMap::new();
+    for (key, fm) in file.models {
+        let m = validate_model(key, fm, &provider_index, &mut p, &mut warnings);
+        if let Some(other) = names.get(&m.name) {
+            p.add(
+                format!("models.{}.name", m.key),
+                format!(
+                    "client-facing name `{}` is already used by models.{other}",
+                    m.name
+                ),
+            );
+        } else {
+            names.insert(m.name.clone(), m.key.clone());
+        }
+        models.push(m);
+    }
+
+    let model_refs: HashSet<&str> = models
+        .iter()
+        .flat_map(|m| [m.key.as_str(), m.name.as_str()])
+        .collect();
+    let mut users = Vec::with_capacity(file.users.len());
+    let mut tokens: HashMap<String, String> = HashMap::new();
+    for (id, fu) in file.users {
+        let path = format!("users.{id}");
+        let token = match fu.token {
+            Some(t) if !t.trim().is_empty() => t,
+            Some(_) => {
+                p.add(format!("{path}.token"), "must not be empty");
+                String::new()
+            }
+            None => {
+                p.add(format!("{path}.token"), "is required");
+                String::new()
+            }
+        };
+        if !token.is_empty() {
+            if let Some(other) = tokens.get(&token) {
+                p.add(
+                    format!("{path}.token"),
+                    format!("is the same token as users.{other}.token; tokens must be unique"),
+                );
+            } else {
+                tokens.insert(token.clone(), id.clone());
+            }
+            if settings
+                .admin_token
+                .as_ref()
+                .is_some_and(|a| a.expose() == token)
+            {
+                p.add(
+                    format!("{path}.token"),
+                    "must differ from settings.admin_token",
+                );
+            }
+        }
+        for (i, m) in fu.allowed_models.iter().enumerate() {
+            if !model_refs.contains(m.as_str()) {
+                warnings.push(format!(
+                    "{path}.allowed_models[{i}]: `{m}` names no model key or model name"
+                ));
+            }
+        }
+        let rate_limit = fu.rate_limit.map(|r| {
+            for (k, v) in [
+                ("requests_per_minute", r.requests_per_minute),
+                ("requests_per_hour", r.requests_per_hour),
+                ("requests_per_day", r.requests_per_day),
+            ] {
+                if v == Some(0) {
+                    p.add(format!("{path}.rate_limit.{k}"), "must be at least 1");
+                }
+            }
+            RateLimit {
+                per_minute: r.requests_per_minute,
+                per_hour: r.requests_per_hour,
+                per_day: r.requests_per_day,
+            }
+        });
+        users.push(User {
+            name: fu.name.unwrap_or_else(|| id.clone()),
+            id,
+            token: Secret::new(token),
+            allowed_models: fu.allowed_models,
+            enabled: fu.enabled.unwrap_or(true),
+            tags: fu.tags,
+            rate_limit: rate_limit.filter(|r| *r != RateLimit::default()),
+        });
+    }
+
+    if p.0.is_empty() {
+        Ok(Config {
+            settings,
+            users,
+            providers,
+            models,
+            warnings,
+        })
+    } else {
+        Err(p.0)
+    }
+}
+
+fn validate_settings(s: FileSettings, p: &mut Problems) -> Settings {
+    let listen = match s.listen {
+        Some(l) => l.into_vec(),
+        None => vec![DEFAULT_LISTEN.to_string()],
+    };
+    if listen.is_empty() {
+        p.add("settings.listen", "must name at least one address");
+    }
+    for (i, addr) in listen.iter().enumerate() {
+        if addr.parse::<SocketAddr>().is_err() {
+            p.add(
+                format!("settings.listen[{i}]"),
+                format!("`{addr}` is not an ip:port address"),
+            );
+        }
+    }
+    if let Some(m) = &s.metrics_listen {
+        if m.parse::<SocketAddr>().is_err() {
+            p.add(
+                "settings.metrics_listen",
+                format!("`{m}` is not an ip:port address"),
+            );
+        }
+    }
+    let admin_token = match s.admin_token {
+        Some(t) if t.trim().is_empty() => {
+            p.add(
+                "settings.admin_token",
+                "must not be empty (omit it to disable the admin API)",
+            );
+            None
+        }
+        Some(t) => Some(Secret::new(t)),
+        None => None,
+    };
+    let metrics_auth = s.metrics_auth.unwrap_or(false);
+    if metrics_auth && admin_token.is_none() {
+        p.add(
+            "settings.metrics_auth",
+            "needs settings.admin_token to be set",
+        );
+    }
+    let max_request_body_bytes = s.max_request_body_bytes.unwrap_or(32 * 1024 * 1024);
+    if max_request_body_bytes == 0 {
+        p.add("settings.max_request_body_bytes", "must be at least 1");
+    }
+    let sa = s.smart_ai;
+    let ca = sa.confidence_adjustments;
+    let d = SmartAiSettings::default();
+    let sp = "settings.smart_ai";
+    let smart_ai = SmartAiSettings {
+        initial_confidence: p.fraction(
+            &format!("{sp}.initial_confidence"),
+            sa.initial_confidence,
+            d.initial_confidence,
+        ),
+        min_confidence: p.fraction(
+            &format!("{sp}.min_confidence"),
+            sa.min_confidence,
+            d.min_confidence,
+        ),
+        exploration_ratio: p.fraction(
+            &format!("{sp}.exploration_ratio"),
+            sa.exploration_ratio,
+            d.exploration_ratio,
+        ),
+        non_premium_stability_bonus: {
+            let v = sa
+                .non_premium_stability_bonus
+                .unwrap_or(d.non_premium_stability_bonus);
+            if !v.is_finite() || v <= 0.0 {
+                p.add(
+                    format!("{sp}.non_premium_stability_bonus"),
+                    format!("must be a number > 0 (got {v})"),
+                );
+            }
+            v
+        },
+        enable_time_decay: sa.enable_time_decay.unwrap_or(d.enable_time_decay),
+        lightweight_check_interval: p.seconds(
+            &format!("{sp}.lightweight_check_interval_seconds"),
+            sa.lightweight_check_interval_seconds,
+            600.0,
+        ),
+        success_boost: p.fraction(
+            &format!("{sp}.confidence_adjustments.success_boost"),
+            ca.success_boost,
+            d.success_boost,
+        ),
+        network_error_penalty: p.fraction(
+            &format!("{sp}.confidence_adjustments.network_error_penalty"),
+            ca.network_error_penalty,
+            d.network_error_penalty,
+        ),
+        auth_error_penalty: p.fraction(
+            &format!("{sp}.confidence_adjustments.auth_error_penalty"),
+            ca.auth_error_penalty,
+            d.auth_error_penalty,
+        ),
+        rate_limit_penalty: p.fraction(
+            &format!("{sp}.confidence_adjustments.rate_limit_penalty"),
+            ca.rate_limit_penalty,
+            d.rate_limit_penalty,
+        ),
+        server_error_penalty: p.fraction(
+            &format!("{sp}.confidence_adjustments.server_error_penalty"),
+            ca.server_error_penalty,
+            d.server_error_penalty,
+        ),
+        model_error_penalty: p.fraction(
+            &format!("{sp}.confidence_adjustments.model_error_penalty"),
+            ca.model_error_penalty,
+            d.model_error_penalty,
+        ),
+        timeout_penalty: p.fraction(
+            &format!("{sp}.confidence_adjustments.timeout_penalty"),
+            ca.timeout_penalty,
+            d.timeout_penalty,
+        ),
+    };
+    if smart_ai.min_confidence > smart_ai.initial_confidence {
+        p.add(
+            format!("{sp}.min_confidence"),
+            "must not exceed initial_confidence",
+        );
+    }
+    Settings {
+        listen,
+        health_check_interval: p.seconds(
+            "settings.health_check_interval_seconds",
+            s.health_check_interval_seconds,
+            30.0,
+        ),
+        health_check_timeout: p.seconds(
+            "settings.health_check_timeout_seconds",
+            s.health_check_timeout_seconds,
+            10.0,
+        ),
+        recovery_check_interval: p.seconds(
+            "settings.recovery_check_interval_seconds",
+            s.recovery_check_interval_seconds,
+            120.0,
+        ),
+        request_timeout: p.seconds(
+            "settings.request_timeout_seconds",
+            s.request_timeout_seconds,
+            30.0,
+        ),
+        stream_idle_timeout: p.seconds(
+            "settings.stream_idle_timeout_seconds",
+            s.stream_idle_timeout_seconds,
+            120.0,
+        ),
+        max_retries: s.max_retries.or(s.max_internal_retries).unwrap_or(3),
+        circuit_breaker_failure_threshold: p.at_least_one(
+            "settings.circuit_breaker_failure_threshold",
+            s.circuit_breaker_failure_threshold,
+            5,
+        ),
+        circuit_breaker_timeout: p.seconds(
+            "settings.circuit_breaker_timeout_seconds",
+            s.circuit_breaker_timeout_seconds,
+            60.0,
+        ),
+        circuit_breaker_success_threshold: p.at_least_one(
+            "settings.circuit_breaker_success_threshold",
+            s.circuit_breaker_success_threshold,
+            3,
+        ),
+        max_request_body_bytes,
+        admin_token,
+        metrics_listen: s.metrics_listen,
+        metrics_auth,
+        stream_include_usage: s.stream_include_usage.unwrap_or(false),
+        smart_ai,
+    }
+}
+
+fn validate_provider(id: String, fp: FileProvider, p: &mut Problems) -> Provider {
+    let path = format!("providers.{id}");
+    let endpoint = match fp.base_url.as_deref() {
+        Some(u) => match parse_base_url(u) {
+            Ok(e) => e,
+            Err(why) => {
+                p.add(format!("{path}.base_url"), format!("`{u}` {why}"));
+                placeholder_endpoint()
+            }
+        },
+        None => {
+            p.add(format!("{path}.base_url"), "is required");
+            placeholder_endpoint()
+        }
+    };
+    let api_key = match fp.api_key {
+        Some(k) if k.trim().is_empty() => {
+            p.add(format!("{path}.api_key"), "must not be empty");
+            String::new()
+        }
+        Some(k) => k,
+        None => {
+            p.add(format!("{path}.api_key"), "is required");
+            String::new()
+        }
+    };
+    let backend_type = match fp.backend_type.as_deref() {
+        None => BackendType::OpenAi,
+        Some(s) => BackendType::parse(s).unwrap_or_else(|| {
+            p.add(
+                format!("{path}.backend_type"),
+                format!("`{s}` is not one of openai, azure, anthropic (claude), gemini"),
+            );
+            BackendType::OpenAi
+        }),
+    };
+    let timeout = fp
+        .timeout_seconds
+        .map(|t| p.seconds(&format!("{path}.timeout_seconds"), Some(t), 30.0));
+    let mut headers = Vec::with_capacity(fp.headers.len());
+    for (name, value) in fp.headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            p.add(
+                format!("{path}.headers.{name}"),
+                "is not a valid HTTP header name",
+            );
+        } else if http::HeaderValue::from_str(&value).is_err() {
+            p.add(
+                format!("{path}.headers.{name}"),
+                "value is not a valid HTTP header value",
+            );
+        }
+        headers.push((name, Secret::new(value)));
+    }
+    if http::HeaderValue::from_str(&api_key).is_err() {
+        p.add(
+            format!("{path}.api_key"),
+            "has characters not allowed in an HTTP header",
+        );
+    }
+    Provider {
+        name: fp.name.unwrap_or_else(|| id.clone()),
+        id,
+        endpoint,
+        api_key: Secret::new(api_key),
+        models: fp.models,
+        enabled: fp.enabled.unwrap_or(true),
+        timeout,
+        max_retries: fp.max_retries,
+        backend_type,
+        headers,
+    }
+}
+
+fn placeholder_endpoint() -> Endpoint {
+    Endpoint {
+        tls: false,
+        host: String::new(),
+        port: 0,
+        path_prefix: String::new(),
+        query: None,
+    }
+}
+
+fn validate_model(
+    key: String,
+    fm: FileModel,
+    providers: &HashMap<&str, &Provider>,
+    p: &mut Problems,
+    warnings: &mut Vec<String>,
+) -> ModelConfig {
+    let path = format!("models.{key}");
+    let name = match fm.name {
+        Some(n) if n.trim().is_empty() => {
+            p.add(format!("{path}.name"), "must not be empty");
+            key.clone()
+        }
+        Some(n) => n,
+        None => key.clone(),
+    };
+    let strategy = match fm.strategy.as_deref() {
+        None => Strategy::WeightedRandom,
+        Some(s) => Strategy::parse(s).unwrap_or_else(|| {
+            let known: Vec<&str> = Strategy::ALL.iter().map(|(n, _)| *n).collect();
+            p.add(
+                format!("{path}.strategy"),
+                format!("`{s}` is not a known strategy ({})", known.join(", ")),
+            );
+            Strategy::WeightedRandom
+        }),
+    };
+    let enabled = fm.enabled.unwrap_or(true);
+    let mut backends = Vec::with_capacity(fm.backends.len());
+    let mut usable = 0usize;
+    let mut seen = HashSet::new();
+    for (i, fb) in fm.backends.into_iter().enumerate() {
+        let bpath = format!("{path}.backends[{i}]");
+        let provider_id = fb.provider.unwrap_or_default();
+        let provider = if provider_id.is_empty() {
+            p.add(format!("{bpath}.provider"), "is required");
+            None
+        } else {
+            let found = providers.get(provider_id.as_str()).copied();
+            if found.is_none() {
+                p.add(
+                    format!("{bpath}.provider"),
+                    format!("`{provider_id}` is not a provider (no [providers.{provider_id}])"),
+                );
+            }
+            found
+        };
+        let model = match fb.model {
+            Some(m) if !m.trim().is_empty() => m,
+            Some(_) => {
+                p.add(format!("{bpath}.model"), "must not be empty");
+                String::new()
+            }
+            None => {
+                p.add(format!("{bpath}.model"), "is required");
+                String::new()
+            }
+        };
+        let weight = fb.weight.unwrap_or(1.0);
+        if !weight.is_finite() || weight <= 0.0 {
+            p.add(
+                format!("{bpath}.weight"),
+                format!("must be a finite number > 0 (got {weight})"),
+            );
+        }
+        let billing_mode = match fb.billing_mode.as_deref() {
+            None | Some("per_token") => BillingMode::PerToken,
+            Some("per_request") => BillingMode::PerRequest,
+            Some(other) => {
+                p.add(
+                    format!("{bpath}.billing_mode"),
+                    format!("`{other}` is not per_token or per_request"),
+                );
+                BillingMode::PerToken
+            }
+        };
+        let b_enabled = fb.enabled.unwrap_or(true);
+        if let Some(pr) = provider {
+            if !pr.models.is_empty() && !model.is_empty() && !pr.models.contains(&model) {
+                warnings.push(format!(
+                    "{bpath}.model: `{model}` is not listed in providers.{}.models",
+                    pr.id
+                ));
+            }
+            if b_enabled && pr.enabled {
+                usable += 1;
+            }
+        }
+        if !seen.insert((provider_id.clone(), model.clone())) {
+            p.add(
+                bpath.clone(),
+                format!(
+                    "duplicates an earlier backend (provider `{provider_id}`, model `{model}`)"
+                ),
+            );
+        }
+        backends.push(BackendConfig {
+            provider: provider_id,
+            model,
+            weight,
+            priority: fb.priority.unwrap_or(1),
+            enabled: b_enabled,
+            tags: fb.tags,
+            billing_mode,
+        });
+    }
+    if enabled && usable == 0 {
+        p.add(
+            format!("{path}.backends"),
+            "an enabled model needs at least one enabled backend on an enabled provider",
+        );
+    }
+    ModelConfig {
+        key,
+        name,
+        strategy,
+        enabled,
+        backends,
+    }
+}

@@ -1,0 +1,278 @@
+//! Errors the gateway answers itself, in one place: status, OpenAI error `type`/`code`,
+//! message, and the JSON body (SPEC §4).
+//!
+//! Messages never contain a token, key or request body; callers pass only fixed text,
+//! model names, sizes and limits.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// An OpenAI-shaped error response the gateway generates locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    /// OpenAI `error.type`, e.g. `invalid_request_error`.
+    pub error_type: &'static str,
+    /// OpenAI `error.code`, e.g. `model_not_found`.
+    pub code: &'static str,
+    /// OpenAI `error.param`, e.g. `model`.
+    pub param: Option<&'static str>,
+    pub message: Cow<'static, str>,
+    /// Seconds for a `Retry-After` header (429 only).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(
+        status: u16,
+        error_type: &'static str,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        ApiError {
+            status,
+            error_type,
+            code,
+            param: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Sets `error.param`.
+    pub fn with_param(mut self, param: &'static str) -> Self {
+        self.param = Some(param);
+        self
+    }
+
+    /// 400: malformed JSON, missing/empty `model`, wrong content.
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(400, "invalid_request_error", "invalid_request", message)
+    }
+
+    /// 401: the same answer for a missing, unknown or disabled token.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            401,
+            "authentication_error",
+            "invalid_api_key",
+            "Invalid or missing API key. Send `Authorization: Bearer <token>` or `x-api-key: <token>`.",
+        )
+    }
+
+    /// 403: the user may not use this model.
+    pub fn model_not_allowed(model: &str) -> Self {
+        Self::new(
+            403,
+            "permission_error",
+            "model_not_allowed",
+            format!(
+                "You are not allowed to use the model `{}`.",
+                printable(model)
+            ),
+        )
+        .with_param("model")
+    }
+
+    /// 404: unknown or disabled model.
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            404,
+            "invalid_request_error",
+            "model_not_found",
+            format!("The model `{}` does not exist.", printable(model)),
+        )
+        .with_param("model")
+    }
+
+    /// 404: no such endpoint.
+    pub fn route_not_found(path: &str) -> Self {
+        Self::new(
+            404,
+            "invalid_request_error",
+            "not_found",
+            format!("Unknown endpoint `{}`.", printable(path)),
+        )
+    }
+
+    /// 405: known endpoint, wrong method.
+    pub fn method_not_allowed(allowed: &'static str) -> Self {
+        Self::new(
+            405,
+            "invalid_request_error",
+            "method_not_allowed",
+            format!("Method not allowed; use {allowed}."),
+        )
+    }
+
+    /// 408: the client did not send its body within the request timeout.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            408,
+            "invalid_request_error",
+            "request_timeout",
+            "The request body was not received in time.",
+        )
+    }
+
+    /// 411: a chunked body too large to hold for retries; send Content-Length.
+    pub fn length_required() -> Self {
+        Self::new(
+            411,
+            "invalid_request_error",
+            "length_required",
+            "Chunked request bodies over 64 KiB are not supported; send Content-Length.",
+        )
+    }
+
+    /// 413: body over `max_request_body_bytes`.
+    pub fn too_large(limit: u64) -> Self {
+        Self::new(
+            413,
+            "invalid_request_error",
+            "request_too_large",
+            format!("The request body exceeds the limit of {limit} bytes."),
+        )
+    }
+
+    /// 415: the body is not JSON.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            415,
+            "invalid_request_error",
+            "unsupported_media_type",
+            "The request body must be JSON (Content-Type: application/json).",
+        )
+    }
+
+    /// 429: the user's own quota is used up.
+    pub fn user_rate_limited(window: &str, retry_after: u64) -> Self {
+        let mut e = Self::new(
+            429,
+            "rate_limit_error",
+            "user_rate_limited",
+            format!(
+                "Rate limit exceeded: too many requests per {window}. Retry after {retry_after} s."
+            ),
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 503: no backend could be tried.
+    pub fn no_backend(model: &str) -> Self {
+        Self::new(
+            503,
+            "upstream_error",
+            "no_available_backend",
+            format!(
+                "No backend is available for the model `{}`.",
+                printable(model)
+            ),
+        )
+    }
+
+    /// 502: every attempt failed without a usable response.
+    pub fn upstream_failed(attempts: u32) -> Self {
+        Self::new(
+            502,
+            "upstream_error",
+            "upstream_error",
+            format!(
+                "The upstream provider failed ({attempts} attempt(s)); no response was received."
+            ),
+        )
+    }
+
+    /// 504: the last attempt timed out.
+    pub fn upstream_timeout(attempts: u32) -> Self {
+        Self::new(
+            504,
+            "upstream_error",
+            "upstream_timeout",
+            format!("The upstream provider did not answer in time ({attempts} attempt(s))."),
+        )
+    }
+
+    /// 401 for the admin API and protected metrics.
+    pub fn admin_unauthorized() -> Self {
+        Self::new(
+            401,
+            "authentication_error",
+            "invalid_admin_token",
+            "Invalid or missing admin token.",
+        )
+    }
+
+    /// 500: a bug or an internal failure; the message stays generic.
+    pub fn internal() -> Self {
+        Self::new(
+            500,
+            "server_error",
+            "internal_error",
+            "The gateway failed to process the request.",
+        )
+    }
+
+    /// The JSON body: `{"error":{"message":..,"type":..,"param":..,"code":..}}`.
+    pub fn body(&self) -> Vec<u8> {
+        let body = serde_json::json!({
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        });
+        serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":{}}".to_vec())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Caps and sanitises client-supplied text echoed in an error message.
+fn printable(s: &str) -> Cow<'_, str> {
+    const MAX: usize = 128;
+    if s.len() <= MAX && s.chars().all(|c| !c.is_control()) {
+        return Cow::Borrowed(s);
+    }
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(MAX).collect();
+    if s.chars().count() > MAX {
+        out.push('…');
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_openai_shaped() {
+        let e = ApiError::model_not_found("gpt-\"x\"");
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["param"], "model");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpt-\"x\""));
+        assert_eq!(e.status, 404);
+    }
+
+    #[test]
+    fn long_or_control_text_is_capped() {
+        let long = "a".repeat(1000);
+        let e = ApiError::model_not_found(&long);
+        assert!(e.message.len() < 200);
+        let e = ApiError::model_not_found("x\ny");
+        assert!(!e.message.contains('\n'));
+    }
+}

@@ -1,0 +1,24 @@
+//! Berry Gateway: a Pingora-based, OpenAI-compatible gateway that load-balances AI traffic
+//! across provider accounts.
+//!
+//! Data flows one way: `config` → `routing` (snapshot) → `proxy` hooks, with `health` and
+//! `metrics` on the side. See ARCHITECTURE in the README.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod mock;
+pub mod providers;
+pub mod proxy;
+pub mod reload;
+pub mod routing;
+pub mod snapshot;
+pub mod usage;

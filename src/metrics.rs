@@ -1,0 +1,181 @@
+//! Every Prometheus metric of the gateway, defined once (SPEC §8).
+//!
+//! Metrics live in the process-wide default registry so both the client listener's
+//! `/metrics` and the optional separate metrics listener expose the same families. Labels
+//! are low-cardinality: model names, user ids, provider ids and backend ids from the
+//! config — never a token, key, request id or URL.
+
+use once_cell::sync::Lazy;
+use prometheus::{
+    register_histogram, register_histogram_vec, register_int_counter_vec, register_int_gauge_vec,
+    Encoder, Histogram, HistogramVec, IntCounterVec, IntGaugeVec, TextEncoder,
+};
+
+/// Latency buckets in seconds, from a fast cached reply to a long generation.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// Gateway-internal time in seconds: microseconds to tens of milliseconds.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+];
+/// Token counts per request: powers of 4 up to ~4M (OTel GenAI suggests powers of 4).
+const TOKEN_BUCKETS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+];
+
+macro_rules! metric {
+    ($name:ident: $ty:ty = $init:expr) => {
+        #[doc = concat!("`", stringify!($name), "` (see README, Observability).")]
+        pub static $name: Lazy<$ty> = Lazy::new(|| $init.expect("metric registers once"));
+    };
+}
+
+metric!(REQUESTS: IntCounterVec = register_int_counter_vec!(
+    "berry_requests_total",
+    "Client requests on proxied endpoints by model, user id and final status code.",
+    &["model", "user", "code"]
+));
+metric!(UPSTREAM_ATTEMPTS: IntCounterVec = register_int_counter_vec!(
+    "berry_upstream_attempts_total",
+    "Upstream attempts by provider, backend and outcome (success, connect_error, timeout, http_4xx, http_429, http_5xx, stream_error, client_closed).",
+    &["provider", "backend", "outcome"]
+));
+metric!(RETRIES: IntCounterVec = register_int_counter_vec!(
+    "berry_retries_total",
+    "Extra attempts made on another backend after a failure before the first byte.",
+    &["model"]
+));
+metric!(LAST_RESORT: IntCounterVec = register_int_counter_vec!(
+    "berry_last_resort_selections_total",
+    "Attempts sent to a backend although none was available (all unhealthy, open or cooling down).",
+    &["model"]
+));
+metric!(INFLIGHT: IntGaugeVec = register_int_gauge_vec!(
+    "berry_inflight_requests",
+    "Proxied requests currently being served, by model.",
+    &["model"]
+));
+metric!(REQUEST_DURATION: HistogramVec = register_histogram_vec!(
+    "berry_request_duration_seconds",
+    "Time from request start to the last response byte, by model.",
+    &["model"],
+    LATENCY_BUCKETS.to_vec()
+));
+metric!(TTFB: HistogramVec = register_histogram_vec!(
+    "berry_time_to_first_byte_seconds",
+    "Time from attempt start to upstream response headers, by model and provider.",
+    &["model", "provider"],
+    LATENCY_BUCKETS.to_vec()
+));
+metric!(OVERHEAD: Histogram = register_histogram!(
+    "berry_gateway_overhead_seconds",
+    "Time spent in the gateway itself per request: auth, body scan, routing and rewrite before the upstream request, plus response header handling.",
+    OVERHEAD_BUCKETS.to_vec()
+));
+metric!(TOKENS: IntCounterVec = register_int_counter_vec!(
+    "berry_tokens_total",
+    "Tokens reported by upstream usage, by model, user, provider and type (input, output).",
+    &["model", "user", "provider", "type"]
+));
+metric!(BACKEND_UP: IntGaugeVec = register_int_gauge_vec!(
+    "berry_backend_up",
+    "1 when the backend is available for new requests (provider healthy, circuit not open, not cooling down).",
+    &["provider", "backend"]
+));
+metric!(CIRCUIT_STATE: IntGaugeVec = register_int_gauge_vec!(
+    "berry_circuit_state",
+    "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+    &["provider", "backend"]
+));
+metric!(BACKEND_CONFIDENCE: prometheus::GaugeVec = prometheus::register_gauge_vec!(
+    "berry_backend_confidence",
+    "smart_ai confidence of the backend (0..1).",
+    &["provider", "backend"]
+));
+metric!(BACKEND_LATENCY: prometheus::GaugeVec = prometheus::register_gauge_vec!(
+    "berry_backend_latency_ewma_seconds",
+    "EWMA of time to first byte (absent until measured).",
+    &["provider", "backend"]
+));
+metric!(BACKEND_COOLDOWN: prometheus::GaugeVec = prometheus::register_gauge_vec!(
+    "berry_backend_cooldown_seconds",
+    "Seconds of 429 cooldown left.",
+    &["provider", "backend"]
+));
+metric!(HEALTH_CHECKS: IntCounterVec = register_int_counter_vec!(
+    "berry_health_checks_total",
+    "Active health checks by provider and result (success, failure).",
+    &["provider", "result"]
+));
+metric!(CONFIG_RELOADS: IntCounterVec = register_int_counter_vec!(
+    "berry_config_reloads_total",
+    "Config reloads by result (success, error).",
+    &["result"]
+));
+metric!(BUILD_INFO: IntGaugeVec = register_int_gauge_vec!(
+    "berry_build_info",
+    "Always 1; the label carries the gateway version.",
+    &["version"]
+));
+metric!(USER_RATE_LIMITED: IntCounterVec = register_int_counter_vec!(
+    "berry_user_rate_limited_total",
+    "Requests refused by a user's own rate limit, by user id and window.",
+    &["user", "window"]
+));
+metric!(GENAI_DURATION: HistogramVec = register_histogram_vec!(
+    "gen_ai_server_request_duration_seconds",
+    "OpenTelemetry GenAI: request duration.",
+    &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"],
+    LATENCY_BUCKETS.to_vec()
+));
+metric!(GENAI_TTFT: HistogramVec = register_histogram_vec!(
+    "gen_ai_server_time_to_first_token_seconds",
+    "OpenTelemetry GenAI: time to the first response byte (first token for streams).",
+    &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"],
+    LATENCY_BUCKETS.to_vec()
+));
+metric!(GENAI_TOKENS: HistogramVec = register_histogram_vec!(
+    "gen_ai_client_token_usage",
+    "OpenTelemetry GenAI: tokens per request by type (input, output).",
+    &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"],
+    TOKEN_BUCKETS.to_vec()
+));
+
+/// Registers every metric (so families appear before their first sample) and sets build info.
+pub fn init() {
+    BUILD_INFO
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    Lazy::force(&REQUESTS);
+    Lazy::force(&UPSTREAM_ATTEMPTS);
+    Lazy::force(&RETRIES);
+    Lazy::force(&LAST_RESORT);
+    Lazy::force(&INFLIGHT);
+    Lazy::force(&REQUEST_DURATION);
+    Lazy::force(&TTFB);
+    Lazy::force(&OVERHEAD);
+    Lazy::force(&TOKENS);
+    Lazy::force(&BACKEND_UP);
+    Lazy::force(&CIRCUIT_STATE);
+    Lazy::force(&BACKEND_CONFIDENCE);
+    Lazy::force(&BACKEND_LATENCY);
+    Lazy::force(&BACKEND_COOLDOWN);
+    Lazy::force(&HEALTH_CHECKS);
+    Lazy::force(&CONFIG_RELOADS);
+    Lazy::force(&USER_RATE_LIMITED);
+    Lazy::force(&GENAI_DURATION);
+    Lazy::force(&GENAI_TTFT);
+    Lazy::force(&GENAI_TOKENS);
+}
+
+/// The default registry in Prometheus text format.
+pub fn render() -> (Vec<u8>, String) {
+    let encoder = TextEncoder::new();
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let families = prometheus::gather();
+    if let Err(e) = encoder.encode(&families, &mut buf) {
+        log::error!("encoding metrics failed: {e}");
+    }
+    (buf, encoder.format_type().to_string())
+}

@@ -1,0 +1,237 @@
+//! The client side of a proxied request: request id, authentication, bounded body read,
+//! model resolution and policy checks, in the order SPEC §4 fixes:
+//! token → body → model exists → user may use it → user rate limit → routing.
+
+use super::ctx::{Operation, ProxyRequest};
+use crate::error::ApiError;
+use crate::snapshot::Snapshot;
+use bytes::{Bytes, BytesMut};
+use pingora_proxy::Session;
+use std::time::Duration;
+
+/// Largest tail of a body held in Pingora's retry buffer (its capacity, and the largest
+/// single body read Pingora returns).
+const RETRY_TAIL: u64 = 64 * 1024;
+
+/// A valid client `x-request-id` is reused (printable ASCII, at most 128 bytes); otherwise
+/// a random 32-hex-digit id is generated.
+pub fn request_id(session: &Session, rng: &mut fastrand::Rng) -> String {
+    if let Some(v) = session.req_header().headers.get("x-request-id") {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| (0x21..0x7f).contains(c)) {
+            if let Ok(s) = std::str::from_utf8(b) {
+                return s.to_string();
+            }
+        }
+    }
+    format!("{:016x}{:016x}", rng.u64(..), rng.u64(..))
+}
+
+fn header<'a>(session: &'a Session, name: &str) -> Option<&'a [u8]> {
+    session.req_header().headers.get(name).map(|v| v.as_bytes())
+}
+
+/// The authenticated user's index, or the uniform 401.
+pub fn authenticate(session: &Session, snap: &Snapshot) -> Result<usize, ApiError> {
+    let token = crate::auth::client_token(
+        header(session, "authorization"),
+        header(session, "x-api-key"),
+    )
+    .ok_or_else(ApiError::unauthorized)?;
+    snap.users
+        .authenticate_index(token)
+        .ok_or_else(ApiError::unauthorized)
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub enum BodyFailure {
+    /// Answer this error (the connection may still be usable).
+    Refuse(ApiError),
+    /// The client connection failed; nothing can be answered.
+    Io(Box<pingora_error::Error>),
+}
+
+/// Reads the whole request body, bounded by `max` bytes and `timeout`.
+///
+/// Pingora forwards only what is in its retry buffer once the body has been consumed
+/// here, so the last ≤ 64 KiB are read with retry buffering on (see PINGORA-NOTES);
+/// `request_body_filter` later swaps that tail for the whole rewritten body.
+pub async fn read_body(
+    session: &mut Session,
+    max: u64,
+    timeout: Duration,
+) -> Result<Bytes, BodyFailure> {
+    let headers = &session.req_header().headers;
+    let chunked = headers
+        .get(http::header::TRANSFER_ENCODING)
+        .is_some_and(|v| {
+            v.as_bytes()
+                .windows(7)
+                .any(|w| w.eq_ignore_ascii_case(b"chunked"))
+        });
+    let content_length = if chunked {
+        None
+    } else {
+        match headers.get(http::header::CONTENT_LENGTH) {
+            None => Some(0),
+            Some(v) => match std::str::from_utf8(v.as_bytes())
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+            {
+                Some(n) => Some(n),
+                None => {
+                    return Err(BodyFailure::Refuse(ApiError::bad_request(
+                        "Invalid Content-Length header.",
+                    )))
+                }
+            },
+        }
+    };
+    if let Some(n) = content_length {
+        if n > max {
+            return Err(BodyFailure::Refuse(ApiError::too_large(max)));
+        }
+        if n == 0 {
+            return Err(BodyFailure::Refuse(ApiError::bad_request(
+                "A JSON request body is required.",
+            )));
+        }
+    }
+    let expects_continue = headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        session
+            .as_downstream_mut()
+            .write_continue_response()
+            .await
+            .map_err(BodyFailure::Io)?;
+    }
+    match tokio::time::timeout(timeout, read_all(session, content_length, max)).await {
+        Ok(r) => r,
+        Err(_) => Err(BodyFailure::Refuse(ApiError::body_timeout())),
+    }
+}
+
+async fn read_all(
+    session: &mut Session,
+    content_length: Option<u64>,
+    max: u64,
+) -> Result<Bytes, BodyFailure> {
+    let capacity = content_length.unwrap_or(16 * 1024).min(max) as usize;
+    let mut buf = BytesMut::with_capacity(capacity);
+    let retry_tail_from = content_length.map(|n| n.saturating_sub(RETRY_TAIL));
+    if retry_tail_from.is_none_or(|from| from == 0) {
+        session.as_downstream_mut().enable_retry_buffering();
+    }
+    loop {
+        let chunk = session
+            .as_downstream_mut()
+            .read_request_body()
+            .await
+            .map_err(BodyFailure::Io)?;
+        let Some(chunk) = chunk else { break };
+        if buf.len() as u64 + chunk.len() as u64 > max {
+            return Err(BodyFailure::Refuse(ApiError::too_large(max)));
+        }
+        buf.extend_from_slice(&chunk);
+        if let Some(from) = retry_tail_from {
+            if buf.len() as u64 >= from {
+                session.as_downstream_mut().enable_retry_buffering();
+            }
+        }
+    }
+    if let Some(n) = content_length {
+        if (buf.len() as u64) < n {
+            return Err(BodyFailure::Refuse(ApiError::bad_request(
+                "The request body ended before Content-Length bytes.",
+            )));
+        }
+    }
+    if buf.is_empty() {
+        return Err(BodyFailure::Refuse(ApiError::bad_request(
+            "A JSON request body is required.",
+        )));
+    }
+    let downstream = session.as_downstream_mut();
+    if downstream.retry_buffer_truncated() {
+        return Err(BodyFailure::Refuse(ApiError::length_required()));
+    }
+    if downstream.get_retry_buffer().is_none() {
+        // Pingora would forward nothing: refuse rather than hang.
+        log::error!("request body tail was not captured for forwarding");
+        return Err(BodyFailure::Refuse(ApiError::internal()));
+    }
+    Ok(buf.freeze())
+}
+
+/// Validates a read body against the snapshot: model scan, existence, permission, quota.
+pub fn admit(
+    op: Operation,
+    body: Bytes,
+    user: usize,
+    snap: &Snapshot,
+    path: &str,
+    query: Option<&str>,
+    now_ms: u64,
+) -> Result<ProxyRequest, ApiError> {
+    let scan = crate::body::scan(&body)
+        .map_err(|e| ApiError::bad_request(e.message()).with_param("model"))?;
+    let model = snap
+        .table
+        .model_index(&scan.model)
+        .ok_or_else(|| ApiError::model_not_found(&scan.model))?;
+    let entry = snap
+        .users
+        .users
+        .get(user)
+        .ok_or_else(ApiError::unauthorized)?;
+    if !entry.may_use(model) {
+        return Err(ApiError::model_not_allowed(&scan.model));
+    }
+    if let Err((window, retry_after)) = entry.take_quota(now_ms) {
+        crate::metrics::USER_RATE_LIMITED
+            .with_label_values(&[&entry.id, window])
+            .inc();
+        return Err(ApiError::user_rate_limited(window, retry_after));
+    }
+    let include_usage = if snap.table.settings.stream_include_usage {
+        crate::body::include_usage_edit(&scan).map(|e| (e.range, e.bytes))
+    } else {
+        None
+    };
+    Ok(ProxyRequest {
+        op,
+        user,
+        model,
+        model_span: scan.model_span.clone(),
+        stream: scan.stream,
+        include_usage,
+        body,
+        path: path.to_string(),
+        query: query.map(str::to_string),
+    })
+}
+
+/// The body for one attempt: the client's bytes with the `model` value replaced by the
+/// backend's real model (and `include_usage` added when configured). Reuses the client's
+/// bytes untouched when nothing changes.
+pub fn attempt_body(req: &ProxyRequest, model_literal: &[u8]) -> Bytes {
+    let same_model = req.body.get(req.model_span.clone()) == Some(model_literal);
+    if same_model && req.include_usage.is_none() {
+        return req.body.clone();
+    }
+    let mut edits: smallvec::SmallVec<[crate::body::Edit<'_>; 2]> = smallvec::SmallVec::new();
+    edits.push(crate::body::Edit {
+        range: req.model_span.clone(),
+        bytes: model_literal,
+    });
+    if let Some((range, bytes)) = &req.include_usage {
+        edits.push(crate::body::Edit {
+            range: range.clone(),
+            bytes,
+        });
+    }
+    Bytes::from(crate::body::apply_edits(&req.body, &mut edits))
+}
