@@ -28,12 +28,19 @@
 //!
 //! # Performance
 //!
-//! UTF-8 is validated once up front with [`std::str::from_utf8`]; the tokenizer then works on
-//! bytes, skipping string contents with `memchr2` to the next `"` or `\`. The scanner is
-//! iterative (no recursion) and uses a 128-bit stack, so it allocates nothing except the
-//! `model` [`String`].
+//! UTF-8 is validated once up front with [`std::str::from_utf8`] (SIMD), together with a
+//! vectorised check for control bytes; the tokenizer then works on bytes in one linear pass.
+//! String contents are skipped to the next `"` or `\` with an inline SWAR check of the first
+//! word(s) (most strings are short keys and roles, where a library call's fixed cost dominates),
+//! then `memchr2` (SIMD) for long runs. Only when the body contains a control byte somewhere
+//! (e.g. pretty-printed JSON) are string runs also checked for unescaped control characters.
+//! Only top-level keys, the `model` value and the keys directly inside `stream_options` are
+//! decoded; escape-free keys are compared in place. The scanner is iterative (no recursion,
+//! a 128-bit container stack) and allocates nothing except the `model` [`String`]. Internal
+//! errors are a packed 8-byte word so hot-path `Result`s stay in registers.
 
 use std::fmt;
+use std::num::NonZeroU64;
 use std::ops::Range;
 
 use memchr::memchr2;
@@ -166,11 +173,98 @@ mod reason {
     pub const DUPLICATE_STREAM_OPTIONS: &str = "duplicate 'stream_options' key";
 }
 
-type Res<T> = Result<T, BodyError>;
+/// Syntax error kinds, kept as a one-byte code on the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    Eof,
+    ExpectedValue,
+    ExpectedObject,
+    ExpectedKey,
+    ExpectedColon,
+    ExpectedCommaOrBrace,
+    ExpectedCommaOrBracket,
+    InvalidLiteral,
+    InvalidNumber,
+    ControlChar,
+    UnterminatedString,
+    InvalidEscape,
+    InvalidUnicodeEscape,
+    LoneSurrogate,
+    Trailing,
+    TooDeep,
+}
+
+/// All codes, indexed by discriminant (used to decode a [`Fail`]).
+const CODES: [Code; 16] = [
+    Code::Eof,
+    Code::ExpectedValue,
+    Code::ExpectedObject,
+    Code::ExpectedKey,
+    Code::ExpectedColon,
+    Code::ExpectedCommaOrBrace,
+    Code::ExpectedCommaOrBracket,
+    Code::InvalidLiteral,
+    Code::InvalidNumber,
+    Code::ControlChar,
+    Code::UnterminatedString,
+    Code::InvalidEscape,
+    Code::InvalidUnicodeEscape,
+    Code::LoneSurrogate,
+    Code::Trailing,
+    Code::TooDeep,
+];
+
+/// Internal error: byte offset and [`Code`] packed into one non-zero word, so `Result<T, Fail>`
+/// is returned in registers instead of through memory (a measurable win on short tokens).
+/// Converted to [`BodyError`] only once, when `scan` returns.
+#[derive(Debug, Clone, Copy)]
+struct Fail(NonZeroU64);
+
+impl Fail {
+    #[cold]
+    #[inline(never)]
+    fn new(offset: usize, code: Code) -> Fail {
+        let packed = ((offset as u64) << 8) | (code as u64 + 1);
+        Fail(NonZeroU64::new(packed).unwrap_or(NonZeroU64::MIN))
+    }
+}
+
+impl From<Fail> for BodyError {
+    #[cold]
+    fn from(f: Fail) -> BodyError {
+        let word = f.0.get();
+        let offset = usize::try_from(word >> 8).unwrap_or(usize::MAX);
+        let code = CODES
+            .get(usize::from((word & 0xff) as u8).wrapping_sub(1))
+            .copied()
+            .unwrap_or(Code::TooDeep);
+        let reason = match code {
+            Code::Eof => reason::EOF,
+            Code::ExpectedValue => reason::EXPECTED_VALUE,
+            Code::ExpectedObject => reason::EXPECTED_OBJECT,
+            Code::ExpectedKey => reason::EXPECTED_KEY,
+            Code::ExpectedColon => reason::EXPECTED_COLON,
+            Code::ExpectedCommaOrBrace => reason::EXPECTED_COMMA_OR_BRACE,
+            Code::ExpectedCommaOrBracket => reason::EXPECTED_COMMA_OR_BRACKET,
+            Code::InvalidLiteral => reason::INVALID_LITERAL,
+            Code::InvalidNumber => reason::INVALID_NUMBER,
+            Code::ControlChar => reason::CONTROL_CHAR,
+            Code::UnterminatedString => reason::UNTERMINATED_STRING,
+            Code::InvalidEscape => reason::INVALID_ESCAPE,
+            Code::InvalidUnicodeEscape => reason::INVALID_UNICODE_ESCAPE,
+            Code::LoneSurrogate => reason::LONE_SURROGATE,
+            Code::Trailing => reason::TRAILING,
+            Code::TooDeep => return BodyError::TooDeep,
+        };
+        BodyError::InvalidJson { offset, reason }
+    }
+}
+
+type Res<T> = Result<T, Fail>;
 
 #[inline]
-fn invalid<T>(offset: usize, reason: &'static str) -> Res<T> {
-    Err(BodyError::InvalidJson { offset, reason })
+fn invalid<T>(offset: usize, code: Code) -> Res<T> {
+    Err(Fail::new(offset, code))
 }
 
 /// Validate and scan a whole request body.
@@ -190,6 +284,7 @@ pub fn scan(body: &[u8]) -> Result<RequestScan, BodyError> {
         s: text,
         b: body,
         pos: 0,
+        has_control: contains_control(body),
     };
     p.skip_ws();
     match p.peek() {
@@ -197,7 +292,7 @@ pub fn scan(body: &[u8]) -> Result<RequestScan, BodyError> {
         Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
             return Err(BodyError::NotAnObject);
         }
-        _ => return p.eof_or(reason::EXPECTED_OBJECT),
+        _ => return p.eof_or(Code::ExpectedObject).map_err(BodyError::from),
     }
 
     let mut model: Option<(Range<usize>, String)> = None;
@@ -218,12 +313,12 @@ pub fn scan(body: &[u8]) -> Result<RequestScan, BodyError> {
         loop {
             let key_start = p.pos;
             if p.peek() != Some(b'"') {
-                return p.eof_or(reason::EXPECTED_KEY);
+                return p.eof_or(Code::ExpectedKey).map_err(BodyError::from);
             }
             let mut key = KeyBuf::new();
             p.string(&mut key)?;
             p.skip_ws();
-            p.expect_byte(b':', reason::EXPECTED_COLON)?;
+            p.expect_byte(b':', Code::ExpectedColon)?;
             p.skip_ws();
             let value_start = p.pos;
 
@@ -295,14 +390,18 @@ pub fn scan(body: &[u8]) -> Result<RequestScan, BodyError> {
                     p.pos += 1;
                     break p.pos - 1;
                 }
-                _ => return p.eof_or(reason::EXPECTED_COMMA_OR_BRACE),
+                _ => {
+                    return p
+                        .eof_or(Code::ExpectedCommaOrBrace)
+                        .map_err(BodyError::from);
+                }
             }
         }
     };
 
     p.skip_ws();
     if p.pos != body.len() {
-        return invalid(p.pos, reason::TRAILING);
+        return invalid(p.pos, Code::Trailing).map_err(BodyError::from);
     }
     if duplicate_model {
         return Err(BodyError::DuplicateModel);
@@ -341,6 +440,9 @@ pub struct Edit<'a> {
 /// starting at `x`. Ranges must lie within `body` and must not overlap (checked with
 /// `debug_assert!`). In release builds, out-of-bounds or overlapping ranges are clamped to the
 /// unconsumed part of `body` instead of panicking.
+///
+/// The output `Vec` is the only allocation (the in-place stable sort needs no scratch memory for
+/// up to 20 edits; the gateway makes at most two).
 pub fn apply_edits(body: &[u8], edits: &mut [Edit<'_>]) -> Vec<u8> {
     // Stable sort; allocation-free for the handful of edits the gateway makes.
     edits.sort_by_key(|e| (e.range.start, e.range.end));
@@ -469,18 +571,21 @@ pub fn include_usage_edit(scan: &RequestScan) -> Option<Edit<'static>> {
 // Tokenizer internals
 // ---------------------------------------------------------------------------------------------
 
-/// Receives the decoded contents of a string.
-trait Sink {
+/// Receives the decoded contents of a string. `'a` is the lifetime of the body, so sinks may
+/// borrow unescaped runs instead of copying them.
+trait Sink<'a> {
     /// Whether the string is decoded at all. Decoding sinks also reject unpaired surrogates.
     const DECODE: bool;
-    fn push_str(&mut self, s: &str);
+    /// A run of the body without escapes (never empty).
+    fn push_str(&mut self, s: &'a str);
+    /// One character produced by an escape sequence.
     fn push_char(&mut self, c: char);
 }
 
 /// Validate-only sink: grammar check, no decoding, unpaired surrogates allowed (RFC 8259).
 struct Skip;
 
-impl Sink for Skip {
+impl Sink<'_> for Skip {
     const DECODE: bool = false;
     #[inline]
     fn push_str(&mut self, _: &str) {}
@@ -488,7 +593,7 @@ impl Sink for Skip {
     fn push_char(&mut self, _: char) {}
 }
 
-impl Sink for String {
+impl Sink<'_> for String {
     const DECODE: bool = true;
     #[inline]
     fn push_str(&mut self, s: &str) {
@@ -500,63 +605,176 @@ impl Sink for String {
     }
 }
 
-/// Fixed-size buffer for decoding object keys we may need to compare; longer keys only set
-/// `overflow` (they cannot equal any key we look for).
-struct KeyBuf {
+/// Decoded object key, for comparison against the few keys the scanner looks for.
+///
+/// A key without escapes (the normal case) is a single run and is only borrowed. Otherwise it is
+/// decoded into a 16-byte buffer; longer keys just set `overflow`, since they cannot equal any key
+/// we look for.
+struct KeyBuf<'a> {
+    first: &'a [u8],
     buf: [u8; 16],
     len: usize,
+    spilled: bool,
     overflow: bool,
 }
 
-impl KeyBuf {
+impl<'a> KeyBuf<'a> {
     #[inline]
     fn new() -> Self {
         KeyBuf {
+            first: &[],
             buf: [0; 16],
             len: 0,
+            spilled: false,
             overflow: false,
         }
     }
 
     #[inline]
     fn is(&self, key: &[u8]) -> bool {
-        !self.overflow && self.buf.get(..self.len) == Some(key)
+        if self.spilled {
+            !self.overflow && self.buf.get(..self.len) == Some(key)
+        } else {
+            self.first == key
+        }
     }
-}
 
-impl Sink for KeyBuf {
-    const DECODE: bool = true;
+    /// Switch from borrowing to the buffer (first escape seen).
+    #[cold]
+    fn spill(&mut self) {
+        self.spilled = true;
+        let first = std::mem::take(&mut self.first);
+        self.append(first);
+    }
+
     #[inline]
-    fn push_str(&mut self, s: &str) {
-        let end = self.len.saturating_add(s.len());
+    fn append(&mut self, bytes: &[u8]) {
+        let end = self.len.saturating_add(bytes.len());
         match self.buf.get_mut(self.len..end) {
             Some(dst) if !self.overflow => {
-                dst.copy_from_slice(s.as_bytes());
+                dst.copy_from_slice(bytes);
                 self.len = end;
             }
             _ => self.overflow = true,
         }
     }
+}
+
+impl<'a> Sink<'a> for KeyBuf<'a> {
+    const DECODE: bool = true;
+    #[inline]
+    fn push_str(&mut self, s: &'a str) {
+        if !self.spilled && self.first.is_empty() {
+            self.first = s.as_bytes();
+        } else {
+            if !self.spilled {
+                self.spill();
+            }
+            self.append(s.as_bytes());
+        }
+    }
     #[inline]
     fn push_char(&mut self, c: char) {
+        if !self.spilled {
+            self.spill();
+        }
         let mut tmp = [0u8; 4];
-        self.push_str(c.encode_utf8(&mut tmp));
+        self.append(c.encode_utf8(&mut tmp).as_bytes());
     }
 }
 
-/// Offset of the first byte < 0x20 in `seg`, eight bytes at a time (SWAR).
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Flags (high bit of each byte) the bytes of `word` that are `"`, `\` or < 0x20.
 ///
-/// `(x - 0x20 * ONES) & !x & HIGH` flags every byte < 0x20; borrows can only create false
-/// positives in bytes *above* a true positive, so the lowest flag (first byte in memory order
+/// Each term is the classic "has zero / has less than" SWAR test. Borrows can only create false
+/// positives in bytes *above* a true positive, so the lowest flag (the first byte in memory order
 /// for a little-endian load) is exact.
 #[inline]
+fn special_flags(word: u64) -> u64 {
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    (zero_in(quote) | zero_in(backslash) | (word.wrapping_sub(ONES * 0x20) & !word)) & HIGH
+}
+
+#[inline]
+fn load_word(chunk: &[u8]) -> u64 {
+    u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or([b'"'; 8]))
+}
+
+/// Whether `b` contains any byte < 0x20. A branch-free min-reduction (vectorised); bodies
+/// without control bytes, the common case, have to be read in full anyway.
+#[inline]
+fn contains_control(b: &[u8]) -> bool {
+    b.iter().fold(u8::MAX, |m, &x| m.min(x)) < 0x20
+}
+
+/// Offset of the first `"` or `\` at or after `i`, or `b.len()` if none. Only valid when the
+/// body has no control bytes (see `Parser::has_control`).
+///
+/// The first 16 bytes are checked inline with SWAR (most strings in a chat body are short keys
+/// and roles, where a library call's fixed cost dominates); longer runs use `memchr2` (SIMD).
+#[inline]
+fn next_quote_or_backslash(b: &[u8], mut i: usize) -> usize {
+    for _ in 0..2 {
+        let Some(chunk) = b.get(i..i.saturating_add(8)) else {
+            let tail = b.get(i..).unwrap_or_default();
+            return i + tail
+                .iter()
+                .position(|&x| x == b'"' || x == b'\\')
+                .unwrap_or(tail.len());
+        };
+        let word = load_word(chunk);
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let flags = ((quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash))
+            & HIGH;
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let rest = b.get(i..).unwrap_or_default();
+    i + memchr2(b'"', b'\\', rest).unwrap_or(rest.len())
+}
+
+/// Offset of the first `"`, `\` or control byte at or after `i`, or `b.len()` if none.
+///
+/// Strings in chat bodies are mostly short (keys, roles), where a library call's fixed cost
+/// dominates, so the first 32 bytes are checked inline with SWAR; longer runs are skipped with
+/// `memchr2` (SIMD) to the next `"`/`\`, and the skipped bytes are then checked for control
+/// characters.
+#[inline]
+fn next_special(b: &[u8], mut i: usize) -> usize {
+    for _ in 0..4 {
+        let Some(chunk) = b.get(i..i.saturating_add(8)) else {
+            let tail = b.get(i..).unwrap_or_default();
+            return i + tail
+                .iter()
+                .position(|&x| x == b'"' || x == b'\\' || x < 0x20)
+                .unwrap_or(tail.len());
+        };
+        let flags = special_flags(load_word(chunk));
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let rest = b.get(i..).unwrap_or_default();
+    let k = memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+    i + find_control(rest.get(..k).unwrap_or_default()).unwrap_or(k)
+}
+
+/// Offset of the first byte < 0x20 in `seg` (SWAR, eight bytes at a time).
+#[inline]
 fn find_control(seg: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut chunks = seg.chunks_exact(8);
     let mut base = 0;
     for chunk in &mut chunks {
-        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or([0xff; 8]));
+        let word = load_word(chunk);
         let flags = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
         if flags != 0 {
             return Some(base + (flags.trailing_zeros() / 8) as usize);
@@ -568,6 +786,27 @@ fn find_control(seg: &[u8]) -> Option<usize> {
         .iter()
         .position(|&x| x < 0x20)
         .map(|p| base + p)
+}
+
+/// Value of a hex digit, or a negative number (so an OR of shifted values stays negative).
+#[inline]
+fn hex_value(c: u8) -> i32 {
+    const TABLE: [i8; 256] = {
+        let mut t = [-1i8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as i8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as i8;
+            t[b'A' as usize + i] = 10 + i as i8;
+            i += 1;
+        }
+        t
+    };
+    i32::from(TABLE[usize::from(c)])
 }
 
 #[inline]
@@ -583,9 +822,14 @@ struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
     pos: usize,
+    /// The body contains at least one byte < 0x20 somewhere, so string contents must be checked
+    /// for unescaped control characters. When false (the common case: bodies produced by
+    /// `JSON.stringify` / `json.dumps` are single-line), no string can contain one and only `"`
+    /// and `\` need to be located.
+    has_control: bool,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
@@ -600,21 +844,21 @@ impl Parser<'_> {
 
     /// Error at the current position: "unexpected end of input" if at the end, else `reason`.
     #[cold]
-    fn eof_or<T>(&self, reason: &'static str) -> Res<T> {
+    fn eof_or<T>(&self, code: Code) -> Res<T> {
         if self.pos >= self.b.len() {
-            invalid(self.pos, reason::EOF)
+            invalid(self.pos, Code::Eof)
         } else {
-            invalid(self.pos, reason)
+            invalid(self.pos, code)
         }
     }
 
     #[inline]
-    fn expect_byte(&mut self, c: u8, reason: &'static str) -> Res<()> {
+    fn expect_byte(&mut self, c: u8, code: Code) -> Res<()> {
         if self.peek() == Some(c) {
             self.pos += 1;
             Ok(())
         } else {
-            self.eof_or(reason)
+            self.eof_or(code)
         }
     }
 
@@ -626,13 +870,13 @@ impl Parser<'_> {
                 self.pos = end;
                 Ok(())
             }
-            Some(_) => invalid(self.pos, reason::INVALID_LITERAL),
+            Some(_) => invalid(self.pos, Code::InvalidLiteral),
             None => {
                 let rest = self.b.get(self.pos..).unwrap_or_default();
                 if lit.starts_with(rest) {
-                    invalid(self.b.len(), reason::EOF)
+                    invalid(self.b.len(), Code::Eof)
                 } else {
-                    invalid(self.pos, reason::INVALID_LITERAL)
+                    invalid(self.pos, Code::InvalidLiteral)
                 }
             }
         }
@@ -648,8 +892,8 @@ impl Parser<'_> {
         match b.get(i) {
             Some(b'0') => i += 1,
             Some(b'1'..=b'9') => i = skip_digits(b, i + 1),
-            Some(_) => return invalid(i, reason::INVALID_NUMBER),
-            None => return invalid(i, reason::EOF),
+            Some(_) => return invalid(i, Code::InvalidNumber),
+            None => return invalid(i, Code::Eof),
         }
         if b.get(i) == Some(&b'.') {
             i = Self::digits1(b, i + 1)?;
@@ -670,43 +914,42 @@ impl Parser<'_> {
     fn digits1(b: &[u8], i: usize) -> Res<usize> {
         match b.get(i) {
             Some(b'0'..=b'9') => Ok(skip_digits(b, i + 1)),
-            Some(_) => invalid(i, reason::INVALID_NUMBER),
-            None => invalid(i, reason::EOF),
+            Some(_) => invalid(i, Code::InvalidNumber),
+            None => invalid(i, Code::Eof),
         }
     }
 
     /// A string starting at the current position (which must hold `"`); on success the position
     /// is just past the closing quote and `sink` has received the decoded contents.
-    fn string<S: Sink>(&mut self, sink: &mut S) -> Res<()> {
+    #[inline(always)]
+    fn string<S: Sink<'a>>(&mut self, sink: &mut S) -> Res<()> {
         let b = self.b;
         let mut i = self.pos.saturating_add(1);
         loop {
-            let rest = b.get(i..).unwrap_or_default();
-            let Some(k) = memchr2(b'"', b'\\', rest) else {
-                return match find_control(rest) {
-                    Some(c) => invalid(i + c, reason::CONTROL_CHAR),
-                    None => invalid(b.len(), reason::UNTERMINATED_STRING),
-                };
+            let j = if self.has_control {
+                next_special(b, i)
+            } else {
+                next_quote_or_backslash(b, i)
             };
-            let seg_end = i + k;
-            if let Some(c) = find_control(rest.get(..k).unwrap_or_default()) {
-                return invalid(i + c, reason::CONTROL_CHAR);
-            }
-            if S::DECODE && k > 0 {
+            if S::DECODE && j > i {
                 // Both ends sit next to ASCII bytes (`"`, `\` or an escape), i.e. on char
                 // boundaries, so this never yields None.
-                sink.push_str(self.s.get(i..seg_end).unwrap_or_default());
+                sink.push_str(self.s.get(i..j).unwrap_or_default());
             }
-            if b.get(seg_end) == Some(&b'"') {
-                self.pos = seg_end + 1;
-                return Ok(());
+            match b.get(j) {
+                Some(b'"') => {
+                    self.pos = j + 1;
+                    return Ok(());
+                }
+                Some(b'\\') => i = self.escape(j, sink)?,
+                Some(_) => return invalid(j, Code::ControlChar),
+                None => return invalid(b.len(), Code::UnterminatedString),
             }
-            i = self.escape(seg_end, sink)?;
         }
     }
 
     /// Escape sequence whose `\` is at `i`; returns the offset after it.
-    fn escape<S: Sink>(&self, i: usize, sink: &mut S) -> Res<usize> {
+    fn escape<S: Sink<'a>>(&self, i: usize, sink: &mut S) -> Res<usize> {
         let c = match self.b.get(i + 1) {
             Some(b'"') => '"',
             Some(b'\\') => '\\',
@@ -717,8 +960,8 @@ impl Parser<'_> {
             Some(b'r') => '\r',
             Some(b't') => '\t',
             Some(b'u') => return self.unicode_escape(i, sink),
-            Some(_) => return invalid(i, reason::INVALID_ESCAPE),
-            None => return invalid(self.b.len(), reason::EOF),
+            Some(_) => return invalid(i, Code::InvalidEscape),
+            None => return invalid(self.b.len(), Code::Eof),
         };
         if S::DECODE {
             sink.push_char(c);
@@ -727,23 +970,32 @@ impl Parser<'_> {
     }
 
     /// Four hex digits at `at`.
+    #[inline]
     fn hex4(&self, at: usize) -> Res<u32> {
-        let mut v = 0u32;
-        for k in 0..4 {
-            let d = match self.b.get(at + k) {
-                Some(&c @ b'0'..=b'9') => c - b'0',
-                Some(&c @ b'a'..=b'f') => c - b'a' + 10,
-                Some(&c @ b'A'..=b'F') => c - b'A' + 10,
-                Some(_) => return invalid(at + k, reason::INVALID_UNICODE_ESCAPE),
-                None => return invalid(self.b.len(), reason::EOF),
-            };
-            v = (v << 4) | u32::from(d);
+        if let Some(&[a, b, c, d]) = self.b.get(at..at.saturating_add(4)) {
+            let v = (hex_value(a) << 12) | (hex_value(b) << 8) | (hex_value(c) << 4) | hex_value(d);
+            if v >= 0 {
+                return Ok(v as u32);
+            }
         }
-        Ok(v)
+        self.hex4_error(at)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hex4_error(&self, at: usize) -> Res<u32> {
+        for k in 0..4 {
+            match self.b.get(at + k) {
+                Some(&c) if hex_value(c) >= 0 => {}
+                Some(_) => return invalid(at + k, Code::InvalidUnicodeEscape),
+                None => return invalid(self.b.len(), Code::Eof),
+            }
+        }
+        invalid(at, Code::InvalidUnicodeEscape)
     }
 
     /// `\uXXXX` (plus its low-surrogate partner when decoding) whose `\` is at `i`.
-    fn unicode_escape<S: Sink>(&self, i: usize, sink: &mut S) -> Res<usize> {
+    fn unicode_escape<S: Sink<'a>>(&self, i: usize, sink: &mut S) -> Res<usize> {
         let hi = self.hex4(i + 2)?;
         let mut end = i + 6;
         if !S::DECODE {
@@ -754,20 +1006,20 @@ impl Parser<'_> {
                 Some(b"\\u") => {
                     let lo = self.hex4(end + 2)?;
                     if !(0xDC00..=0xDFFF).contains(&lo) {
-                        return invalid(i, reason::LONE_SURROGATE);
+                        return invalid(i, Code::LoneSurrogate);
                     }
                     end += 6;
                     0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
                 }
-                Some(_) => return invalid(i, reason::LONE_SURROGATE),
-                None => return invalid(self.b.len(), reason::EOF),
+                Some(_) => return invalid(i, Code::LoneSurrogate),
+                None => return invalid(self.b.len(), Code::Eof),
             },
-            0xDC00..=0xDFFF => return invalid(i, reason::LONE_SURROGATE),
+            0xDC00..=0xDFFF => return invalid(i, Code::LoneSurrogate),
             _ => hi,
         };
         match char::from_u32(cp) {
             Some(c) => sink.push_char(c),
-            None => return invalid(i, reason::LONE_SURROGATE),
+            None => return invalid(i, Code::LoneSurrogate),
         }
         Ok(end)
     }
@@ -783,7 +1035,7 @@ impl Parser<'_> {
             match self.peek() {
                 Some(b'{') => {
                     if depth + n >= MAX_DEPTH {
-                        return Err(BodyError::TooDeep);
+                        return invalid(self.pos, Code::TooDeep);
                     }
                     self.pos += 1;
                     self.skip_ws();
@@ -798,7 +1050,7 @@ impl Parser<'_> {
                 }
                 Some(b'[') => {
                     if depth + n >= MAX_DEPTH {
-                        return Err(BodyError::TooDeep);
+                        return invalid(self.pos, Code::TooDeep);
                     }
                     self.pos += 1;
                     self.skip_ws();
@@ -815,7 +1067,7 @@ impl Parser<'_> {
                 Some(b'f') => self.literal(b"false")?,
                 Some(b'n') => self.literal(b"null")?,
                 Some(b'-' | b'0'..=b'9') => self.number()?,
-                _ => return self.eof_or(reason::EXPECTED_VALUE),
+                _ => return self.eof_or(Code::ExpectedValue),
             }
             // A value is complete: continue or close the enclosing containers.
             loop {
@@ -843,9 +1095,9 @@ impl Parser<'_> {
                     }
                     _ => {
                         return self.eof_or(if is_array {
-                            reason::EXPECTED_COMMA_OR_BRACKET
+                            Code::ExpectedCommaOrBracket
                         } else {
-                            reason::EXPECTED_COMMA_OR_BRACE
+                            Code::ExpectedCommaOrBrace
                         });
                     }
                 }
@@ -857,11 +1109,11 @@ impl Parser<'_> {
     #[inline]
     fn member_key(&mut self) -> Res<()> {
         if self.peek() != Some(b'"') {
-            return self.eof_or(reason::EXPECTED_KEY);
+            return self.eof_or(Code::ExpectedKey);
         }
         self.string(&mut Skip)?;
         self.skip_ws();
-        self.expect_byte(b':', reason::EXPECTED_COLON)?;
+        self.expect_byte(b':', Code::ExpectedColon)?;
         self.skip_ws();
         Ok(())
     }
@@ -882,13 +1134,13 @@ impl Parser<'_> {
         let mut has_include_usage = false;
         loop {
             if self.peek() != Some(b'"') {
-                return self.eof_or(reason::EXPECTED_KEY);
+                return self.eof_or(Code::ExpectedKey);
             }
             let mut key = KeyBuf::new();
             self.string(&mut key)?;
             has_include_usage |= key.is(b"include_usage");
             self.skip_ws();
-            self.expect_byte(b':', reason::EXPECTED_COLON)?;
+            self.expect_byte(b':', Code::ExpectedColon)?;
             self.skip_ws();
             self.skip_value(2)?;
             self.skip_ws();
@@ -905,7 +1157,7 @@ impl Parser<'_> {
                         has_include_usage,
                     });
                 }
-                _ => return self.eof_or(reason::EXPECTED_COMMA_OR_BRACE),
+                _ => return self.eof_or(Code::ExpectedCommaOrBrace),
             }
         }
     }
@@ -1329,6 +1581,43 @@ mod tests {
         }
     }
 
+    /// Exercises every code path of the string skipper (SWAR words, short tails, the `memchr2`
+    /// path, with and without control bytes elsewhere in the body) at every offset.
+    #[test]
+    fn string_scanning_at_every_offset() {
+        for len in 0..90 {
+            let text = "abcdefghijklmnopqrstuvwxyz0123456789".repeat(3)[..len].to_owned();
+            for tail in ["", "\n"] {
+                // Plain string; `tail` (raw whitespace after the object) switches to the
+                // control-aware path.
+                let body = format!(r#"{{"model":"m{text}","x":"{text}"}}{tail}"#);
+                assert_eq!(ok(&body).model, format!("m{text}"));
+                for p in 0..=len {
+                    // An escape at every position, in the model (decoded) and elsewhere.
+                    let (a, b) = text.split_at(p);
+                    let body = format!(r#"{{"model":"m{a}\"\u00e9{b}","x":"{a}\\{b}"}}{tail}"#);
+                    assert_eq!(ok(&body).model, format!("m{a}\"é{b}"), "{body:?}");
+                    // A raw control character at every position is refused at its offset.
+                    for c in ['\u{0}', '\n', '\u{1f}'] {
+                        let body = format!(r#"{{"model":"m","x":"{a}{c}{b}"}}{tail}"#);
+                        let at = r#"{"model":"m","x":""#.len() + p;
+                        assert_eq!(
+                            scan(body.as_bytes()),
+                            Err(BodyError::InvalidJson {
+                                offset: at,
+                                reason: reason::CONTROL_CHAR
+                            }),
+                            "{body:?}"
+                        );
+                    }
+                    // A stray quote at every position ends the string early.
+                    let body = format!(r#"{{"model":"m","x":"{a}"{b}"}}{tail}"#);
+                    assert!(scan(body.as_bytes()).is_err(), "{body:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_prefix_of_a_valid_body_is_refused() {
         let bodies = [
@@ -1603,6 +1892,45 @@ mod tests {
     }
 
     #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "overlapping edits")]
+    fn apply_edits_rejects_overlap_in_debug() {
+        let mut edits = [
+            Edit {
+                range: 0..5,
+                bytes: b"a",
+            },
+            Edit {
+                range: 3..4,
+                bytes: b"b",
+            },
+        ];
+        apply_edits(b"0123456789", &mut edits);
+    }
+
+    #[test]
+    #[cfg(not(debug_assertions))]
+    fn apply_edits_clamps_bad_ranges_in_release() {
+        let mut edits = [
+            Edit {
+                range: 0..5,
+                bytes: b"a",
+            },
+            Edit {
+                range: 3..7,
+                bytes: b"b",
+            },
+            Edit {
+                range: 50..60,
+                bytes: b"c",
+            },
+        ];
+        let out = apply_edits(b"0123456789", &mut edits);
+        assert_eq!(out, b"ab789c".to_vec());
+        assert_eq!(out.capacity(), out.len());
+    }
+
+    #[test]
     fn json_string_literal_round_trips() {
         assert_eq!(json_string_literal(""), r#""""#);
         assert_eq!(json_string_literal("gpt-4o"), r#""gpt-4o""#);
@@ -1652,6 +1980,29 @@ mod tests {
         assert!(e.message().contains('7'));
         assert!(BodyError::TooDeep.message().contains("128"));
         let _: &dyn std::error::Error = &e;
+    }
+
+    #[test]
+    fn internal_error_codes_round_trip() {
+        for (i, &code) in CODES.iter().enumerate() {
+            assert_eq!(code as usize, i, "CODES must be in discriminant order");
+            let e = BodyError::from(Fail::new(1234, code));
+            match code {
+                Code::TooDeep => assert_eq!(e, BodyError::TooDeep),
+                _ => assert!(
+                    matches!(e, BodyError::InvalidJson { offset: 1234, .. }),
+                    "{e:?}"
+                ),
+            }
+        }
+        let e = BodyError::from(Fail::new(7, Code::LoneSurrogate));
+        assert_eq!(
+            e,
+            BodyError::InvalidJson {
+                offset: 7,
+                reason: reason::LONE_SURROGATE
+            }
+        );
     }
 
     // ------------------------------------------------------------------ large bodies

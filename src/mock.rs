@@ -17,9 +17,9 @@
 //!   content chunks; the reply text is `"tok0 tok1 … "` (one `tok<i> ` per chunk),
 //!   identical for streamed and non-streamed answers.
 //!
-//! ```no_run
+//! ```ignore
 //! # fn main() -> std::io::Result<()> {
-//! use berry_mock::mock::{MockOptions, MockProvider, Mode};
+//! use berry_gateway::mock::{MockOptions, MockProvider, Mode};
 //! let mock = MockProvider::start_background(MockOptions::default())?;
 //! println!("upstream at {}", mock.base_url()); // http://127.0.0.1:PORT/v1
 //! mock.set_mode(Mode::Status(503));
@@ -107,8 +107,9 @@ pub enum Mode {
     /// `Content-Type: application/json` body of non-JSON bytes.
     Garbage,
     /// Accept the TCP connection and close it immediately (with RST) without reading.
-    /// As a per-request override (`x-mock-mode: reset`) the request is read and the
-    /// connection is then closed without an answer.
+    /// Connections that were already open are closed the same way at their next
+    /// request; as a per-request override (`x-mock-mode: reset`) the request is read
+    /// and the connection is then closed without an answer.
     ResetOnAccept,
 }
 
@@ -967,10 +968,12 @@ fn parse_head(sh: &Shared, buf: &[u8]) -> Result<Option<(Head, usize)>, HeadErro
     let target = req.path.unwrap_or("/");
     let path = target.split('?').next().unwrap_or(target);
     let http10 = req.version == Some(0);
+    // Answers always carry a body; closing keeps HEAD clients in sync.
+    let head_method = method.eq_ignore_ascii_case("HEAD");
 
     let mut content_length: Option<usize> = None;
     let mut chunked = false;
-    let mut close = http10;
+    let mut close = http10 || head_method;
     let mut expect_continue = false;
     let mut auth_ok = sh.expected_api_key.is_none();
     let mut mode_raw: Option<&[u8]> = None;
@@ -1008,7 +1011,7 @@ fn parse_head(sh: &Shared, buf: &[u8]) -> Result<Option<(Head, usize)>, HeadErro
         } else if name.eq_ignore_ascii_case("connection") {
             if has_token(v, "close") {
                 close = true;
-            } else if http10 && has_token(v, "keep-alive") {
+            } else if http10 && !head_method && has_token(v, "keep-alive") {
                 close = false;
             }
         } else if name.eq_ignore_ascii_case("expect") {

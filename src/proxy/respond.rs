@@ -8,13 +8,12 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 use std::time::Duration;
 
-/// Request bodies up to this size are drained before a local answer so the client
-/// connection stays reusable; larger unread bodies close it instead.
-const DRAIN_LIMIT: u64 = 64 * 1024;
+/// How long an unread request body is read and discarded after a local answer (lingering
+/// close), so the client receives the answer instead of a reset while it is still sending.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// Writes `r` as the whole response to the client.
 pub async fn send(session: &mut Session, ctx: &mut RequestCtx, r: LocalResponse) -> Result<()> {
-    settle_request_body(session).await;
     let mut h = ResponseHeader::build(r.status, Some(4))?;
     h.insert_header(http::header::CONTENT_TYPE, r.content_type)?;
     h.insert_header(http::header::CONTENT_LENGTH, r.body.len())?;
@@ -32,37 +31,22 @@ pub async fn send(session: &mut Session, ctx: &mut RequestCtx, r: LocalResponse)
             .write_response_body(Some(Bytes::from(r.body)), true)
             .await?;
     }
+    settle_request_body(session).await;
     Ok(())
 }
 
-/// Drains a small unread request body (keeps keep-alive) or marks the connection for
-/// closing when the body is large or slow.
+/// Reads and discards an unread request body for at most [`LINGER`]; the connection is
+/// kept for reuse only when the body ended in that time.
 async fn settle_request_body(session: &mut Session) {
-    if session.as_downstream_mut().is_body_done() {
+    let downstream = session.as_downstream_mut();
+    if downstream.is_body_done() {
         return;
     }
-    let small = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| {
-            std::str::from_utf8(v.as_bytes())
-                .ok()?
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .is_some_and(|n| n <= DRAIN_LIMIT);
-    let drained = small
-        && matches!(
-            tokio::time::timeout(
-                Duration::from_secs(1),
-                session.as_downstream_mut().drain_request_body()
-            )
-            .await,
-            Ok(Ok(()))
-        );
+    let drained = matches!(
+        tokio::time::timeout(LINGER, downstream.drain_request_body()).await,
+        Ok(Ok(()))
+    );
     if !drained {
-        session.as_downstream_mut().set_keepalive(None);
+        downstream.set_keepalive(None);
     }
 }

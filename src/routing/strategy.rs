@@ -343,8 +343,10 @@ mod tests {
         let counts = run(Strategy::SmartAi, &[bad, good], 100_000, 4);
         // exploration_ratio = 0.2 of picks go to the non-best backend
         assert!((share(&counts, 0) - 0.2).abs() < 0.01, "{counts:?}");
-        let mut s = SmartAiSettings::default();
-        s.exploration_ratio = 0.0;
+        let s = SmartAiSettings {
+            exploration_ratio: 0.0,
+            ..SmartAiSettings::default()
+        };
         let mut rng = fastrand::Rng::with_seed(5);
         let cursor = AtomicU64::new(0);
         for _ in 0..1000 {

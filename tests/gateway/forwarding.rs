@@ -1,0 +1,289 @@
+//! What reaches the provider and what comes back: body splice, credentials, URL, bodies
+//! of every size, streaming without buffering, request ids, local endpoints.
+
+use crate::harness::*;
+use std::time::Duration;
+
+fn one_backend(m: &berry_gateway::mock::MockProvider, base_path: &str) -> String {
+    format!(
+        r#"{FAST_SETTINGS}
+max_request_body_bytes = 4194304
+{u}
+[providers.p]
+base_url = "http://{addr}{base_path}?api-version=7"
+api_key = "sk-provider-secret"
+[providers.p.headers]
+"OpenAI-Organization" = "org-42"
+[models.m]
+name = "client-model"
+[[models.m.backends]]
+provider = "p"
+model = "real-model/v2"
+"#,
+        u = user("u", "tok-user", ""),
+        addr = m.addr(),
+    )
+}
+
+#[test]
+fn model_span_is_spliced_and_every_other_byte_is_kept() {
+    let m = mock("m");
+    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    let body = "{ \"temperature\" :0.50,\n\t\"mo\\u0064el\":   \"client\\u002dmodel\" , \"messages\":[{\"role\":\"user\",\"content\":\"h\u{e9}llo \\\"q\\\" \\u00e9\"}],\"z\":[1,2.0e3,null,true]  }";
+    let r = gw.post("/v1/chat/completions", "tok-user", body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = m.last_request().expect("recorded").body;
+    let expected = body.replace("\"client\\u002dmodel\"", "\"real-model/v2\"");
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        expected,
+        "byte-for-byte splice"
+    );
+}
+
+#[test]
+fn credentials_are_replaced_and_url_joined() {
+    let m = mock("m");
+    let gw = Gateway::start(&one_backend(&m, "/openai/v1"));
+    let r = request(
+        gw.addr,
+        "POST",
+        "/v1/chat/completions?trace=1",
+        &[
+            ("Authorization", "Bearer tok-user"),
+            ("x-api-key", "tok-user"),
+            ("api-key", "client-azure-key"),
+            ("Content-Type", "application/json"),
+            ("x-request-id", "req-abc-123"),
+            ("Accept-Encoding", "gzip"),
+        ],
+        br#"{"model":"client-model","messages":[]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-request-id"), Some("req-abc-123"));
+    let seen = m.last_request().unwrap();
+    assert_eq!(
+        seen.path,
+        "/openai/v1/chat/completions?api-version=7&trace=1"
+    );
+    assert_eq!(
+        seen.header("authorization"),
+        Some("Bearer sk-provider-secret")
+    );
+    assert_eq!(seen.header("x-api-key"), None);
+    assert_eq!(seen.header("api-key"), None);
+    assert_eq!(seen.header("accept-encoding"), None);
+    assert_eq!(seen.header("openai-organization"), Some("org-42"));
+    assert_eq!(seen.header("x-request-id"), Some("req-abc-123"));
+    assert_eq!(seen.header("host"), Some(m.addr().to_string().as_str()));
+    let all = format!("{:?}", seen.headers);
+    assert!(
+        !all.contains("tok-user"),
+        "client token leaked upstream: {all}"
+    );
+
+    // generated request id when the client sends none (or an invalid one)
+    let r = gw.chat("tok-user", "client-model");
+    let id = r.header("x-request-id").expect("generated id").to_string();
+    assert_eq!(id.len(), 32);
+    assert_eq!(
+        m.last_request().unwrap().header("x-request-id"),
+        Some(id.as_str())
+    );
+}
+
+#[test]
+fn bodies_of_every_size_are_forwarded_intact() {
+    let m = mock("m");
+    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    // sizes around Pingora's 64 KiB body buffer and well beyond
+    for size in [
+        100,
+        32 * 1024,
+        64 * 1024 - 1,
+        64 * 1024,
+        64 * 1024 + 1,
+        100 * 1024,
+        128 * 1024 + 7,
+        200_000,
+        1024 * 1024,
+    ] {
+        let filler_len = size - 60;
+        let content: String = (0..filler_len)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
+        let body = format!(r#"{{"model":"client-model","messages":[{{"content":"{content}"}}]}}"#);
+        let r = gw.post("/v1/chat/completions", "tok-user", &body);
+        assert_eq!(r.status, 200, "size {size}: {}", r.text());
+        let got = m.last_request().unwrap().body;
+        let expected = body.replace("\"client-model\"", "\"real-model/v2\"");
+        assert_eq!(got.len(), expected.len(), "size {size}");
+        assert!(got == expected.as_bytes(), "size {size}: body differs");
+    }
+}
+
+#[test]
+fn expect_continue_and_chunked_uploads() {
+    let m = mock("m");
+    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    let body = br#"{"model":"client-model","messages":[]}"#;
+    // Expect: 100-continue: the gateway says 100 before the body is sent
+    let mut c = Client::connect(gw.addr).unwrap();
+    c.write_raw(
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tok-user\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut first = [0u8; 25];
+    std::io::Read::read_exact(&mut c.s, &mut first).unwrap();
+    assert!(
+        first.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    c.write_raw(body).unwrap();
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // a small chunked upload works; a chunked upload over 64 KiB gets 411
+    let chunked = format!(
+        "{:x}\r\n{}\r\n0\r\n\r\n",
+        body.len(),
+        std::str::from_utf8(body).unwrap()
+    );
+    let r = request(
+        gw.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("Authorization", "Bearer tok-user"),
+            ("Transfer-Encoding", "chunked"),
+        ],
+        chunked.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        m.last_request().unwrap().body,
+        br#"{"model":"real-model/v2","messages":[]}"#
+    );
+    let big = format!(
+        r#"{{"model":"client-model","x":"{}"}}"#,
+        "y".repeat(100 * 1024)
+    );
+    let chunked = format!("{:x}\r\n{big}\r\n0\r\n\r\n", big.len());
+    let r = request(
+        gw.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("Authorization", "Bearer tok-user"),
+            ("Transfer-Encoding", "chunked"),
+        ],
+        chunked.as_bytes(),
+    );
+    assert_eq!(r.status, 411, "{}", r.text());
+}
+
+#[test]
+fn slow_client_body_gets_408() {
+    let m = mock("m");
+    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    let mut c = Client::connect(gw.addr).unwrap();
+    c.write_raw(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tok-user\r\nContent-Length: 100\r\n\r\n{\"model\":")
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert!(t0.elapsed() < Duration::from_secs(6));
+    assert_eq!(m.hits_for("/chat/completions"), 0);
+}
+
+#[test]
+fn sse_chunks_arrive_spaced_as_sent() {
+    let m = mock_with("m", |o| {
+        o.chunks = 6;
+        o.chunk_interval = Duration::from_millis(150);
+    });
+    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    let r = gw.chat_stream("tok-user", "client-model");
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert!(r.complete);
+    let data = r.sse_data();
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    // content events arrive one by one, spaced like the upstream sent them
+    let content_times: Vec<_> = r
+        .chunks
+        .iter()
+        .filter(|(_, c)| String::from_utf8_lossy(c).contains("\"content\":\"tok"))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(content_times.len() >= 6, "chunks: {}", r.chunks.len());
+    let spread = *content_times.last().unwrap() - content_times[0];
+    assert!(
+        spread >= Duration::from_millis(5 * 150 * 8 / 10),
+        "events were buffered: spread {spread:?}"
+    );
+    let first_after = content_times[0] - r.sent_at.unwrap();
+    assert!(
+        first_after < Duration::from_millis(500),
+        "first token delayed {first_after:?}"
+    );
+}
+
+#[test]
+fn local_endpoints() {
+    let m = mock("m");
+    let cfg = format!(
+        "{}\n{}",
+        one_backend(&m, "/v1"),
+        user("v", "tok-v", "allowed_models = [\"nothing\"]")
+    );
+    let gw = Gateway::start(&cfg);
+    let root = gw.get("/", None).json();
+    assert_eq!(root["name"], "berry-gateway");
+    for p in ["/health", "/v1/health"] {
+        let h = gw.get(p, None);
+        assert_eq!(h.status, 200);
+        let text = h.text();
+        assert!(
+            !text.contains("127.0.0.1") && !text.contains("sk-"),
+            "{text}"
+        );
+        assert_eq!(h.json()["models"]["available"], 1);
+    }
+    for p in ["/v1/models", "/models"] {
+        let list = gw.get(p, Some("tok-user")).json();
+        assert_eq!(list["object"], "list");
+        assert_eq!(list["data"][0]["id"], "client-model");
+        assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    }
+    assert_eq!(gw.get("/v1/models", None).status, 401);
+    let none = gw.get("/v1/models", Some("tok-v")).json();
+    assert_eq!(none["data"].as_array().unwrap().len(), 0);
+    // the admin API is off without admin_token
+    assert_eq!(gw.get("/admin/backends", Some("tok-user")).status, 404);
+}
+
+#[test]
+fn health_is_503_when_no_model_can_be_served() {
+    let m = mock("m");
+    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    m.stop_listening();
+    assert!(
+        wait_until(Duration::from_secs(5), || gw.get("/health", None).status
+            == 503),
+        "health checks should mark the only provider down"
+    );
+    m.resume_listening().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || gw
+        .get("/health", None)
+        .status
+        == 200));
+}

@@ -1,0 +1,524 @@
+//! Test harness: the real `berry-gateway` binary on probed free loopback ports, the
+//! project's mock providers in-process, and a small blocking HTTP/1.1 client that records
+//! when each response chunk arrived.
+
+#![allow(dead_code)]
+
+use berry_gateway::mock::{MockGuard, MockOptions, MockProvider, Mode};
+use serde_json::Value;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (probed: bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("probe a free port")
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "berry-test-{tag}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&d).expect("create temp dir");
+    d
+}
+
+/// Starts a mock provider named `name` on its own runtime.
+pub fn mock(name: &str) -> MockGuard {
+    mock_with(name, |_| {})
+}
+
+/// Starts a mock provider after adjusting its options.
+pub fn mock_with(name: &str, f: impl FnOnce(&mut MockOptions)) -> MockGuard {
+    let mut o = MockOptions {
+        name: name.to_string(),
+        ..MockOptions::default()
+    };
+    f(&mut o);
+    MockProvider::start_background(o).expect("start mock")
+}
+
+/// Sets a mock's mode (convenience).
+pub fn set_mode(m: &MockProvider, mode: Mode) {
+    m.set_mode(mode);
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    pub child: Option<Child>,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+}
+
+/// The gateway binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_berry-gateway")
+}
+
+/// Pingora server conf for tests: unique pid/upgrade paths, short grace periods.
+pub fn pingora_conf(dir: &Path) -> PathBuf {
+    let p = dir.join("pingora.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "---\nversion: 1\nthreads: 2\npid_file: {d}/gw.pid\nupgrade_sock: {d}/upgrade.sock\ngrace_period_seconds: 10\ngraceful_shutdown_timeout_seconds: 2\n",
+            d = dir.display()
+        ),
+    )
+    .expect("write pingora conf");
+    p
+}
+
+impl Gateway {
+    /// Writes `config` (TOML) and starts the gateway on a free port; waits until it answers.
+    pub fn start(config: &str) -> Gateway {
+        Self::start_with(config, "toml", &[], &[])
+    }
+
+    /// Starts with a config file extension, extra args and extra environment.
+    pub fn start_with(config: &str, ext: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        let dir = temp_dir("gw");
+        let config_path = dir.join(format!("berry.{ext}"));
+        std::fs::write(&config_path, config).expect("write config");
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let log_path = dir.join("gateway.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let conf = pingora_conf(&dir);
+        let mut cmd = Command::new(binary());
+        cmd.arg("--config")
+            .arg(&config_path)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("-c")
+            .arg(&conf)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("BIND_ADDRESS")
+            .env_remove("CONFIG_PATH")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn gateway");
+        let gw = Gateway {
+            child: Some(child),
+            addr,
+            dir,
+            config_path,
+            log_path,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = try_request(self.addr, "GET", "/health", &[], b"") {
+                if r.status == 200 || r.status == 503 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway did not start; log:\n{}", self.log());
+    }
+
+    /// The gateway's captured stderr (logs).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Replaces the config file (the gateway reloads on change).
+    pub fn write_config(&self, config: &str) {
+        let tmp = self.dir.join("next.tmp");
+        std::fs::write(&tmp, config).expect("write config");
+        std::fs::rename(&tmp, &self.config_path).expect("replace config");
+    }
+
+    /// Sends a signal to the gateway process.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
+    /// POST JSON to `path` with a bearer token.
+    pub fn post(&self, path: &str, token: &str, body: &str) -> Resp {
+        self.post_with(path, token, body, &[])
+    }
+
+    /// POST JSON with extra request headers (e.g. `x-mock-mode` to steer the mock).
+    pub fn post_with(&self, path: &str, token: &str, body: &str, extra: &[(&str, &str)]) -> Resp {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        headers.extend_from_slice(extra);
+        request(self.addr, "POST", path, &headers, body.as_bytes())
+    }
+
+    /// Chat completion for `model` (non-stream).
+    pub fn chat(&self, token: &str, model: &str) -> Resp {
+        self.post(
+            "/v1/chat/completions",
+            token,
+            &format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#),
+        )
+    }
+
+    /// Streaming chat completion for `model`.
+    pub fn chat_stream(&self, token: &str, model: &str) -> Resp {
+        self.post(
+            "/v1/chat/completions",
+            token,
+            &format!(
+                r#"{{"model":"{model}","stream":true,"messages":[{{"role":"user","content":"hi"}}]}}"#
+            ),
+        )
+    }
+
+    /// GET with optional bearer token.
+    pub fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        request(self.addr, "GET", path, &headers, b"")
+    }
+
+    /// Stops the gateway (SIGTERM, then kill) and returns its log.
+    pub fn stop(&mut self) -> String {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.log()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A response as the client saw it.
+#[derive(Debug, Default, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Arrival time of each body piece read from the socket.
+    pub chunks: Vec<(Instant, Vec<u8>)>,
+    /// The body ended properly (terminating chunk / full Content-Length).
+    pub complete: bool,
+    pub sent_at: Option<Instant>,
+}
+
+impl Resp {
+    /// A header value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (panics with the body on failure).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {} body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Body text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// `data:` payloads of an SSE body.
+    pub fn sse_data(&self) -> Vec<String> {
+        self.text()
+            .split("\n\n")
+            .flat_map(|ev| {
+                ev.lines()
+                    .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The OpenAI error code of an error body.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// Sends one request on a new connection and reads the whole response.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    try_request(addr, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// Like [`request`] but returns I/O errors.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Resp> {
+    let mut c = Client::connect(addr)?;
+    if let Err(e) = c.send(method, path, headers, body) {
+        // The server may answer (e.g. 413) and stop reading before the body is written.
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) {
+            return Err(e);
+        }
+    }
+    c.read_response(method == "HEAD")
+}
+
+/// A blocking HTTP/1.1 client connection.
+pub struct Client {
+    pub s: TcpStream,
+    buf: Vec<u8>,
+    sent_at: Option<Instant>,
+}
+
+impl Client {
+    /// Connects with a 30 s read timeout.
+    pub fn connect(addr: SocketAddr) -> io::Result<Client> {
+        let s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.set_nodelay(true)?;
+        Ok(Client {
+            s,
+            buf: Vec::new(),
+            sent_at: None,
+        })
+    }
+
+    /// Writes a request with Content-Length (unless the caller set framing headers).
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<()> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+        let framed = headers.iter().any(|(n, _)| {
+            n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding")
+        });
+        for (n, v) in headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if !framed && (method == "POST" || !body.is_empty()) {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut all = head.into_bytes();
+        all.extend_from_slice(body);
+        self.sent_at = Some(Instant::now());
+        self.s.write_all(&all)
+    }
+
+    /// Writes raw bytes.
+    pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.s.write_all(bytes)
+    }
+
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut tmp = [0u8; 64 * 1024];
+        let n = self.s.read(&mut tmp)?;
+        self.buf.extend_from_slice(&tmp[..n]);
+        Ok(n)
+    }
+
+    fn line(&mut self) -> io::Result<Option<String>> {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let l = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 2);
+                return Ok(Some(l));
+            }
+            if self.fill()? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads one response (skipping 1xx), recording chunk arrival times.
+    pub fn read_response(&mut self, head_only: bool) -> io::Result<Resp> {
+        let mut r = Resp {
+            sent_at: self.sent_at,
+            ..Resp::default()
+        };
+        loop {
+            let status_line = self
+                .line()?
+                .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "no status line"))?;
+            r.status = status_line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, status_line.clone()))?;
+            r.headers.clear();
+            while let Some(l) = self.line()? {
+                if l.is_empty() {
+                    break;
+                }
+                if let Some((n, v)) = l.split_once(':') {
+                    r.headers.push((n.trim().to_string(), v.trim().to_string()));
+                }
+            }
+            if r.status >= 200 {
+                break;
+            }
+        }
+        if head_only || r.status == 204 || r.status == 304 {
+            r.complete = true;
+            return Ok(r);
+        }
+        let chunked = r
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        if chunked {
+            loop {
+                let Some(size_line) = self.line()? else {
+                    return Ok(r);
+                };
+                let size =
+                    usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                        .map_err(|_| {
+                            io::Error::new(io::ErrorKind::InvalidData, size_line.clone())
+                        })?;
+                if size == 0 {
+                    let _ = self.line();
+                    r.complete = true;
+                    return Ok(r);
+                }
+                while self.buf.len() < size + 2 {
+                    if self.fill()? == 0 {
+                        let take = self.buf.len().min(size);
+                        let piece: Vec<u8> = self.buf.drain(..take).collect();
+                        r.body.extend_from_slice(&piece);
+                        r.chunks.push((Instant::now(), piece));
+                        return Ok(r);
+                    }
+                }
+                let piece: Vec<u8> = self.buf.drain(..size).collect();
+                self.buf.drain(..2);
+                r.body.extend_from_slice(&piece);
+                r.chunks.push((Instant::now(), piece));
+            }
+        } else if let Some(len) = r
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            while self.buf.len() < len {
+                if self.fill()? == 0 {
+                    r.body = std::mem::take(&mut self.buf);
+                    return Ok(r);
+                }
+            }
+            r.body = self.buf.drain(..len).collect();
+            r.complete = true;
+            Ok(r)
+        } else {
+            while self.fill()? > 0 {}
+            r.body = std::mem::take(&mut self.buf);
+            r.complete = true;
+            Ok(r)
+        }
+    }
+}
+
+/// Config snippet for a provider pointing at a mock.
+pub fn provider(id: &str, m: &MockProvider) -> String {
+    format!(
+        "[providers.{id}]\nbase_url = \"{}\"\napi_key = \"key-{id}\"\n",
+        m.base_url()
+    )
+}
+
+/// Standard fast-test settings (intervals of a second or less).
+pub const FAST_SETTINGS: &str = r#"
+[settings]
+health_check_interval_seconds = 0.5
+health_check_timeout_seconds = 0.5
+recovery_check_interval_seconds = 0.5
+request_timeout_seconds = 2
+stream_idle_timeout_seconds = 2
+max_retries = 2
+circuit_breaker_failure_threshold = 3
+circuit_breaker_timeout_seconds = 1
+circuit_breaker_success_threshold = 2
+"#;
+
+/// A user table entry.
+pub fn user(id: &str, token: &str, extra: &str) -> String {
+    format!("[users.{id}]\ntoken = \"{token}\"\n{extra}\n")
+}
+
+/// Waits until `f` holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    f()
+}

@@ -1,0 +1,147 @@
+//! Retries before the first byte, never after it.
+
+use crate::harness::*;
+use berry_gateway::mock::Mode;
+use std::time::Duration;
+
+fn failover_config(
+    a: &berry_gateway::mock::MockProvider,
+    b: &berry_gateway::mock::MockProvider,
+) -> String {
+    format!(
+        r#"{FAST_SETTINGS}
+{u}
+{pa}
+{pb}
+[models.m]
+name = "gpt-x"
+strategy = "failover"
+[[models.m.backends]]
+provider = "a"
+model = "model-a"
+priority = 1
+[[models.m.backends]]
+provider = "b"
+model = "model-b"
+priority = 2
+"#,
+        u = user("u", "tok", ""),
+        pa = provider("a", a),
+        pb = provider("b", b),
+    )
+}
+
+fn served_by(r: &Resp) -> String {
+    r.json()["system_fingerprint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn retries_on_refuse_500_and_429_with_each_attempt_rewritten() {
+    let a = mock("a");
+    let b = mock("b");
+    let gw = Gateway::start(&failover_config(&a, &b));
+    let ok = gw.chat("tok", "gpt-x");
+    assert_eq!((ok.status, served_by(&ok).as_str()), (200, "a"));
+
+    for mode in [
+        Mode::Status(500),
+        Mode::Status(503),
+        Mode::RateLimited { retry_after: None },
+    ] {
+        a.set_mode(mode.clone());
+        a.reset_counters();
+        b.reset_counters();
+        let r = gw.chat("tok", "gpt-x");
+        assert_eq!(r.status, 200, "{mode:?}: {}", r.text());
+        assert_eq!(served_by(&r), "b", "{mode:?}");
+        // the second attempt carried its own model name and length
+        let body = b.last_request().unwrap().body;
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["model"], "model-b");
+        a.set_mode(Mode::Ok);
+        // let a's circuit/cooldown not leak into the next case
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // refused connections: every request still succeeds through b
+    a.stop_listening();
+    for _ in 0..10 {
+        let r = gw.chat("tok", "gpt-x");
+        assert_eq!(
+            (r.status, served_by(&r).as_str()),
+            (200, "b"),
+            "{}",
+            r.text()
+        );
+    }
+}
+
+#[test]
+fn streams_retry_before_the_first_byte_only() {
+    let a = mock("a");
+    let b = mock("b");
+    let gw = Gateway::start(&failover_config(&a, &b));
+
+    // 500 before any byte: retried, the client sees one clean stream from b
+    a.set_mode(Mode::Status(500));
+    let r = gw.chat_stream("tok", "gpt-x");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.sse_data().last().map(String::as_str), Some("[DONE]"));
+    assert!(r.text().contains("\"system_fingerprint\":\"b\""));
+}
+
+#[test]
+fn no_retry_after_the_first_byte() {
+    let a = mock("a");
+    let b = mock("b");
+    let gw = Gateway::start(&failover_config(&a, &b));
+    // a (primary) closes the stream after two events: bytes already reached the client,
+    // so no retry; the client gets a final error event and no [DONE]
+    let body = r#"{"model":"gpt-x","stream":true,"messages":[]}"#;
+    let r = gw.post_with(
+        "/v1/chat/completions",
+        "tok",
+        body,
+        &[("x-mock-mode", "close:2")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.complete, "the gateway ends the response properly");
+    assert!(r.text().contains("\"system_fingerprint\":\"a\""));
+    let data = r.sse_data();
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "stream_error", "{data:?}");
+    assert_eq!(
+        b.hits_for("/chat/completions"),
+        0,
+        "never retried after the first byte"
+    );
+    // the gateway keeps serving
+    let r = gw.chat_stream("tok", "gpt-x");
+    assert_eq!(r.sse_data().last().map(String::as_str), Some("[DONE]"));
+}
+
+#[test]
+fn retry_budget_is_bounded_by_max_retries() {
+    let mocks: Vec<_> = (0..5).map(|i| mock(&format!("m{i}"))).collect();
+    let mut cfg = format!("{FAST_SETTINGS}\n{}", user("u", "tok", ""));
+    cfg = cfg.replace("max_retries = 2", "max_retries = 1");
+    for (i, m) in mocks.iter().enumerate() {
+        m.set_mode(Mode::Status(502));
+        cfg.push_str(&provider(&format!("p{i}"), m));
+    }
+    cfg.push_str("[models.m]\nname = \"x\"\nstrategy = \"round_robin\"\n");
+    for i in 0..5 {
+        cfg.push_str(&format!(
+            "[[models.m.backends]]\nprovider = \"p{i}\"\nmodel = \"r\"\n"
+        ));
+    }
+    let gw = Gateway::start(&cfg);
+    let r = gw.chat("tok", "x");
+    assert_eq!(r.status, 502, "last upstream status passes through");
+    let attempts: u64 = mocks.iter().map(|m| m.hits_for("/chat/completions")).sum();
+    assert_eq!(attempts, 2, "1 attempt + max_retries = 1");
+}
