@@ -5,3 +5,4 @@ mod errors;
 mod forwarding;
 mod harness;
 mod retries;
+mod sdk;

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit + integration tests (including the
+# official OpenAI Python SDK against the gateway). Installs what a fresh machine lacks
+# (cmake, the SDK in .venv). Used unchanged by CI (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+ensure_cargo
+ensure_cmake
+ensure_sdk_venv
+export BERRY_TEST_PYTHON="$PWD/.venv/bin/python"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+echo "==> cargo test"
+cargo test --locked --all-targets
+cargo test --locked --doc
+echo "==> all checks passed"
