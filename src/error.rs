@@ -184,6 +184,16 @@ impl ApiError {
         )
     }
 
+    /// 502: the provider's response was not valid (e.g. a broken event stream).
+    pub fn upstream_invalid(attempts: u32) -> Self {
+        Self::new(
+            502,
+            "upstream_error",
+            "upstream_invalid_response",
+            format!("The upstream provider sent an invalid response ({attempts} attempt(s))."),
+        )
+    }
+
     /// 504: the last attempt timed out.
     pub fn upstream_timeout(attempts: u32) -> Self {
         Self::new(

@@ -46,7 +46,9 @@ struct Probe {
 }
 
 /// Builds the Pingora HTTP health check for a provider: `GET {base}/models` with the
-/// provider's credential and extra headers; any 2xx passes.
+/// provider's credential and extra headers. Any 2xx passes, and so does 429: a
+/// rate-limited account is reachable and authenticated (passive 429 handling cools its
+/// backends down instead).
 pub fn build_check(p: &ProviderRoute, timeout: Duration) -> Result<HttpHealthCheck, Box<Error>> {
     let mut check = HttpHealthCheck::new(&p.endpoint.host, p.endpoint.tls);
     let path = p.upstream_path("/v1/models", None);
@@ -64,12 +66,12 @@ pub fn build_check(p: &ProviderRoute, timeout: Duration) -> Result<HttpHealthChe
     o.read_timeout = Some(timeout);
     o.write_timeout = Some(timeout);
     check.validator = Some(Box::new(|resp| {
-        if resp.status.is_success() {
+        if resp.status.is_success() || resp.status == http::StatusCode::TOO_MANY_REQUESTS {
             Ok(())
         } else {
             Error::e_explain(
                 ErrorType::CustomCode("health check status", resp.status.as_u16()),
-                "non-2xx answer to GET /models",
+                "GET /models answered neither 2xx nor 429",
             )
         }
     }));

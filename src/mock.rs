@@ -101,7 +101,7 @@ pub enum Mode {
         /// Number of content events sent before the connection is closed.
         after_chunks: u32,
     },
-    /// Streaming: head, one good event, then a chunk holding the non-SSE line
+    /// Streaming: head, one good event, the chunk interval, then a chunk holding the non-SSE line
     /// `\x00\x01NOT SSE{{{\n`, then the rest of the stream as usual (well-formed HTTP
     /// framing, terminating chunk included). Non-streaming: 200 with a
     /// `Content-Type: application/json` body of non-JSON bytes.
@@ -460,8 +460,9 @@ impl MockProvider {
         lock(&self.shared.slot).is_some()
     }
 
-    /// Close the listening socket now: new connects are refused, connections that are
-    /// already open keep working. No-op when not listening.
+    /// Close the listening socket and every open connection now, like a provider that
+    /// went away: new connects are refused, in-flight requests are cut. No-op on the
+    /// listener when not listening.
     pub fn stop_listening(&self) {
         self.shared.stop_listening();
     }
@@ -537,6 +538,8 @@ struct Shared {
     per_path: Mutex<HashMap<String, u64>>,
     last: Mutex<Option<RecordedRequest>>,
     slot: Mutex<Option<Arc<ListenerSlot>>>,
+    /// Bumped by `stop_listening`; every open connection closes when it changes.
+    kill: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -586,6 +589,7 @@ impl Shared {
             per_path: Mutex::new(HashMap::new()),
             last: Mutex::new(None),
             slot: Mutex::new(None),
+            kill: tokio::sync::watch::channel(0).0,
         }
     }
 
@@ -620,6 +624,8 @@ impl Shared {
             drop(listener);
             slot.stop.notify_one();
         }
+        // A provider that went away has no live connections either.
+        self.kill.send_modify(|g| *g += 1);
     }
 
     fn count_request(&self, path: &str) {
@@ -748,8 +754,13 @@ async fn serve_conn(shared: Arc<Shared>, sock: TcpStream) {
         scratch: Vec::with_capacity(1024),
         chunked_body: Vec::new(),
     };
+    let mut killed = shared.kill.subscribe();
     loop {
-        match conn.serve_one(&shared).await {
+        let next = tokio::select! {
+            n = conn.serve_one(&shared) => n,
+            _ = killed.changed() => Next::Abort,
+        };
+        match next {
             Next::KeepAlive => {}
             Next::Close => {
                 linger_close(&mut conn.sock).await;
@@ -1639,6 +1650,14 @@ async fn write_stream(
             },
         );
         if fault == Fault::Garbage && i == 0 {
+            if !interval.is_zero() {
+                // Let the good event reach the client first: the garbage is mid-stream.
+                if sock.write_all(out).await.is_err() {
+                    return Next::Abort;
+                }
+                out.clear();
+                tokio::time::sleep(interval).await;
+            }
             push_chunk(out, GARBAGE_SSE);
         }
     }

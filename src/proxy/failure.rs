@@ -97,9 +97,27 @@ pub fn on_proxy_error(
         e.set_retry(true);
         return e;
     }
-    finish_attempt(ctx, outcome);
-    let retry = outcome.is_retryable() && ctx.snapshot.as_ref().is_some_and(|s| can_retry(ctx, s));
-    if !retry && outcome != Outcome::ClientClosed {
+    // A body found broken (garbage) before any byte reached the client is a failed
+    // attempt like any other: retry it elsewhere.
+    let invalid = ctx.stream_failure.is_some();
+    finish_attempt(
+        ctx,
+        if invalid {
+            Outcome::StreamError
+        } else {
+            outcome
+        },
+    );
+    let retry = (invalid || outcome.is_retryable())
+        && outcome != Outcome::ClientClosed
+        && ctx.snapshot.as_ref().is_some_and(|s| can_retry(ctx, s));
+    if retry {
+        ctx.stream_failure = None;
+        ctx.watch = BodyWatch::None;
+        ctx.usage = None;
+    } else if invalid {
+        ctx.local_error = Some(ApiError::upstream_invalid(ctx.attempts));
+    } else if outcome != Outcome::ClientClosed {
         ctx.local_error = Some(final_error(Some(outcome), ctx.attempts));
     }
     e.set_retry(retry);

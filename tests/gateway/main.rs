@@ -4,5 +4,6 @@ mod config_files;
 mod errors;
 mod forwarding;
 mod harness;
+mod resilience;
 mod retries;
 mod sdk;
