@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::ShutdownWatch;
 use pingora_core::server::{ExecutionPhase, Server};
-use pingora_core::services::background::background_service;
+use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 use std::path::Path;
 use std::process::ExitCode;
@@ -146,7 +147,9 @@ pub fn run_gateway(cli: Cli, cfg: Config, config_path: &Path) -> ExitCode {
         metrics.add_tcp(addr);
         server.add_service(metrics);
     }
-    exit_when_drained(&server);
+    let listen_addrs = listen.iter().filter_map(|a| a.parse().ok()).collect();
+    let drain = DrainWatcher::new(&server, listen_addrs);
+    server.add_service(background_service("drain watcher", drain));
     log::info!(
         "berry-gateway {} listening on {} ({} models, config {})",
         env!("CARGO_PKG_VERSION"),
@@ -158,28 +161,55 @@ pub fn run_gateway(cli: Cli, cfg: Config, config_path: &Path) -> ExitCode {
 }
 
 /// After a graceful stop or upgrade hand-over, Pingora sleeps out the whole grace period.
-/// This ends the process as soon as no request is in flight (still bounded by the grace
-/// period, after which Pingora stops anyway).
-fn exit_when_drained(server: &Server) {
-    let mut phases = server.watch_execution_phase();
-    let spawned = std::thread::Builder::new()
-        .name("drain-watch".into())
-        .spawn(move || loop {
-            match phases.blocking_recv() {
-                Ok(ExecutionPhase::ShutdownGracePeriod) => {
-                    while crate::proxy::ctx::active_requests() > 0 {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    log::info!("no request in flight; exiting");
-                    std::process::exit(0);
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
+/// This service ends the process as soon as no request is in flight (still bounded by the
+/// grace period, after which Pingora stops anyway). It subscribes to the server's phases
+/// before start-up but starts its watcher thread only when services start, i.e. after
+/// `-d` has forked (a thread blocked on the channel must not exist across the fork).
+/// It also sets `TCP_DEFER_ACCEPT` on the client listeners once they are bound (see
+/// [`crate::listener`]), so no accepted connection is dropped by a stop or upgrade.
+struct DrainWatcher {
+    phases: std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<ExecutionPhase>>>,
+    listen: Vec<std::net::SocketAddr>,
+}
+
+impl DrainWatcher {
+    fn new(server: &Server, listen: Vec<std::net::SocketAddr>) -> Self {
+        DrainWatcher {
+            phases: std::sync::Mutex::new(Some(server.watch_execution_phase())),
+            listen,
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for DrainWatcher {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        let Some(mut phases) = self.phases.lock().ok().and_then(|mut p| p.take()) else {
+            return;
+        };
+        let listen = self.listen.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::listener::defer_accept_when_bound(&listen, Duration::from_secs(5))
         });
-    if let Err(e) = spawned {
-        log::warn!("drain watcher not started ({e}); shutdown waits the full grace period");
+        let spawned = std::thread::Builder::new()
+            .name("drain-watch".into())
+            .spawn(move || loop {
+                match phases.blocking_recv() {
+                    Ok(ExecutionPhase::ShutdownGracePeriod) => {
+                        while crate::proxy::ctx::active_requests() > 0 {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        log::info!("no request in flight; exiting");
+                        std::process::exit(0);
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("drain watcher not started ({e}); shutdown waits the full grace period");
+        }
     }
 }
 

@@ -142,6 +142,18 @@ metric!(GENAI_TOKENS: HistogramVec = register_histogram_vec!(
     TOKEN_BUCKETS.to_vec()
 ));
 
+static PER_REQUEST: Lazy<bool> = Lazy::new(|| {
+    !std::env::var("BERRY_REQUEST_METRICS").is_ok_and(|v| v.eq_ignore_ascii_case("off"))
+});
+
+/// Whether per-request metrics are recorded. `BERRY_REQUEST_METRICS=off` turns them off
+/// (backend gauges, health checks and reloads are still exported); it exists to measure
+/// the cost of metrics on the load benchmark.
+#[inline]
+pub fn per_request() -> bool {
+    *PER_REQUEST
+}
+
 /// Registers every metric (so families appear before their first sample) and sets build info.
 pub fn init() {
     BUILD_INFO

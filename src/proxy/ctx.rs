@@ -125,6 +125,8 @@ pub struct RequestCtx {
     pub request_id: String,
     pub snapshot: Option<Arc<Snapshot>>,
     pub request: Option<ProxyRequest>,
+    /// The authenticated user (index into `snapshot.users.users`), once known.
+    pub user: Option<usize>,
     /// The current attempt's rewritten body (sent by `request_body_filter`).
     pub attempt_body: Bytes,
     /// `attempt_body` went out for the current attempt.
@@ -189,6 +191,7 @@ impl RequestCtx {
             request_id: String::new(),
             snapshot: None,
             request: None,
+            user: None,
             attempt_body: Bytes::new(),
             attempt_body_sent: false,
             tried: SmallVec::new(),

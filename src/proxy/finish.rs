@@ -2,11 +2,20 @@
 
 use super::ctx::RequestCtx;
 use super::outcome::finish_attempt;
+use crate::auth::UserEntry;
 use crate::metrics;
-use crate::routing::Outcome;
+use crate::routing::{Backend, ModelRoute, Outcome};
+use std::time::Duration;
 
-/// Label for requests whose user is unknown (refused before authentication succeeded).
-const ANONYMOUS: &str = "-";
+/// Label for requests whose user or model is unknown (refused before it was resolved).
+const UNKNOWN: &str = "-";
+
+/// What a finished request resolved to (all optional: refusals stop early).
+struct Resolved<'a> {
+    model: Option<&'a ModelRoute>,
+    user: Option<&'a UserEntry>,
+    backend: Option<&'a Backend>,
+}
 
 /// Records everything about a finished request. Never fails.
 pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
@@ -24,85 +33,102 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
         };
         finish_attempt(ctx, outcome);
     }
-    ctx.attempt = None; // ends in-flight accounting now, not when the context is dropped
+    // End in-flight accounting now, not when the context is dropped.
+    ctx.attempt = None;
+    ctx.inflight = None;
     ctx.watchdog = None;
 
     let duration = ctx.started.elapsed();
-    let Some(snap) = ctx.snapshot.as_ref() else {
+    let Some(snap) = ctx.snapshot.clone() else {
         return;
     };
     let req = ctx.request.as_ref();
     let model = req.and_then(|r| snap.table.models.get(r.model));
-    let user = req.and_then(|r| snap.users.users.get(r.user));
-    let backend = match (model, ctx.tried.last()) {
-        (Some(m), Some(&i)) => m.backends.get(i),
-        _ => None,
+    let r = Resolved {
+        model,
+        user: ctx.user.and_then(|u| snap.users.users.get(u)),
+        backend: model
+            .zip(ctx.tried.last())
+            .and_then(|(m, &i)| m.backends.get(i)),
     };
-    let model_label = model.map_or("-", |m| m.name.as_str());
-    let user_label = user.map_or(ANONYMOUS, |u| &u.id);
-    let status = ctx.status;
+    if metrics::per_request() {
+        record_metrics(ctx, &r, duration);
+    }
+    log_access(ctx, &r, duration);
+}
 
-    ctx.inflight = None;
+fn record_metrics(ctx: &RequestCtx, r: &Resolved<'_>, duration: Duration) {
     if ctx.proxied {
-        let code = itoa::Buffer::new().format(status).to_string();
+        let code = itoa::Buffer::new().format(ctx.status).to_string();
         metrics::REQUESTS
-            .with_label_values(&[model_label, user_label, &code])
+            .with_label_values(&[
+                r.model.map_or(UNKNOWN, |m| m.name.as_str()),
+                r.user.map_or(UNKNOWN, |u| &u.id),
+                &code,
+            ])
             .inc();
     }
-    if let (Some(m), Some(r)) = (model, req) {
-        metrics::REQUEST_DURATION
-            .with_label_values(&[&m.name])
-            .observe(duration.as_secs_f64());
-        metrics::OVERHEAD.observe(ctx.overhead.as_secs_f64());
-        if let Some(b) = backend {
-            let op = r.op.otel_name();
-            let gen = [op, b.provider.backend_type.as_str(), m.name.as_str()];
-            metrics::GENAI_DURATION
-                .with_label_values(&gen)
-                .observe(duration.as_secs_f64());
-            if let Some(t) = ctx.ttfb {
-                metrics::GENAI_TTFT
-                    .with_label_values(&gen)
-                    .observe(t.as_secs_f64());
-            }
-            if let (Some(u), Some(usage)) = (user, ctx.usage) {
-                for (kind, n) in [
-                    ("input", usage.input_tokens),
-                    ("output", usage.output_tokens),
-                ] {
-                    metrics::TOKENS
-                        .with_label_values(&[m.name.as_str(), &u.id, &b.provider.id, kind])
-                        .inc_by(n);
-                    metrics::GENAI_TOKENS
-                        .with_label_values(&[op, b.provider.backend_type.as_str(), &m.name, kind])
-                        .observe(n as f64);
-                }
-            }
+    let (Some(m), Some(req)) = (r.model, ctx.request.as_ref()) else {
+        return;
+    };
+    metrics::REQUEST_DURATION
+        .with_label_values(&[&m.name])
+        .observe(duration.as_secs_f64());
+    metrics::OVERHEAD.observe(ctx.overhead.as_secs_f64());
+    let Some(b) = r.backend else {
+        return;
+    };
+    let op = req.op.otel_name();
+    let genai = [op, b.provider.backend_type.as_str(), m.name.as_str()];
+    metrics::GENAI_DURATION
+        .with_label_values(&genai)
+        .observe(duration.as_secs_f64());
+    if let Some(t) = ctx.ttfb {
+        metrics::GENAI_TTFT
+            .with_label_values(&genai)
+            .observe(t.as_secs_f64());
+    }
+    if let (Some(u), Some(usage)) = (r.user, ctx.usage) {
+        for (kind, n) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+        ] {
+            metrics::TOKENS
+                .with_label_values(&[m.name.as_str(), &u.id, &b.provider.id, kind])
+                .inc_by(n);
+            metrics::GENAI_TOKENS
+                .with_label_values(&[genai[0], genai[1], genai[2], kind])
+                .observe(n as f64);
         }
     }
+}
 
+/// One access-log line per request (target `berry::access`; health and metrics scrapes at
+/// debug level). Never a token, key or body.
+fn log_access(ctx: &RequestCtx, r: &Resolved<'_>, duration: Duration) {
     let level = if ctx.quiet_log {
         log::Level::Debug
     } else {
         log::Level::Info
     };
-    if log::log_enabled!(target: "berry::access", level) {
-        let usage = ctx.usage.unwrap_or_default();
-        log::log!(
-            target: "berry::access",
-            level,
-            "request_id={} user={} model={} backend={} status={} attempts={} ttfb_ms={} duration_ms={} tokens_in={} tokens_out={} outcome={}",
-            ctx.request_id,
-            user_label,
-            model_label,
-            backend.map_or("-", |b| &*b.id),
-            status,
-            ctx.attempts,
-            ctx.ttfb.map_or(-1.0, |t| (t.as_secs_f64() * 1e4).round() / 10.0),
-            (duration.as_secs_f64() * 1e4).round() / 10.0,
-            usage.input_tokens,
-            usage.output_tokens,
-            ctx.last_outcome.map_or("-", |o| o.label()),
-        );
+    if !log::log_enabled!(target: "berry::access", level) {
+        return;
     }
+    let usage = ctx.usage.unwrap_or_default();
+    log::log!(
+        target: "berry::access",
+        level,
+        "request_id={} user={} model={} backend={} status={} attempts={} ttfb_ms={} duration_ms={} tokens_in={} tokens_out={} outcome={}",
+        ctx.request_id,
+        r.user.map_or(UNKNOWN, |u| &u.id),
+        r.model.map_or(UNKNOWN, |m| m.name.as_str()),
+        r.backend.map_or(UNKNOWN, |b| &b.id),
+        ctx.status,
+        ctx.attempts,
+        ctx.ttfb.map_or(-1.0, |t| (t.as_secs_f64() * 1e4).round() / 10.0),
+        (duration.as_secs_f64() * 1e4).round() / 10.0,
+        usage.input_tokens,
+        usage.output_tokens,
+        ctx.last_outcome.map_or(UNKNOWN, |o| o.label()),
+    );
 }

@@ -130,6 +130,7 @@ impl ProxyHttp for BerryProxy {
             Ok(u) => u,
             Err(e) => return refuse(session, ctx, e).await,
         };
+        ctx.user = Some(user);
         let settings = &snap.table.settings;
         let body = match request::read_body(
             session,
@@ -146,7 +147,10 @@ impl ProxyHttp for BerryProxy {
         let uri = &session.req_header().uri;
         match request::admit(op, body, user, &snap, uri.path(), uri.query(), now_ms()) {
             Ok(req) => {
-                if let Some(m) = snap.table.models.get(req.model) {
+                if let (Some(m), true) = (
+                    snap.table.models.get(req.model),
+                    crate::metrics::per_request(),
+                ) {
                     ctx.inflight = Some(InflightGuard::new(&m.name));
                 }
                 ctx.request = Some(req);

@@ -32,7 +32,9 @@ pub fn finish_attempt(ctx: &mut RequestCtx, outcome: Outcome) {
     if outcome == Outcome::Success {
         backend.provider.health.mark_healthy_by_traffic();
     }
-    crate::metrics::UPSTREAM_ATTEMPTS
-        .with_label_values(&[backend.provider.id.as_str(), &backend.id, outcome.label()])
-        .inc();
+    if crate::metrics::per_request() {
+        crate::metrics::UPSTREAM_ATTEMPTS
+            .with_label_values(&[backend.provider.id.as_str(), &backend.id, outcome.label()])
+            .inc();
+    }
 }

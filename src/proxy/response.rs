@@ -55,7 +55,11 @@ pub fn on_response_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Re
         .get(http::header::RETRY_AFTER)
         .and_then(|v| retry_after_ms(v.as_bytes()));
     let outcome = Outcome::from_status(status, retry_after);
-    if let (Some(req), Some(a)) = (ctx.request.as_ref(), ctx.attempt.as_ref()) {
+    if let (Some(req), Some(a), true) = (
+        ctx.request.as_ref(),
+        ctx.attempt.as_ref(),
+        crate::metrics::per_request(),
+    ) {
         if let Some(b) = snap
             .table
             .models

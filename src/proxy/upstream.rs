@@ -130,7 +130,7 @@ pub fn select_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     let backend = &model.backends[sel.index];
     ctx.tried.push(sel.index);
     ctx.attempts += 1;
-    if ctx.attempts > 1 {
+    if ctx.attempts > 1 && crate::metrics::per_request() {
         crate::metrics::RETRIES
             .with_label_values(&[&model.name])
             .inc();

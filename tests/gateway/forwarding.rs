@@ -2,11 +2,12 @@
 //! of every size, streaming without buffering, request ids, local endpoints.
 
 use crate::harness::*;
+use berry_gateway::mock::MockProvider;
 use std::time::Duration;
 
-fn one_backend(m: &berry_gateway::mock::MockProvider, base_path: &str) -> String {
+fn one_backend(m: &MockProvider, base_path: &str) -> String {
     format!(
-        r#"{FAST_SETTINGS}
+        r#"{settings}
 max_request_body_bytes = 4194304
 {u}
 [providers.p]
@@ -20,15 +21,23 @@ name = "client-model"
 provider = "p"
 model = "real-model/v2"
 "#,
+        settings = quiet_settings(),
         u = user("u", "tok-user", ""),
         addr = m.addr(),
     )
 }
 
+/// A gateway on [`one_backend`] after its start-up health check reached the mock.
+fn start(m: &MockProvider, base_path: &str) -> Gateway {
+    let gw = Gateway::start(&one_backend(m, base_path));
+    settle(&[m]);
+    gw
+}
+
 #[test]
 fn model_span_is_spliced_and_every_other_byte_is_kept() {
     let m = mock("m");
-    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    let gw = start(&m, "/v1");
     let body = "{ \"temperature\" :0.50,\n\t\"mo\\u0064el\":   \"client\\u002dmodel\" , \"messages\":[{\"role\":\"user\",\"content\":\"h\u{e9}llo \\\"q\\\" \\u00e9\"}],\"z\":[1,2.0e3,null,true]  }";
     let r = gw.post("/v1/chat/completions", "tok-user", body);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -44,7 +53,7 @@ fn model_span_is_spliced_and_every_other_byte_is_kept() {
 #[test]
 fn credentials_are_replaced_and_url_joined() {
     let m = mock("m");
-    let gw = Gateway::start(&one_backend(&m, "/openai/v1"));
+    let gw = start(&m, "/openai/v1");
     let r = request(
         gw.addr,
         "POST",
@@ -95,7 +104,7 @@ fn credentials_are_replaced_and_url_joined() {
 #[test]
 fn bodies_of_every_size_are_forwarded_intact() {
     let m = mock("m");
-    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    let gw = start(&m, "/v1");
     // sizes around Pingora's 64 KiB body buffer and well beyond
     for size in [
         100,
@@ -125,7 +134,7 @@ fn bodies_of_every_size_are_forwarded_intact() {
 #[test]
 fn expect_continue_and_chunked_uploads() {
     let m = mock("m");
-    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    let gw = start(&m, "/v1");
     let body = br#"{"model":"client-model","messages":[]}"#;
     // Expect: 100-continue: the gateway says 100 before the body is sent
     let mut c = Client::connect(gw.addr).unwrap();
@@ -190,7 +199,7 @@ fn expect_continue_and_chunked_uploads() {
 #[test]
 fn slow_client_body_gets_408() {
     let m = mock("m");
-    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    let gw = start(&m, "/v1");
     let mut c = Client::connect(gw.addr).unwrap();
     c.write_raw(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tok-user\r\nContent-Length: 100\r\n\r\n{\"model\":")
         .unwrap();
@@ -207,7 +216,7 @@ fn sse_chunks_arrive_spaced_as_sent() {
         o.chunks = 6;
         o.chunk_interval = Duration::from_millis(150);
     });
-    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    let gw = start(&m, "/v1");
     let r = gw.chat_stream("tok-user", "client-model");
     assert_eq!(r.status, 200);
     assert!(r
@@ -274,7 +283,16 @@ fn local_endpoints() {
 #[test]
 fn health_is_503_when_no_model_can_be_served() {
     let m = mock("m");
-    let gw = Gateway::start(&one_backend(&m, "/v1"));
+    let fast = one_backend(&m, "/v1")
+        .replace(
+            "health_check_interval_seconds = 3600",
+            "health_check_interval_seconds = 0.5",
+        )
+        .replace(
+            "recovery_check_interval_seconds = 3600",
+            "recovery_check_interval_seconds = 0.5",
+        );
+    let gw = Gateway::start(&fast);
     m.stop_listening();
     assert!(
         wait_until(Duration::from_secs(5), || gw.get("/health", None).status

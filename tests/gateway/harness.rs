@@ -506,6 +506,31 @@ circuit_breaker_timeout_seconds = 1
 circuit_breaker_success_threshold = 2
 "#;
 
+/// Like [`FAST_SETTINGS`] but the active health check runs only once, at start-up, so
+/// tests that inspect a mock's last request are not raced by health probes.
+pub fn quiet_settings() -> String {
+    FAST_SETTINGS
+        .replace(
+            "health_check_interval_seconds = 0.5",
+            "health_check_interval_seconds = 3600",
+        )
+        .replace(
+            "recovery_check_interval_seconds = 0.5",
+            "recovery_check_interval_seconds = 3600",
+        )
+}
+
+/// Waits until every mock answered the gateway's start-up health check.
+pub fn settle(mocks: &[&MockProvider]) {
+    assert!(
+        wait_until(Duration::from_secs(5), || mocks
+            .iter()
+            .all(|m| m.hits_for("/models") >= 1)),
+        "start-up health checks did not arrive"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+}
+
 /// A user table entry.
 pub fn user(id: &str, token: &str, extra: &str) -> String {
     format!("[users.{id}]\ntoken = \"{token}\"\n{extra}\n")

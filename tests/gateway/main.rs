@@ -4,6 +4,8 @@ mod config_files;
 mod errors;
 mod forwarding;
 mod harness;
+mod lifecycle;
+mod operations;
 mod resilience;
 mod retries;
 mod sdk;

@@ -56,15 +56,6 @@ priority = 2
     )
 }
 
-/// Waits until each mock answered the gateway's start-up health check, so later mode
-/// changes cannot race with it.
-fn settle(mocks: &[&MockProvider]) {
-    assert!(wait_until(Duration::from_secs(5), || mocks
-        .iter()
-        .all(|m| m.hits_for("/models") >= 1)));
-    std::thread::sleep(Duration::from_millis(200));
-}
-
 fn chats(a: &MockProvider) -> u64 {
     a.hits_for("/chat/completions")
 }

@@ -9,7 +9,7 @@ fn failover_config(
     b: &berry_gateway::mock::MockProvider,
 ) -> String {
     format!(
-        r#"{FAST_SETTINGS}
+        r#"{settings}
 {u}
 {pa}
 {pb}
@@ -25,6 +25,7 @@ provider = "b"
 model = "model-b"
 priority = 2
 "#,
+        settings = quiet_settings(),
         u = user("u", "tok", ""),
         pa = provider("a", a),
         pb = provider("b", b),
@@ -43,6 +44,7 @@ fn retries_on_refuse_500_and_429_with_each_attempt_rewritten() {
     let a = mock("a");
     let b = mock("b");
     let gw = Gateway::start(&failover_config(&a, &b));
+    settle(&[&a, &b]);
     let ok = gw.chat("tok", "gpt-x");
     assert_eq!((ok.status, served_by(&ok).as_str()), (200, "a"));
 

@@ -1,0 +1,215 @@
+//! Process lifecycle: graceful upgrade (`-u` + SIGQUIT) without a failed request, daemon
+//! mode with a pid file, and SIGTERM that lets streams finish yet exits promptly.
+
+use crate::harness::*;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn config(m: &berry_gateway::mock::MockProvider) -> String {
+    format!(
+        "{FAST_SETTINGS}\n{}{}[models.m]\nname = \"x\"\n[[models.m.backends]]\nprovider = \"p\"\nmodel = \"r\"\n",
+        user("u", "tok", ""),
+        provider("p", m)
+    )
+}
+
+fn long_stream(addr: std::net::SocketAddr, chunks: u32, interval_ms: u32) -> Resp {
+    request(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("Authorization", "Bearer tok"),
+            ("x-mock-chunks", &chunks.to_string()),
+            ("x-mock-interval-ms", &interval_ms.to_string()),
+        ],
+        br#"{"model":"x","stream":true}"#,
+    )
+}
+
+fn assert_complete_stream(r: &Resp, chunks: usize) {
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.complete, "stream cut: {}", r.text());
+    let data = r.sse_data();
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
+    assert_eq!(
+        data.iter()
+            .filter(|d| d.contains("\"content\":\"tok"))
+            .count(),
+        chunks
+    );
+}
+
+fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < timeout {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    None
+}
+
+#[test]
+fn graceful_upgrade_loses_no_request_and_completes_streams() {
+    let m = mock("m");
+    let mut old = Gateway::start(&config(&m));
+    let addr = old.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let loop_thread = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match try_request(
+                    addr,
+                    "POST",
+                    "/v1/chat/completions",
+                    &[("Authorization", "Bearer tok")],
+                    br#"{"model":"x","messages":[]}"#,
+                ) {
+                    Ok(r) if r.status == 200 && r.complete => ok.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        eprintln!("failed during upgrade: {other:?}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        })
+    };
+    // a 4 s stream that spans the hand-over
+    let stream = std::thread::spawn(move || long_stream(addr, 40, 100));
+    std::thread::sleep(Duration::from_millis(500));
+
+    // the new process waits for the listeners; then the old one hands them over
+    let new_log = old.dir.join("new.log");
+    let mut new = Command::new(binary())
+        .arg("--config")
+        .arg(&old.config_path)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("-c")
+        .arg(old.dir.join("pingora.yaml"))
+        .arg("-u")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&new_log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    old.signal("QUIT");
+
+    let r = stream.join().unwrap();
+    assert_complete_stream(&r, 40);
+    // the old process leaves once its requests are done (5 s hand-over + drain), well
+    // before its 10 s grace period
+    let mut old_child = old.child.take().unwrap();
+    let exited = wait_exit(&mut old_child, Duration::from_secs(9));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    loop_thread.join().unwrap();
+    let new_log_text = std::fs::read_to_string(&new_log).unwrap_or_default();
+    let _ = new.kill();
+    let _ = new.wait();
+    assert!(
+        exited.is_some(),
+        "old process did not exit; log:\n{}",
+        old.log()
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the upgrade; new log:\n{new_log_text}"
+    );
+    assert!(ok.load(Ordering::Relaxed) > 20);
+    assert!(
+        new_log_text.contains("berry::access"),
+        "the new process served requests:\n{new_log_text}"
+    );
+}
+
+#[test]
+fn daemon_mode_and_sigterm_let_streams_finish_then_exit() {
+    let m = mock("m");
+    let dir = temp_dir("daemon");
+    let cfg_path = dir.join("berry.toml");
+    std::fs::write(&cfg_path, config(&m)).unwrap();
+    let conf = pingora_conf(&dir);
+    let mut conf_text = std::fs::read_to_string(&conf).unwrap();
+    conf_text.push_str(&format!("error_log: {}/error.log\n", dir.display()));
+    std::fs::write(&conf, conf_text).unwrap();
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let status = Command::new(binary())
+        .arg("--config")
+        .arg(&cfg_path)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("-c")
+        .arg(&conf)
+        .arg("-d")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the launching process returns once daemonized"
+    );
+    let pid_file = dir.join("gw.pid");
+    assert!(wait_until(Duration::from_secs(20), || {
+        pid_file.exists() && try_request(addr, "GET", "/health", &[], b"").is_ok()
+    }));
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let alive = |pid: &str| {
+        Command::new("kill")
+            .args(["-0", pid])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(alive(&pid));
+
+    // SIGTERM during a 2 s stream: the stream completes, then the process exits promptly
+    let stream = std::thread::spawn(move || long_stream(addr, 20, 100));
+    std::thread::sleep(Duration::from_millis(400));
+    let t0 = Instant::now();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let r = stream.join().unwrap();
+    assert_complete_stream(&r, 20);
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(&pid)),
+        "daemon still running after SIGTERM"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
+    let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+    assert!(
+        log.contains("berry::access"),
+        "daemon logs go to error_log:\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn idle_gateway_stops_within_seconds_on_sigterm() {
+    let m = mock("m");
+    let mut gw = Gateway::start(&config(&m));
+    assert_eq!(gw.chat("tok", "x").status, 200);
+    let mut child = gw.child.take().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let took = wait_exit(&mut child, Duration::from_secs(8));
+    assert!(
+        took.is_some_and(|t| t < Duration::from_secs(3)),
+        "idle stop took {took:?} (grace period is 10 s)"
+    );
+    assert!(try_request(gw.addr, "GET", "/health", &[], b"").is_err());
+}
