@@ -52,6 +52,8 @@ pub enum Route {
     Completions,
     Embeddings,
     Models,
+    /// `GET /v1/models/{id}`.
+    ModelById,
     Health,
     Root,
     Metrics,
@@ -75,6 +77,7 @@ pub fn route(method: &http::Method, path: &str) -> Route {
         "/metrics" => (M::GET, Route::Metrics),
         "/admin/backends" => (M::GET, Route::AdminBackends),
         "/admin/config" => (M::GET, Route::AdminConfig),
+        p if model_id(p).is_some() => (M::GET, Route::ModelById),
         _ => return Route::NotFound,
     };
     if *method == want || (want == M::GET && *method == M::HEAD) {
@@ -138,6 +141,24 @@ pub fn models(table: &Table, user: &UserEntry) -> LocalResponse {
         .map(|(_, m)| json!({"id": m.name, "object": "model", "created": 0, "owned_by": "berry-gateway"}))
         .collect();
     LocalResponse::json(200, &json!({"object": "list", "data": data}))
+}
+
+/// The `{id}` of `/v1/models/{id}` or `/models/{id}`.
+pub fn model_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/models/")
+        .or_else(|| path.strip_prefix("/models/"))
+        .filter(|id| !id.is_empty())
+}
+
+/// `GET /v1/models/{id}`: the model object when it exists and this user may use it.
+pub fn model_by_id(table: &Table, user: &UserEntry, id: &str) -> LocalResponse {
+    match table.model_index(id).filter(|&i| user.may_use(i)) {
+        Some(i) => LocalResponse::json(
+            200,
+            &json!({"id": table.models[i].name, "object": "model", "created": 0, "owned_by": "berry-gateway"}),
+        ),
+        None => (&ApiError::model_not_found(id)).into(),
+    }
 }
 
 /// Checks the admin token of a request (`Authorization: Bearer` or `x-api-key`).
@@ -339,6 +360,9 @@ mod tests {
             Route::WrongMethod("POST")
         );
         assert_eq!(route(&Method::GET, "/models"), Route::Models);
+        assert_eq!(route(&Method::GET, "/v1/models/gpt-4o"), Route::ModelById);
+        assert_eq!(model_id("/v1/models/a/b"), Some("a/b"));
+        assert_eq!(route(&Method::GET, "/v1/models/"), Route::NotFound);
         assert_eq!(route(&Method::HEAD, "/health"), Route::Health);
         assert_eq!(route(&Method::POST, "/health"), Route::WrongMethod("GET"));
         assert_eq!(route(&Method::GET, "/v2/x"), Route::NotFound);

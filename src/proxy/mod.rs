@@ -58,9 +58,13 @@ fn local_response(route: Route, session: &Session, snap: &Snapshot) -> LocalResp
     match route {
         Route::Root => api::root(),
         Route::Health => api::health(snap, now),
-        Route::Models => match request::authenticate(session, snap) {
+        Route::Models | Route::ModelById => match request::authenticate(session, snap) {
             Ok(u) => match snap.users.users.get(u) {
-                Some(user) => api::models(&snap.table, user),
+                Some(user) if route == Route::Models => api::models(&snap.table, user),
+                Some(user) => {
+                    let path = session.req_header().uri.path();
+                    api::model_by_id(&snap.table, user, api::model_id(path).unwrap_or_default())
+                }
                 None => (&ApiError::unauthorized()).into(),
             },
             Err(e) => (&e).into(),

@@ -274,6 +274,10 @@ fn local_endpoints() {
         assert_eq!(list["data"].as_array().unwrap().len(), 1);
     }
     assert_eq!(gw.get("/v1/models", None).status, 401);
+    let one = gw.get("/v1/models/client-model", Some("tok-user"));
+    assert_eq!(one.json()["id"], "client-model");
+    assert_eq!(gw.get("/v1/models/client-model", Some("tok-v")).status, 404);
+    assert_eq!(gw.get("/v1/models/nope", Some("tok-user")).status, 404);
     let none = gw.get("/v1/models", Some("tok-v")).json();
     assert_eq!(none["data"].as_array().unwrap().len(), 0);
     // the admin API is off without admin_token
