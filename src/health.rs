@@ -65,6 +65,9 @@ pub fn build_check(p: &ProviderRoute, timeout: Duration) -> Result<HttpHealthChe
     o.total_connection_timeout = Some(timeout);
     o.read_timeout = Some(timeout);
     o.write_timeout = Some(timeout);
+    if p.endpoint.tls {
+        o.alpn = pingora_core::protocols::ALPN::H2H1;
+    }
     check.validator = Some(Box::new(|resp| {
         if resp.status.is_success() || resp.status == http::StatusCode::TOO_MANY_REQUESTS {
             Ok(())

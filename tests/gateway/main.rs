@@ -9,3 +9,4 @@ mod operations;
 mod resilience;
 mod retries;
 mod sdk;
+mod tls;
