@@ -11,6 +11,10 @@ ensure_cargo
 ensure_cmake
 ensure_sdk_venv
 export BERRY_TEST_PYTHON="$PWD/.venv/bin/python"
+# promtool (Debian package `prometheus`) checks the alert rules and scrape config in
+# deploy/; tests/deploy.rs fails instead of skipping when it is required but missing.
+command -v promtool >/dev/null 2>&1 || apt_install prometheus
+export BERRY_REQUIRE_PROMTOOL=1
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -174,7 +174,11 @@ pub fn init() {
     Lazy::force(&BACKEND_LATENCY);
     Lazy::force(&BACKEND_COOLDOWN);
     Lazy::force(&HEALTH_CHECKS);
-    Lazy::force(&CONFIG_RELOADS);
+    // Both results exist from the start, so `increase(...{result="error"})` works on the
+    // first failed reload.
+    for result in ["success", "error"] {
+        CONFIG_RELOADS.with_label_values(&[result]);
+    }
     Lazy::force(&USER_RATE_LIMITED);
     Lazy::force(&GENAI_DURATION);
     Lazy::force(&GENAI_TTFT);
