@@ -17,7 +17,7 @@
 //!   content chunks; the reply text is `"tok0 tok1 … "` (one `tok<i> ` per chunk),
 //!   identical for streamed and non-streamed answers.
 //!
-//! ```ignore
+//! ```
 //! # fn main() -> std::io::Result<()> {
 //! use berry_gateway::mock::{MockOptions, MockProvider, Mode};
 //! let mock = MockProvider::start_background(MockOptions::default())?;
