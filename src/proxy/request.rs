@@ -176,8 +176,16 @@ pub fn admit(
     query: Option<&str>,
     now_ms: u64,
 ) -> Result<ProxyRequest, ApiError> {
-    let scan = crate::body::scan(&body)
-        .map_err(|e| ApiError::bad_request(e.message()).with_param("model"))?;
+    let scan = crate::body::scan(&body).map_err(|e| {
+        use crate::body::BodyError as B;
+        let err = ApiError::bad_request(e.message());
+        match e {
+            B::MissingModel | B::EmptyModel | B::ModelNotString | B::DuplicateModel => {
+                err.with_param("model")
+            }
+            _ => err,
+        }
+    })?;
     let model = snap
         .table
         .model_index(&scan.model)
