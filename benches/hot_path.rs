@@ -6,9 +6,10 @@
 //!
 //! * `auth` — `client_token` + `Users::authenticate_index` (SHA-256 of the token, hash-map
 //!   lookup, constant-time compare) with 10 and 1,000 users.
-//! * `body_1KiB`, `body_64KiB` — `body::scan` of a realistic chat request, scan + splice
-//!   of the real model name (`body::apply_edits`, plus the `include_usage` insertion for
-//!   streams), and a `serde_json::Value` parse for reference.
+//! * `body_1KiB`, `body_1KiB_stream`, `body_64KiB` — `body::scan` of a realistic chat
+//!   request (934 bytes) and of a padded 64 KiB one, scan + splice of the real model name
+//!   (`body::apply_edits`, plus the `include_usage` insertion for streams), and a
+//!   `serde_json::Value` parse for reference.
 //! * `select_4_backends` — `ModelRoute::select` with the gateway's own `eligible` filter
 //!   (`proxy::upstream::eligible`) for every strategy on a model with 4 backends.
 //! * `per_request` — everything the gateway does per request before it talks to the upstream
@@ -16,18 +17,20 @@
 //!   lookup, permission, quota), `select`, and `proxy::request::attempt_body` (splice).
 //!   Measured for 10 / 1,000 models × 10 / 1,000 users, cycling through 256 pre-built
 //!   requests spread over the users and models (so larger tables are not flattered by a hot
-//!   cache line), plus a variant for a user with a rate limit.
+//!   cache line), plus variants for a user with a rate limit and for a streaming request
+//!   with `stream_include_usage` (two edits). Not included: metrics, access log, Pingora.
 //! * `sse_openai_50_events`, `json_4k_body` — the response-side usage observers
 //!   (`usage::SseScanner`, `usage::JsonUsageScanner`) on a 50-event stream and a 4 KB reply.
 //! * `reload_1000_models` — `config::load_str` and `Snapshot::build` (fresh and carrying
 //!   state over from the previous snapshot, as a reload does) for 1,000 models × 4 backends
 //!   and 1,000 users; once with providers that list their models (the validator checks every
-//!   backend against that list) and once without.
+//!   backend against that list) and once without; plus the TOML parse alone, for the split.
 //!
-//! Run (a few minutes; a noisy machine shows up as wide confidence intervals):
+//! Run (about 3 minutes plus the build; a noisy machine shows up as wide confidence
+//! intervals, so compare runs with care):
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3
+//! cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
 //! A filter runs a subset, e.g. `cargo bench --bench hot_path -- per_request`.
@@ -261,7 +264,9 @@ fn bench_body(c: &mut Criterion) {
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Bytes(body.len() as u64));
         eprintln!("{name}: {} bytes", body.len());
-        g.bench_function("scan", |b| b.iter(|| scan(black_box(&body))));
+        if name != "body_1KiB_stream" {
+            g.bench_function("scan", |b| b.iter(|| scan(black_box(&body))));
+        }
         g.bench_function("scan+splice", |b| {
             b.iter(|| rewrite(black_box(&body), black_box(literal.as_bytes())))
         });
@@ -597,6 +602,10 @@ fn bench_reload(c: &mut Criterion) {
             b.iter(|| load_str(black_box(&text), Format::Toml, &|_| None))
         });
         if list_models {
+            // The first step of load_str alone: TOML text -> generic tree.
+            g.bench_function("toml_to_value_only", |b| {
+                b.iter(|| toml::from_str::<serde_json::Value>(black_box(&text)))
+            });
             g.bench_function("snapshot_build_fresh", |b| {
                 b.iter(|| Snapshot::build(black_box(&cfg), None, 1))
             });
@@ -614,13 +623,11 @@ fn bench_reload(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    bench_auth,
-    bench_body,
-    bench_select,
-    bench_per_request,
-    bench_usage,
-    bench_reload
-);
+criterion_group! {
+    name = benches;
+    // Plots cost ~3 s per benchmark on a small machine; the numbers (and the saved
+    // estimates criterion compares against) do not need them.
+    config = Criterion::default().without_plots();
+    targets = bench_auth, bench_body, bench_select, bench_per_request, bench_usage, bench_reload
+}
 criterion_main!(benches);

@@ -1,0 +1,550 @@
+#!/usr/bin/env bash
+# Load benchmark (SPEC §10): gateway vs. direct vs. a plain nginx reverse-proxy hop, in one
+# run, on the same machine, against the same fast local upstream (release `berry-mock`).
+#
+# What it does:
+#   1. builds the release binaries (`cargo build --release --bins`; honours CARGO_TARGET_DIR),
+#      installs wrk and nginx with apt-get when missing (or stops with a clear message);
+#   2. starts berry-mock (--no-record, 2 threads, streams of 5 chunks without pauses), the
+#      gateway (Pingora `threads: 2`, generated config with 2 provider accounts on the mock,
+#      weighted_random, real model name ≠ client name so the body is spliced) and nginx
+#      (`worker_processes 2`, upstream keepalive, proxy_buffering off, access_log off), all
+#      on free loopback ports probed at run time;
+#   3. runs wrk against each target (direct = mock, gateway → mock, nginx → mock) for
+#      scenarios:
+#        json      non-stream chat completion POST, CONNS connections (throughput)
+#        sse       streaming chat completion (5 chunks), CONNS connections (throughput)
+#        json_c8   non-stream, 8 connections, no pause (saturating, as `wrk -c 8 -t 2`)
+#        json_lat  non-stream, 8 connections, PACE_MS pause per connection between
+#                  requests (moderate load; the "added p99 < 1 ms" comparison)
+#        sse_lat   streaming, same pacing
+#      and reports req/s, p50, p99, errors, and the proxy's CPU time per request (from
+#      /proc; robust against a noisy machine), plus gateway/direct and gateway/nginx ratios;
+#   4. measures the gateway's RSS idle, after the load, and with N_IDLE concurrent open SSE
+#      streams (the mock sends the head and one event, then pauses): per-stream memory, and
+#      gateway JSON throughput while those streams are open;
+#   5. prints the table and writes it (plus the raw wrk output) to
+#      bench-results/load-<timestamp>.txt.
+#
+# Run:   scripts/bench-load.sh                 (about 4 minutes with the defaults)
+# Knobs (environment): DURATION=10 (s per measurement), WARMUP=2 (s per target),
+#   ROUNDS=1 (repeat all scenarios; medians reported), CONNS=64, THREADS=2, PACE_MS=2,
+#   N_IDLE=1000 (0 = skip the open-streams part), SKIP_BUILD=1 (reuse binaries),
+#   GATEWAY_LOG=warn (RUST_LOG of the gateway; `info` turns the access log on — nginx runs
+#   with access_log off, so the default compares like with like), KEEP_TMP=1 (keep logs).
+#
+# Caveat: wrk, the proxy under test and the mock share the machine's cores, so absolute
+# numbers are CPU-bound and noisy; compare ratios within one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-1}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+PACE_MS=${PACE_MS:-2}
+N_IDLE=${N_IDLE:-1000}
+GATEWAY_LOG=${GATEWAY_LOG:-warn}
+TOKEN=sk-berry-bench-7f3a9c2e5b8d4f1a6c0e9b3d7a2f5c8e
+CLIENT_MODEL=gpt-4o-mini
+REAL_MODEL=gpt-4o-mini-2024-07-18
+
+# ---------------------------------------------------------------------------------------
+# prerequisites
+# ---------------------------------------------------------------------------------------
+ensure_cargo
+command -v wrk >/dev/null 2>&1 || apt_install wrk
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  apt_install nginx-light 2>/dev/null || apt_install nginx
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}}
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  ensure_cmake
+  echo "==> cargo build --release --bins (target dir $TARGET_DIR)" >&2
+  cargo build --release --bins
+fi
+GATEWAY_BIN=$TARGET_DIR/release/berry-gateway
+MOCK_BIN=$TARGET_DIR/release/berry-mock
+for b in "$GATEWAY_BIN" "$MOCK_BIN"; do
+  [ -x "$b" ] || { echo "error: $b not found (build failed or SKIP_BUILD=1 without a build)" >&2; exit 1; }
+done
+
+# Enough file descriptors for N_IDLE streams (client + upstream socket each).
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then hard=65536; fi
+ulimit -n "$hard" 2>/dev/null || true
+if [ "$N_IDLE" -gt 0 ] && [ $((N_IDLE * 2 + 200)) -gt "$(ulimit -n)" ]; then
+  echo "warning: ulimit -n $(ulimit -n) is too low for N_IDLE=$N_IDLE; using $(( ($(ulimit -n) - 200) / 2 ))" >&2
+  N_IDLE=$(( ($(ulimit -n) - 200) / 2 ))
+fi
+
+# ---------------------------------------------------------------------------------------
+# processes and cleanup
+# ---------------------------------------------------------------------------------------
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/berry-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  local pid i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    pid=${PIDS[i]}
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${KEEP_TMP:-0}" = 1 ]; then
+    echo "logs kept in $TMP" >&2
+  else
+    rm -rf "$TMP"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+die() {
+  echo "error: $*" >&2
+  for f in "$TMP"/*.log; do
+    [ -s "$f" ] && { echo "--- $f (tail)" >&2; tail -n 20 "$f" >&2; }
+  done
+  exit 1
+}
+
+# A TCP port nothing listens on, below the ephemeral range (where wrk's sockets live).
+free_port() {
+  local lo hi p hex _
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range || { lo=32768; hi=60999; }
+  for _ in $(seq 1 200); do
+    if [ "$lo" -gt 12000 ]; then
+      p=$((10000 + RANDOM % (lo - 10000)))
+    else
+      p=$((hi + 1 + RANDOM % (65000 - hi)))
+    fi
+    hex=$(printf ':%04X' "$p")
+    if ! awk -v h="$hex" 'FNR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
+      /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Sends one HTTP/1.1 request (Connection: close) and prints the response.
+# http_request PORT METHOD PATH [BODY] [EXTRA_HEADER_LINES]
+http_request() {
+  local port=$1 method=$2 path=$3 body=${4:-} extra=${5:-}
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
+    printf '%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s' \
+      "$method" "$path" "${#body}" "$extra" "$body" >&3
+    timeout 5 cat <&3
+  ) 2>/dev/null
+}
+
+wait_http() { # PORT NAME PID
+  local i resp
+  for i in $(seq 1 100); do
+    kill -0 "$3" 2>/dev/null || die "$2 exited during start-up"
+    resp=$(http_request "$1" GET /) || true
+    [[ $resp == "HTTP/1.1 "* ]] && return 0
+    [ "$i" -eq 100 ] || sleep 0.1
+  done
+  die "$2 did not answer on port $1"
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+# Process ids of $1 and its direct children (nginx master + workers).
+with_children() {
+  echo "$1"
+  awk -v pp="$1" '{ sub(/^.*\) /, ""); if ($2 == pp) { split(FILENAME, a, "/"); print a[3] } }' \
+    /proc/[0-9]*/stat 2>/dev/null || true
+}
+
+# utime + stime (clock ticks) summed over the given pids.
+cpu_ticks() {
+  local pid total=0 t
+  for pid in "$@"; do
+    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# Established TCP connections whose local port is $1.
+established_on() {
+  local hex
+  hex=$(printf ':%04X' "$1")
+  awk -v h="$hex" 'FNR > 1 && $4 == "01" && substr($2, length($2) - 4) == h { n++ } END { print n + 0 }' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# Established connections of process $1 to remote port $2 (matched by socket inode).
+connections_to() {
+  local hex inodes
+  hex=$(printf ':%04X' "$2")
+  inodes=$(find "/proc/$1/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n' | tr '\n' ' ')
+  awk -v h="$hex" -v ins=" $inodes" 'FNR > 1 && $4 == "01" && substr($3, length($3) - 4) == h && index(ins, " " $10 " ") { n++ }
+    END { print n + 0 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# ---------------------------------------------------------------------------------------
+# start: mock, gateway, nginx
+# ---------------------------------------------------------------------------------------
+echo "==> starting berry-mock" >&2
+"$MOCK_BIN" --no-record --threads 2 --chunks 5 --interval-ms 0 \
+  --models "$REAL_MODEL,$CLIENT_MODEL" >"$TMP/mock.out" 2>"$TMP/mock.log" &
+MOCK_PID=$!
+PIDS+=("$MOCK_PID")
+for _ in $(seq 1 100); do
+  [ -s "$TMP/mock.out" ] && break
+  kill -0 "$MOCK_PID" 2>/dev/null || die "berry-mock exited during start-up"
+  sleep 0.05
+done
+MOCK_ADDR=$(sed -n '1s|^listening on http://||p' "$TMP/mock.out")
+MOCK_PORT=${MOCK_ADDR##*:}
+[ -n "$MOCK_PORT" ] || die "berry-mock did not print its address"
+
+start_gateway() {
+  GW_PORT=$(free_port) || die "no free port"
+  cat >"$TMP/gateway.toml" <<EOF
+[settings]
+listen = ["127.0.0.1:$GW_PORT"]
+request_timeout_seconds = 30
+stream_idle_timeout_seconds = 600
+health_check_interval_seconds = 30
+
+[users.bench]
+name = "Benchmark"
+token = "$TOKEN"
+
+[providers.acct-a]
+base_url = "http://$MOCK_ADDR/v1"
+api_key = "sk-mock-key-a"
+models = ["$REAL_MODEL"]
+
+[providers.acct-b]
+base_url = "http://$MOCK_ADDR/v1"
+api_key = "sk-mock-key-b"
+models = ["$REAL_MODEL"]
+
+[models.mini]
+name = "$CLIENT_MODEL"
+strategy = "weighted_random"
+[[models.mini.backends]]
+provider = "acct-a"
+model = "$REAL_MODEL"
+weight = 0.7
+[[models.mini.backends]]
+provider = "acct-b"
+model = "$REAL_MODEL"
+weight = 0.3
+EOF
+  cat >"$TMP/pingora.yaml" <<EOF
+---
+version: 1
+threads: 2
+pid_file: $TMP/gateway.pid
+upgrade_sock: $TMP/gateway-upgrade.sock
+grace_period_seconds: 1
+graceful_shutdown_timeout_seconds: 1
+EOF
+  RUST_LOG=$GATEWAY_LOG "$GATEWAY_BIN" --config "$TMP/gateway.toml" -c "$TMP/pingora.yaml" \
+    >"$TMP/gateway.out" 2>"$TMP/gateway.log" &
+  GW_PID=$!
+  PIDS+=("$GW_PID")
+}
+echo "==> starting berry-gateway" >&2
+start_gateway
+wait_http "$GW_PORT" berry-gateway "$GW_PID"
+
+echo "==> starting nginx" >&2
+NGX_PORT=$(free_port) || die "no free port"
+mkdir -p "$TMP/nginx/tmp"
+NGX_USER=""
+if [ "$(id -u)" = 0 ]; then
+  NGX_USER="user $(id -un) $(id -gn);"
+fi
+cat >"$TMP/nginx/nginx.conf" <<EOF
+$NGX_USER
+worker_processes 2;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx/tmp/body;
+  proxy_temp_path $TMP/nginx/tmp/proxy;
+  fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
+  uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
+  scgi_temp_path $TMP/nginx/tmp/scgi;
+  keepalive_requests 1000000;
+  upstream mock {
+    server $MOCK_ADDR;
+    keepalive 256;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$NGX_PORT;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+"$NGINX" -e "$TMP/nginx.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >"$TMP/nginx.out" 2>"$TMP/nginx.stderr.log" &
+NGX_PID=$!
+PIDS+=("$NGX_PID")
+wait_http "$NGX_PORT" nginx "$NGX_PID"
+
+# ---------------------------------------------------------------------------------------
+# request bodies, wrk scripts, sanity checks
+# ---------------------------------------------------------------------------------------
+body() { # STREAM(true|false)
+  printf '%s' '{"model":"'"$CLIENT_MODEL"'","messages":[{"role":"system","content":"You are a helpful assistant for the platform team. Answer concisely, use Markdown, and cite the internal runbook section when relevant."},{"role":"user","content":"Our nginx ingress returns 502 for about 1% of requests after the last deploy. Where should I start looking?"},{"role":"assistant","content":"Start with the upstream side: check whether the pods were restarted (readiness probe failures), then compare the ingress error log timestamps with the deploy. A 502 usually means the upstream closed the connection or refused it \u2014 keep-alive timeouts shorter than nginx'"'"'s are a classic cause."},{"role":"user","content":"The app uses keepalive_timeout 5s and nginx uses 60s. Could that be it? Please give me the exact config change."}],"temperature":0.2,"top_p":1,"max_tokens":800,"presence_penalty":0,"frequency_penalty":0,"user":"team-platform","stream":'"$1"'}'
+}
+JSON_BODY=$(body false)
+SSE_BODY=$(body true)
+
+# wrk script: POST body, bearer token, optional per-connection pause, and a machine-readable
+# summary line from done().
+write_lua() { # FILE BODY PACE_MS [EXTRA_HEADER VALUE]
+  {
+    printf 'wrk.method = "POST"\n'
+    printf 'wrk.body = [==[%s]==]\n' "$2"
+    printf 'wrk.headers["Content-Type"] = "application/json"\n'
+    printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$TOKEN"
+    if [ $# -ge 5 ]; then
+      printf 'wrk.headers["%s"] = "%s"\n' "$4" "$5"
+    fi
+    if [ "$3" -gt 0 ]; then
+      printf 'function delay() return %d end\n' "$3"
+    fi
+    cat <<'LUA'
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH requests=%d duration_us=%d rps=%.1f p50_us=%.0f p90_us=%.0f p99_us=%.0f max_us=%.0f err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d\n",
+    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+LUA
+  } >"$1"
+}
+write_lua "$TMP/json.lua" "$JSON_BODY" 0
+write_lua "$TMP/sse.lua" "$SSE_BODY" 0
+write_lua "$TMP/json_paced.lua" "$JSON_BODY" "$PACE_MS"
+write_lua "$TMP/sse_paced.lua" "$SSE_BODY" "$PACE_MS"
+write_lua "$TMP/sse_idle.lua" "$SSE_BODY" 0 x-mock-interval-ms 600000
+
+auth="Authorization: Bearer $TOKEN"$'\r\n'
+for t in "direct:$MOCK_PORT" "gateway:$GW_PORT" "nginx:$NGX_PORT"; do
+  name=${t%%:*} port=${t##*:}
+  resp=$(http_request "$port" POST /v1/chat/completions "$JSON_BODY" "$auth")
+  head -n 1 <<<"$resp" | grep -q '^HTTP/1.1 200' || die "$name: non-stream request failed: $(head -n 1 <<<"$resp")"
+  resp=$(http_request "$port" POST /v1/chat/completions "$SSE_BODY" "$auth")
+  grep -q 'data: \[DONE\]' <<<"$resp" || die "$name: stream request did not complete"
+done
+resp=$(http_request "$GW_PORT" POST /v1/chat/completions "$JSON_BODY" "$auth")
+grep -q "\"model\":\"$REAL_MODEL\"" <<<"$resp" || die "gateway did not rewrite the model (response: ${resp:0:300})"
+
+sleep 1
+RSS_IDLE=$(rss_kib "$GW_PID")
+echo "==> gateway RSS idle: $RSS_IDLE KiB" >&2
+
+# ---------------------------------------------------------------------------------------
+# measurements
+# ---------------------------------------------------------------------------------------
+RESULTS=$TMP/results.tsv # scenario target round rps p50_us p99_us errors cpu_us_per_req
+RAW=$TMP/raw.txt
+: >"$RESULTS"
+: >"$RAW"
+
+# run_wrk SCENARIO TARGET ROUND CONNS LUA PORT PIDS...
+run_wrk() {
+  local scenario=$1 target=$2 round=$3 conns=$4 lua=$5 port=$6
+  shift 6
+  local threads=$THREADS out line c0 c1
+  [ "$conns" -lt "$threads" ] && threads=$conns
+  c0=$(cpu_ticks "$@")
+  out=$(wrk -t "$threads" -c "$conns" -d "${DURATION}s" --timeout 10s --latency -s "$lua" \
+    "http://127.0.0.1:$port/v1/chat/completions" 2>&1) || true
+  c1=$(cpu_ticks "$@")
+  printf '### %s %s round %s (-t %s -c %s -d %ss)\n%s\n\n' "$scenario" "$target" "$round" "$threads" "$conns" "$DURATION" "$out" >>"$RAW"
+  line=$(grep '^BENCH ' <<<"$out" || true)
+  [ -n "$line" ] || { echo "$out" >&2; die "wrk produced no summary for $scenario/$target"; }
+  # shellcheck disable=SC2086 # word splitting of key=value pairs is intended
+  line=$(echo $line | awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" '{
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    err = v["err_connect"] + v["err_read"] + v["err_write"] + v["err_status"] + v["err_timeout"]
+    cpu = v["requests"] > 0 ? c * 1e6 / hz / v["requests"] : 0
+    printf "%s %s %s %.0f %s\n", v["rps"], v["p50_us"], v["p99_us"], err, cpu
+  }')
+  printf '%s\t%s\t%s\t%s\n' "$scenario" "$target" "$round" "${line// /$'\t'}" >>"$RESULTS"
+  printf '    %-9s %-8s round %s: %s\n' "$scenario" "$target" "$round" "$line" >&2
+}
+
+mapfile -t NGX_PIDS < <(with_children "$NGX_PID")
+declare -A TARGET_PORT=([direct]=$MOCK_PORT [gateway]=$GW_PORT [nginx]=$NGX_PORT)
+TARGETS=(direct gateway nginx)
+proxy_pids() {
+  case $1 in
+    direct) echo "$MOCK_PID" ;;
+    gateway) echo "$GW_PID" ;;
+    nginx) printf '%s\n' "${NGX_PIDS[@]}" ;;
+  esac
+}
+
+echo "==> warm-up (${WARMUP}s per target)" >&2
+for target in "${TARGETS[@]}"; do
+  wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" -s "$TMP/json.lua" \
+    "http://127.0.0.1:${TARGET_PORT[$target]}/v1/chat/completions" >/dev/null 2>&1 || true
+done
+
+SCENARIOS=(
+  "json:$CONNS:json.lua"
+  "sse:$CONNS:sse.lua"
+  "json_c8:8:json.lua"
+  "json_lat:8:json_paced.lua"
+  "sse_lat:8:sse_paced.lua"
+)
+echo "==> measuring (${DURATION}s each; columns: req/s p50_us p99_us errors proxy_cpu_us_per_req)" >&2
+for round in $(seq 1 "$ROUNDS"); do
+  for s in "${SCENARIOS[@]}"; do
+    IFS=: read -r scenario conns lua <<<"$s"
+    for target in "${TARGETS[@]}"; do
+      mapfile -t pids < <(proxy_pids "$target")
+      run_wrk "$scenario" "$target" "$round" "$conns" "$TMP/$lua" "${TARGET_PORT[$target]}" "${pids[@]}"
+    done
+  done
+done
+RSS_AFTER=$(rss_kib "$GW_PID")
+echo "==> gateway RSS after load: $RSS_AFTER KiB" >&2
+
+# ---------------------------------------------------------------------------------------
+# open SSE streams: memory per stream, throughput while they are open
+# ---------------------------------------------------------------------------------------
+IDLE_REPORT=""
+if [ "$N_IDLE" -gt 0 ]; then
+  echo "==> opening $N_IDLE idle SSE streams through the gateway" >&2
+  rss_before=$(rss_kib "$GW_PID")
+  upstream_before=$(connections_to "$GW_PID" "$MOCK_PORT")
+  hold=$((DURATION + 45))
+  wrk -t 2 -c "$N_IDLE" -d "${hold}s" --timeout "$((hold + 10))s" -s "$TMP/sse_idle.lua" \
+    "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null 2>&1 &
+  HOLD_PID=$!
+  PIDS+=("$HOLD_PID")
+  open=0
+  for _ in $(seq 1 300); do
+    open=$(established_on "$GW_PORT")
+    [ "$open" -ge "$N_IDLE" ] && break
+    sleep 0.1
+  done
+  sleep 2
+  open=$(established_on "$GW_PORT")
+  upstream_open=$(connections_to "$GW_PID" "$MOCK_PORT")
+  rss_open=$(rss_kib "$GW_PID")
+  per_stream=$(awk -v a="$rss_open" -v b="$rss_before" -v n="$open" 'BEGIN { printf "%.1f", (n > 0 ? (a - b) / n : 0) }')
+  echo "    $open client connections open (mock side: $upstream_open); RSS $rss_before -> $rss_open KiB = $per_stream KiB/stream" >&2
+  echo "==> JSON throughput through the gateway with the streams open" >&2
+  mapfile -t pids < <(proxy_pids gateway)
+  run_wrk json_with_idle gateway 1 "$CONNS" "$TMP/json.lua" "$GW_PORT" "${pids[@]}"
+  rss_open_load=$(rss_kib "$GW_PID")
+  kill -TERM "$HOLD_PID" 2>/dev/null || true
+  wait "$HOLD_PID" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    [ "$(established_on "$GW_PORT")" -le 2 ] && break
+    sleep 0.1
+  done
+  sleep 1
+  rss_closed=$(rss_kib "$GW_PID")
+  upstream_after=$(connections_to "$GW_PID" "$MOCK_PORT")
+  IDLE_REPORT=$(printf '%s\n' \
+    "open SSE streams through the gateway: $open (target $N_IDLE); gateway->mock connections $upstream_before idle (pooled) before, $upstream_open while open" \
+    "gateway RSS before opening:      $rss_before KiB" \
+    "gateway RSS with streams open:   $rss_open KiB  => $per_stream KiB per open stream (SPEC: <= 20 KiB)" \
+    "gateway RSS open + JSON load:    $rss_open_load KiB" \
+    "gateway RSS after closing them:  $rss_closed KiB (gateway->mock connections still open: $upstream_after)")
+fi
+RSS_END=$(rss_kib "$GW_PID")
+HWM_END=$(hwm_kib "$GW_PID")
+
+# ---------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { # SCENARIO TARGET COLUMN(4..8)
+  awk -F'\t' -v s="$1" -v t="$2" -v c="$3" '$1 == s && $2 == t { print $c }' "$RESULTS" | median
+}
+
+mkdir -p "$ROOT/bench-results"
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=$ROOT/bench-results/load-$STAMP.txt
+{
+  echo "berry-gateway load benchmark  $(date -Is)"
+  echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')," \
+    "$(nproc) CPUs, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "$("$NGINX" -v 2>&1), $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+  echo "wrk -t $THREADS, ${DURATION}s per measurement, $ROUNDS round(s) (medians); throughput scenarios -c $CONNS;"
+  echo "json_c8 = -c 8 unpaced; *_lat = -c 8 with ${PACE_MS} ms pause per connection between requests."
+  echo "mock: --threads 2, SSE 5 chunks, no pauses; gateway: threads 2, RUST_LOG=$GATEWAY_LOG; nginx: 2 workers, keepalive 256."
+  echo "proxy CPU = CPU time of the process under test per request (direct: the mock itself)."
+  echo
+  printf '%-15s %-8s %11s %10s %10s %7s %13s\n' scenario target "req/s" "p50 ms" "p99 ms" errors "proxy CPU us"
+  for s in json sse json_c8 json_lat sse_lat json_with_idle; do
+    for t in "${TARGETS[@]}"; do
+      rps=$(col "$s" "$t" 4)
+      [ "$rps" = nan ] && continue
+      printf '%-15s %-8s %11.0f %10.3f %10.3f %7.0f %13.1f\n' "$s" "$t" "$rps" \
+        "$(awk -v v="$(col "$s" "$t" 5)" 'BEGIN { print v / 1000 }')" \
+        "$(awk -v v="$(col "$s" "$t" 6)" 'BEGIN { print v / 1000 }')" \
+        "$(col "$s" "$t" 7)" "$(col "$s" "$t" 8)"
+    done
+  done
+  echo
+  printf '%-9s %14s %14s %14s %14s %16s %16s\n' scenario "rps gw/direct" "rps gw/nginx" "p99 gw/direct" "p99 gw/nginx" "added p99 vs direct" "added p99 vs nginx"
+  for s in json sse json_c8 json_lat sse_lat; do
+    awk -v rd="$(col "$s" direct 4)" -v rg="$(col "$s" gateway 4)" -v rn="$(col "$s" nginx 4)" \
+      -v pd="$(col "$s" direct 6)" -v pg="$(col "$s" gateway 6)" -v pn="$(col "$s" nginx 6)" -v s="$s" \
+      'BEGIN { printf "%-9s %14.2f %14.2f %14.2f %14.2f %16s %16s\n", s, rg / rd, rg / rn, pg / pd, pg / pn,
+               sprintf("%+.3f ms", (pg - pd) / 1000), sprintf("%+.3f ms", (pg - pn) / 1000) }'
+  done
+  echo
+  echo "gateway RSS idle:            $RSS_IDLE KiB ($(awk -v k="$RSS_IDLE" 'BEGIN { printf "%.1f", k / 1024 }') MiB; SPEC: < 30 MiB)"
+  echo "gateway RSS after the load:  $RSS_AFTER KiB"
+  echo "gateway RSS at the end:      $RSS_END KiB (peak VmHWM $HWM_END KiB)"
+  [ -n "$IDLE_REPORT" ] && echo "$IDLE_REPORT"
+} >"$TMP/report.txt"
+
+cat "$TMP/report.txt"
+{
+  cat "$TMP/report.txt"
+  echo
+  echo "==================== per-round results (scenario target round rps p50_us p99_us errors proxy_cpu_us) ===================="
+  cat "$RESULTS"
+  echo
+  echo "==================== raw wrk output ===================="
+  cat "$RAW"
+} >"$OUT"
+echo "results written to $OUT" >&2
