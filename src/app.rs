@@ -10,7 +10,9 @@ use crate::reload::{ConfigReloader, DnsRefresher};
 use crate::snapshot::{Snapshot, SnapshotCell};
 use async_trait::async_trait;
 use pingora_core::apps::http_app::ServeHttp;
+use pingora_core::listeners::ListenerConfig;
 use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::l4::stream::L4BufferSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::server::{ExecutionPhase, Server};
@@ -122,7 +124,11 @@ pub fn run_gateway(cli: Cli, cfg: Config, config_path: &Path) -> ExitCode {
         "berry-gateway",
     );
     for addr in &listen {
-        proxy.add_tcp(addr);
+        // An 8 KiB read buffer per client connection instead of Pingora's 64 KiB: requests
+        // are small, and memory per open stream matters at thousands of streams.
+        proxy.add_listener(
+            ListenerConfig::tcp(addr.as_str()).l4_buffer(L4BufferSettings::new(8 * 1024, 1460)),
+        );
     }
     server.add_service(proxy);
     server.add_service(background_service(
@@ -187,6 +193,7 @@ impl BackgroundService for DrainWatcher {
         let Some(mut phases) = self.phases.lock().ok().and_then(|mut p| p.take()) else {
             return;
         };
+        crate::logbuf::start_background();
         let listen = self.listen.clone();
         tokio::task::spawn_blocking(move || {
             crate::listener::defer_accept_when_bound(&listen, Duration::from_secs(5))
@@ -200,6 +207,7 @@ impl BackgroundService for DrainWatcher {
                             std::thread::sleep(Duration::from_millis(50));
                         }
                         log::info!("no request in flight; exiting");
+                        crate::logbuf::flush();
                         std::process::exit(0);
                     }
                     Ok(_) => {}

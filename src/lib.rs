@@ -15,6 +15,7 @@ pub mod demo;
 pub mod error;
 pub mod health;
 pub mod listener;
+pub mod logbuf;
 pub mod metrics;
 pub mod mock;
 pub mod providers;

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Pipe(Box::new(
+            berry_gateway::logbuf::LogSink,
+        )))
+        .init();
     if cli.wants_demo() {
         return demo::run(cli);
     }

@@ -79,13 +79,42 @@ async fn load_and_build(cell: &SnapshotCell, path: &std::path::Path) -> Result<u
     Ok(generation)
 }
 
-/// A hash of the file's content (`None` while it cannot be read).
-fn fingerprint(path: &std::path::Path) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let bytes = std::fs::read(path).ok()?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    Some(h.finish())
+/// Detects content changes of a file cheaply: the content is read and hashed only when
+/// its size or modification time changed (editors that rewrite an identical file do not
+/// trigger a reload).
+#[derive(Default)]
+struct FileWatch {
+    meta: Option<(u64, std::time::SystemTime)>,
+    hash: Option<u64>,
+}
+
+impl FileWatch {
+    fn new(path: &std::path::Path) -> Self {
+        let mut w = FileWatch::default();
+        w.changed(path);
+        w
+    }
+
+    /// True when the content differs from the last observation.
+    fn changed(&mut self, path: &std::path::Path) -> bool {
+        use std::hash::{Hash, Hasher};
+        let meta = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| Some((m.len(), m.modified().ok()?)));
+        if meta.is_none() || meta == self.meta {
+            return false;
+        }
+        self.meta = meta;
+        let Ok(bytes) = std::fs::read(path) else {
+            return false;
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        let hash = Some(h.finish());
+        let changed = self.hash.is_some() && hash != self.hash;
+        self.hash = hash;
+        changed
+    }
 }
 
 /// Background service: reload on SIGHUP or when the file's content changes.
@@ -111,7 +140,7 @@ impl BackgroundService for ConfigReloader {
                 None
             }
         };
-        let mut last = fingerprint(&self.path);
+        let mut watch = FileWatch::new(&self.path);
         let mut ticker = tokio::time::interval(WATCH_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -125,13 +154,11 @@ impl BackgroundService for ConfigReloader {
                 _ = shutdown.changed() => break,
                 _ = signalled => {
                     log::info!("SIGHUP received; reloading {}", self.path.display());
-                    last = fingerprint(&self.path);
+                    watch.changed(&self.path);
                     let _ = reload(&self.cell, &self.path).await;
                 }
                 _ = ticker.tick() => {
-                    let now = fingerprint(&self.path);
-                    if now.is_some() && now != last {
-                        last = now;
+                    if watch.changed(&self.path) {
                         log::info!("{} changed; reloading", self.path.display());
                         let _ = reload(&self.cell, &self.path).await;
                     }

@@ -63,8 +63,13 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
     for (id, fp) in file.providers {
         providers.push(validate_provider(id, fp, &mut p));
     }
-    let provider_index: HashMap<&str, &Provider> =
-        providers.iter().map(|pr| (pr.id.as_str(), pr)).collect();
+    let provider_index: HashMap<&str, (&Provider, HashSet<&str>)> = providers
+        .iter()
+        .map(|pr| {
+            let models = pr.models.iter().map(String::as_str).collect();
+            (pr.id.as_str(), (pr, models))
+        })
+        .collect();
 
     let mut models = Vec::with_capacity(file.models.len());
     let mut names: HashMap<String, String> = HashMap::new();
@@ -435,7 +440,7 @@ fn placeholder_endpoint() -> Endpoint {
 fn validate_model(
     key: String,
     fm: FileModel,
-    providers: &HashMap<&str, &Provider>,
+    providers: &HashMap<&str, (&Provider, HashSet<&str>)>,
     p: &mut Problems,
     warnings: &mut Vec<String>,
 ) -> ModelConfig {
@@ -470,7 +475,7 @@ fn validate_model(
             p.add(format!("{bpath}.provider"), "is required");
             None
         } else {
-            let found = providers.get(provider_id.as_str()).copied();
+            let found = providers.get(provider_id.as_str());
             if found.is_none() {
                 p.add(
                     format!("{bpath}.provider"),
@@ -509,8 +514,8 @@ fn validate_model(
             }
         };
         let b_enabled = fb.enabled.unwrap_or(true);
-        if let Some(pr) = provider {
-            if !pr.models.is_empty() && !model.is_empty() && !pr.models.contains(&model) {
+        if let Some((pr, listed)) = provider {
+            if !listed.is_empty() && !model.is_empty() && !listed.contains(model.as_str()) {
                 warnings.push(format!(
                     "{bpath}.model: `{model}` is not listed in providers.{}.models",
                     pr.id

@@ -6,12 +6,17 @@ use super::outcome::finish_attempt;
 use super::upstream::can_retry;
 use crate::routing::Outcome;
 use bytes::Bytes;
+use http::HeaderName;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use std::time::SystemTime;
 
 /// Response headers not passed back to the client.
-const DROPPED_RESPONSE_HEADERS: [&str; 3] = ["connection", "keep-alive", "proxy-connection"];
+static DROPPED_RESPONSE_HEADERS: [HeaderName; 3] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
 
 /// Parses `Retry-After` (delay-seconds or HTTP-date) into milliseconds from now.
 pub fn retry_after_ms(value: &[u8]) -> Option<u64> {
@@ -87,10 +92,13 @@ pub fn on_response_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Re
     if outcome != Outcome::Success {
         finish_attempt(ctx, outcome);
     }
-    for h in DROPPED_RESPONSE_HEADERS {
+    for h in &DROPPED_RESPONSE_HEADERS {
         resp.remove_header(h);
     }
-    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    resp.insert_header(
+        super::upstream::X_REQUEST_ID.clone(),
+        ctx.request_id.as_str(),
+    )?;
     let encoded = resp
         .headers
         .get(http::header::CONTENT_ENCODING)

@@ -8,6 +8,8 @@ use crate::error::ApiError;
 use crate::providers::CLIENT_CREDENTIAL_HEADERS;
 use crate::routing::{Backend, ModelRoute, Outcome, SelectInput};
 use crate::snapshot::Snapshot;
+use http::HeaderName;
+use once_cell::sync::Lazy;
 use pingora_core::protocols::ALPN;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
@@ -18,21 +20,30 @@ use std::time::Duration;
 /// Idle time a pooled upstream connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
-/// Request headers never forwarded upstream: hop-by-hop, framing (set per attempt), and
-/// `accept-encoding` (the gateway reads usage from plain bodies; LLM replies compress
-/// poorly anyway).
-const DROPPED_REQUEST_HEADERS: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "upgrade",
-    "expect",
-    "transfer-encoding",
-    "content-length",
-    "accept-encoding",
-];
+/// Request headers never forwarded upstream: the client's credentials, hop-by-hop
+/// headers, framing (set per attempt), and `accept-encoding` (the gateway reads usage from
+/// plain bodies; LLM replies compress poorly anyway).
+static DROPPED_REQUEST_HEADERS: Lazy<Vec<HeaderName>> = Lazy::new(|| {
+    CLIENT_CREDENTIAL_HEADERS
+        .iter()
+        .chain(&[
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authorization",
+            "te",
+            "upgrade",
+            "expect",
+            "transfer-encoding",
+            "content-length",
+            "accept-encoding",
+        ])
+        .map(|h| HeaderName::from_static(h))
+        .collect()
+});
+
+/// `x-request-id`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Whether backend `i` may take an attempt of this request: visible to the user's tags,
 /// not tried yet, and its provider under its per-request attempt cap.
@@ -203,18 +214,15 @@ pub fn rewrite_request(ctx: &mut RequestCtx, up: &mut RequestHeader) -> Result<(
         .parse()
         .map_err(|_| proxy_error("bad_upstream_path", false))?;
     up.set_uri(uri);
-    for h in CLIENT_CREDENTIAL_HEADERS
-        .iter()
-        .chain(DROPPED_REQUEST_HEADERS.iter())
-    {
-        up.remove_header(*h);
+    for h in DROPPED_REQUEST_HEADERS.iter() {
+        up.remove_header(h);
     }
     up.insert_header(http::header::HOST, p.host_header.clone())?;
     for (name, value) in &p.headers {
         up.insert_header(name.clone(), value.clone())?;
     }
     up.insert_header(http::header::CONTENT_LENGTH, ctx.attempt_body.len())?;
-    up.insert_header("x-request-id", ctx.request_id.as_str())?;
+    up.insert_header(X_REQUEST_ID.clone(), ctx.request_id.as_str())?;
     if !up.headers.contains_key(http::header::CONTENT_TYPE) {
         up.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     }

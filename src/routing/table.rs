@@ -27,6 +27,8 @@ pub struct Backend {
     pub weight: f64,
     pub priority: u32,
     pub tags: Vec<String>,
+    /// Tagged `premium` (smart_ai's stability bonus goes to the others).
+    pub premium: bool,
     pub state: Arc<BackendState>,
 }
 
@@ -37,10 +39,6 @@ impl Backend {
         user_tags.is_empty()
             || self.tags.is_empty()
             || self.tags.iter().any(|t| user_tags.contains(t))
-    }
-
-    fn premium(&self) -> bool {
-        self.tags.iter().any(|t| t == "premium")
     }
 }
 
@@ -114,7 +112,7 @@ impl ModelRoute {
                 } else {
                     0.0
                 },
-                premium: b.premium(),
+                premium: b.premium,
             }
         };
         let mut available: SmallVec<[(usize, Availability); 8]> = slots
@@ -256,6 +254,7 @@ impl Table {
                     weight: b.weight,
                     priority: b.priority,
                     tags: b.tags.clone(),
+                    premium: b.tags.iter().any(|t| t == "premium"),
                     state,
                 });
             }
