@@ -221,9 +221,12 @@ MOCK_ADDR=$(sed -n '1s|^listening on http://||p' "$TMP/mock.out")
 MOCK_PORT=${MOCK_ADDR##*:}
 [ -n "$MOCK_PORT" ] || die "berry-mock did not print its address"
 
+# start_gateway [NAME [ENV=VALUE...]]: sets GW_PORT and GW_PID.
 start_gateway() {
+  local name=${1:-gateway}
+  shift || true
   GW_PORT=$(free_port) || die "no free port"
-  cat >"$TMP/gateway.toml" <<EOF
+  cat >"$TMP/$name.toml" <<EOF
 [settings]
 listen = ["127.0.0.1:$GW_PORT"]
 request_timeout_seconds = 30
@@ -256,17 +259,17 @@ provider = "acct-b"
 model = "$REAL_MODEL"
 weight = 0.3
 EOF
-  cat >"$TMP/pingora.yaml" <<EOF
+  cat >"$TMP/$name-pingora.yaml" <<EOF
 ---
 version: 1
 threads: 2
-pid_file: $TMP/gateway.pid
-upgrade_sock: $TMP/gateway-upgrade.sock
+pid_file: $TMP/$name.pid
+upgrade_sock: $TMP/$name-upgrade.sock
 grace_period_seconds: 1
 graceful_shutdown_timeout_seconds: 1
 EOF
-  RUST_LOG=$GATEWAY_LOG "$GATEWAY_BIN" --config "$TMP/gateway.toml" -c "$TMP/pingora.yaml" \
-    >"$TMP/gateway.out" 2>"$TMP/gateway.log" &
+  env RUST_LOG="$GATEWAY_LOG" "$@" "$GATEWAY_BIN" --config "$TMP/$name.toml" -c "$TMP/$name-pingora.yaml" \
+    >"$TMP/$name.out" 2>"$TMP/$name.log" &
   GW_PID=$!
   PIDS+=("$GW_PID")
 }
@@ -491,6 +494,26 @@ RSS_END=$(rss_kib "$GW_PID")
 HWM_END=$(hwm_kib "$GW_PID")
 
 # ---------------------------------------------------------------------------------------
+# cost of per-request metrics: the same gateway with BERRY_REQUEST_METRICS=off,
+# measured alternately with the metrics-on gateway
+# ---------------------------------------------------------------------------------------
+MAIN_GW_PORT=$GW_PORT
+MAIN_GW_PID=$GW_PID
+echo "==> per-request metrics cost: second gateway with BERRY_REQUEST_METRICS=off" >&2
+start_gateway gateway-nometrics BERRY_REQUEST_METRICS=off
+wait_http "$GW_PORT" berry-gateway-nometrics "$GW_PID"
+NOMETRICS_PORT=$GW_PORT
+NOMETRICS_PID=$GW_PID
+wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" -s "$TMP/json.lua" \
+  "http://127.0.0.1:$NOMETRICS_PORT/v1/chat/completions" >/dev/null 2>&1 || true
+for round in $(seq 1 "$ROUNDS"); do
+  run_wrk metrics gateway_on "$round" "$CONNS" "$TMP/json.lua" "$MAIN_GW_PORT" "$MAIN_GW_PID"
+  run_wrk metrics gateway_off "$round" "$CONNS" "$TMP/json.lua" "$NOMETRICS_PORT" "$NOMETRICS_PID"
+done
+GW_PORT=$MAIN_GW_PORT
+GW_PID=$MAIN_GW_PID
+
+# ---------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -530,6 +553,11 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
       'BEGIN { printf "%-9s %14.2f %14.2f %14.2f %14.2f %16s %16s\n", s, rg / rd, rg / rn, pg / pd, pg / pn,
                sprintf("%+.3f ms", (pg - pd) / 1000), sprintf("%+.3f ms", (pg - pn) / 1000) }'
   done
+  echo
+  awk -v on="$(col metrics gateway_on 4)" -v off="$(col metrics gateway_off 4)" \
+    -v con="$(col metrics gateway_on 8)" -v coff="$(col metrics gateway_off 8)" -v c="$CONNS" \
+    'BEGIN { printf "per-request metrics (json, -c %s): req/s on %.0f / off %.0f = %.2f; CPU us/req on %.1f / off %.1f = %.2f\n",
+             c, on, off, on / off, con, coff, con / coff }'
   echo
   echo "gateway RSS idle:            $RSS_IDLE KiB ($(awk -v k="$RSS_IDLE" 'BEGIN { printf "%.1f", k / 1024 }') MiB; SPEC: < 30 MiB)"
   echo "gateway RSS after the load:  $RSS_AFTER KiB"

@@ -4,11 +4,6 @@ use berry_gateway::{app, cli::Cli, demo};
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc: the proxy allocates and frees many small buffers per request across worker
-/// threads, where glibc's malloc spends a sixth of the gateway's CPU.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
