@@ -429,3 +429,55 @@ strategy = "smart_ai"
 provider = "openai-primary"
 model = "gpt-4"
 "#;
+
+#[test]
+fn demo_serves_stream_and_non_stream_out_of_the_box() {
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let dir = temp_dir("demo");
+    let mut child = Command::new(binary())
+        .arg("-c")
+        .arg(pingora_conf(&dir))
+        .args(["demo", "--listen", &addr.to_string()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = wait_until(std::time::Duration::from_secs(20), || {
+        try_request(addr, "GET", "/health", &[], b"").is_ok_and(|r| r.status == 200)
+    });
+    let auth = [("Authorization", "Bearer demo-token")];
+    let plain = up.then(|| {
+        request(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &auth,
+            br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}"#,
+        )
+    });
+    let stream = up.then(|| {
+        request(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &auth,
+            br#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hello"}]}"#,
+        )
+    });
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(up, "demo did not come up");
+    let banner = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        banner.contains(&format!("curl -s http://{addr}/v1/chat/completions")),
+        "{banner}"
+    );
+    let plain = plain.unwrap();
+    assert_eq!(plain.status, 200, "{}", plain.text());
+    assert!(plain.json()["choices"][0]["message"]["content"].is_string());
+    let stream = stream.unwrap();
+    assert_eq!(stream.sse_data().last().map(String::as_str), Some("[DONE]"));
+}
