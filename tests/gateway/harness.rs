@@ -531,6 +531,48 @@ pub fn settle(mocks: &[&MockProvider]) {
     std::thread::sleep(Duration::from_millis(100));
 }
 
+/// A config with user `u` (token `tok`), providers `a` and `b` on the two mocks, and model
+/// `model-x` (key `m`) over backends `real-a` (weight 0.8, priority 1) and `real-b`
+/// (weight 0.2, priority 2) with `strategy`.
+pub fn two_backend_model(
+    settings: &str,
+    strategy: &str,
+    a: &MockProvider,
+    b: &MockProvider,
+) -> String {
+    format!(
+        r#"{settings}
+{u}
+{pa}
+{pb}
+[models.m]
+name = "model-x"
+strategy = "{strategy}"
+[[models.m.backends]]
+provider = "a"
+model = "real-a"
+weight = 0.8
+priority = 1
+[[models.m.backends]]
+provider = "b"
+model = "real-b"
+weight = 0.2
+priority = 2
+"#,
+        u = user("u", "tok", ""),
+        pa = provider("a", a),
+        pb = provider("b", b),
+    )
+}
+
+/// Which mock answered a non-stream chat completion (its `system_fingerprint`).
+pub fn served_by(r: &Resp) -> String {
+    r.json()["system_fingerprint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A user table entry.
 pub fn user(id: &str, token: &str, extra: &str) -> String {
     format!("[users.{id}]\ntoken = \"{token}\"\n{extra}\n")

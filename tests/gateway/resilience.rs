@@ -23,39 +23,6 @@ circuit_breaker_success_threshold = 2
 admin_token = "admin-secret-token"
 "#;
 
-fn two_backend_model(
-    settings: &str,
-    strategy: &str,
-    a: &MockProvider,
-    b: &MockProvider,
-    extra: &str,
-) -> String {
-    format!(
-        r#"{settings}
-{u}
-{pa}
-{pb}
-[models.m]
-name = "model-x"
-strategy = "{strategy}"
-[[models.m.backends]]
-provider = "a"
-model = "real-a"
-weight = 0.8
-priority = 1
-{extra}
-[[models.m.backends]]
-provider = "b"
-model = "real-b"
-weight = 0.2
-priority = 2
-"#,
-        u = user("u", "tok", ""),
-        pa = provider("a", a),
-        pb = provider("b", b),
-    )
-}
-
 /// Circuit state of each backend, in config order (from the admin API).
 fn circuits(gw: &Gateway) -> Vec<String> {
     gw.get("/admin/backends", Some("admin-secret-token")).json()["backends"]
@@ -70,24 +37,11 @@ fn chats(a: &MockProvider) -> u64 {
     a.hits_for("/chat/completions")
 }
 
-fn served_by(r: &Resp) -> String {
-    r.json()["system_fingerprint"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[test]
 fn weighted_random_round_robin_and_failover_distribute_as_configured() {
     let a = mock("a");
     let b = mock("b");
-    let gw = Gateway::start(&two_backend_model(
-        PASSIVE_ONLY,
-        "weighted_random",
-        &a,
-        &b,
-        "",
-    ));
+    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "weighted_random", &a, &b));
     for _ in 0..1000 {
         assert_eq!(gw.chat("tok", "model-x").status, 200);
     }
@@ -101,7 +55,7 @@ fn weighted_random_round_robin_and_failover_distribute_as_configured() {
 
     let a = mock("a");
     let b = mock("b");
-    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "round_robin", &a, &b, ""));
+    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "round_robin", &a, &b));
     let order: Vec<String> = (0..20)
         .map(|_| served_by(&gw.chat("tok", "model-x")))
         .collect();
@@ -116,7 +70,7 @@ fn weighted_random_round_robin_and_failover_distribute_as_configured() {
 
     let a = mock("a");
     let b = mock("b");
-    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "failover", &a, &b, ""));
+    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "failover", &a, &b));
     for _ in 0..50 {
         assert_eq!(served_by(&gw.chat("tok", "model-x")), "a");
     }
@@ -131,7 +85,7 @@ fn weighted_random_round_robin_and_failover_distribute_as_configured() {
 fn refused_primary_costs_no_request_and_traffic_returns_after_recovery() {
     let a = mock("a");
     let b = mock("b");
-    let gw = Gateway::start(&two_backend_model(FAST_SETTINGS, "failover", &a, &b, ""));
+    let gw = Gateway::start(&two_backend_model(FAST_SETTINGS, "failover", &a, &b));
     assert_eq!(served_by(&gw.chat("tok", "model-x")), "a");
     a.stop_listening();
     for i in 0..100 {
@@ -157,7 +111,7 @@ fn refused_primary_costs_no_request_and_traffic_returns_after_recovery() {
 fn circuit_opens_after_threshold_probes_once_and_closes_after_successes() {
     let a = mock("a");
     let b = mock("b");
-    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "round_robin", &a, &b, ""));
+    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "round_robin", &a, &b));
     settle(&[&a, &b]);
     a.set_mode(Mode::Status(500));
     a.reset_counters();
@@ -194,7 +148,7 @@ fn circuit_opens_after_threshold_probes_once_and_closes_after_successes() {
 fn retry_after_cools_a_backend_down_for_that_long() {
     let a = mock("a");
     let b = mock("b");
-    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "round_robin", &a, &b, ""));
+    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "round_robin", &a, &b));
     settle(&[&a, &b]);
     a.set_mode(Mode::RateLimited {
         retry_after: Some("2".into()),
@@ -232,7 +186,7 @@ fn hung_upstream_is_bounded_by_the_attempt_timeout_and_retried() {
             "circuit_breaker_failure_threshold = 3",
             "circuit_breaker_failure_threshold = 50",
         );
-    let gw = Gateway::start(&two_backend_model(&settings, "failover", &a, &b, ""));
+    let gw = Gateway::start(&two_backend_model(&settings, "failover", &a, &b));
     settle(&[&a, &b]);
     a.set_mode(Mode::Hang);
     // non-stream: Pingora's read timeout; stream: the header watchdog (idle timeout is 5 s)
@@ -274,7 +228,7 @@ fn stalled_stream_gets_an_error_event_after_the_idle_timeout() {
         "stream_idle_timeout_seconds = 5",
         "stream_idle_timeout_seconds = 1",
     );
-    let gw = Gateway::start(&two_backend_model(&settings, "failover", &a, &b, ""));
+    let gw = Gateway::start(&two_backend_model(&settings, "failover", &a, &b));
     let t0 = Instant::now();
     let r = gw.chat_stream("tok", "model-x");
     assert!(
@@ -330,13 +284,7 @@ fn stalled_stream_gets_an_error_event_after_the_idle_timeout() {
 fn least_latency_prefers_the_faster_backend() {
     let a = mock("slow");
     let b = mock("fast");
-    let gw = Gateway::start(&two_backend_model(
-        PASSIVE_ONLY,
-        "least_latency",
-        &a,
-        &b,
-        "",
-    ));
+    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "least_latency", &a, &b));
     settle(&[&a, &b]);
     a.set_mode(Mode::SlowHeaders(Duration::from_millis(100)));
     b.set_mode(Mode::SlowHeaders(Duration::from_millis(10)));
@@ -367,7 +315,7 @@ fn smart_ai_moves_traffic_away_from_failures_and_back_after_recovery() {
             "circuit_breaker_failure_threshold = 1000"
         )
     );
-    let cfg = two_backend_model(&settings, "smart_ai", &a, &b, "")
+    let cfg = two_backend_model(&settings, "smart_ai", &a, &b)
         .replace("weight = 0.8", "weight = 0.5")
         .replace("weight = 0.2", "weight = 0.5");
     let gw = Gateway::start(&cfg);

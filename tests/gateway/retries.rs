@@ -1,42 +1,11 @@
 //! Retries before the first byte, never after it.
 
 use crate::harness::*;
-use berry_gateway::mock::Mode;
+use berry_gateway::mock::{MockProvider, Mode};
 use std::time::Duration;
 
-fn failover_config(
-    a: &berry_gateway::mock::MockProvider,
-    b: &berry_gateway::mock::MockProvider,
-) -> String {
-    format!(
-        r#"{settings}
-{u}
-{pa}
-{pb}
-[models.m]
-name = "gpt-x"
-strategy = "failover"
-[[models.m.backends]]
-provider = "a"
-model = "model-a"
-priority = 1
-[[models.m.backends]]
-provider = "b"
-model = "model-b"
-priority = 2
-"#,
-        settings = quiet_settings(),
-        u = user("u", "tok", ""),
-        pa = provider("a", a),
-        pb = provider("b", b),
-    )
-}
-
-fn served_by(r: &Resp) -> String {
-    r.json()["system_fingerprint"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+fn failover_config(a: &MockProvider, b: &MockProvider) -> String {
+    two_backend_model(&quiet_settings(), "failover", a, b)
 }
 
 #[test]
@@ -45,7 +14,7 @@ fn retries_on_refuse_500_and_429_with_each_attempt_rewritten() {
     let b = mock("b");
     let gw = Gateway::start(&failover_config(&a, &b));
     settle(&[&a, &b]);
-    let ok = gw.chat("tok", "gpt-x");
+    let ok = gw.chat("tok", "model-x");
     assert_eq!((ok.status, served_by(&ok).as_str()), (200, "a"));
 
     for mode in [
@@ -56,13 +25,13 @@ fn retries_on_refuse_500_and_429_with_each_attempt_rewritten() {
         a.set_mode(mode.clone());
         a.reset_counters();
         b.reset_counters();
-        let r = gw.chat("tok", "gpt-x");
+        let r = gw.chat("tok", "model-x");
         assert_eq!(r.status, 200, "{mode:?}: {}", r.text());
         assert_eq!(served_by(&r), "b", "{mode:?}");
         // the second attempt carried its own model name and length
         let body = b.last_request().unwrap().body;
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["model"], "model-b");
+        assert_eq!(v["model"], "real-b");
         a.set_mode(Mode::Ok);
         // let a's circuit/cooldown not leak into the next case
         std::thread::sleep(Duration::from_millis(50));
@@ -71,7 +40,7 @@ fn retries_on_refuse_500_and_429_with_each_attempt_rewritten() {
     // refused connections: every request still succeeds through b
     a.stop_listening();
     for _ in 0..10 {
-        let r = gw.chat("tok", "gpt-x");
+        let r = gw.chat("tok", "model-x");
         assert_eq!(
             (r.status, served_by(&r).as_str()),
             (200, "b"),
@@ -89,7 +58,7 @@ fn streams_retry_before_the_first_byte_only() {
 
     // 500 before any byte: retried, the client sees one clean stream from b
     a.set_mode(Mode::Status(500));
-    let r = gw.chat_stream("tok", "gpt-x");
+    let r = gw.chat_stream("tok", "model-x");
     assert_eq!(r.status, 200);
     assert_eq!(r.sse_data().last().map(String::as_str), Some("[DONE]"));
     assert!(r.text().contains("\"system_fingerprint\":\"b\""));
@@ -102,7 +71,7 @@ fn no_retry_after_the_first_byte() {
     let gw = Gateway::start(&failover_config(&a, &b));
     // a (primary) closes the stream after two events: bytes already reached the client,
     // so no retry; the client gets a final error event and no [DONE]
-    let body = r#"{"model":"gpt-x","stream":true,"messages":[]}"#;
+    let body = r#"{"model":"model-x","stream":true,"messages":[]}"#;
     let r = gw.post_with(
         "/v1/chat/completions",
         "tok",
@@ -122,7 +91,7 @@ fn no_retry_after_the_first_byte() {
         "never retried after the first byte"
     );
     // the gateway keeps serving
-    let r = gw.chat_stream("tok", "gpt-x");
+    let r = gw.chat_stream("tok", "model-x");
     assert_eq!(r.sse_data().last().map(String::as_str), Some("[DONE]"));
 }
 
