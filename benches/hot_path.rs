@@ -346,15 +346,7 @@ fn per_request(
 ) -> Bytes {
     let token = client_token(Some(req.authorization.as_slice()), None).expect("token");
     let user = snap.users.authenticate_index(token).expect("known user");
-    let admitted = match admit(
-        Operation::Chat,
-        req.body.clone(),
-        user,
-        snap,
-        "/v1/chat/completions",
-        None,
-        now,
-    ) {
+    let admitted = match admit(Operation::Chat, req.body.clone(), user, snap, now) {
         Ok(r) => r,
         Err(e) => panic!("request refused: {e:?}"),
     };

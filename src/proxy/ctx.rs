@@ -47,9 +47,6 @@ pub struct ProxyRequest {
     pub stream: bool,
     /// Insertion adding `stream_options.include_usage` (when configured and missing).
     pub include_usage: Option<(std::ops::Range<usize>, &'static [u8])>,
-    /// Path and query to forward (after `/v1`).
-    pub path: String,
-    pub query: Option<String>,
 }
 
 /// Keeps a backend's in-flight count and half-open probe slot honest: dropping the

@@ -148,8 +148,7 @@ impl ProxyHttp for BerryProxy {
             Err(request::BodyFailure::Io(e)) => return Err(e),
         };
         let t0 = Instant::now();
-        let uri = &session.req_header().uri;
-        match request::admit(op, body, user, &snap, uri.path(), uri.query(), now_ms()) {
+        match request::admit(op, body, user, &snap, now_ms()) {
             Ok(req) => {
                 if let (Some(m), true) = (
                     snap.table.models.get(req.model),

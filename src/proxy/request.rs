@@ -172,8 +172,6 @@ pub fn admit(
     body: Bytes,
     user: usize,
     snap: &Snapshot,
-    path: &str,
-    query: Option<&str>,
     now_ms: u64,
 ) -> Result<ProxyRequest, ApiError> {
     let scan = crate::body::scan(&body).map_err(|e| {
@@ -217,8 +215,6 @@ pub fn admit(
         stream: scan.stream,
         include_usage,
         body,
-        path: path.to_string(),
-        query: query.map(str::to_string),
     })
 }
 

@@ -209,7 +209,8 @@ pub fn rewrite_request(ctx: &mut RequestCtx, up: &mut RequestHeader) -> Result<(
         return Err(proxy_error("no_backend", false));
     };
     let p = &backend.provider;
-    let path = p.upstream_path(&req.path, req.query.as_deref());
+    // `up` still carries the client's URI here.
+    let path = p.upstream_path(up.uri.path(), up.uri.query());
     let uri: http::Uri = path
         .parse()
         .map_err(|_| proxy_error("bad_upstream_path", false))?;
