@@ -266,6 +266,8 @@ pub fn admin_backends(snap: &Snapshot, now_ms: u64) -> LocalResponse {
                 "backend_type": p.backend_type.as_str(),
                 "healthy": p.health.is_healthy(),
                 "checks": p.health.checks(),
+                "last_check_seconds_ago": (p.health.last_check_ms() > 0)
+                    .then(|| now_ms.saturating_sub(p.health.last_check_ms()) as f64 / 1000.0),
                 "consecutive_check_failures": p.health.consecutive_failures(),
                 "last_check_error": p.health.last_error(),
             })

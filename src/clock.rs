@@ -14,11 +14,6 @@ pub fn now_ms() -> u64 {
     START.elapsed().as_millis() as u64 + 1
 }
 
-/// `now_ms()` value at `at` (saturating for instants before start).
-pub fn ms_at(at: Instant) -> u64 {
-    at.saturating_duration_since(*START).as_millis() as u64 + 1
-}
-
 /// A duration in whole milliseconds (saturating).
 #[inline]
 pub fn ms(d: Duration) -> u64 {

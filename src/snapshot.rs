@@ -7,7 +7,6 @@ use crate::auth::Users;
 use crate::config::Config;
 use crate::routing::Table;
 use arc_swap::ArcSwap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Everything a request needs from configuration, immutable once built.
@@ -39,7 +38,6 @@ impl Snapshot {
 #[derive(Debug)]
 pub struct SnapshotCell {
     current: ArcSwap<Snapshot>,
-    swaps: AtomicU64,
 }
 
 impl SnapshotCell {
@@ -47,7 +45,6 @@ impl SnapshotCell {
     pub fn new(initial: Snapshot) -> Self {
         SnapshotCell {
             current: ArcSwap::from_pointee(initial),
-            swaps: AtomicU64::new(0),
         }
     }
 
@@ -60,6 +57,5 @@ impl SnapshotCell {
     /// Replaces the current snapshot; in-flight requests keep the one they loaded.
     pub fn store(&self, next: Snapshot) {
         self.current.store(Arc::new(next));
-        self.swaps.fetch_add(1, Ordering::Relaxed);
     }
 }
