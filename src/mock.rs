@@ -660,6 +660,9 @@ fn bind_listener(handle: &Handle, addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 async fn accept_loop(shared: Arc<Shared>, slot: Arc<ListenerSlot>) {
+    // Subscribed before the first accept: every connection this loop accepts sees a
+    // `stop_listening` that happens after it, even one racing the accept itself.
+    let killed = shared.kill.subscribe();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -669,7 +672,7 @@ async fn accept_loop(shared: Arc<Shared>, slot: Arc<ListenerSlot>) {
         match accepted {
             None => return,
             Some(Ok(sock)) => {
-                tokio::spawn(serve_conn(shared.clone(), sock));
+                tokio::spawn(serve_conn(shared.clone(), sock, killed.clone()));
             }
             Some(Err(e)) => {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -738,7 +741,12 @@ enum HeadError {
     TooLarge(&'static str),
 }
 
-async fn serve_conn(shared: Arc<Shared>, sock: TcpStream) {
+/// Serve one connection until it closes or `killed` changes (`stop_listening`).
+async fn serve_conn(
+    shared: Arc<Shared>,
+    sock: TcpStream,
+    mut killed: tokio::sync::watch::Receiver<u64>,
+) {
     shared.accepted.fetch_add(1, Ordering::Relaxed);
     if shared.current_mode() == Mode::ResetOnAccept {
         let _ = sock.set_zero_linger();
@@ -754,11 +762,13 @@ async fn serve_conn(shared: Arc<Shared>, sock: TcpStream) {
         scratch: Vec::with_capacity(1024),
         chunked_body: Vec::new(),
     };
-    let mut killed = shared.kill.subscribe();
     loop {
         let next = tokio::select! {
-            n = conn.serve_one(&shared) => n,
+            // Kill first: a request that arrives after `stop_listening` on a pooled
+            // connection must never be served.
+            biased;
             _ = killed.changed() => Next::Abort,
+            n = conn.serve_one(&shared) => n,
         };
         match next {
             Next::KeepAlive => {}
