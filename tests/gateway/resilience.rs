@@ -406,7 +406,10 @@ model = "r"
         == false));
     let hanging_now = provider_state("hanging");
     assert_eq!(
-        (&hanging_now["healthy"], &hanging_now["last_check_seconds_ago"]),
+        (
+            &hanging_now["healthy"],
+            &hanging_now["last_check_seconds_ago"]
+        ),
         (&serde_json::Value::Bool(true), &serde_json::Value::Null),
         "the hanging provider's check must still be pending: {hanging_now}"
     );
