@@ -884,6 +884,18 @@ impl JsonUsageScanner {
     pub fn usage(&self) -> Option<Usage> {
         self.tok.usage()
     }
+
+    /// Whether the bytes fed so far cannot begin a JSON value (the body is not JSON).
+    /// Bytes after a complete top-level value are not examined.
+    pub fn is_invalid(&self) -> bool {
+        self.tok.invalid()
+    }
+
+    /// Whether the bytes fed so far form exactly one complete JSON value, assuming the body
+    /// ends here. False for an empty or truncated body.
+    pub fn is_complete(&self) -> bool {
+        self.tok.complete()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2053,6 +2065,34 @@ mod tests {
             assert_eq!(o, whole(&body));
         }
         assert!(valid > 2000 && invalid > 1000, "{valid} {invalid}");
+    }
+
+    /// The scanner's verdict on a whole body: not JSON, truncated, or one complete value.
+    #[test]
+    fn json_scanner_validity() {
+        let verdict = |chunks: &[&[u8]]| {
+            let mut s = JsonUsageScanner::new();
+            for c in chunks {
+                s.feed(c);
+            }
+            (s.is_invalid(), s.is_complete())
+        };
+        let body: &[u8] = b" \r\n{\"id\":\"x\",\"usage\":{\"prompt_tokens\":1}}\n";
+        for k in 0..=body.len() {
+            assert_eq!(
+                verdict(&[&body[..k], &body[k..]]),
+                (false, true),
+                "split at {k}"
+            );
+        }
+        assert_eq!(verdict(&[b"\x00\x01NOT JSON{{{"]), (true, false));
+        assert_eq!(verdict(&[b"<html>502 Bad Gateway</html>"]), (true, false));
+        assert_eq!(verdict(&[b"{\"id\":\"x\",\"choi"]), (false, false));
+        assert_eq!(verdict(&[]), (false, false));
+        assert_eq!(
+            verdict(&[b"[1,2]", b"ignored after the value"]),
+            (false, true)
+        );
     }
 
     /// Top-level `usage` extraction agrees with serde_json::Value for random documents.

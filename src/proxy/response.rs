@@ -112,7 +112,7 @@ pub fn on_response_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Re
         BodyWatch::None
     } else if starts_with_ci(content_type, b"text/event-stream") {
         BodyWatch::Sse(Box::default())
-    } else if status < 300 && contains_ci(content_type, b"json") {
+    } else if status < 300 && status != 204 && status != 205 && contains_ci(content_type, b"json") {
         BodyWatch::Json(Box::default())
     } else {
         BodyWatch::None
@@ -132,14 +132,30 @@ fn contains_ci(s: &[u8], needle: &[u8]) -> bool {
 /// Why a stream was cut (the message of the final SSE error event).
 pub const GARBAGE_MESSAGE: &str = "The upstream provider sent an invalid stream.";
 
-/// Observes one upstream body chunk. Errors when the stream turns out broken (garbage),
-/// which ends the response with an error event instead of forwarding the bad bytes.
+/// Why a non-stream 2xx answer was refused (logged; the client gets a 502 or, when the
+/// head was already sent, a cut connection).
+pub const INVALID_JSON_MESSAGE: &str = "The upstream provider sent an invalid JSON response.";
+
+/// Observes one upstream body chunk. Errors when the body turns out broken: an SSE stream
+/// with garbage (ended with an error event instead of forwarding the bad bytes), or a 2xx
+/// JSON body that is not one complete JSON value (the bad bytes are never forwarded).
 pub fn on_body_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, end: bool) -> Result<()> {
     match &mut ctx.watch {
         BodyWatch::None => {}
         BodyWatch::Json(scan) => {
             if let Some(b) = body {
                 scan.feed(b);
+            }
+            // A 2xx JSON answer that is not JSON, or ends before its value does, is a
+            // failed attempt: never passed on as a success.
+            if scan.is_invalid() || (end && !scan.is_complete()) {
+                *body = None;
+                ctx.stream_failure = Some(INVALID_JSON_MESSAGE);
+                finish_attempt(ctx, Outcome::StreamError);
+                return Err(Error::explain(
+                    ErrorType::Custom("upstream_invalid_body"),
+                    "upstream sent a 2xx JSON response that is not valid JSON",
+                ));
             }
             if end {
                 ctx.usage = scan.usage();

@@ -202,6 +202,29 @@ fn upstream_failures_map_to_502_504_or_pass_through() {
         "mock's body passes through"
     );
 
+    // the only backend answers 200 with a body that is not JSON: never a success. The
+    // client gets a 502 when the gateway saw the garbage before writing the response head
+    // (the usual case), otherwise the connection is cut before the body completes.
+    a.set_mode(Mode::Garbage);
+    let (mut refused, mut cut) = (0, 0);
+    for _ in 0..20 {
+        let body = r#"{"model":"gpt-4o-mini","messages":[]}"#;
+        match try_request(
+            gw.addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("Authorization", "Bearer tok-alice")],
+            body.as_bytes(),
+        ) {
+            Ok(r) => {
+                assert_openai_error(&r, 502, "upstream_error", "upstream_invalid_response");
+                refused += 1;
+            }
+            Err(_) => cut += 1,
+        }
+    }
+    eprintln!("garbage 2xx: {refused} refused with 502, {cut} cut");
+
     // the only backend hangs: 504 within the attempt timeout (2 s), never unbounded
     a.set_mode(Mode::Hang);
     let t0 = std::time::Instant::now();

@@ -281,6 +281,38 @@ fn stalled_stream_gets_an_error_event_after_the_idle_timeout() {
 }
 
 #[test]
+fn non_json_2xx_answer_is_a_failed_attempt_retried_elsewhere() {
+    let a = mock("a");
+    let b = mock("b");
+    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "failover", &a, &b));
+    settle(&[&a, &b]);
+    a.set_mode(Mode::Garbage);
+    a.reset_counters();
+    // below the breaker threshold (3): each request tries a, gets garbage, is served by b
+    for _ in 0..2 {
+        let r = gw.chat("tok", "model-x");
+        assert_eq!(
+            (r.status, served_by(&r).as_str()),
+            (200, "b"),
+            "{}",
+            r.text()
+        );
+        assert!(r.json()["choices"].is_array(), "{}", r.text());
+    }
+    assert_eq!(chats(&a), 2);
+    assert_eq!(circuits(&gw), ["closed", "closed"]);
+    // each garbage answer counted against a: the third opens its circuit
+    let r = gw.chat("tok", "model-x");
+    assert_eq!((r.status, served_by(&r).as_str()), (200, "b"));
+    assert_eq!(chats(&a), 3);
+    assert_eq!(circuits(&gw), ["open", "closed"]);
+    assert!(
+        !gw.log().contains("NOT JSON"),
+        "garbage bytes must not be logged"
+    );
+}
+
+#[test]
 fn least_latency_prefers_the_faster_backend() {
     let a = mock("slow");
     let b = mock("fast");
