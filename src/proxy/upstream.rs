@@ -185,9 +185,28 @@ pub fn select_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     });
     o.idle_timeout = Some(POOL_IDLE);
     if p.endpoint.tls {
-        o.alpn = ALPN::H2H1;
+        o.alpn = upstream_alpn(stream, p.timeout, snap.table.settings.stream_idle_timeout);
     }
     Ok(Box::new(peer))
+}
+
+/// Whether a streaming attempt needs the header watchdog: its header deadline (the
+/// attempt timeout) is shorter than the read timeout Pingora applies to every read of a
+/// stream (the idle timeout).
+fn needs_header_watchdog(stream: bool, header_deadline: Duration, idle: Duration) -> bool {
+    stream && header_deadline < idle
+}
+
+/// ALPN offered to a TLS provider. Streams that need the header watchdog stay on HTTP/1.1:
+/// the watchdog works by shutting down the attempt's own socket, and an HTTP/2 connection
+/// is shared by many requests (Pingora gives an h2 stream a single read timeout, so the
+/// header deadline could not be enforced there). Everything else offers h2 first.
+fn upstream_alpn(stream: bool, header_deadline: Duration, idle: Duration) -> ALPN {
+    if needs_header_watchdog(stream, header_deadline, idle) {
+        ALPN::H1
+    } else {
+        ALPN::H2H1
+    }
 }
 
 /// Rewrites the upstream request for the current attempt: path, credentials, provider
@@ -239,8 +258,7 @@ pub fn rewrite_request(ctx: &mut RequestCtx, up: &mut RequestHeader) -> Result<(
 }
 
 fn arm_watchdog(ctx: &mut RequestCtx, snap: &Snapshot, stream: bool, timeout: Duration, h1: bool) {
-    let idle = snap.table.settings.stream_idle_timeout;
-    if !(stream && h1 && timeout < idle) {
+    if !(h1 && needs_header_watchdog(stream, timeout, snap.table.settings.stream_idle_timeout)) {
         return;
     }
     let (Some(fd), Some(attempt)) = (ctx.upstream_fd, ctx.attempt.as_ref()) else {
@@ -250,5 +268,20 @@ fn arm_watchdog(ctx: &mut RequestCtx, snap: &Snapshot, stream: bool, timeout: Du
     match Watchdog::arm(fd, left) {
         Ok(w) => ctx.watchdog = Some(w),
         Err(e) => log::warn!("request {}: header deadline not armed: {e}", ctx.request_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_with_a_header_deadline_stay_on_http1() {
+        let s = Duration::from_secs;
+        assert_eq!(upstream_alpn(true, s(30), s(120)), ALPN::H1);
+        assert_eq!(upstream_alpn(false, s(30), s(120)), ALPN::H2H1);
+        // the idle timeout already bounds the header wait: h2 is fine
+        assert_eq!(upstream_alpn(true, s(120), s(120)), ALPN::H2H1);
+        assert_eq!(upstream_alpn(true, s(300), s(120)), ALPN::H2H1);
     }
 }

@@ -1,6 +1,6 @@
 //! HTTPS providers: TLS through rustls with SNI from `base_url`, certificate verification
 //! against the trust store (here a throwaway CA via `SSL_CERT_FILE`), HTTP/2 offered by
-//! ALPN. The upstream is a TLS relay in front of the mock that records what the gateway
+//! ALPN (HTTP/1.1 only for streams that need the header deadline). The upstream is a TLS relay in front of the mock that records what the gateway
 //! sent in its ClientHello.
 
 use crate::harness::*;
@@ -85,6 +85,19 @@ fn tls_relay(target: SocketAddr, seen: Arc<Mutex<Vec<Hello>>>) -> (SocketAddr, S
     (rx.recv().unwrap(), ca.pem())
 }
 
+/// A config with one HTTPS provider behind the relay; streams have a 1 s header deadline
+/// and a 5 s idle timeout.
+fn tls_config(relay: SocketAddr) -> String {
+    format!(
+        "{}\n{}\n[providers.secure]\nbase_url = \"https://localhost:{}/v1\"\napi_key = \"sk-tls\"\n[models.m]\nname = \"x\"\n[[models.m.backends]]\nprovider = \"secure\"\nmodel = \"r\"\n",
+        FAST_SETTINGS
+            .replace("request_timeout_seconds = 2", "request_timeout_seconds = 1")
+            .replace("stream_idle_timeout_seconds = 2", "stream_idle_timeout_seconds = 5"),
+        user("u", "tok", ""),
+        relay.port()
+    )
+}
+
 #[test]
 fn https_provider_with_sni_verification_and_alpn() {
     let m = mock("behind-tls");
@@ -93,33 +106,52 @@ fn https_provider_with_sni_verification_and_alpn() {
     let dir = temp_dir("tls");
     let ca_path = dir.join("ca.pem");
     std::fs::write(&ca_path, ca_pem).unwrap();
-    let cfg = format!(
-        "{FAST_SETTINGS}\n{}\n[providers.secure]\nbase_url = \"https://localhost:{}/v1\"\napi_key = \"sk-tls\"\n[models.m]\nname = \"x\"\n[[models.m.backends]]\nprovider = \"secure\"\nmodel = \"r\"\n",
-        user("u", "tok", ""),
-        relay.port()
-    );
+    let cfg = tls_config(relay);
     let ca = ca_path.to_string_lossy().to_string();
-    let gw = Gateway::start_with(&cfg, "toml", &[], &[("SSL_CERT_FILE", ca.as_str())]);
+    let trust = [("SSL_CERT_FILE", ca.as_str())];
+
+    // Non-stream requests (and health checks) offer h2 first.
+    let gw = Gateway::start_with(&cfg, "toml", &[], &trust);
     let r = gw.chat("tok", "x");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["system_fingerprint"], "behind-tls");
-    let stream = gw.chat_stream("tok", "x");
-    assert_eq!(stream.sse_data().last().map(String::as_str), Some("[DONE]"));
     let seen_req = m.last_request().unwrap();
     assert_eq!(
         seen_req.header("host"),
         Some(format!("localhost:{}", relay.port()).as_str())
     );
-    let hellos = seen.lock().unwrap().clone();
+    drop(gw);
+    let hellos = std::mem::take(&mut *seen.lock().unwrap());
     assert!(!hellos.is_empty());
     for h in &hellos {
         assert_eq!(h.sni.as_deref(), Some("localhost"), "{h:?}");
-        assert!(
-            h.alpn.contains(&"h2".to_string()),
-            "h2 must be offered: {h:?}"
+        assert_eq!(
+            h.alpn,
+            ["h2", "http/1.1"],
+            "h2 must be offered first: {h:?}"
         );
-        assert!(h.alpn.contains(&"http/1.1".to_string()), "{h:?}");
     }
+
+    // Streams with a header deadline shorter than the idle timeout stay on HTTP/1.1, where
+    // the deadline is enforced per connection: a hung provider gets 504 after the 1 s
+    // attempt timeout, not after the 5 s idle timeout.
+    let gw = Gateway::start_with(&cfg, "toml", &[], &trust);
+    let stream = gw.chat_stream("tok", "x");
+    assert_eq!(stream.sse_data().last().map(String::as_str), Some("[DONE]"));
+    let hellos = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(
+        hellos
+            .iter()
+            .any(|h| h.alpn == ["http/1.1"] && h.sni.as_deref() == Some("localhost")),
+        "the stream's connection offers HTTP/1.1 only: {hellos:?}"
+    );
+    m.set_mode(berry_gateway::mock::Mode::Hang);
+    let t0 = std::time::Instant::now();
+    let r = gw.chat_stream("tok", "x");
+    let took = t0.elapsed();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(took < std::time::Duration::from_millis(3500), "{took:?}");
+    m.set_mode(berry_gateway::mock::Mode::Ok);
     drop(gw);
 
     // an untrusted certificate is refused: 502, never a silent downgrade to plain text
