@@ -17,7 +17,10 @@ fn main() -> ExitCode {
     if cli.check_config {
         return app::check_config(&cli.config);
     }
-    let path = cli.config.clone();
+    // Absolute before daemon mode moves the working directory to `/`, so reloads keep
+    // reading the same file. Not canonicalised: a symlinked config (a Kubernetes ConfigMap
+    // mount) must be followed anew on every reload.
+    let path = std::path::absolute(&cli.config).unwrap_or_else(|_| cli.config.clone());
     match app::load_config_or_report(&path) {
         Ok(cfg) => app::run_gateway(cli, cfg, &path),
         Err(code) => code,

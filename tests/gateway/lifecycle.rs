@@ -143,9 +143,12 @@ fn daemon_mode_and_sigterm_let_streams_finish_then_exit() {
     std::fs::write(&conf, conf_text).unwrap();
     let port = free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // A relative --config: daemon mode moves the working directory to `/`, and reloads
+    // must still find the file.
     let status = Command::new(binary())
+        .current_dir(&dir)
         .arg("--config")
-        .arg(&cfg_path)
+        .arg("berry.toml")
         .arg("--listen")
         .arg(addr.to_string())
         .arg("-c")
@@ -175,6 +178,31 @@ fn daemon_mode_and_sigterm_let_streams_finish_then_exit() {
             .success()
     };
     assert!(alive(&pid));
+
+    // SIGHUP reloads the config given by a relative path
+    let models = |addr| {
+        request(
+            addr,
+            "GET",
+            "/v1/models",
+            &[("Authorization", "Bearer tok")],
+            b"",
+        )
+        .json()["data"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(models(addr), 1);
+    let mut reloaded = config(&m);
+    reloaded.push_str(
+        "[models.m2]\nname = \"x2\"\n[[models.m2.backends]]\nprovider = \"p\"\nmodel = \"r\"\n",
+    );
+    std::fs::write(&cfg_path, reloaded).unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || models(addr) == 2),
+        "config not reloaded in daemon mode"
+    );
 
     // SIGTERM during a 2 s stream: the stream completes, then the process exits promptly
     let stream = std::thread::spawn(move || long_stream(addr, 20, 100));
