@@ -15,6 +15,18 @@ fn config(m: &berry_gateway::mock::MockProvider) -> String {
     )
 }
 
+/// SIGKILLs a daemon (by pid) when dropped, if it is still running.
+struct KillOnDrop(String);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 fn long_stream(addr: std::net::SocketAddr, chunks: u32, interval_ms: u32) -> Resp {
     request(
         addr,
@@ -178,6 +190,8 @@ fn daemon_mode_and_sigterm_let_streams_finish_then_exit() {
             .success()
     };
     assert!(alive(&pid));
+    // A failing assertion below must not leave the daemon running.
+    let _reaper = KillOnDrop(pid.clone());
 
     // SIGHUP reloads the config given by a relative path
     let models = |addr| {
