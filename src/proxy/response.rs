@@ -132,8 +132,9 @@ fn contains_ci(s: &[u8], needle: &[u8]) -> bool {
 /// Why a stream was cut (the message of the final SSE error event).
 pub const GARBAGE_MESSAGE: &str = "The upstream provider sent an invalid stream.";
 
-/// Why a non-stream 2xx answer was refused (logged; the client gets a 502 or, when the
-/// head was already sent, a cut connection).
+/// Why a non-stream 2xx answer was refused. Setting it marks the attempt's body as broken,
+/// so the failure path retries it or answers 502 `upstream_invalid_response` (a cut
+/// connection when the head was already sent).
 pub const INVALID_JSON_MESSAGE: &str = "The upstream provider sent an invalid JSON response.";
 
 /// Observes one upstream body chunk. Errors when the body turns out broken: an SSE stream
