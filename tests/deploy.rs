@@ -11,11 +11,16 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+#[allow(dead_code)]
+#[path = "common/http_client.rs"]
+mod http_client;
+use berry_gateway::mock::{MockOptions, MockProvider};
+use http_client::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berry-gateway");
 
@@ -129,70 +134,17 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// One HTTP/1.1 request with `Connection: close`; returns (status, body).
+/// One request to the gateway on `port` over a new connection: (status, body text).
 fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to gateway");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nhost: localhost\r\n{auth}content-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send request");
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let status = raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
-}
-
-/// A loopback OpenAI-like upstream that answers every request with a chat completion
-/// carrying token usage. Returns its port.
-fn stub_upstream() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind stub upstream");
-    let port = listener.local_addr().expect("stub addr").port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            std::thread::spawn(move || answer_one(conn));
-        }
-    });
-    port
-}
-
-fn answer_one(mut conn: TcpStream) {
-    let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            let chunked = head.contains("transfer-encoding: chunked");
-            if (chunked && buf.ends_with(b"0\r\n\r\n")) || (!chunked && buf.len() >= end + 4 + len)
-            {
-                break;
-            }
-        }
-        match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
     }
-    let body = r#"{"id":"c1","object":"chat.completion","created":0,"model":"real-live","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#;
-    let _ = write!(
-        conn,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let r = Client::connect(([127, 0, 0, 1], port).into())
+        .expect("connect to gateway")
+        .request(method, path, &headers, body.as_bytes());
+    (r.status, r.text())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -873,7 +825,13 @@ fn promql_uses_only_exported_metrics() {
         .map(|(m, _)| m)
         .collect();
 
-    let (live, dead, port) = (stub_upstream(), free_port(), free_port());
+    // The project's mock provider, serving the backend model of `live-model`.
+    let live_mock = MockProvider::start_background(MockOptions {
+        models: vec!["real-live".into()],
+        ..MockOptions::default()
+    })
+    .expect("start mock provider");
+    let (live, dead, port) = (live_mock.addr().port(), free_port(), free_port());
     let tmp = TempDir::new("metrics");
     let config = tmp.0.join("berry.toml");
     let text = format!(

@@ -7,195 +7,14 @@ use std::time::{Duration, Instant};
 use berry_gateway::mock::{MockGuard, MockOptions, MockProvider, Mode};
 use serde_json::Value;
 
-// ---------------------------------------------------------------------------
-// Blocking test client
-// ---------------------------------------------------------------------------
+#[allow(dead_code)]
+#[path = "common/http_client.rs"]
+mod http_client;
+use http_client::{Client, Resp};
 
-#[derive(Debug, Default)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    /// Chunked responses: (arrival time, chunk data) per HTTP chunk.
-    chunks: Vec<(Instant, Vec<u8>)>,
-    /// The body was read completely (terminating chunk / full Content-Length).
-    complete: bool,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("bad json {e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-    /// SSE `data:` payloads of the (chunked) body.
-    fn sse_data(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.body)
-            .split("\n\n")
-            .flat_map(|ev| ev.lines().filter_map(|l| l.strip_prefix("data: ")))
-            .map(str::to_string)
-            .collect()
-    }
-    fn sse_events(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.body)
-            .lines()
-            .filter_map(|l| l.strip_prefix("event: "))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-struct Client {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.set_nodelay(true).unwrap();
-        Client { s, buf: Vec::new() }
-    }
-
-    fn fill(&mut self) -> io::Result<usize> {
-        let mut tmp = [0u8; 16 * 1024];
-        let n = self.s.read(&mut tmp)?;
-        self.buf.extend_from_slice(&tmp[..n]);
-        Ok(n)
-    }
-
-    /// A CRLF-terminated line (without CRLF); `Ok(None)` on EOF.
-    fn line(&mut self) -> io::Result<Option<String>> {
-        loop {
-            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let l = String::from_utf8_lossy(&self.buf[..i]).into_owned();
-                self.buf.drain(..i + 2);
-                return Ok(Some(l));
-            }
-            if self.fill()? == 0 {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// Exactly `n` bytes; `Ok(None)` on EOF first.
-    fn exact(&mut self, n: usize) -> io::Result<Option<Vec<u8>>> {
-        while self.buf.len() < n {
-            if self.fill()? == 0 {
-                return Ok(None);
-            }
-        }
-        Ok(Some(self.buf.drain(..n).collect()))
-    }
-
-    fn send_raw(&mut self, raw: &[u8]) {
-        self.s.write_all(raw).unwrap();
-    }
-
-    fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: mock\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if !body.is_empty() || method == "POST" {
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        req.push_str("\r\n");
-        let mut raw = req.into_bytes();
-        raw.extend_from_slice(body);
-        self.send_raw(&raw);
-    }
-
-    /// Read one response; an early EOF gives `complete == false` (or an error when no
-    /// status line arrived at all).
-    fn read_response(&mut self) -> io::Result<Resp> {
-        let status_line = self
-            .line()?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "no status line"))?;
-        let status: u16 = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let mut resp = Resp {
-            status,
-            ..Resp::default()
-        };
-        loop {
-            let Some(l) = self.line()? else {
-                return Ok(resp);
-            };
-            if l.is_empty() {
-                break;
-            }
-            let (k, v) = l.split_once(':').expect("header line");
-            resp.headers
-                .push((k.trim().to_string(), v.trim().to_string()));
-        }
-        if status == 100 {
-            return self.read_response();
-        }
-        if resp
-            .header("transfer-encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-        {
-            loop {
-                let Some(size_line) = self.line()? else {
-                    return Ok(resp);
-                };
-                let t = Instant::now();
-                let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
-                    .expect("chunk size");
-                if size == 0 {
-                    while let Some(l) = self.line()? {
-                        if l.is_empty() {
-                            resp.complete = true;
-                            break;
-                        }
-                    }
-                    return Ok(resp);
-                }
-                let Some(data) = self.exact(size + 2)? else {
-                    return Ok(resp);
-                };
-                let data = data[..size].to_vec();
-                resp.body.extend_from_slice(&data);
-                resp.chunks.push((t, data));
-            }
-        }
-        let len: usize = resp
-            .header("content-length")
-            .map(|v| v.parse().unwrap())
-            .unwrap_or(0);
-        while self.buf.len() < len {
-            if self.fill()? == 0 {
-                resp.body = std::mem::take(&mut self.buf);
-                return Ok(resp);
-            }
-        }
-        resp.body = self.buf.drain(..len).collect();
-        resp.complete = true;
-        Ok(resp)
-    }
-
-    fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-        self.send(method, path, headers, body);
-        self.read_response().expect("response")
-    }
-
-    /// True when the server closed the connection (EOF or reset) within `wait`.
-    fn closed_within(&mut self, wait: Duration) -> bool {
-        self.s.set_read_timeout(Some(wait)).unwrap();
-        let mut b = [0u8; 64];
-        matches!(self.s.read(&mut b), Ok(0))
-            || matches!(self.s.read(&mut b), Err(e) if e.kind() == io::ErrorKind::ConnectionReset)
-    }
+/// A connection to `addr` (panics when it cannot connect).
+fn connect(addr: SocketAddr) -> Client {
+    Client::connect(addr).expect("connect")
 }
 
 fn start(opts: MockOptions) -> MockGuard {
@@ -207,7 +26,7 @@ fn mock() -> MockGuard {
 }
 
 fn req(m: &MockProvider, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
-    Client::connect(m.addr()).request(method, path, headers, body.as_bytes())
+    connect(m.addr()).request(method, path, headers, body.as_bytes())
 }
 
 fn chat(m: &MockProvider, headers: &[(&str, &str)], body: &str) -> Resp {
@@ -463,7 +282,7 @@ fn models_list_and_404() {
 #[test]
 fn keep_alive_and_connection_close() {
     let m = mock();
-    let mut c = Client::connect(m.addr());
+    let mut c = connect(m.addr());
     let a = c.request("POST", "/v1/chat/completions", &[], CHAT.as_bytes());
     let b = c.request("GET", "/v1/models", &[], b"");
     let s = c.request(
@@ -492,21 +311,22 @@ fn keep_alive_and_connection_close() {
 #[test]
 fn http10_closes_by_default() {
     let m = mock();
-    let mut c = Client::connect(m.addr());
-    c.send_raw(b"GET /v1/models HTTP/1.0\r\n\r\n");
-    let r = c.read_response().unwrap();
+    let mut c = connect(m.addr());
+    c.write_raw(b"GET /v1/models HTTP/1.0\r\n\r\n").unwrap();
+    let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 200);
     assert!(c.closed_within(Duration::from_secs(2)));
     // HTTP/1.0 keep-alive is honoured.
-    let mut c = Client::connect(m.addr());
+    let mut c = connect(m.addr());
     for _ in 0..2 {
-        c.send_raw(b"GET /v1/models HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-        assert_eq!(c.read_response().unwrap().status, 200);
+        c.write_raw(b"GET /v1/models HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
+        assert_eq!(c.read_response(false).unwrap().status, 200);
     }
     // HEAD is answered and the connection closed.
-    let mut c = Client::connect(m.addr());
-    c.send_raw(b"HEAD /v1/models HTTP/1.1\r\n\r\n");
-    let r = c.read_response().unwrap();
+    let mut c = connect(m.addr());
+    c.write_raw(b"HEAD /v1/models HTTP/1.1\r\n\r\n").unwrap();
+    let r = c.read_response(false).unwrap();
     assert_eq!(r.header("connection"), Some("close"));
     assert!(c.closed_within(Duration::from_secs(2)));
 }
@@ -524,12 +344,12 @@ fn chunked_request_body_is_decoded() {
         raw.extend_from_slice(b"\r\n");
     }
     raw.extend_from_slice(b"0\r\nX-Trailer: yes\r\n\r\n");
-    let mut c = Client::connect(m.addr());
+    let mut c = connect(m.addr());
     // Send in small pieces to exercise incremental decoding.
     for piece in raw.chunks(5) {
-        c.send_raw(piece);
+        c.write_raw(piece).unwrap();
     }
-    let r = c.read_response().unwrap();
+    let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["usage"]["prompt_tokens"], p_of(CHAT));
     assert_eq!(m.last_request().unwrap().body, body);
@@ -541,25 +361,25 @@ fn chunked_request_body_is_decoded() {
 #[test]
 fn expect_100_continue() {
     let m = mock();
-    let mut c = Client::connect(m.addr());
-    c.send_raw(
+    let mut c = connect(m.addr());
+    c.write_raw(
         format!(
             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
             CHAT.len()
         )
         .as_bytes(),
-    );
+    ).unwrap();
     assert_eq!(c.line().unwrap().unwrap(), "HTTP/1.1 100 Continue");
     assert_eq!(c.line().unwrap().unwrap(), "");
-    c.send_raw(CHAT.as_bytes());
-    let r = c.read_response().unwrap();
+    c.write_raw(CHAT.as_bytes()).unwrap();
+    let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 200);
 }
 
 #[test]
 fn oversized_requests_get_413() {
     let m = mock();
-    let mut c = Client::connect(m.addr());
+    let mut c = connect(m.addr());
     let r = c.request(
         "POST",
         "/v1/chat/completions",
@@ -568,25 +388,27 @@ fn oversized_requests_get_413() {
     );
     // (our client also sends Content-Length: 0; conflicting → 400 is fine too)
     assert!(r.status == 413 || r.status == 400, "{}", r.status);
-    let mut c = Client::connect(m.addr());
-    c.send_raw(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n");
-    assert_eq!(c.read_response().unwrap().status, 413);
+    let mut c = connect(m.addr());
+    c.write_raw(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n")
+        .unwrap();
+    assert_eq!(c.read_response(false).unwrap().status, 413);
     assert!(c.closed_within(Duration::from_secs(2)));
 
-    let mut c = Client::connect(m.addr());
+    let mut c = connect(m.addr());
     let big = "a".repeat(70 * 1024);
     let _ =
         c.s.write_all(format!("GET /v1/models HTTP/1.1\r\nX-Big: {big}\r\n\r\n").as_bytes());
-    let r = c.read_response().unwrap();
+    let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 413);
     assert_eq!(r.json()["error"]["code"], "request_too_large");
 
     // Chunked body over the limit.
-    let mut c = Client::connect(m.addr());
-    c.send_raw(
+    let mut c = connect(m.addr());
+    c.write_raw(
         b"POST /v1/chat/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8000000\r\n",
-    );
-    assert_eq!(c.read_response().unwrap().status, 413);
+    )
+    .unwrap();
+    assert_eq!(c.read_response(false).unwrap().status, 413);
     // Server is fine.
     assert_eq!(req(&m, "GET", "/v1/models", &[], "").status, 200);
 }
@@ -608,9 +430,9 @@ fn garbage_input_gets_400_and_server_survives() {
         b"GET /v1/models HTTP/1.1\r\nBad Header Name: x\r\n\r\n".to_vec(),
     ];
     for raw in &cases {
-        let mut c = Client::connect(m.addr());
-        c.send_raw(raw);
-        let r = c.read_response().unwrap();
+        let mut c = connect(m.addr());
+        c.write_raw(raw).unwrap();
+        let r = c.read_response(false).unwrap();
         assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(raw));
         assert_eq!(r.json()["error"]["type"], "invalid_request_error");
         assert!(c.closed_within(Duration::from_secs(2)));
@@ -618,7 +440,7 @@ fn garbage_input_gets_400_and_server_survives() {
     // Pseudo-random byte soup: any answer or a close is fine, the server must survive.
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..50 {
-        let mut c = Client::connect(m.addr());
+        let mut c = connect(m.addr());
         let len = (seed % 300) as usize + 1;
         let mut raw = Vec::with_capacity(len + 4);
         for _ in 0..len {
@@ -628,16 +450,18 @@ fn garbage_input_gets_400_and_server_survives() {
             raw.push((seed >> 24) as u8);
         }
         raw.extend_from_slice(b"\r\n\r\n");
-        c.send_raw(&raw);
+        c.write_raw(&raw).unwrap();
         let _ = c.s.shutdown(std::net::Shutdown::Write);
-        let _ = c.read_response();
+        let _ = c.read_response(false);
     }
     // Early disconnects mid-head and mid-body.
-    let mut c = Client::connect(m.addr());
-    c.send_raw(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Le");
+    let mut c = connect(m.addr());
+    c.write_raw(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Le")
+        .unwrap();
     drop(c);
-    let mut c = Client::connect(m.addr());
-    c.send_raw(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 50\r\n\r\n{\"a\"");
+    let mut c = connect(m.addr());
+    c.write_raw(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 50\r\n\r\n{\"a\"")
+        .unwrap();
     drop(c);
     assert_eq!(chat(&m, &[], CHAT).status, 200);
 }
@@ -645,7 +469,7 @@ fn garbage_input_gets_400_and_server_survives() {
 #[test]
 fn invalid_json_body_is_400_but_keeps_connection() {
     let m = mock();
-    let mut c = Client::connect(m.addr());
+    let mut c = connect(m.addr());
     let r = c.request("POST", "/v1/chat/completions", &[], b"{not json");
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
@@ -769,7 +593,7 @@ fn slow_headers() {
 }
 
 fn assert_hangs(m: &MockProvider, headers: &[(&str, &str)], path: &str) {
-    let mut c = Client::connect(m.addr());
+    let mut c = connect(m.addr());
     c.send(
         if path.ends_with("models") {
             "GET"
@@ -779,7 +603,8 @@ fn assert_hangs(m: &MockProvider, headers: &[(&str, &str)], path: &str) {
         path,
         headers,
         CHAT.as_bytes(),
-    );
+    )
+    .unwrap();
     c.s.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
     let mut b = [0u8; 16];
@@ -874,24 +699,25 @@ fn garbage_mode() {
 fn reset_on_accept() {
     let m = mock();
     m.set_mode(Mode::ResetOnAccept);
-    let mut c = Client::connect(m.addr());
+    let mut c = connect(m.addr());
     // The reset may already have arrived: the write itself may fail.
     let _ = c.s.write_all(b"GET /v1/models HTTP/1.1\r\n\r\n");
-    let r = c.read_response();
+    let r = c.read_response(false);
     assert!(r.is_err(), "{r:?}");
     assert_eq!(m.hits(), 0);
     assert_eq!(m.accepted_connections(), 1);
     m.set_mode(Mode::Ok);
     assert_eq!(chat(&m, &[], CHAT).status, 200);
     // Per-request reset: request is read, no answer, connection closed.
-    let mut c = Client::connect(m.addr());
+    let mut c = connect(m.addr());
     c.send(
         "POST",
         "/v1/chat/completions",
         &[("x-mock-mode", "reset")],
         CHAT.as_bytes(),
-    );
-    assert!(c.read_response().is_err());
+    )
+    .unwrap();
+    assert!(c.read_response(false).is_err());
 }
 
 #[test]
@@ -914,7 +740,7 @@ fn per_request_overrides() {
     // Overrides affect only their own request.
     assert_eq!(chat(&m, &[], CHAT).status, 200);
     // Mixed scenarios on one connection.
-    let mut c = Client::connect(m.addr());
+    let mut c = connect(m.addr());
     let a = c.request(
         "POST",
         "/v1/chat/completions",
@@ -933,7 +759,7 @@ fn per_request_overrides() {
 fn stop_and_resume_listening() {
     let m = mock();
     let addr = m.addr();
-    let mut keep = Client::connect(addr);
+    let mut keep = connect(addr);
     assert_eq!(keep.request("GET", "/v1/models", &[], b"").status, 200);
     m.stop_listening();
     assert!(!m.is_listening());
@@ -974,7 +800,7 @@ fn counters_and_recording() {
     assert_eq!(last.method, "POST");
     assert_eq!(last.path, "/v1/embeddings");
     assert_eq!(last.body, b"{}");
-    assert_eq!(last.header("host"), Some("mock"));
+    assert_eq!(last.header("host"), Some("test"));
     chat(&m, &[("X-Custom", "v1")], CHAT);
     let last = m.last_request().unwrap();
     assert_eq!(last.header("x-custom"), Some("v1"));
@@ -1008,8 +834,8 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 fn active_connections_tracks_open_sockets() {
     let m = mock();
     assert_eq!(m.active_connections(), 0);
-    let mut a = Client::connect(m.addr());
-    let mut b = Client::connect(m.addr());
+    let mut a = connect(m.addr());
+    let mut b = connect(m.addr());
     a.request("GET", "/v1/models", &[], b"");
     b.request("GET", "/v1/models", &[], b"");
     wait_for("2 active", || m.active_connections() == 2);
@@ -1025,7 +851,7 @@ fn many_sequential_keep_alive_requests() {
         record_requests: false,
         ..MockOptions::default()
     });
-    let mut c = Client::connect(m.addr());
+    let mut c = connect(m.addr());
     for _ in 0..500 {
         let r = c.request("POST", "/v1/chat/completions", &[], CHAT.as_bytes());
         assert_eq!(r.status, 200);
@@ -1039,9 +865,7 @@ async fn start_on_current_runtime_and_drop_stops_listening() {
     let addr = m.addr();
     assert_eq!(m.base_url(), format!("http://{addr}/v1"));
     let status = tokio::task::spawn_blocking(move || {
-        Client::connect(addr)
-            .request("GET", "/v1/models", &[], b"")
-            .status
+        connect(addr).request("GET", "/v1/models", &[], b"").status
     })
     .await
     .unwrap();
@@ -1084,7 +908,7 @@ fn binary_prints_address_and_exits_on_sigterm() {
         .unwrap_or_else(|| panic!("first line {line:?}"))
         .parse()
         .unwrap();
-    let mut c = Client::connect(addr);
+    let mut c = connect(addr);
     assert_eq!(c.request("GET", "/v1/models", &[], b"").status, 503);
     let r = c.request(
         "POST",
