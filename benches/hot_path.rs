@@ -37,11 +37,12 @@
 
 use std::fmt::Write as _;
 use std::hint::black_box;
+use std::sync::Arc;
 
 use berry_gateway::auth::client_token;
 use berry_gateway::body::{apply_edits, include_usage_edit, json_string_literal, scan, Edit};
 use berry_gateway::config::{load_str, Config, Format};
-use berry_gateway::proxy::ctx::{Operation, RequestCtx};
+use berry_gateway::proxy::ctx::Operation;
 use berry_gateway::proxy::request::{admit, attempt_body};
 use berry_gateway::proxy::upstream::eligible;
 use berry_gateway::routing::SelectInput;
@@ -302,7 +303,7 @@ fn bench_select(c: &mut Criterion) {
             }
         }
     }
-    let ctx = RequestCtx::new();
+    let tried: &[usize] = &[];
     let tags = &snap.users.users[0].tags;
     let mut rng = fastrand::Rng::with_seed(42);
     let mut g = c.benchmark_group("select_4_backends");
@@ -317,7 +318,7 @@ fn bench_select(c: &mut Criterion) {
                     rng: &mut rng,
                     table: &snap.table,
                 };
-                model.select(&mut input, |i, be| eligible(&ctx, model, tags, i, be))
+                model.select(&mut input, |i, be| eligible(tried, model, tags, i, be))
             })
         });
     }
@@ -339,33 +340,39 @@ struct Req {
 #[inline]
 fn per_request(
     snap: &Snapshot,
-    ctx: &RequestCtx,
+    tried: &[usize],
     req: &Req,
     rng: &mut fastrand::Rng,
     now: u64,
 ) -> Bytes {
     let token = client_token(Some(req.authorization.as_slice()), None).expect("token");
-    let user = snap.users.authenticate_index(token).expect("known user");
-    let admitted = match admit(Operation::Chat, req.body.clone(), user, snap, now) {
+    let user = snap.users.authenticate(token).expect("known user");
+    let admitted = match admit(
+        Operation::Chat,
+        req.body.clone(),
+        Arc::clone(user),
+        snap,
+        now,
+    ) {
         Ok(r) => r,
         Err(e) => panic!("request refused: {e:?}"),
     };
-    let model = &snap.table.models[admitted.model];
-    let tags = &snap.users.users[user].tags;
+    let model = &admitted.model;
+    let tags = &admitted.user.tags;
     let mut input = SelectInput {
         now_ms: now,
         rng,
         table: &snap.table,
     };
     let sel = model
-        .select(&mut input, |i, b| eligible(ctx, model, tags, i, b))
+        .select(&mut input, |i, b| eligible(tried, model, tags, i, b))
         .expect("a backend");
     attempt_body(&admitted, &model.backends[sel.index].model_literal)
 }
 
 fn bench_per_request(c: &mut Criterion) {
     let mut g = c.benchmark_group("per_request");
-    let ctx = RequestCtx::new();
+    let tried: &[usize] = &[];
     let mut rng = fastrand::Rng::with_seed(7);
     let now = berry_gateway::clock::now_ms();
     for (models, users) in [(10, 10), (1000, 10), (10, 1000), (1000, 1000)] {
@@ -384,7 +391,7 @@ fn bench_per_request(c: &mut Criterion) {
             })
             .collect();
         for r in &reqs {
-            let out = per_request(&snap, &ctx, r, &mut rng, now);
+            let out = per_request(&snap, tried, r, &mut rng, now);
             assert!(out.windows(11).any(|w| w == b"real-model-"));
         }
         let mut k = 0usize;
@@ -394,7 +401,7 @@ fn bench_per_request(c: &mut Criterion) {
             |b, reqs| {
                 b.iter(|| {
                     k = (k + 1) & 255;
-                    per_request(&snap, &ctx, black_box(&reqs[k]), &mut rng, now)
+                    per_request(&snap, tried, black_box(&reqs[k]), &mut rng, now)
                 })
             },
         );
@@ -413,7 +420,7 @@ fn bench_per_request(c: &mut Criterion) {
         body: Bytes::from(chat_1k(&model_name(3), false)),
     };
     g.bench_function("auth+admit+select+splice/rate_limited_user", |b| {
-        b.iter(|| per_request(&snap, &ctx, black_box(&req), &mut rng, now))
+        b.iter(|| per_request(&snap, tried, black_box(&req), &mut rng, now))
     });
     // A streaming request: admit also prepares the include_usage insertion (two edits).
     let req = Req {
@@ -421,7 +428,7 @@ fn bench_per_request(c: &mut Criterion) {
         body: Bytes::from(chat_1k(&model_name(3), true)),
     };
     g.bench_function("auth+admit+select+splice/stream_include_usage", |b| {
-        b.iter(|| per_request(&snap, &ctx, black_box(&req), &mut rng, now))
+        b.iter(|| per_request(&snap, tried, black_box(&req), &mut rng, now))
     });
     g.finish();
 }

@@ -3,10 +3,11 @@
 //!
 //! Nothing here prints a URL with credentials, a key or a token.
 
-use crate::auth::{client_token, secret_matches, UserEntry};
+use crate::auth::{request_token, secret_matches, UserEntry};
 use crate::error::ApiError;
-use crate::routing::{Availability, Table};
+use crate::routing::Table;
 use crate::snapshot::Snapshot;
+use pingora_http::RequestHeader;
 use serde_json::{json, Value};
 
 /// A locally generated response.
@@ -109,10 +110,7 @@ pub fn health(snap: &Snapshot, now_ms: u64) -> LocalResponse {
         .models
         .iter()
         .flat_map(|m| &m.backends)
-        .filter(|b| {
-            b.provider.health.is_healthy()
-                && b.state.availability(now_ms) != Availability::Unavailable
-        })
+        .filter(|b| b.is_available(now_ms))
         .count();
     let enabled_providers = t.providers.iter().filter(|p| p.enabled);
     let (providers, providers_healthy) = enabled_providers.fold((0, 0), |(n, h), p| {
@@ -163,18 +161,25 @@ pub fn model_by_id(table: &Table, user: &UserEntry, id: &str) -> LocalResponse {
 
 /// Checks the admin token of a request (`Authorization: Bearer` or `x-api-key`).
 /// `Err` is the response to send: 404 when the admin API is off, 401 on a wrong token.
-pub fn check_admin(
-    snap: &Snapshot,
-    authorization: Option<&[u8]>,
-    x_api_key: Option<&[u8]>,
-) -> Result<(), ApiError> {
+pub fn check_admin(snap: &Snapshot, req: &RequestHeader) -> Result<(), ApiError> {
     let Some(expected) = &snap.table.settings.admin_token else {
         return Err(ApiError::route_not_found("/admin"));
     };
-    match client_token(authorization, x_api_key) {
+    match request_token(req) {
         Some(t) if secret_matches(t, expected.expose()) => Ok(()),
         _ => Err(ApiError::admin_unauthorized()),
     }
+}
+
+/// `GET /metrics` on any listener: the Prometheus text, behind the admin token when
+/// `metrics_auth` is on.
+pub fn metrics_endpoint(snap: &Snapshot, req: &RequestHeader, now_ms: u64) -> LocalResponse {
+    if snap.table.settings.metrics_auth {
+        if let Err(e) = check_admin(snap, req) {
+            return (&e).into();
+        }
+    }
+    metrics(snap, now_ms)
 }
 
 /// Sets the per-backend gauges from the snapshot (called before every metrics scrape).
@@ -189,8 +194,7 @@ pub fn refresh_backend_gauges(snap: &Snapshot, now_ms: u64) {
     for m in &snap.table.models {
         for b in &m.backends {
             let labels = [b.provider.id.as_str(), &*b.id];
-            let up = b.provider.health.is_healthy()
-                && b.state.availability(now_ms) != Availability::Unavailable;
+            let up = b.is_available(now_ms);
             BACKEND_UP.with_label_values(&labels).set(i64::from(up));
             CIRCUIT_STATE
                 .with_label_values(&labels)
@@ -241,8 +245,7 @@ pub fn admin_backends(snap: &Snapshot, now_ms: u64) -> LocalResponse {
                 "priority": b.priority,
                 "tags": b.tags,
                 "provider_healthy": b.provider.health.is_healthy(),
-                "available": b.provider.health.is_healthy()
-                    && b.state.availability(now_ms) != Availability::Unavailable,
+                "available": b.is_available(now_ms),
                 "circuit": b.state.circuit(now_ms).as_str(),
                 "cooldown_remaining_seconds": b.state.cooldown_remaining_ms(now_ms) as f64 / 1000.0,
                 "latency_ewma_ms": b.state.ewma_ms(),

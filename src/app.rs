@@ -230,16 +230,11 @@ struct MetricsApp {
 impl ServeHttp for MetricsApp {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
         let snap = self.cell.load();
-        let header = |n: &str| session.req_header().headers.get(n).map(|v| v.as_bytes());
-        let r = if session.req_header().uri.path() != "/metrics" {
-            (&crate::error::ApiError::route_not_found(session.req_header().uri.path())).into()
-        } else if snap.table.settings.metrics_auth {
-            match crate::api::check_admin(&snap, header("authorization"), header("x-api-key")) {
-                Ok(()) => crate::api::metrics(&snap, now_ms()),
-                Err(e) => (&e).into(),
-            }
+        let req = session.req_header();
+        let r = if req.uri.path() != "/metrics" {
+            (&crate::error::ApiError::route_not_found(req.uri.path())).into()
         } else {
-            crate::api::metrics(&snap, now_ms())
+            crate::api::metrics_endpoint(&snap, req, now_ms())
         };
         let mut resp = http::Response::builder()
             .status(r.status)

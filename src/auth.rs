@@ -49,7 +49,8 @@ impl UserEntry {
 #[derive(Debug, Default)]
 pub struct Users {
     by_digest: HashMap<[u8; 32], usize>,
-    pub users: Vec<UserEntry>,
+    /// Shared so a request can hold its user for its whole life.
+    pub users: Vec<Arc<UserEntry>>,
 }
 
 fn digest(token: &[u8]) -> [u8; 32] {
@@ -88,7 +89,7 @@ impl Users {
             });
             let d = digest(u.token.expose().as_bytes());
             by_digest.insert(d, users.len());
-            users.push(UserEntry {
+            users.push(Arc::new(UserEntry {
                 id: u.id.as_str().into(),
                 name: u.name.clone(),
                 tags: u.tags.clone(),
@@ -96,13 +97,13 @@ impl Users {
                 digest: d,
                 enabled: u.enabled,
                 rate,
-            });
+            }));
         }
         Users { by_digest, users }
     }
 
     /// The enabled user owning `token`, if any.
-    pub fn authenticate(&self, token: &[u8]) -> Option<&UserEntry> {
+    pub fn authenticate(&self, token: &[u8]) -> Option<&Arc<UserEntry>> {
         self.authenticate_index(token)
             .and_then(|i| self.users.get(i))
     }
@@ -130,6 +131,13 @@ pub fn client_token<'a>(
         }
     }
     x_api_key.map(|v| v.trim_ascii()).filter(|t| !t.is_empty())
+}
+
+/// The client token of a request head: [`client_token`] of its `Authorization` and
+/// `x-api-key` headers.
+pub fn request_token(req: &pingora_http::RequestHeader) -> Option<&[u8]> {
+    let header = |name: &str| req.headers.get(name).map(|v| v.as_bytes());
+    client_token(header("authorization"), header("x-api-key"))
 }
 
 /// Compares a presented secret with the expected one in constant time (admin token).

@@ -1,11 +1,19 @@
-//! Per-request state carried through the Pingora hooks.
+//! Per-request state carried through the Pingora hooks, typed by the phase the request is
+//! in, so no hook can see a half-built request:
+//!
+//! * [`Phase::Received`] — `request_filter` has not decided yet;
+//! * [`Phase::Local`] — the gateway answered itself (a local endpoint, or a refusal);
+//! * [`Phase::Proxied`] — admitted: user, model and body are known, and
+//!   [`Proxied::attempt`] is the attempt in progress with its backend resolved once.
 
-use crate::error::ApiError;
-use crate::routing::{BackendState, Outcome};
+use crate::auth::UserEntry;
+use crate::clock::now_ms;
+use crate::routing::{Backend, BackendState, ModelRoute, Outcome};
 use crate::snapshot::Snapshot;
 use crate::usage::{JsonUsageScanner, SseScanner, Usage};
 use bytes::Bytes;
 use smallvec::SmallVec;
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,55 +43,78 @@ impl Operation {
 #[derive(Debug)]
 pub struct ProxyRequest {
     pub op: Operation,
-    /// Index into `snapshot.users.users`.
-    pub user: usize,
-    /// Index into `snapshot.table.models`.
-    pub model: usize,
+    pub user: Arc<UserEntry>,
+    pub model: Arc<ModelRoute>,
     /// The client's body exactly as received.
     pub body: Bytes,
     /// Span of the `model` value (with quotes) in `body`.
-    pub model_span: std::ops::Range<usize>,
+    pub model_span: Range<usize>,
     /// The request asked for a stream.
     pub stream: bool,
     /// Insertion adding `stream_options.include_usage` (when configured and missing).
-    pub include_usage: Option<(std::ops::Range<usize>, &'static [u8])>,
+    pub include_usage: Option<(Range<usize>, &'static [u8])>,
 }
 
-/// Keeps a backend's in-flight count and half-open probe slot honest: dropping the
-/// attempt (request finished, failed or abandoned) ends it exactly once.
+/// One attempt of a proxied request on one backend. Holds the backend's in-flight count
+/// and half-open probe slot: dropping the attempt (finished, failed or abandoned) ends
+/// them exactly once.
 #[derive(Debug)]
 pub struct Attempt {
-    /// Index into the model's backends.
-    pub backend: usize,
-    pub state: Arc<BackendState>,
+    /// Index into the model's backends (what `tried` records).
+    pub index: usize,
+    /// The backend this attempt was sent to, resolved when it was selected.
+    pub backend: Arc<Backend>,
     pub started: Instant,
+    /// This attempt is the half-open circuit's probe.
     pub probe: bool,
-    /// Set once the outcome was fed into the backend state.
+    /// The outcome was fed into the backend state.
     pub recorded: bool,
     /// Response headers arrived from this attempt.
     pub got_headers: bool,
+    /// The rewritten body for this backend (sent by `request_body_filter`).
+    pub body: Bytes,
+    /// `body` went out.
+    pub body_sent: bool,
+    /// Upstream socket (for the header watchdog), once connected.
+    pub upstream_fd: Option<i32>,
+    /// Header deadline of an HTTP/1 stream, while armed.
+    pub watchdog: Option<Watchdog>,
 }
 
 impl Attempt {
-    /// Starts an attempt on `state` (counts it in flight).
-    pub fn begin(backend: usize, state: Arc<BackendState>, probe: bool) -> Attempt {
-        state.begin_request();
+    /// Starts an attempt on `backend` (counts it in flight).
+    pub fn begin(index: usize, backend: Arc<Backend>, probe: bool, body: Bytes) -> Attempt {
+        backend.state.begin_request();
         Attempt {
+            index,
             backend,
-            state,
             started: Instant::now(),
             probe,
             recorded: false,
             got_headers: false,
+            body,
+            body_sent: false,
+            upstream_fd: None,
+            watchdog: None,
         }
+    }
+
+    /// The backend's runtime state.
+    pub fn state(&self) -> &BackendState {
+        &self.backend.state
+    }
+
+    /// Whether the header watchdog fired (the attempt hit its header deadline). Disarms it.
+    pub fn take_deadline_fired(&mut self) -> bool {
+        self.watchdog.take().is_some_and(|w| w.fired())
     }
 }
 
 impl Drop for Attempt {
     fn drop(&mut self) {
-        self.state.end_request();
+        self.backend.state.end_request();
         if self.probe && !self.recorded {
-            self.state.release_probe();
+            self.backend.state.release_probe();
         }
     }
 }
@@ -108,61 +139,139 @@ impl Drop for InflightGuard {
 }
 
 /// How the response body is being watched.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub enum BodyWatch {
+    #[default]
     None,
     Json(Box<JsonUsageScanner>),
     Sse(Box<SseScanner>),
 }
 
-/// Everything one request accumulates on its way through the hooks.
-pub struct RequestCtx {
-    pub started: Instant,
-    /// `x-request-id` (client's when valid, else generated).
-    pub request_id: String,
-    pub snapshot: Option<Arc<Snapshot>>,
-    pub request: Option<ProxyRequest>,
-    /// The authenticated user (index into `snapshot.users.users`), once known.
-    pub user: Option<usize>,
-    /// The current attempt's rewritten body (sent by `request_body_filter`).
-    pub attempt_body: Bytes,
-    /// `attempt_body` went out for the current attempt.
-    pub attempt_body_sent: bool,
+/// The upstream answer being passed to the client (set when its head is let through).
+#[derive(Debug, Default)]
+pub struct Answer {
+    /// Time from request start to the answering attempt's response headers.
+    pub ttfb: Duration,
+    pub watch: BodyWatch,
+    pub usage: Option<Usage>,
+    /// The upstream body ended normally.
+    pub complete: bool,
+}
+
+impl Answer {
+    /// Whether the client is being sent an event stream.
+    pub fn is_sse(&self) -> bool {
+        matches!(self.watch, BodyWatch::Sse(_))
+    }
+}
+
+/// A request the gateway answered itself.
+#[derive(Debug)]
+pub struct LocalAnswer {
+    pub snapshot: Arc<Snapshot>,
+    /// A proxied endpoint was asked for and refused (counted in `berry_requests_total`).
+    pub refused: bool,
+    /// The authenticated user, when known before the refusal.
+    pub user: Option<Arc<UserEntry>>,
+    /// Health checks and scrapes are logged at debug level only.
+    pub quiet: bool,
+}
+
+/// An admitted request on its way through the upstream attempts.
+#[derive(Debug)]
+pub struct Proxied {
+    pub snapshot: Arc<Snapshot>,
+    pub request: ProxyRequest,
     /// Backends already tried (indices into the model's backends).
     pub tried: SmallVec<[usize; 4]>,
     /// Attempts started so far.
     pub attempts: u32,
-    pub attempt: Option<Attempt>,
+    /// The one free retry for a stale pooled connection was used.
+    pub stale_retry_used: bool,
     /// Outcome of the latest finished attempt.
     pub last_outcome: Option<Outcome>,
-    /// A retryable failure on a reused pooled connection is retried once on the same backend.
-    pub stale_retry_used: bool,
-    /// Error to answer in `fail_to_proxy` when the proxy loop ends without a response.
-    pub local_error: Option<ApiError>,
-    /// Final status sent to the client.
-    pub status: u16,
-    /// Time from request start to upstream response headers of the answering attempt.
-    pub ttfb: Option<Duration>,
-    /// Gateway-internal time (request processing + response header handling).
-    pub overhead: Duration,
-    /// When the request body had been read (start of routing work).
-    pub body_read_at: Option<Instant>,
-    pub watch: BodyWatch,
-    pub usage: Option<Usage>,
-    /// The upstream body ended normally.
-    pub body_complete: bool,
-    /// Why the stream was cut after the first byte (message of the final error event).
-    pub stream_failure: Option<&'static str>,
-    pub watchdog: Option<Watchdog>,
-    /// Upstream socket of the current attempt (for the header watchdog).
-    pub upstream_fd: Option<i32>,
-    pub rng: fastrand::Rng,
-    /// The request is for a proxied endpoint (chat, completions, embeddings).
-    pub proxied: bool,
+    /// The attempt in progress (or the last one, until the request ends).
+    pub attempt: Option<Attempt>,
+    /// The answer being passed to the client, once its head was let through.
+    pub answer: Option<Answer>,
     /// Counts the request in `berry_inflight_requests` while held.
     pub inflight: Option<InflightGuard>,
-    /// Local endpoint responses are logged at debug level only.
-    pub quiet_log: bool,
+}
+
+impl Proxied {
+    /// A freshly admitted request; no attempt yet.
+    pub fn new(snapshot: Arc<Snapshot>, request: ProxyRequest) -> Self {
+        let inflight =
+            crate::metrics::per_request().then(|| InflightGuard::new(&request.model.name));
+        Proxied {
+            snapshot,
+            request,
+            tried: SmallVec::new(),
+            attempts: 0,
+            stale_retry_used: false,
+            last_outcome: None,
+            attempt: None,
+            answer: None,
+            inflight,
+        }
+    }
+
+    /// Records `outcome` for the current attempt (breaker, cooldown, confidence, provider
+    /// health, `berry_upstream_attempts_total`) unless it was recorded already.
+    pub fn finish_attempt(&mut self, outcome: Outcome) {
+        let Some(attempt) = self.attempt.as_mut() else {
+            return;
+        };
+        if attempt.recorded {
+            return;
+        }
+        attempt.recorded = true;
+        self.last_outcome = Some(outcome);
+        let table = &self.snapshot.table;
+        let backend = &attempt.backend;
+        backend
+            .state
+            .record(outcome, now_ms(), &table.breaker, &table.settings.smart_ai);
+        if outcome == Outcome::Success {
+            backend.provider.health.mark_healthy_by_traffic();
+        }
+        if crate::metrics::per_request() {
+            crate::metrics::UPSTREAM_ATTEMPTS
+                .with_label_values(&[backend.provider.id.as_str(), &backend.id, outcome.label()])
+                .inc();
+        }
+    }
+
+    /// The backend of the latest attempt, if any was made.
+    pub fn last_backend(&self) -> Option<&Arc<Backend>> {
+        self.attempt.as_ref().map(|a| &a.backend)
+    }
+}
+
+/// Where a request is.
+#[derive(Debug, Default)]
+pub enum Phase {
+    /// `request_filter` has not decided yet.
+    #[default]
+    Received,
+    /// Answered by the gateway itself.
+    Local(LocalAnswer),
+    /// Admitted and proxied.
+    Proxied(Box<Proxied>),
+}
+
+/// Everything one request accumulates on its way through the hooks.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub started: Instant,
+    /// `x-request-id` (client's when valid, else generated).
+    pub request_id: String,
+    pub rng: fastrand::Rng,
+    /// Final status sent to the client (0 until one is sent).
+    pub status: u16,
+    /// Gateway-internal time (request processing + response header handling).
+    pub overhead: Duration,
+    pub phase: Phase,
 }
 
 /// Requests with a live context (being served) in this process.
@@ -186,31 +295,26 @@ impl RequestCtx {
         RequestCtx {
             started: Instant::now(),
             request_id: String::new(),
-            snapshot: None,
-            request: None,
-            user: None,
-            attempt_body: Bytes::new(),
-            attempt_body_sent: false,
-            tried: SmallVec::new(),
-            attempts: 0,
-            attempt: None,
-            last_outcome: None,
-            stale_retry_used: false,
-            local_error: None,
-            status: 0,
-            ttfb: None,
-            overhead: Duration::ZERO,
-            body_read_at: None,
-            watch: BodyWatch::None,
-            usage: None,
-            body_complete: false,
-            stream_failure: None,
-            watchdog: None,
-            upstream_fd: None,
             rng: fastrand::Rng::new(),
-            proxied: false,
-            inflight: None,
-            quiet_log: false,
+            status: 0,
+            overhead: Duration::ZERO,
+            phase: Phase::Received,
+        }
+    }
+
+    /// The admitted request, when this one is proxied.
+    pub fn proxied(&self) -> Option<&Proxied> {
+        match &self.phase {
+            Phase::Proxied(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The admitted request, when this one is proxied.
+    pub fn proxied_mut(&mut self) -> Option<&mut Proxied> {
+        match &mut self.phase {
+            Phase::Proxied(p) => Some(p),
+            _ => None,
         }
     }
 }

@@ -1,9 +1,11 @@
-//! Upstream failures: classifying them, deciding retries, and the final answer when the
-//! proxy loop gives up (an OpenAI-shaped error, or a final SSE error event mid-stream).
+//! Pingora's failure hooks: each error is described as a [`Failure`], recorded against the
+//! attempt's backend, and ruled on by [`decide`]; the final hook carries the verdict out
+//! (an OpenAI-shaped error, or a final SSE error event when the response had started).
 
-use super::ctx::{BodyWatch, RequestCtx};
-use super::outcome::finish_attempt;
-use super::upstream::can_retry;
+use super::ctx::{Phase, Proxied, RequestCtx};
+use super::decision::{decide, rule, verdict_of, Failure, Verdict, BROKEN_MESSAGE};
+use super::response::InvalidBody;
+use super::upstream::situation;
 use crate::error::ApiError;
 use crate::routing::Outcome;
 use crate::usage::sse_error_event;
@@ -11,168 +13,165 @@ use bytes::Bytes;
 use pingora_error::{Error, ErrorSource, ErrorType};
 use pingora_proxy::{FailToProxy, Session};
 
-/// The outcome a transport-level error means for the backend.
-pub fn classify(e: &Error, header_deadline_passed: bool) -> Outcome {
-    if header_deadline_passed {
-        return Outcome::Timeout;
+/// Describes a Pingora error of the current attempt. `deadline_fired`: the header
+/// watchdog shut the connection down.
+pub fn describe(e: &Error, deadline_fired: bool) -> Failure {
+    if let Some(InvalidBody(message)) = e.cause.as_deref().and_then(|c| c.downcast_ref()) {
+        return Failure::InvalidBody(message);
+    }
+    if deadline_fired {
+        return Failure::Transport {
+            outcome: Outcome::Timeout,
+            stalled: false,
+        };
     }
     if *e.esource() == ErrorSource::Downstream {
-        return Outcome::ClientClosed;
+        return Failure::ClientGone;
     }
-    match e.etype() {
+    let outcome = match e.etype() {
         ErrorType::ConnectTimedout
         | ErrorType::TLSHandshakeTimedout
         | ErrorType::ReadTimedout
         | ErrorType::WriteTimedout => Outcome::Timeout,
         ErrorType::HTTPStatus(code) => Outcome::from_status(*code, None),
         _ => Outcome::ConnectError,
+    };
+    Failure::Transport {
+        outcome,
+        stalled: matches!(e.etype(), ErrorType::ReadTimedout),
     }
 }
 
-/// The answer when every attempt failed without a usable response.
-fn final_error(outcome: Option<Outcome>, attempts: u32) -> ApiError {
-    match outcome {
-        Some(Outcome::Timeout) => ApiError::upstream_timeout(attempts),
-        _ => ApiError::upstream_failed(attempts),
-    }
-}
-
-/// `fail_to_connect`: the connection (TCP/TLS) to the backend failed.
-pub fn on_connect_error(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
-    let outcome = classify(&e, false);
-    finish_attempt(ctx, outcome);
-    let retry = ctx.snapshot.as_ref().is_some_and(|s| can_retry(ctx, s));
-    if !retry {
-        ctx.local_error = Some(final_error(Some(outcome), ctx.attempts));
-    }
-    e.set_retry(retry);
-    e
+/// `fail_to_connect`: the connection (TCP/TLS) to the backend could not be made.
+pub fn on_connect_error(ctx: &mut RequestCtx, e: Box<Error>) -> Box<Error> {
+    let Some(p) = ctx.proxied_mut() else {
+        return rule(e, Verdict::Answer(ApiError::internal()));
+    };
+    let timed_out = matches!(
+        e.etype(),
+        ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout
+    );
+    let failure = Failure::Connect { timed_out };
+    p.finish_attempt(failure.outcome(false));
+    let verdict = decide(failure, &situation(p, false, false));
+    rule(e, verdict)
 }
 
 /// `error_while_proxy`: an error after the connection was made (or reused).
 pub fn on_proxy_error(
     session: &Session,
     ctx: &mut RequestCtx,
-    mut e: Box<Error>,
+    e: Box<Error>,
     client_reused: bool,
 ) -> Box<Error> {
-    if matches!(e.etype(), ErrorType::HTTPStatus(_)) && e.retry() {
-        // Our own retry signal from the response header hook; already recorded.
-        return e;
+    if verdict_of(&e).is_some() {
+        return e; // ruled where it was raised (a failure status)
     }
-    let deadline_passed = ctx.watchdog.take().is_some_and(|w| w.fired());
-    let outcome = classify(&e, deadline_passed);
-    if session.response_written().is_some() {
-        // Bytes reached the client: never retry; the stream gets a final error event.
-        if outcome != Outcome::ClientClosed && ctx.stream_failure.is_none() {
-            ctx.stream_failure = Some(match e.etype() {
-                ErrorType::ReadTimedout => "The upstream stream stalled and was cut off.",
-                _ => "The upstream connection failed in the middle of the response.",
-            });
-        }
-        let o = if outcome == Outcome::ClientClosed {
-            outcome
+    let committed = session.response_written().is_some();
+    let Some(p) = ctx.proxied_mut() else {
+        let verdict = if committed {
+            Verdict::Cut(BROKEN_MESSAGE)
         } else {
-            Outcome::StreamError
+            Verdict::Answer(ApiError::internal())
         };
-        finish_attempt(ctx, o);
-        e.set_retry(false);
-        return e;
-    }
-    let got_headers = ctx.attempt.as_ref().is_some_and(|a| a.got_headers);
+        return rule(e, verdict);
+    };
+    let (deadline_fired, got_headers) = p
+        .attempt
+        .as_mut()
+        .map_or((false, false), |a| (a.take_deadline_fired(), a.got_headers));
+    let failure = describe(&e, deadline_fired);
     let stale_pooled = client_reused
         && !got_headers
-        && !deadline_passed
-        && !ctx.stale_retry_used
+        && !deadline_fired
         && matches!(
             e.etype(),
             ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
         );
-    if stale_pooled && outcome != Outcome::ClientClosed {
+    let verdict = decide(failure, &situation(p, committed, stale_pooled));
+    if verdict == Verdict::RetryStale {
         // A pooled keep-alive connection the provider had already closed: not the
         // backend's fault; try again (same or another backend) without counting it.
-        ctx.stale_retry_used = true;
-        ctx.tried.pop();
-        ctx.attempts = ctx.attempts.saturating_sub(1);
-        e.set_retry(true);
-        return e;
+        p.stale_retry_used = true;
+        p.tried.pop();
+        p.attempts = p.attempts.saturating_sub(1);
+    } else {
+        p.finish_attempt(failure.outcome(committed));
     }
-    // A body found broken (garbage) before any byte reached the client is a failed
-    // attempt like any other: retry it elsewhere.
-    let invalid = ctx.stream_failure.is_some();
-    finish_attempt(
-        ctx,
-        if invalid {
-            Outcome::StreamError
-        } else {
-            outcome
-        },
-    );
-    let retry = (invalid || outcome.is_retryable())
-        && outcome != Outcome::ClientClosed
-        && ctx.snapshot.as_ref().is_some_and(|s| can_retry(ctx, s));
-    if retry {
-        ctx.stream_failure = None;
-        ctx.watch = BodyWatch::None;
-        ctx.usage = None;
-    } else if invalid {
-        ctx.local_error = Some(ApiError::upstream_invalid(ctx.attempts));
-    } else if outcome != Outcome::ClientClosed {
-        ctx.local_error = Some(final_error(Some(outcome), ctx.attempts));
+    if verdict == Verdict::Retry {
+        p.answer = None;
     }
-    e.set_retry(retry);
-    e
+    rule(e, verdict)
 }
 
-/// `fail_to_proxy`: the proxy loop ended with an error. Writes the error response (or the
-/// final SSE error event when the response had started) and returns the status.
+/// `fail_to_proxy`: the proxy loop ended with an error. Carries out the verdict the error
+/// holds and returns the status.
 pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Error) -> FailToProxy {
-    let client_gone = *e.esource() == ErrorSource::Downstream
-        && matches!(
-            e.etype(),
-            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
-        );
-    if session.response_written().is_some() {
-        if !client_gone {
-            finish_attempt(ctx, Outcome::StreamError);
-            if matches!(ctx.watch, BodyWatch::Sse(_)) {
-                let msg = ctx
-                    .stream_failure
-                    .unwrap_or("The upstream stream failed in the middle of the response.");
-                let event = sse_error_event(msg, "upstream_error", "stream_error");
-                if let Err(we) = session
-                    .write_response_body(Some(Bytes::from(event)), true)
-                    .await
-                {
-                    log::debug!(
-                        "request {}: final error event not delivered: {we}",
-                        ctx.request_id
-                    );
-                }
+    let verdict = match verdict_of(e) {
+        Some(v) => v.clone(),
+        // Not from an upstream attempt (e.g. the client failed while sending its body).
+        None if *e.esource() == ErrorSource::Downstream => Verdict::Abandon,
+        None if session.response_written().is_some() => Verdict::Cut(BROKEN_MESSAGE),
+        None => Verdict::Answer(ApiError::internal()),
+    };
+    match verdict {
+        Verdict::Abandon => {
+            if let Some(p) = ctx.proxied_mut() {
+                p.finish_attempt(Outcome::ClientClosed);
             }
-        } else {
-            finish_attempt(ctx, Outcome::ClientClosed);
+            let error_code = if session.response_written().is_some() {
+                ctx.status
+            } else {
+                ctx.status = 499;
+                0
+            };
+            FailToProxy {
+                error_code,
+                can_reuse_downstream: false,
+            }
         }
-        return FailToProxy {
-            error_code: ctx.status,
-            can_reuse_downstream: false,
-        };
-    }
-    if client_gone {
-        finish_attempt(ctx, Outcome::ClientClosed);
-        ctx.status = 499;
-        return FailToProxy {
-            error_code: 0,
-            can_reuse_downstream: false,
-        };
-    }
-    let err = ctx.local_error.take().unwrap_or_else(|| {
-        if ctx.request.is_some() {
-            final_error(ctx.last_outcome, ctx.attempts)
-        } else {
-            ApiError::internal()
+        Verdict::Cut(message) => {
+            if let Phase::Proxied(p) = &mut ctx.phase {
+                cut_stream(session, p, message, &ctx.request_id).await;
+            }
+            FailToProxy {
+                error_code: ctx.status,
+                can_reuse_downstream: false,
+            }
         }
-    });
+        Verdict::Answer(err) => answer(session, ctx, err).await,
+        // A retry verdict that ran out of Pingora's own loop bound, or a pass-through
+        // that still became an error: answer what the attempts amount to.
+        Verdict::Retry | Verdict::RetryStale | Verdict::PassThrough => {
+            let err = match ctx.proxied() {
+                Some(p) if p.last_outcome == Some(Outcome::Timeout) => {
+                    ApiError::upstream_timeout(p.attempts)
+                }
+                Some(p) => ApiError::upstream_failed(p.attempts),
+                None => ApiError::internal(),
+            };
+            answer(session, ctx, err).await
+        }
+    }
+}
+
+/// Ends a started response: records the broken stream and, for an event stream, sends
+/// the final error event (no `[DONE]` follows).
+async fn cut_stream(session: &mut Session, p: &mut Proxied, message: &str, request_id: &str) {
+    p.finish_attempt(Outcome::StreamError);
+    if !p.answer.as_ref().is_some_and(|a| a.is_sse()) {
+        return;
+    }
+    let event = sse_error_event(message, "upstream_error", "stream_error");
+    if let Err(we) = session
+        .write_response_body(Some(Bytes::from(event)), true)
+        .await
+    {
+        log::debug!("request {request_id}: final error event not delivered: {we}");
+    }
+}
+
+async fn answer(session: &mut Session, ctx: &mut RequestCtx, err: ApiError) -> FailToProxy {
     let status = err.status;
     if let Err(we) = super::respond::send(session, ctx, (&err).into()).await {
         log::debug!(

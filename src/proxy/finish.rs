@@ -1,10 +1,10 @@
 //! End of a request: the final attempt outcome, request metrics, and the access log line.
 
-use super::ctx::RequestCtx;
-use super::outcome::finish_attempt;
+use super::ctx::{Operation, Phase, Proxied, RequestCtx};
 use crate::auth::UserEntry;
 use crate::metrics;
 use crate::routing::{Backend, ModelRoute, Outcome};
+use crate::usage::Usage;
 use std::time::Duration;
 
 /// Label for requests whose user or model is unknown (refused before it was resolved).
@@ -15,51 +15,93 @@ struct Resolved<'a> {
     model: Option<&'a ModelRoute>,
     user: Option<&'a UserEntry>,
     backend: Option<&'a Backend>,
+    /// Counted in `berry_requests_total` (a proxied endpoint, answered or refused).
+    proxied: bool,
+    quiet: bool,
+    attempts: u32,
+    ttfb: Option<Duration>,
+    usage: Option<Usage>,
+    outcome: Option<Outcome>,
+    op: Option<Operation>,
 }
 
 /// Records everything about a finished request. Never fails.
 pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
-    if ctx.attempt.as_ref().is_some_and(|a| !a.recorded) {
-        let outcome = if ctx.status == 0 || error {
-            Outcome::ClientClosed
-        } else if (200..300).contains(&ctx.status) {
-            if ctx.body_complete {
-                Outcome::Success
-            } else {
-                Outcome::ClientClosed
-            }
-        } else {
-            Outcome::from_status(ctx.status, None)
-        };
-        finish_attempt(ctx, outcome);
-    }
-    // End in-flight accounting now, not when the context is dropped.
-    ctx.attempt = None;
-    ctx.inflight = None;
-    ctx.watchdog = None;
-
     let duration = ctx.started.elapsed();
-    let Some(snap) = ctx.snapshot.clone() else {
-        return;
-    };
-    let req = ctx.request.as_ref();
-    let model = req.and_then(|r| snap.table.models.get(r.model));
-    let r = Resolved {
-        model,
-        user: ctx.user.and_then(|u| snap.users.users.get(u)),
-        backend: model
-            .zip(ctx.tried.last())
-            .and_then(|(m, &i)| m.backends.get(i)),
+    let status = ctx.status;
+    let (r, overhead) = match &mut ctx.phase {
+        Phase::Received => return,
+        Phase::Local(l) => (
+            Resolved {
+                model: None,
+                user: l.user.as_deref(),
+                backend: None,
+                proxied: l.refused,
+                quiet: l.quiet,
+                attempts: 0,
+                ttfb: None,
+                usage: None,
+                outcome: None,
+                op: None,
+            },
+            None,
+        ),
+        Phase::Proxied(p) => {
+            settle_last_attempt(p, status, error);
+            let answer = p.answer.as_ref();
+            (
+                Resolved {
+                    model: Some(&p.request.model),
+                    user: Some(&p.request.user),
+                    backend: p.attempt.as_ref().map(|a| &*a.backend),
+                    proxied: true,
+                    quiet: false,
+                    attempts: p.attempts,
+                    ttfb: answer.map(|a| a.ttfb),
+                    usage: answer.and_then(|a| a.usage),
+                    outcome: p.last_outcome,
+                    op: Some(p.request.op),
+                },
+                Some(ctx.overhead),
+            )
+        }
     };
     if metrics::per_request() {
-        record_metrics(ctx, &r, duration);
+        record_metrics(&r, status, duration, overhead);
     }
-    log_access(ctx, &r, duration);
+    log_access(&ctx.request_id, &r, status, duration);
+    // End in-flight accounting now, not when the context is dropped.
+    if let Some(p) = ctx.proxied_mut() {
+        p.attempt = None;
+        p.inflight = None;
+    }
 }
 
-fn record_metrics(ctx: &RequestCtx, r: &Resolved<'_>, duration: Duration) {
-    if ctx.proxied {
-        let code = itoa::Buffer::new().format(ctx.status).to_string();
+/// Records the outcome of the attempt that answered, if no failure path did: a complete
+/// 2xx answer is a success, a 2xx the client left early is neutral, other statuses count
+/// as their class.
+fn settle_last_attempt(p: &mut Proxied, status: u16, error: bool) {
+    if p.attempt.as_ref().is_none_or(|a| a.recorded) {
+        return;
+    }
+    let complete = p.answer.as_ref().is_some_and(|a| a.complete);
+    let outcome = if status == 0 || error {
+        Outcome::ClientClosed
+    } else if (200..300).contains(&status) {
+        if complete {
+            Outcome::Success
+        } else {
+            Outcome::ClientClosed
+        }
+    } else {
+        Outcome::from_status(status, None)
+    };
+    p.finish_attempt(outcome);
+}
+
+fn record_metrics(r: &Resolved<'_>, status: u16, duration: Duration, overhead: Option<Duration>) {
+    if r.proxied {
+        let code = itoa::Buffer::new().format(status).to_string();
         metrics::REQUESTS
             .with_label_values(&[
                 r.model.map_or(UNKNOWN, |m| m.name.as_str()),
@@ -68,27 +110,32 @@ fn record_metrics(ctx: &RequestCtx, r: &Resolved<'_>, duration: Duration) {
             ])
             .inc();
     }
-    let (Some(m), Some(req)) = (r.model, ctx.request.as_ref()) else {
+    let (Some(m), Some(op)) = (r.model, r.op) else {
         return;
     };
     metrics::REQUEST_DURATION
         .with_label_values(&[&m.name])
         .observe(duration.as_secs_f64());
-    metrics::OVERHEAD.observe(ctx.overhead.as_secs_f64());
+    if let Some(o) = overhead {
+        metrics::OVERHEAD.observe(o.as_secs_f64());
+    }
     let Some(b) = r.backend else {
         return;
     };
-    let op = req.op.otel_name();
-    let genai = [op, b.provider.backend_type.as_str(), m.name.as_str()];
+    let genai = [
+        op.otel_name(),
+        b.provider.backend_type.as_str(),
+        m.name.as_str(),
+    ];
     metrics::GENAI_DURATION
         .with_label_values(&genai)
         .observe(duration.as_secs_f64());
-    if let Some(t) = ctx.ttfb {
+    if let Some(t) = r.ttfb {
         metrics::GENAI_TTFT
             .with_label_values(&genai)
             .observe(t.as_secs_f64());
     }
-    if let (Some(u), Some(usage)) = (r.user, ctx.usage) {
+    if let (Some(u), Some(usage)) = (r.user, r.usage) {
         for (kind, n) in [
             ("input", usage.input_tokens),
             ("output", usage.output_tokens),
@@ -105,8 +152,8 @@ fn record_metrics(ctx: &RequestCtx, r: &Resolved<'_>, duration: Duration) {
 
 /// One access-log line per request (target `berry::access`; health and metrics scrapes at
 /// debug level). Never a token, key or body.
-fn log_access(ctx: &RequestCtx, r: &Resolved<'_>, duration: Duration) {
-    let level = if ctx.quiet_log {
+fn log_access(request_id: &str, r: &Resolved<'_>, status: u16, duration: Duration) {
+    let level = if r.quiet {
         log::Level::Debug
     } else {
         log::Level::Info
@@ -114,21 +161,21 @@ fn log_access(ctx: &RequestCtx, r: &Resolved<'_>, duration: Duration) {
     if !log::log_enabled!(target: "berry::access", level) {
         return;
     }
-    let usage = ctx.usage.unwrap_or_default();
+    let usage = r.usage.unwrap_or_default();
     log::log!(
         target: "berry::access",
         level,
         "request_id={} user={} model={} backend={} status={} attempts={} ttfb_ms={} duration_ms={} tokens_in={} tokens_out={} outcome={}",
-        ctx.request_id,
+        request_id,
         r.user.map_or(UNKNOWN, |u| &u.id),
         r.model.map_or(UNKNOWN, |m| m.name.as_str()),
         r.backend.map_or(UNKNOWN, |b| &b.id),
-        ctx.status,
-        ctx.attempts,
-        ctx.ttfb.map_or(-1.0, |t| (t.as_secs_f64() * 1e4).round() / 10.0),
+        status,
+        r.attempts,
+        r.ttfb.map_or(-1.0, |t| (t.as_secs_f64() * 1e4).round() / 10.0),
         (duration.as_secs_f64() * 1e4).round() / 10.0,
         usage.input_tokens,
         usage.output_tokens,
-        ctx.last_outcome.map_or(UNKNOWN, |o| o.label()),
+        r.outcome.map_or(UNKNOWN, |o| o.label()),
     );
 }

@@ -1,12 +1,13 @@
 //! The Pingora `ProxyHttp` implementation. Each hook is short and delegates:
-//! `request` (auth, body, model) → `upstream` (select, rewrite) → `response` (retry or
-//! pass, watch the body) → `failure` (classify, retry, final answer) → `finish` (metrics,
-//! access log). Per-request state lives in [`ctx::RequestCtx`].
+//! `request` (auth, body, model) → `upstream` (select, rewrite) → `response` (pass the
+//! answer, watch its body) → `failure` (describe, [`decision::decide`], carry out the
+//! verdict) → `finish` (metrics, access log). Per-request state is typed by phase in
+//! [`ctx::RequestCtx`].
 
 pub mod ctx;
+pub mod decision;
 pub mod failure;
 pub mod finish;
-pub mod outcome;
 pub mod request;
 pub mod respond;
 pub mod response;
@@ -19,7 +20,7 @@ use crate::error::ApiError;
 use crate::snapshot::{Snapshot, SnapshotCell};
 use async_trait::async_trait;
 use bytes::Bytes;
-use ctx::{InflightGuard, Operation, RequestCtx};
+use ctx::{LocalAnswer, Operation, Phase, Proxied, RequestCtx};
 use pingora_core::protocols::Digest;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, Result};
@@ -41,63 +42,79 @@ impl BerryProxy {
     }
 }
 
-fn header<'a>(session: &'a Session, name: &str) -> Option<&'a [u8]> {
-    session.req_header().headers.get(name).map(|v| v.as_bytes())
-}
-
 /// Answers a locally served route.
 fn local_response(route: Route, session: &Session, snap: &Snapshot) -> LocalResponse {
     let now = now_ms();
-    let admin = || {
-        api::check_admin(
-            snap,
-            header(session, "authorization"),
-            header(session, "x-api-key"),
-        )
+    let req = session.req_header();
+    let admin = |serve: fn(&Snapshot) -> LocalResponse| match api::check_admin(snap, req) {
+        Ok(()) => serve(snap),
+        Err(e) => (&e).into(),
     };
     match route {
         Route::Root => api::root(),
         Route::Health => api::health(snap, now),
         Route::Models | Route::ModelById => match request::authenticate(session, snap) {
-            Ok(u) => match snap.users.users.get(u) {
-                Some(user) if route == Route::Models => api::models(&snap.table, user),
-                Some(user) => {
-                    let path = session.req_header().uri.path();
-                    api::model_by_id(&snap.table, user, api::model_id(path).unwrap_or_default())
-                }
-                None => (&ApiError::unauthorized()).into(),
-            },
-            Err(e) => (&e).into(),
-        },
-        Route::Metrics => {
-            if snap.table.settings.metrics_auth {
-                if let Err(e) = admin() {
-                    return (&e).into();
-                }
+            Ok(user) if route == Route::Models => api::models(&snap.table, &user),
+            Ok(user) => {
+                let id = api::model_id(req.uri.path()).unwrap_or_default();
+                api::model_by_id(&snap.table, &user, id)
             }
-            api::metrics(snap, now)
-        }
-        Route::AdminBackends => match admin() {
-            Ok(()) => api::admin_backends(snap, now),
             Err(e) => (&e).into(),
         },
-        Route::AdminConfig => match admin() {
-            Ok(()) => api::admin_config(snap),
-            Err(e) => (&e).into(),
-        },
+        Route::Metrics => api::metrics_endpoint(snap, req, now),
+        Route::AdminBackends => admin(|s| api::admin_backends(s, now_ms())),
+        Route::AdminConfig => admin(api::admin_config),
         Route::WrongMethod(allowed) => (&ApiError::method_not_allowed(allowed)).into(),
-        Route::NotFound => (&ApiError::route_not_found(session.req_header().uri.path())).into(),
+        Route::NotFound => (&ApiError::route_not_found(req.uri.path())).into(),
         Route::ChatCompletions | Route::Completions | Route::Embeddings => {
             (&ApiError::internal()).into()
         }
     }
 }
 
-async fn refuse(session: &mut Session, ctx: &mut RequestCtx, e: ApiError) -> Result<bool> {
+/// Answers a proxied request the gateway refuses (auth, body, model, quota).
+async fn refuse(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    local: LocalAnswer,
+    e: ApiError,
+) -> Result<bool> {
+    ctx.phase = Phase::Local(local);
     if let Err(we) = respond::send(session, ctx, (&e).into()).await {
         log::debug!("request {}: refusal not delivered: {we}", ctx.request_id);
     }
     Ok(true)
+}
+
+/// Authenticates, reads and admits a proxied request; `Err` is the refusal to answer.
+async fn admit(
+    session: &mut Session,
+    op: Operation,
+    snap: &Arc<Snapshot>,
+    local: &mut LocalAnswer,
+    overhead: &mut Duration,
+) -> std::result::Result<ctx::ProxyRequest, Refusal> {
+    let user = request::authenticate(session, snap).map_err(Refusal::Answer)?;
+    local.user = Some(Arc::clone(&user));
+    let settings = &snap.table.settings;
+    let limit = settings.max_request_body_bytes;
+    let body = match request::read_body(session, limit, settings.request_timeout).await {
+        Ok(b) => b,
+        Err(request::BodyFailure::Refuse(e)) => return Err(Refusal::Answer(e)),
+        Err(request::BodyFailure::Io(e)) => return Err(Refusal::Io(e)),
+    };
+    let t0 = Instant::now();
+    let admitted = request::admit(op, body, user, snap, now_ms()).map_err(Refusal::Answer);
+    *overhead += t0.elapsed();
+    admitted
+}
+
+/// Why a proxied request was not admitted.
+enum Refusal {
+    /// Answer this error.
+    Answer(ApiError),
+    /// The client connection failed.
+    Io(Box<Error>),
 }
 
 #[async_trait]
@@ -112,56 +129,43 @@ impl ProxyHttp for BerryProxy {
     /// read and checked, and the request admitted (or refused) before any upstream work.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = request::request_id(session, &mut ctx.rng);
-        let snap = self.snapshots.load();
-        ctx.snapshot = Some(Arc::clone(&snap));
-        let route = api::route(
-            &session.req_header().method,
-            session.req_header().uri.path(),
-        );
-        let op = match route {
+        let snapshot = self.snapshots.load();
+        let req = session.req_header();
+        let op = match api::route(&req.method, req.uri.path()) {
             Route::ChatCompletions => Operation::Chat,
             Route::Completions => Operation::TextCompletion,
             Route::Embeddings => Operation::Embeddings,
             other => {
-                ctx.quiet_log = matches!(other, Route::Health | Route::Metrics);
-                let r = local_response(other, session, &snap);
-                respond::send(session, ctx, r).await?;
+                let response = local_response(other, session, &snapshot);
+                let quiet = matches!(other, Route::Health | Route::Metrics);
+                let (refused, user) = (false, None);
+                ctx.phase = Phase::Local(LocalAnswer {
+                    snapshot,
+                    refused,
+                    user,
+                    quiet,
+                });
+                respond::send(session, ctx, response).await?;
                 return Ok(true);
             }
         };
-        ctx.proxied = true;
-        let user = match request::authenticate(session, &snap) {
-            Ok(u) => u,
-            Err(e) => return refuse(session, ctx, e).await,
+        let mut local = LocalAnswer {
+            snapshot: Arc::clone(&snapshot),
+            refused: true,
+            user: None,
+            quiet: false,
         };
-        ctx.user = Some(user);
-        let settings = &snap.table.settings;
-        let body = match request::read_body(
-            session,
-            settings.max_request_body_bytes,
-            settings.request_timeout,
-        )
-        .await
-        {
-            Ok(b) => b,
-            Err(request::BodyFailure::Refuse(e)) => return refuse(session, ctx, e).await,
-            Err(request::BodyFailure::Io(e)) => return Err(e),
-        };
-        let t0 = Instant::now();
-        match request::admit(op, body, user, &snap, now_ms()) {
-            Ok(req) => {
-                if let (Some(m), true) = (
-                    snap.table.models.get(req.model),
-                    crate::metrics::per_request(),
-                ) {
-                    ctx.inflight = Some(InflightGuard::new(&m.name));
-                }
-                ctx.request = Some(req);
+        match admit(session, op, &snapshot, &mut local, &mut ctx.overhead).await {
+            Ok(request) => {
+                ctx.phase = Phase::Proxied(Box::new(Proxied::new(snapshot, request)));
+                Ok(false)
             }
-            Err(e) => return refuse(session, ctx, e).await,
+            Err(Refusal::Answer(e)) => refuse(session, ctx, local, e).await,
+            Err(Refusal::Io(e)) => {
+                ctx.phase = Phase::Local(local);
+                Err(e)
+            }
         }
-        ctx.overhead += t0.elapsed();
-        Ok(false)
     }
 
     async fn upstream_peer(
@@ -170,7 +174,10 @@ impl ProxyHttp for BerryProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let t0 = Instant::now();
-        let peer = upstream::select_peer(ctx);
+        let Phase::Proxied(p) = &mut ctx.phase else {
+            return Err(not_proxied());
+        };
+        let peer = upstream::select_peer(p, &mut ctx.rng);
         ctx.overhead += t0.elapsed();
         peer
     }
@@ -186,8 +193,8 @@ impl ProxyHttp for BerryProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         #[cfg(unix)]
-        {
-            ctx.upstream_fd = Some(fd);
+        if let Some(a) = ctx.proxied_mut().and_then(|p| p.attempt.as_mut()) {
+            a.upstream_fd = Some(fd);
         }
         Ok(())
     }
@@ -199,7 +206,10 @@ impl ProxyHttp for BerryProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let t0 = Instant::now();
-        let r = upstream::rewrite_request(ctx, upstream_request);
+        let Phase::Proxied(p) = &mut ctx.phase else {
+            return Err(not_proxied());
+        };
+        let r = upstream::rewrite_request(p, &ctx.request_id, upstream_request);
         ctx.overhead += t0.elapsed();
         r
     }
@@ -212,13 +222,9 @@ impl ProxyHttp for BerryProxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if ctx.request.is_some() {
-            *body = if ctx.attempt_body_sent {
-                None
-            } else {
-                ctx.attempt_body_sent = true;
-                Some(ctx.attempt_body.clone())
-            };
+        if let Some(a) = ctx.proxied_mut().and_then(|p| p.attempt.as_mut()) {
+            *body = (!a.body_sent).then(|| a.body.clone());
+            a.body_sent = true;
         }
         Ok(())
     }
@@ -230,7 +236,13 @@ impl ProxyHttp for BerryProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let t0 = Instant::now();
-        let r = response::on_response_header(ctx, upstream_response);
+        let Phase::Proxied(p) = &mut ctx.phase else {
+            return Err(not_proxied());
+        };
+        let r = response::on_response_header(p, &ctx.request_id, ctx.started, upstream_response);
+        if r.is_ok() && upstream_response.status.as_u16() >= 200 {
+            ctx.status = upstream_response.status.as_u16();
+        }
         ctx.overhead += t0.elapsed();
         r
     }
@@ -242,7 +254,10 @@ impl ProxyHttp for BerryProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        response::on_body_chunk(ctx, body, end_of_stream).map(|()| None)
+        match ctx.proxied_mut().and_then(|p| p.answer.as_mut()) {
+            Some(answer) => response::on_body_chunk(answer, body, end_of_stream).map(|()| None),
+            None => Ok(None),
+        }
     }
 
     fn error_while_proxy(
@@ -281,7 +296,7 @@ impl ProxyHttp for BerryProxy {
 
     /// Expected upstream failures are counted in metrics and the access log instead.
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
-        ctx.request.is_some()
+        ctx.proxied().is_some()
     }
 
     fn suppress_proxy_warn_log(
@@ -293,4 +308,13 @@ impl ProxyHttp for BerryProxy {
     ) -> bool {
         true
     }
+}
+
+/// A proxy hook ran for a request that was not admitted (cannot happen: Pingora proxies
+/// only after `request_filter` returned `Ok(false)`, which only an admission does).
+fn not_proxied() -> Box<Error> {
+    decision::ruled(
+        "not_proxied",
+        decision::Verdict::Answer(ApiError::internal()),
+    )
 }

@@ -1,12 +1,14 @@
 //! The client side of a proxied request: request id, authentication, bounded body read,
-//! model resolution and policy checks, in the order SPEC §4 fixes:
-//! token → body → model exists → user may use it → user rate limit → routing.
+//! model resolution and policy checks, in this order (a refused request consumes no
+//! quota): token → body → model exists → user may use it → user rate limit → routing.
 
 use super::ctx::{Operation, ProxyRequest};
+use crate::auth::UserEntry;
 use crate::error::ApiError;
 use crate::snapshot::Snapshot;
 use bytes::{Bytes, BytesMut};
 use pingora_proxy::Session;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest tail of a body held in Pingora's retry buffer (its capacity, and the largest
@@ -27,19 +29,11 @@ pub fn request_id(session: &Session, rng: &mut fastrand::Rng) -> String {
     format!("{:016x}{:016x}", rng.u64(..), rng.u64(..))
 }
 
-fn header<'a>(session: &'a Session, name: &str) -> Option<&'a [u8]> {
-    session.req_header().headers.get(name).map(|v| v.as_bytes())
-}
-
-/// The authenticated user's index, or the uniform 401.
-pub fn authenticate(session: &Session, snap: &Snapshot) -> Result<usize, ApiError> {
-    let token = crate::auth::client_token(
-        header(session, "authorization"),
-        header(session, "x-api-key"),
-    )
-    .ok_or_else(ApiError::unauthorized)?;
-    snap.users
-        .authenticate_index(token)
+/// The authenticated user, or the uniform 401.
+pub fn authenticate(session: &Session, snap: &Snapshot) -> Result<Arc<UserEntry>, ApiError> {
+    crate::auth::request_token(session.req_header())
+        .and_then(|token| snap.users.authenticate(token))
+        .cloned()
         .ok_or_else(ApiError::unauthorized)
 }
 
@@ -54,9 +48,10 @@ pub enum BodyFailure {
 
 /// Reads the whole request body, bounded by `max` bytes and `timeout`.
 ///
-/// Pingora forwards only what is in its retry buffer once the body has been consumed
-/// here, so the last ≤ 64 KiB are read with retry buffering on (see PINGORA-NOTES);
-/// `request_body_filter` later swaps that tail for the whole rewritten body.
+/// Pingora forwards only what is in its retry buffer (at most 64 KiB, and nothing once it
+/// overflowed) after the body has been consumed here, so the last ≤ 64 KiB are read with
+/// retry buffering on; `request_body_filter` later swaps that tail for the whole
+/// rewritten body of each attempt.
 pub async fn read_body(
     session: &mut Session,
     max: u64,
@@ -170,7 +165,7 @@ async fn read_all(
 pub fn admit(
     op: Operation,
     body: Bytes,
-    user: usize,
+    user: Arc<UserEntry>,
     snap: &Snapshot,
     now_ms: u64,
 ) -> Result<ProxyRequest, ApiError> {
@@ -187,18 +182,14 @@ pub fn admit(
     let model = snap
         .table
         .model_index(&scan.model)
+        .and_then(|i| snap.table.models.get(i))
         .ok_or_else(|| ApiError::model_not_found(&scan.model))?;
-    let entry = snap
-        .users
-        .users
-        .get(user)
-        .ok_or_else(ApiError::unauthorized)?;
-    if !entry.may_use(model) {
+    if !user.may_use(model.index) {
         return Err(ApiError::model_not_allowed(&scan.model));
     }
-    if let Err((window, retry_after)) = entry.take_quota(now_ms) {
+    if let Err((window, retry_after)) = user.take_quota(now_ms) {
         crate::metrics::USER_RATE_LIMITED
-            .with_label_values(&[&entry.id, window])
+            .with_label_values(&[&user.id, window])
             .inc();
         return Err(ApiError::user_rate_limited(window, retry_after));
     }
@@ -210,7 +201,7 @@ pub fn admit(
     Ok(ProxyRequest {
         op,
         user,
-        model,
+        model: Arc::clone(model),
         model_span: scan.model_span.clone(),
         stream: scan.stream,
         include_usage,

@@ -1,9 +1,9 @@
 //! The upstream response: retry-or-pass decision on the status line, and watching the body
 //! (usage, end of stream, garbage) as it streams through unchanged.
 
-use super::ctx::{BodyWatch, RequestCtx};
-use super::outcome::finish_attempt;
-use super::upstream::can_retry;
+use super::ctx::{Answer, BodyWatch, Proxied};
+use super::decision::{decide, rule, Failure, Verdict, GARBAGE_MESSAGE, INVALID_JSON_MESSAGE};
+use super::upstream::situation;
 use crate::routing::Outcome;
 use bytes::Bytes;
 use http::HeaderName;
@@ -37,68 +37,63 @@ pub fn retry_after_ms(value: &[u8]) -> Option<u64> {
     )
 }
 
-/// Handles upstream response headers. A retryable status (5xx, 429) with another attempt
-/// possible becomes an error so Pingora retries; anything else passes through.
-pub fn on_response_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Result<()> {
-    ctx.watchdog = None;
-    let Some(snap) = ctx.snapshot.clone() else {
-        return Ok(());
-    };
+/// Handles upstream response headers. A failure status (5xx, 429) that [`decide`] says to
+/// retry becomes an error carrying that verdict, so Pingora runs the next attempt;
+/// anything else is let through to the client and starts the [`Answer`].
+pub fn on_response_header(
+    p: &mut Proxied,
+    request_id: &str,
+    started: std::time::Instant,
+    resp: &mut ResponseHeader,
+) -> Result<()> {
     let status = resp.status.as_u16();
     if status < 200 {
         return Ok(()); // informational; the final header follows
     }
-    let mut ttfb_ms = 0.0;
-    if let Some(a) = ctx.attempt.as_mut() {
-        a.got_headers = true;
-        let ttfb = a.started.elapsed();
-        ttfb_ms = ttfb.as_secs_f64() * 1000.0;
-        a.state.observe_ttfb_ms(ttfb_ms);
+    let Some(attempt) = p.attempt.as_mut() else {
+        return Err(Error::explain(
+            ErrorType::InternalError,
+            "response without an attempt",
+        ));
+    };
+    attempt.watchdog = None;
+    attempt.got_headers = true;
+    let ttfb = attempt.started.elapsed();
+    attempt.state().observe_ttfb_ms(ttfb.as_secs_f64() * 1000.0);
+    if crate::metrics::per_request() {
+        crate::metrics::TTFB
+            .with_label_values(&[&p.request.model.name, &attempt.backend.provider.id])
+            .observe(ttfb.as_secs_f64());
     }
     let retry_after = resp
         .headers
         .get(http::header::RETRY_AFTER)
         .and_then(|v| retry_after_ms(v.as_bytes()));
     let outcome = Outcome::from_status(status, retry_after);
-    if let (Some(req), Some(a), true) = (
-        ctx.request.as_ref(),
-        ctx.attempt.as_ref(),
-        crate::metrics::per_request(),
-    ) {
-        if let Some(b) = snap
-            .table
-            .models
-            .get(req.model)
-            .and_then(|m| m.backends.get(a.backend))
-        {
-            crate::metrics::TTFB
-                .with_label_values(&[&snap.table.models[req.model].name, &b.provider.id])
-                .observe(ttfb_ms / 1000.0);
-        }
-    }
-    if outcome.is_retryable() {
-        finish_attempt(ctx, outcome);
-        if can_retry(ctx, &snap) {
-            let mut e = Error::explain(
-                ErrorType::HTTPStatus(status),
-                "retryable upstream status; trying another backend",
-            );
-            e.set_retry(true);
-            return Err(e);
-        }
-    }
-    ctx.status = status;
-    ctx.ttfb = Some(ctx.started.elapsed());
     if outcome != Outcome::Success {
-        finish_attempt(ctx, outcome);
+        p.finish_attempt(outcome);
+        let verdict = decide(Failure::Status(outcome), &situation(p, false, false));
+        if verdict != Verdict::PassThrough {
+            let e = Error::explain(ErrorType::HTTPStatus(status), "upstream failure status");
+            return Err(rule(e, verdict));
+        }
     }
     for h in &DROPPED_RESPONSE_HEADERS {
         resp.remove_header(h);
     }
-    resp.insert_header(
-        super::upstream::X_REQUEST_ID.clone(),
-        ctx.request_id.as_str(),
-    )?;
+    resp.insert_header(super::upstream::X_REQUEST_ID.clone(), request_id)?;
+    p.answer = Some(Answer {
+        ttfb: started.elapsed(),
+        watch: body_watch(status, resp),
+        usage: None,
+        complete: false,
+    });
+    Ok(())
+}
+
+/// How a passed-through response body is watched: usage and validity of 2xx JSON, usage
+/// and breakage of event streams; nothing for compressed or other bodies.
+fn body_watch(status: u16, resp: &ResponseHeader) -> BodyWatch {
     let encoded = resp
         .headers
         .get(http::header::CONTENT_ENCODING)
@@ -108,7 +103,7 @@ pub fn on_response_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Re
         .get(http::header::CONTENT_TYPE)
         .map(|v| v.as_bytes())
         .unwrap_or(b"");
-    ctx.watch = if encoded {
+    if encoded {
         BodyWatch::None
     } else if starts_with_ci(content_type, b"text/event-stream") {
         BodyWatch::Sse(Box::default())
@@ -116,8 +111,7 @@ pub fn on_response_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Re
         BodyWatch::Json(Box::default())
     } else {
         BodyWatch::None
-    };
-    Ok(())
+    }
 }
 
 fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
@@ -129,61 +123,58 @@ fn contains_ci(s: &[u8], needle: &[u8]) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// Why a stream was cut (the message of the final SSE error event).
-pub const GARBAGE_MESSAGE: &str = "The upstream provider sent an invalid stream.";
-
-/// Why a non-stream 2xx answer was refused. Setting it marks the attempt's body as broken,
-/// so the failure path retries it or answers 502 `upstream_invalid_response` (a cut
-/// connection when the head was already sent).
-pub const INVALID_JSON_MESSAGE: &str = "The upstream provider sent an invalid JSON response.";
-
-/// Observes one upstream body chunk. Errors when the body turns out broken: an SSE stream
-/// with garbage (ended with an error event instead of forwarding the bad bytes), or a 2xx
-/// JSON body that is not one complete JSON value (the bad bytes are never forwarded).
-pub fn on_body_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, end: bool) -> Result<()> {
-    match &mut ctx.watch {
-        BodyWatch::None => {}
+/// Observes one upstream body chunk of the answer. A body found broken (an event stream
+/// with garbage, a 2xx JSON answer that is not one complete JSON value) is dropped and
+/// turned into an error carrying [`Failure::InvalidBody`]; the failure hook decides.
+pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -> Result<()> {
+    let broken = match &mut answer.watch {
+        BodyWatch::None => None,
         BodyWatch::Json(scan) => {
             if let Some(b) = body {
                 scan.feed(b);
             }
-            // A 2xx JSON answer that is not JSON, or ends before its value does, is a
-            // failed attempt: never passed on as a success.
             if scan.is_invalid() || (end && !scan.is_complete()) {
-                *body = None;
-                ctx.stream_failure = Some(INVALID_JSON_MESSAGE);
-                finish_attempt(ctx, Outcome::StreamError);
-                return Err(Error::explain(
-                    ErrorType::Custom("upstream_invalid_body"),
-                    "upstream sent a 2xx JSON response that is not valid JSON",
-                ));
-            }
-            if end {
-                ctx.usage = scan.usage();
+                Some(INVALID_JSON_MESSAGE)
+            } else {
+                if end {
+                    answer.usage = scan.usage();
+                }
+                None
             }
         }
         BodyWatch::Sse(scan) => {
-            if let Some(b) = body {
-                if scan.feed(b).is_err() {
-                    *body = None;
-                    ctx.stream_failure = Some(GARBAGE_MESSAGE);
-                    finish_attempt(ctx, Outcome::StreamError);
-                    return Err(Error::explain(
-                        ErrorType::Custom("upstream_invalid_stream"),
-                        "upstream sent data that is not a valid event stream",
-                    ));
-                }
-            }
+            let bad = body.as_ref().is_some_and(|b| scan.feed(b).is_err());
             if let Some(u) = scan.usage() {
-                ctx.usage = Some(u);
+                answer.usage = Some(u);
             }
+            bad.then_some(GARBAGE_MESSAGE)
         }
+    };
+    if let Some(message) = broken {
+        *body = None;
+        return Err(Error::because(
+            ErrorType::Custom("upstream_invalid_body"),
+            "upstream body contradicts its head",
+            InvalidBody(message),
+        ));
     }
     if end {
-        ctx.body_complete = true;
+        answer.complete = true;
     }
     Ok(())
 }
+
+/// The cause of an `upstream_invalid_body` error: which [`Failure::InvalidBody`] it is.
+#[derive(Debug, Clone, Copy)]
+pub struct InvalidBody(pub &'static str);
+
+impl std::fmt::Display for InvalidBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for InvalidBody {}
 
 #[cfg(test)]
 mod tests {

@@ -1,18 +1,19 @@
 //! Choosing the backend for an attempt and shaping the request sent to it.
 
-use super::ctx::{Attempt, RequestCtx};
+use super::ctx::{Attempt, Proxied};
+use super::decision::{decide, ruled, Failure, Situation, Verdict};
 use super::request::attempt_body;
 use super::watchdog::Watchdog;
 use crate::clock::now_ms;
+use crate::config::Settings;
 use crate::error::ApiError;
 use crate::providers::CLIENT_CREDENTIAL_HEADERS;
 use crate::routing::{Backend, ModelRoute, Outcome, SelectInput};
-use crate::snapshot::Snapshot;
 use http::HeaderName;
 use once_cell::sync::Lazy;
 use pingora_core::protocols::ALPN;
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_error::{Error, ErrorType, Result};
+use pingora_error::{Error, ErrorType, OrErr, Result};
 use pingora_http::RequestHeader;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,20 +49,19 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Whether backend `i` may take an attempt of this request: visible to the user's tags,
 /// not tried yet, and its provider under its per-request attempt cap.
 pub fn eligible(
-    ctx: &RequestCtx,
+    tried: &[usize],
     model: &ModelRoute,
     user_tags: &[String],
     i: usize,
     b: &Backend,
 ) -> bool {
-    if ctx.tried.contains(&i) || !b.visible_to(user_tags) {
+    if tried.contains(&i) || !b.visible_to(user_tags) {
         return false;
     }
     match b.provider.max_attempts {
         None => true,
         Some(cap) => {
-            let used = ctx
-                .tried
+            let used = tried
                 .iter()
                 .filter(|&&t| {
                     model
@@ -77,71 +77,58 @@ pub fn eligible(
 
 /// Whether another attempt may follow the current one: retry budget left and an eligible
 /// backend remains.
-pub fn can_retry(ctx: &RequestCtx, snap: &Snapshot) -> bool {
-    let Some(req) = &ctx.request else {
-        return false;
-    };
-    if ctx.attempts > snap.table.settings.max_retries {
+pub fn can_retry(p: &Proxied) -> bool {
+    if p.attempts > p.snapshot.table.settings.max_retries {
         return false;
     }
-    let (Some(model), Some(user)) = (
-        snap.table.models.get(req.model),
-        snap.users.users.get(req.user),
-    ) else {
-        return false;
-    };
+    let (model, user) = (&p.request.model, &p.request.user);
     model
         .backends
         .iter()
         .enumerate()
-        .any(|(i, b)| eligible(ctx, model, &user.tags, i, b))
+        .any(|(i, b)| eligible(&p.tried, model, &user.tags, i, b))
 }
 
-fn proxy_error(name: &'static str, retry: bool) -> Box<Error> {
-    let mut e = Error::new(ErrorType::Custom(name));
-    e.set_retry(retry);
-    e
+/// The situation a failure of the current attempt is decided in.
+pub fn situation(p: &Proxied, committed: bool, stale_pooled: bool) -> Situation {
+    Situation {
+        committed,
+        can_retry: !committed && can_retry(p),
+        stale_pooled: stale_pooled && !p.stale_retry_used,
+        attempts: p.attempts,
+    }
 }
 
-/// Picks the backend for the next attempt and builds its peer. Errors carry their retry
-/// decision; `ctx.local_error` says what to answer if the loop ends here.
-pub fn select_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-    let snap = ctx
-        .snapshot
-        .clone()
-        .ok_or_else(|| proxy_error("no_snapshot", false))?;
-    let Some(req) = ctx.request.as_ref() else {
-        return Err(proxy_error("no_request", false));
-    };
-    let (model_i, user_i, stream) = (req.model, req.user, req.stream);
-    let (Some(model), Some(user)) = (snap.table.models.get(model_i), snap.users.users.get(user_i))
-    else {
-        return Err(proxy_error("stale_request", false));
-    };
-    let now = now_ms();
-    let mut rng = std::mem::replace(&mut ctx.rng, fastrand::Rng::with_seed(0));
+/// Picks the backend for the next attempt, starts the attempt and builds its peer. An
+/// error carries its verdict (no backend left, or the backend's host is unresolved).
+pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpPeer>> {
+    let snap = Arc::clone(&p.snapshot);
+    let model = Arc::clone(&p.request.model);
     let selected = {
-        let ctx_ref = &*ctx;
         let mut input = SelectInput {
-            now_ms: now,
-            rng: &mut rng,
+            now_ms: now_ms(),
+            rng,
             table: &snap.table,
         };
-        model.select(&mut input, |i, b| {
-            eligible(ctx_ref, model, &user.tags, i, b)
-        })
+        let (tried, tags) = (&p.tried, &p.request.user.tags);
+        model.select(&mut input, |i, b| eligible(tried, &model, tags, i, b))
     };
-    ctx.rng = rng;
     let Some(sel) = selected else {
-        if ctx.attempts == 0 {
-            ctx.local_error = Some(ApiError::no_backend(&model.name));
-        }
-        return Err(proxy_error("no_backend_left", false));
+        let verdict = match p.attempts {
+            0 => Verdict::Answer(ApiError::no_backend(&model.name)),
+            n => Verdict::Answer(final_error(p.last_outcome, n)),
+        };
+        return Err(ruled("no_backend_left", verdict));
     };
-    let backend = &model.backends[sel.index];
-    ctx.tried.push(sel.index);
-    ctx.attempts += 1;
-    if ctx.attempts > 1 && crate::metrics::per_request() {
+    let Some(backend) = model.backends.get(sel.index) else {
+        return Err(ruled(
+            "no_backend_left",
+            Verdict::Answer(ApiError::internal()),
+        ));
+    };
+    p.tried.push(sel.index);
+    p.attempts += 1;
+    if p.attempts > 1 && crate::metrics::per_request() {
         crate::metrics::RETRIES
             .with_label_values(&[&model.name])
             .inc();
@@ -151,27 +138,44 @@ pub fn select_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
             .with_label_values(&[&model.name])
             .inc();
     }
-    ctx.watchdog = None;
-    ctx.upstream_fd = None;
-    ctx.attempt = Some(Attempt::begin(
+    let body = attempt_body(&p.request, &backend.model_literal);
+    p.attempt = Some(Attempt::begin(
         sel.index,
-        Arc::clone(&backend.state),
+        Arc::clone(backend),
         sel.probe,
+        body,
     ));
-    if let Some(req) = ctx.request.as_ref() {
-        ctx.attempt_body = attempt_body(req, &backend.model_literal);
-    }
-    ctx.attempt_body_sent = false;
 
     let Some(addr) = backend.provider.addrs.pick() else {
         // DNS has not resolved this host: a connect failure of this attempt.
-        super::outcome::finish_attempt(ctx, Outcome::ConnectError);
-        let retry = can_retry(ctx, &snap);
-        if !retry {
-            ctx.local_error = Some(ApiError::upstream_failed(ctx.attempts));
-        }
-        return Err(proxy_error("upstream_unresolved", retry));
+        let failure = Failure::Connect { timed_out: false };
+        p.finish_attempt(failure.outcome(false));
+        let verdict = decide(failure, &situation(p, false, false));
+        return Err(ruled("upstream_unresolved", verdict));
     };
+    Ok(Box::new(peer_for(
+        backend,
+        addr,
+        p.request.stream,
+        &snap.table.settings,
+    )))
+}
+
+/// The answer when every attempt failed without a usable response.
+fn final_error(outcome: Option<Outcome>, attempts: u32) -> ApiError {
+    match outcome {
+        Some(Outcome::Timeout) => ApiError::upstream_timeout(attempts),
+        _ => ApiError::upstream_failed(attempts),
+    }
+}
+
+/// The Pingora peer of one attempt: address, TLS/SNI, timeouts and ALPN.
+fn peer_for(
+    backend: &Backend,
+    addr: std::net::SocketAddr,
+    stream: bool,
+    settings: &Settings,
+) -> HttpPeer {
     let p = &backend.provider;
     let mut peer = HttpPeer::new(addr, p.endpoint.tls, p.endpoint.host.clone());
     let o = &mut peer.options;
@@ -179,15 +183,15 @@ pub fn select_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     o.total_connection_timeout = Some(p.timeout);
     o.write_timeout = Some(p.timeout);
     o.read_timeout = Some(if stream {
-        snap.table.settings.stream_idle_timeout
+        settings.stream_idle_timeout
     } else {
         p.timeout
     });
     o.idle_timeout = Some(POOL_IDLE);
     if p.endpoint.tls {
-        o.alpn = upstream_alpn(stream, p.timeout, snap.table.settings.stream_idle_timeout);
+        o.alpn = upstream_alpn(stream, p.timeout, settings.stream_idle_timeout);
     }
-    Ok(Box::new(peer))
+    peer
 }
 
 /// Whether a streaming attempt needs the header watchdog: its header deadline (the
@@ -211,63 +215,48 @@ fn upstream_alpn(stream: bool, header_deadline: Duration, idle: Duration) -> ALP
 
 /// Rewrites the upstream request for the current attempt: path, credentials, provider
 /// headers, framing, request id. Arms the header watchdog for HTTP/1 streams.
-pub fn rewrite_request(ctx: &mut RequestCtx, up: &mut RequestHeader) -> Result<()> {
-    let snap = ctx
-        .snapshot
-        .clone()
-        .ok_or_else(|| proxy_error("no_snapshot", false))?;
-    let (Some(req), Some(attempt)) = (ctx.request.as_ref(), ctx.attempt.as_ref()) else {
-        return Err(proxy_error("no_attempt", false));
+pub fn rewrite_request(p: &mut Proxied, request_id: &str, up: &mut RequestHeader) -> Result<()> {
+    let idle = p.snapshot.table.settings.stream_idle_timeout;
+    let stream = p.request.stream;
+    let Some(attempt) = p.attempt.as_mut() else {
+        return Err(Error::explain(
+            ErrorType::InternalError,
+            "no attempt to rewrite for",
+        ));
     };
-    let Some(backend) = snap
-        .table
-        .models
-        .get(req.model)
-        .and_then(|m| m.backends.get(attempt.backend))
-    else {
-        return Err(proxy_error("no_backend", false));
-    };
-    let p = &backend.provider;
+    let provider = &attempt.backend.provider;
     // `up` still carries the client's URI here.
-    let path = p.upstream_path(up.uri.path(), up.uri.query());
-    let uri: http::Uri = path
-        .parse()
-        .map_err(|_| proxy_error("bad_upstream_path", false))?;
+    let path = provider.upstream_path(up.uri.path(), up.uri.query());
+    let uri = http::Uri::try_from(path)
+        .or_err(ErrorType::InternalError, "upstream path is not a valid URI")?;
     up.set_uri(uri);
     for h in DROPPED_REQUEST_HEADERS.iter() {
         up.remove_header(h);
     }
-    up.insert_header(http::header::HOST, p.host_header.clone())?;
-    for (name, value) in &p.headers {
+    up.insert_header(http::header::HOST, provider.host_header.clone())?;
+    for (name, value) in &provider.headers {
         up.insert_header(name.clone(), value.clone())?;
     }
-    up.insert_header(http::header::CONTENT_LENGTH, ctx.attempt_body.len())?;
-    up.insert_header(X_REQUEST_ID.clone(), ctx.request_id.as_str())?;
+    up.insert_header(http::header::CONTENT_LENGTH, attempt.body.len())?;
+    up.insert_header(X_REQUEST_ID.clone(), request_id)?;
     if !up.headers.contains_key(http::header::CONTENT_TYPE) {
         up.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     }
-    let stream = req.stream;
-    arm_watchdog(
-        ctx,
-        &snap,
-        stream,
-        p.timeout,
-        up.version == http::Version::HTTP_11,
-    );
+    let timeout = provider.timeout;
+    if up.version == http::Version::HTTP_11 && needs_header_watchdog(stream, timeout, idle) {
+        arm_watchdog(attempt, timeout, request_id);
+    }
     Ok(())
 }
 
-fn arm_watchdog(ctx: &mut RequestCtx, snap: &Snapshot, stream: bool, timeout: Duration, h1: bool) {
-    if !(h1 && needs_header_watchdog(stream, timeout, snap.table.settings.stream_idle_timeout)) {
-        return;
-    }
-    let (Some(fd), Some(attempt)) = (ctx.upstream_fd, ctx.attempt.as_ref()) else {
+fn arm_watchdog(attempt: &mut Attempt, timeout: Duration, request_id: &str) {
+    let Some(fd) = attempt.upstream_fd else {
         return;
     };
     let left = timeout.saturating_sub(attempt.started.elapsed());
     match Watchdog::arm(fd, left) {
-        Ok(w) => ctx.watchdog = Some(w),
-        Err(e) => log::warn!("request {}: header deadline not armed: {e}", ctx.request_id),
+        Ok(w) => attempt.watchdog = Some(w),
+        Err(e) => log::warn!("request {request_id}: header deadline not armed: {e}"),
     }
 }
 

@@ -40,17 +40,36 @@ impl Backend {
             || self.tags.is_empty()
             || self.tags.iter().any(|t| user_tags.contains(t))
     }
+
+    /// Whether this backend may take traffic now: its provider is not actively unhealthy
+    /// and its own state (circuit, cooldown) allows it. The one definition of "available"
+    /// used by selection, `/health` and `/admin`.
+    pub fn availability(&self, now_ms: u64) -> Availability {
+        if self.provider.health.is_healthy() {
+            self.state.availability(now_ms)
+        } else {
+            Availability::Unavailable
+        }
+    }
+
+    /// [`availability`](Self::availability) is anything but `Unavailable`.
+    pub fn is_available(&self, now_ms: u64) -> bool {
+        self.availability(now_ms) != Availability::Unavailable
+    }
 }
 
 /// A client-facing model.
 #[derive(Debug)]
 pub struct ModelRoute {
     pub key: String,
+    /// Position of this model in [`Table::models`] (what users' permissions refer to).
+    pub index: usize,
     /// Client-facing name.
     pub name: String,
     pub strategy: Strategy,
-    /// Enabled backends on enabled providers, in config order.
-    pub backends: Vec<Backend>,
+    /// Enabled backends on enabled providers, in config order. Shared so an attempt can
+    /// hold the backend it was sent to.
+    pub backends: Vec<Arc<Backend>>,
     /// Round-robin cursor, carried over on reload.
     pub cursor: Arc<AtomicU64>,
 }
@@ -88,12 +107,7 @@ impl ModelRoute {
         let mut slots: SmallVec<[(usize, Availability); 8]> = SmallVec::new();
         for (i, b) in self.backends.iter().enumerate() {
             if eligible(i, b) {
-                let avail = if b.provider.health.is_healthy() {
-                    b.state.availability(now)
-                } else {
-                    Availability::Unavailable
-                };
-                slots.push((i, avail));
+                slots.push((i, b.availability(now)));
             }
         }
         if slots.is_empty() {
@@ -163,10 +177,7 @@ impl ModelRoute {
 
     /// True when at least one backend is available now (for `/health`).
     pub fn has_available_backend(&self, now_ms: u64) -> bool {
-        self.backends.iter().any(|b| {
-            b.provider.health.is_healthy()
-                && b.state.availability(now_ms) != Availability::Unavailable
-        })
+        self.backends.iter().any(|b| b.is_available(now_ms))
     }
 }
 
@@ -176,7 +187,7 @@ pub struct Table {
     pub settings: Settings,
     pub breaker: BreakerSettings,
     /// Enabled models, in config (key) order.
-    pub models: Vec<ModelRoute>,
+    pub models: Vec<Arc<ModelRoute>>,
     by_name: HashMap<String, usize>,
     by_key: HashMap<String, usize>,
     /// Every provider, enabled or not.
@@ -245,7 +256,7 @@ impl Table {
                     .unwrap_or_else(|| {
                         Arc::new(BackendState::new(s.smart_ai.initial_confidence, now_ms))
                     });
-                backends.push(Backend {
+                backends.push(Arc::new(Backend {
                     id,
                     provider: Arc::clone(provider),
                     model_literal: serde_json::to_vec(&b.model)
@@ -256,7 +267,7 @@ impl Table {
                     tags: b.tags.clone(),
                     premium: b.tags.iter().any(|t| t == "premium"),
                     state,
-                });
+                }));
             }
             let cursor = prev_cursors
                 .get(m.key.as_str())
@@ -264,13 +275,14 @@ impl Table {
                 .unwrap_or_default();
             by_name.insert(m.name.clone(), models.len());
             by_key.insert(m.key.clone(), models.len());
-            models.push(ModelRoute {
+            models.push(Arc::new(ModelRoute {
                 key: m.key.clone(),
+                index: models.len(),
                 name: m.name.clone(),
                 strategy: m.strategy,
                 backends,
                 cursor,
-            });
+            }));
         }
         Ok(Table {
             breaker: BreakerSettings {

@@ -1,0 +1,297 @@
+//! The one retry decision: every way an attempt can fail (connect, timeout, status,
+//! invalid body, broken stream, client gone) is described as a [`Failure`], and
+//! [`decide`] turns it and the request's [`Situation`] into a [`Verdict`]: try another
+//! backend, let the upstream's answer through, answer a local error, or cut the response.
+//!
+//! The verdict travels to Pingora's final-error hook inside the error itself
+//! ([`Ruling`], the error's cause), so no hook has to leave notes for another.
+
+use crate::error::ApiError;
+use crate::routing::Outcome;
+use pingora_error::{Error, ErrorType};
+
+/// Message of the final SSE error event when a stream stalls past the idle timeout.
+pub const STALLED_MESSAGE: &str = "The upstream stream stalled and was cut off.";
+/// Message of the final SSE error event when the upstream connection breaks mid-response.
+pub const BROKEN_MESSAGE: &str = "The upstream connection failed in the middle of the response.";
+/// Why a stream was cut: the upstream sent bytes that are not an event stream.
+pub const GARBAGE_MESSAGE: &str = "The upstream provider sent an invalid stream.";
+/// Why a non-stream 2xx answer was refused: it is not one complete JSON value.
+pub const INVALID_JSON_MESSAGE: &str = "The upstream provider sent an invalid JSON response.";
+
+/// What went wrong with the current attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection (DNS, TCP, TLS); `timed_out` when the connect deadline passed.
+    Connect { timed_out: bool },
+    /// The upstream answered with a failure status (`Outcome::from_status`).
+    Status(Outcome),
+    /// The connection failed after it was made: before the response head (`Timeout`,
+    /// `ConnectError`) or while the body was streaming (`stalled` = read timeout).
+    Transport { outcome: Outcome, stalled: bool },
+    /// The body contradicts its head: a 2xx JSON answer that is not JSON, or garbage in
+    /// an event stream. The message is what a cut stream's final event says.
+    InvalidBody(&'static str),
+    /// The client went away.
+    ClientGone,
+}
+
+impl Failure {
+    /// The outcome recorded for the backend (breaker, confidence, metrics).
+    pub fn outcome(self, committed: bool) -> Outcome {
+        match self {
+            Failure::Connect { timed_out: true } => Outcome::Timeout,
+            Failure::Connect { timed_out: false } => Outcome::ConnectError,
+            Failure::ClientGone => Outcome::ClientClosed,
+            Failure::InvalidBody(_) => Outcome::StreamError,
+            Failure::Status(o) => o,
+            Failure::Transport { .. } if committed => Outcome::StreamError,
+            Failure::Transport { outcome, .. } => outcome,
+        }
+    }
+
+    /// Whether another backend could do better (the request itself is not at fault).
+    fn retryable(self) -> bool {
+        match self {
+            Failure::InvalidBody(_) => true,
+            Failure::ClientGone => false,
+            other => other.outcome(false).is_retryable(),
+        }
+    }
+}
+
+/// What the decision needs to know about the request besides the failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Situation {
+    /// Response bytes (the head) already went to the client.
+    pub committed: bool,
+    /// The retry budget allows another attempt and an eligible backend remains.
+    pub can_retry: bool,
+    /// The failure hit a reused pooled connection before any response head, in a way a
+    /// connection the provider had already closed fails (and the free retry for that is
+    /// unused): not the backend's fault.
+    pub stale_pooled: bool,
+    /// Attempts made so far (reported in the error message).
+    pub attempts: u32,
+}
+
+/// What to do about a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Try another backend (the failure counts against this one).
+    Retry,
+    /// The pooled connection was stale: try again without counting this attempt.
+    RetryStale,
+    /// Let the upstream's own failure answer reach the client (no attempt left).
+    PassThrough,
+    /// Nothing reached the client yet: answer this error.
+    Answer(ApiError),
+    /// The response had started: end it (event streams with a final error event carrying
+    /// this message, no `[DONE]`) and close the connection.
+    Cut(&'static str),
+    /// The client is gone: nothing to send.
+    Abandon,
+}
+
+impl Verdict {
+    /// Whether Pingora should run another attempt.
+    pub fn retries(&self) -> bool {
+        matches!(self, Verdict::Retry | Verdict::RetryStale)
+    }
+}
+
+/// The decision. Pure: same inputs, same verdict.
+pub fn decide(failure: Failure, s: &Situation) -> Verdict {
+    if failure == Failure::ClientGone {
+        return Verdict::Abandon;
+    }
+    if s.committed {
+        return Verdict::Cut(match failure {
+            Failure::InvalidBody(message) => message,
+            Failure::Transport { stalled: true, .. } => STALLED_MESSAGE,
+            _ => BROKEN_MESSAGE,
+        });
+    }
+    if s.stale_pooled && matches!(failure, Failure::Transport { .. }) {
+        return Verdict::RetryStale;
+    }
+    if failure.retryable() && s.can_retry {
+        return Verdict::Retry;
+    }
+    match failure {
+        Failure::Status(_) => Verdict::PassThrough,
+        Failure::InvalidBody(_) => Verdict::Answer(ApiError::upstream_invalid(s.attempts)),
+        f if f.outcome(false) == Outcome::Timeout => {
+            Verdict::Answer(ApiError::upstream_timeout(s.attempts))
+        }
+        _ => Verdict::Answer(ApiError::upstream_failed(s.attempts)),
+    }
+}
+
+/// A verdict attached to the Pingora error that carries it to `fail_to_proxy`; the
+/// error's original cause is kept as this one's source.
+#[derive(Debug)]
+pub struct Ruling {
+    pub verdict: Verdict,
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for Ruling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "gateway verdict: {:?}", self.verdict)
+    }
+}
+
+impl std::error::Error for Ruling {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Attaches `verdict` to `e` (and sets its retry flag to match).
+pub fn rule(mut e: Box<Error>, verdict: Verdict) -> Box<Error> {
+    e.set_retry(verdict.retries());
+    let cause = e.cause.take();
+    e.set_cause(Ruling { verdict, cause });
+    e
+}
+
+/// A new gateway error of `name` carrying `verdict`.
+pub fn ruled(name: &'static str, verdict: Verdict) -> Box<Error> {
+    rule(Error::new(ErrorType::Custom(name)), verdict)
+}
+
+/// The verdict attached to `e`, if the gateway ruled on it.
+pub fn verdict_of(e: &Error) -> Option<&Verdict> {
+    e.cause
+        .as_deref()
+        .and_then(|c| c.downcast_ref::<Ruling>())
+        .map(|r| &r.verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(committed: bool, can_retry: bool, stale_pooled: bool) -> Situation {
+        Situation {
+            committed,
+            can_retry,
+            stale_pooled,
+            attempts: 2,
+        }
+    }
+
+    const CONNECT: Failure = Failure::Connect { timed_out: false };
+    const CONNECT_TIMEOUT: Failure = Failure::Connect { timed_out: true };
+    const HEADER_TIMEOUT: Failure = Failure::Transport {
+        outcome: Outcome::Timeout,
+        stalled: false,
+    };
+    const RESET: Failure = Failure::Transport {
+        outcome: Outcome::ConnectError,
+        stalled: false,
+    };
+    const STALL: Failure = Failure::Transport {
+        outcome: Outcome::Timeout,
+        stalled: true,
+    };
+    const S503: Failure = Failure::Status(Outcome::ServerError);
+    const S429: Failure = Failure::Status(Outcome::RateLimited {
+        retry_after_ms: None,
+    });
+    const GARBAGE: Failure = Failure::InvalidBody(GARBAGE_MESSAGE);
+    const NOT_JSON: Failure = Failure::InvalidBody(INVALID_JSON_MESSAGE);
+
+    /// The whole table: (failure, committed, can_retry, stale_pooled) → verdict.
+    #[test]
+    fn decision_table() {
+        let failed = Verdict::Answer(ApiError::upstream_failed(2));
+        let timeout = Verdict::Answer(ApiError::upstream_timeout(2));
+        let invalid = Verdict::Answer(ApiError::upstream_invalid(2));
+        let cases: Vec<(Failure, Situation, Verdict)> = vec![
+            // before the first byte, with a backend left: retry every backend failure
+            (CONNECT, s(false, true, false), Verdict::Retry),
+            (CONNECT_TIMEOUT, s(false, true, false), Verdict::Retry),
+            (HEADER_TIMEOUT, s(false, true, false), Verdict::Retry),
+            (RESET, s(false, true, false), Verdict::Retry),
+            (S503, s(false, true, false), Verdict::Retry),
+            (S429, s(false, true, false), Verdict::Retry),
+            (GARBAGE, s(false, true, false), Verdict::Retry),
+            (NOT_JSON, s(false, true, false), Verdict::Retry),
+            // nothing left: answer with the error that says what happened
+            (CONNECT, s(false, false, false), failed.clone()),
+            (RESET, s(false, false, false), failed.clone()),
+            (CONNECT_TIMEOUT, s(false, false, false), timeout.clone()),
+            (HEADER_TIMEOUT, s(false, false, false), timeout.clone()),
+            (NOT_JSON, s(false, false, false), invalid.clone()),
+            (GARBAGE, s(false, false, false), invalid),
+            // a failure status with nothing left is the upstream's own answer
+            (S503, s(false, false, false), Verdict::PassThrough),
+            (S429, s(false, false, false), Verdict::PassThrough),
+            // client errors are never retried
+            (
+                Failure::Status(Outcome::ClientError),
+                s(false, true, false),
+                Verdict::PassThrough,
+            ),
+            (
+                Failure::Status(Outcome::ModelError),
+                s(false, true, false),
+                Verdict::PassThrough,
+            ),
+            // a stale pooled connection is retried without counting, even with no backend left
+            (RESET, s(false, false, true), Verdict::RetryStale),
+            (HEADER_TIMEOUT, s(false, true, true), Verdict::RetryStale),
+            // after the first byte: never retry, cut with the right message
+            (RESET, s(true, true, false), Verdict::Cut(BROKEN_MESSAGE)),
+            (STALL, s(true, true, false), Verdict::Cut(STALLED_MESSAGE)),
+            (GARBAGE, s(true, true, false), Verdict::Cut(GARBAGE_MESSAGE)),
+            (
+                NOT_JSON,
+                s(true, false, false),
+                Verdict::Cut(INVALID_JSON_MESSAGE),
+            ),
+            (RESET, s(true, true, true), Verdict::Cut(BROKEN_MESSAGE)),
+            // the client left: nothing to answer, whatever else holds
+            (Failure::ClientGone, s(false, true, false), Verdict::Abandon),
+            (Failure::ClientGone, s(true, false, true), Verdict::Abandon),
+        ];
+        for (failure, situation, want) in cases {
+            assert_eq!(
+                decide(failure, &situation),
+                want,
+                "{failure:?} in {situation:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn outcomes_recorded_for_the_backend() {
+        assert_eq!(CONNECT.outcome(false), Outcome::ConnectError);
+        assert_eq!(CONNECT_TIMEOUT.outcome(false), Outcome::Timeout);
+        assert_eq!(HEADER_TIMEOUT.outcome(false), Outcome::Timeout);
+        assert_eq!(RESET.outcome(true), Outcome::StreamError);
+        assert_eq!(STALL.outcome(true), Outcome::StreamError);
+        assert_eq!(GARBAGE.outcome(false), Outcome::StreamError);
+        assert_eq!(Failure::ClientGone.outcome(true), Outcome::ClientClosed);
+    }
+
+    #[test]
+    fn the_verdict_travels_in_the_error() {
+        let mut e = Error::new(ErrorType::ConnectRefused);
+        e.set_cause("refused by peer");
+        let e = rule(e, Verdict::Retry);
+        assert!(e.retry());
+        assert_eq!(verdict_of(&e), Some(&Verdict::Retry));
+        // the original cause is kept behind the ruling
+        let src = std::error::Error::source(e.cause.as_deref().unwrap()).unwrap();
+        assert_eq!(src.to_string(), "refused by peer");
+        let e = ruled("x", Verdict::Abandon);
+        assert!(!e.retry());
+        assert_eq!(verdict_of(&e), Some(&Verdict::Abandon));
+        assert_eq!(verdict_of(&Error::new(ErrorType::ReadError)), None);
+    }
+}
