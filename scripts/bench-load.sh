@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load benchmark (SPEC §10): gateway vs. direct vs. a plain nginx reverse-proxy hop, in one
+# Load benchmark: gateway vs. direct vs. a plain nginx reverse-proxy hop, in one
 # run, on the same machine, against the same fast local upstream (release `berry-mock`).
 #
 # What it does:
@@ -486,7 +486,7 @@ if [ "$N_IDLE" -gt 0 ]; then
   IDLE_REPORT=$(printf '%s\n' \
     "open SSE streams through the gateway: $open (target $N_IDLE); gateway->mock connections $upstream_before idle (pooled) before, $upstream_open while open" \
     "gateway RSS before opening:      $rss_before KiB" \
-    "gateway RSS with streams open:   $rss_open KiB  => $per_stream KiB per open stream (SPEC: <= 20 KiB)" \
+    "gateway RSS with streams open:   $rss_open KiB  => $per_stream KiB per open stream (target: <= 20 KiB)" \
     "gateway RSS open + JSON load:    $rss_open_load KiB" \
     "gateway RSS after closing them:  $rss_closed KiB (gateway->mock connections still open: $upstream_after)")
 fi
@@ -559,7 +559,7 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
     'BEGIN { printf "per-request metrics (json, -c %s): req/s on %.0f / off %.0f = %.2f; CPU us/req on %.1f / off %.1f = %.2f\n",
              c, on, off, on / off, con, coff, con / coff }'
   echo
-  echo "gateway RSS idle:            $RSS_IDLE KiB ($(awk -v k="$RSS_IDLE" 'BEGIN { printf "%.1f", k / 1024 }') MiB; SPEC: < 30 MiB)"
+  echo "gateway RSS idle:            $RSS_IDLE KiB ($(awk -v k="$RSS_IDLE" 'BEGIN { printf "%.1f", k / 1024 }') MiB; target: < 30 MiB)"
   echo "gateway RSS after the load:  $RSS_AFTER KiB"
   echo "gateway RSS at the end:      $RSS_END KiB (peak VmHWM $HWM_END KiB)"
   [ -n "$IDLE_REPORT" ] && echo "$IDLE_REPORT"

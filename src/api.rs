@@ -1,5 +1,5 @@
 //! Endpoints the gateway answers itself: `/`, `/health`, `/v1/models`, `/metrics`,
-//! `/admin/*` (SPEC §4). Pure functions from a snapshot to a response; the proxy writes it.
+//! `/admin/*`. Pure functions from a snapshot to a response; the proxy writes it.
 //!
 //! Nothing here prints a URL with credentials, a key or a token.
 

@@ -1,5 +1,5 @@
 //! Errors the gateway answers itself, in one place: status, OpenAI error `type`/`code`,
-//! message, and the JSON body (SPEC §4).
+//! message, and the JSON body.
 //!
 //! Messages never contain a token, key or request body; callers pass only fixed text,
 //! model names, sizes and limits.

@@ -1,4 +1,4 @@
-//! Active health checks per provider account (SPEC §6), as a Pingora background service.
+//! Active health checks per provider account, as a Pingora background service.
 //!
 //! Each enabled provider is probed with `GET {base_url}/models` and its own credentials,
 //! using Pingora's [`HttpHealthCheck`] for the probe itself. The first round runs at

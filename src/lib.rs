@@ -2,7 +2,7 @@
 //! across provider accounts.
 //!
 //! Data flows one way: `config` → `routing` (snapshot) → `proxy` hooks, with `health` and
-//! `metrics` on the side. See ARCHITECTURE in the README.
+//! `metrics` on the side. The README's "Architecture" section maps the modules.
 
 pub mod api;
 pub mod app;

@@ -58,58 +58,26 @@ pub fn defer_accept_when_bound(addrs: &[SocketAddr], wait: Duration) {
     }
 }
 
+/// The socket behind `fd` (borrowed for the call; a non-socket fd makes every query fail).
+#[cfg(target_os = "linux")]
+fn with_socket<T>(fd: libc::c_int, f: impl FnOnce(socket2::SockRef<'_>) -> Option<T>) -> Option<T> {
+    // SAFETY: `fd` is one of this process's open descriptors (listed in /proc/self/fd) and
+    // is only borrowed for the duration of this call.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    f(socket2::SockRef::from(&borrowed))
+}
+
 #[cfg(target_os = "linux")]
 fn is_listening(fd: libc::c_int) -> bool {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: valid pointers to a c_int and its length; a non-socket fd just errors.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ACCEPTCONN,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    rc == 0 && v == 1
+    with_socket(fd, |s| s.is_listener().ok()).unwrap_or(false)
 }
 
 #[cfg(target_os = "linux")]
 fn local_addr(fd: libc::c_int) -> Option<SocketAddr> {
-    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: valid pointers to the storage and its length.
-    let rc = unsafe {
-        libc::getsockname(
-            fd,
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return None;
-    }
-    match storage.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the kernel filled a sockaddr_in for AF_INET.
-            let a: libc::sockaddr_in =
-                unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
-            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the kernel filled a sockaddr_in6 for AF_INET6.
-            let a: libc::sockaddr_in6 =
-                unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
-            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some(SocketAddr::from((ip, u16::from_be(a.sin6_port))))
-        }
-        _ => None,
-    }
+    with_socket(fd, |s| s.local_addr().ok()?.as_socket())
 }
 
+/// socket2 has no setter for `TCP_DEFER_ACCEPT`, hence the one raw `setsockopt`.
 #[cfg(target_os = "linux")]
 fn set_defer(fd: libc::c_int) -> bool {
     let v: libc::c_int = DEFER_SECS;

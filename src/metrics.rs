@@ -1,4 +1,4 @@
-//! Every Prometheus metric of the gateway, defined once (SPEC §8).
+//! Every Prometheus metric of the gateway, defined once.
 //!
 //! Metrics live in the process-wide default registry so both the client listener's
 //! `/metrics` and the optional separate metrics listener expose the same families. Labels

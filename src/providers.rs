@@ -1,7 +1,7 @@
 //! Provider accounts at run time: upstream URL joining, credential headers per API dialect,
 //! resolved addresses, and the health-probe request.
 //!
-//! Dialects differ only in how credentials travel (SPEC §7): openai/gemini
+//! Dialects differ only in how credentials travel: openai/gemini
 //! `Authorization: Bearer`, azure `api-key`, anthropic `x-api-key` + `anthropic-version`.
 
 use crate::config::{BackendType, Endpoint, Provider};

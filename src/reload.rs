@@ -1,4 +1,4 @@
-//! Hot reload (SPEC §9): on SIGHUP and when the config file changes, load and validate the
+//! Hot reload: on SIGHUP and when the config file changes, load and validate the
 //! file off the request path, build a new snapshot carrying runtime state over, and swap
 //! it in atomically. A bad file keeps the old config and logs every problem.
 

@@ -6,6 +6,8 @@
 //! also runs `promtool check rules`, `test rules` and `check config`
 //! (`BERRY_REQUIRE_PROMTOOL=1` makes its absence a failure).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code may fail loudly
+
 use pingora_core::server::configuration::ServerConf;
 use serde::Deserialize;
 use serde_json::Value as Json;

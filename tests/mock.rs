@@ -1,5 +1,7 @@
 //! Integration tests for the mock provider, using a tiny blocking HTTP/1.1 client.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code may fail loudly
+
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};

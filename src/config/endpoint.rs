@@ -2,53 +2,36 @@
 
 use super::model::Endpoint;
 
-/// Parses `http(s)://host[:port][/path][?query]`. Userinfo and fragments are refused
-/// (credentials belong in `api_key`, not in a URL that might be logged).
+/// Parses `http(s)://host[:port][/path][?query]` with [`http::Uri`]. Userinfo and
+/// fragments are refused (credentials belong in `api_key`, not in a URL that might be
+/// logged).
 pub fn parse_base_url(url: &str) -> Result<Endpoint, String> {
     let url = url.trim();
-    let (tls, rest) = if let Some(r) = strip_prefix_ci(url, "https://") {
-        (true, r)
-    } else if let Some(r) = strip_prefix_ci(url, "http://") {
-        (false, r)
-    } else {
-        return Err("must start with http:// or https://".into());
-    };
-    if rest.contains('#') {
+    if url.contains('#') {
         return Err("must not contain a fragment (#)".into());
     }
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, (!q.is_empty()).then(|| q.to_string())),
-        None => (rest, None),
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("is not a valid URL ({e})"))?;
+    let tls = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err("must start with http:// or https://".into()),
     };
-    let (authority, path) = match before_query.find('/') {
-        Some(i) => (&before_query[..i], &before_query[i..]),
-        None => (before_query, ""),
-    };
-    if authority.contains('@') {
+    let authority = uri.authority().ok_or_else(|| "has no host".to_string())?;
+    if authority.as_str().contains('@') {
         return Err("must not contain credentials (user@host); use api_key".into());
     }
-    let default_port = if tls { 443 } else { 80 };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6
-            .split_once(']')
-            .ok_or_else(|| "unterminated IPv6 address".to_string())?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => parse_port(p)?,
-            None if after.is_empty() => default_port,
-            None => return Err("unexpected characters after IPv6 address".into()),
-        };
-        if h.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("`{h}` is not an IPv6 address"));
-        }
-        (h.to_string(), port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), parse_port(p)?),
-            None => (authority.to_string(), default_port),
-        }
-    };
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     if host.is_empty() {
         return Err("has no host".into());
+    }
+    if host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err() {
+        return Err(format!("`{host}` is not an IPv6 address"));
     }
     if !host
         .bytes()
@@ -56,27 +39,24 @@ pub fn parse_base_url(url: &str) -> Result<Endpoint, String> {
     {
         return Err(format!("host `{host}` has invalid characters"));
     }
-    if path
-        .bytes()
-        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-    {
-        return Err("path has whitespace or control characters".into());
-    }
+    // Without userinfo the authority is the host, then an optional `:port`.
+    let port = match authority.as_str().get(authority.host().len()..) {
+        None | Some("") => {
+            if tls {
+                443
+            } else {
+                80
+            }
+        }
+        Some(rest) => parse_port(rest.strip_prefix(':').unwrap_or(rest))?,
+    };
     Ok(Endpoint {
         tls,
         host: host.to_ascii_lowercase(),
         port,
-        path_prefix: path.trim_end_matches('/').to_string(),
-        query,
+        path_prefix: uri.path().trim_end_matches('/').to_string(),
+        query: uri.query().filter(|q| !q.is_empty()).map(str::to_string),
     })
-}
-
-fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        Some(&s[prefix.len()..])
-    } else {
-        None
-    }
 }
 
 fn parse_port(p: &str) -> Result<u16, String> {
@@ -133,6 +113,10 @@ mod tests {
             "https://ho st/v1",
             "https://host/v1#frag",
             "http://[::1/v1",
+            // a host with a colon is not `a:b` on port 80
+            "http://a:b:80",
+            "http://a:b",
+            "https://host:/v1",
         ] {
             assert!(parse_base_url(bad).is_err(), "{bad} should be rejected");
         }

@@ -1,4 +1,4 @@
-//! The configuration file format: the Berry API schema (SPEC §3) as serde structs.
+//! The configuration file format: the Berry API schema (extended) as serde structs.
 //!
 //! These structs mirror the file one to one and carry no meaning of their own; `validate`
 //! turns them into the checked [`crate::config::Config`]. Unknown keys are not rejected here

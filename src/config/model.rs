@@ -35,7 +35,7 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Load-balancing strategy of a model (SPEC §5).
+/// Load-balancing strategy of a model (see `routing::strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Strategy {
     WeightedRandom,
@@ -139,7 +139,7 @@ impl Endpoint {
     }
 }
 
-/// Settings for Berry's `smart_ai` confidence strategy (SPEC §5.7).
+/// Settings for Berry's `smart_ai` confidence strategy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SmartAiSettings {
     pub initial_confidence: f64,

@@ -1,4 +1,4 @@
-//! Load-balancing strategies as pure functions over a slice of candidates (SPEC §5).
+//! Load-balancing strategies as pure functions over a slice of candidates.
 //!
 //! The caller decides which candidates are eligible (tags, already tried) and available
 //! (breaker, cooldown, provider health) and passes one slice; strategies only rank. The

@@ -33,7 +33,7 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Tag filter (SPEC §5): a user without tags sees every backend; otherwise a backend is
+    /// Tag filter: a user without tags sees every backend; otherwise a backend is
     /// visible when it has no tags or shares one with the user.
     pub fn visible_to(&self, user_tags: &[String]) -> bool {
         user_tags.is_empty()
@@ -79,7 +79,7 @@ pub struct ModelRoute {
 pub struct Selected {
     /// Index into [`ModelRoute::backends`].
     pub index: usize,
-    /// No candidate was available; this one was tried anyway (SPEC §5 last resort).
+    /// No candidate was available; this one was tried anyway (last resort: a request is never refused only because health checks are pessimistic).
     pub last_resort: bool,
     /// This attempt is the half-open circuit's probe; release it if the attempt is abandoned.
     pub probe: bool,

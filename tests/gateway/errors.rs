@@ -1,4 +1,4 @@
-//! Every row of SPEC §4's error table, over real sockets against the real binary.
+//! Every row of the README's error table, over real sockets against the real binary.
 
 use crate::harness::*;
 use berry_gateway::mock::Mode;

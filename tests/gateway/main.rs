@@ -1,5 +1,7 @@
 //! Integration tests: the real binary over loopback sockets against the mock provider.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code may fail loudly
+
 mod config_files;
 mod errors;
 mod forwarding;

@@ -1,0 +1,66 @@
+//! Berry's own OpenAI-compatible **mock provider**.
+//!
+//! An HTTP/1.1 server (hyper 1 on tokio) that answers the OpenAI-style endpoints
+//! Berry Gateway proxies to, with switchable fault modes so integration tests,
+//! benchmarks and the demo can script upstream behaviour.
+//!
+//! * Endpoints are matched on the path **suffix**, so `/v1/chat/completions`,
+//!   `/openai/v1/chat/completions` and `/chat/completions` are all the same route:
+//!   `POST …/chat/completions`, `POST …/completions`, `POST …/embeddings`,
+//!   `POST …/messages` (Anthropic style), `GET …/models`; anything else is a 404
+//!   with an OpenAI-shaped error body.
+//! * Faults ([`Mode`]) apply to every endpoint and can be switched at runtime with
+//!   [`MockProvider::set_mode`] or per request with `x-mock-*` headers
+//!   (see [`Mode`]'s docs and [`MockProvider`]).
+//! * Token accounting is deterministic: `prompt_tokens = body_len / 4 + 1`
+//!   (`body_len` = decoded request body length), `completion_tokens` = number of
+//!   content chunks; the reply text is `"tok0 tok1 … "` (one `tok<i> ` per chunk),
+//!   identical for streamed and non-streamed answers.
+//! * Every streamed event is its own HTTP chunk.
+//! * Requests hyper cannot parse get hyper's own bare answer (400, or 431 for more
+//!   than 128 headers) and the connection is closed.
+//!
+//! ```
+//! # fn main() -> std::io::Result<()> {
+//! use berry_mock::{MockOptions, MockProvider, Mode};
+//! let mock = MockProvider::start_background(MockOptions::default())?;
+//! println!("upstream at {}", mock.base_url()); // http://127.0.0.1:PORT/v1
+//! mock.set_mode(Mode::Status(503));
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`Mode`] (`mode.rs`), options, the public handles (`provider.rs`), shared
+//! state (`state.rs`), the network side (`server.rs`), the request flow
+//! (`handler.rs`), what is read from a request (`request.rs`, `route.rs`), answer
+//! values and dialects (`answer.rs`, `openai.rs`, `anthropic.rs`), streams and
+//! faults (`stream.rs`, `faults.rs`), bodies and responses (`body.rs`,
+//! `response.rs`).
+
+mod anthropic;
+mod answer;
+mod body;
+mod faults;
+mod handler;
+mod json;
+mod mode;
+mod openai;
+mod options;
+mod provider;
+mod request;
+mod response;
+mod route;
+mod server;
+mod state;
+mod stream;
+
+pub use mode::Mode;
+pub use options::MockOptions;
+pub use provider::{MockGuard, MockProvider};
+pub use request::RecordedRequest;
+
+/// Largest accepted request head (request line + headers); larger heads get a 413.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest accepted (decoded) request body; larger bodies get a 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Upper bound applied to any configured / requested number of stream chunks.
+pub const MAX_CHUNKS: u32 = 100_000;

@@ -1,0 +1,51 @@
+//! [`MockOptions`]: how a mock is configured at start.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::Mode;
+
+/// Configuration of a [`MockProvider`](crate::MockProvider).
+#[derive(Clone, Debug)]
+pub struct MockOptions {
+    /// Address to bind; default `127.0.0.1:0` (any free port).
+    pub listen: SocketAddr,
+    /// Model ids listed by `GET …/models`; the first one is also the default `model`
+    /// echoed when a request names none.
+    pub models: Vec<String>,
+    /// Content chunks per streamed answer (= `completion_tokens`); default 5.
+    pub chunks: u32,
+    /// Pause between two streamed content events; default 20 ms.
+    pub chunk_interval: Duration,
+    /// When `Some(k)`, requests must carry `Authorization: Bearer k`, `x-api-key: k`
+    /// or `api-key: k`, otherwise they get a 401 OpenAI-shaped error.
+    pub expected_api_key: Option<String>,
+    /// Keep a copy of the last request for
+    /// [`MockProvider::last_request`](crate::MockProvider::last_request); default
+    /// true. Turn it off for benchmarks.
+    pub record_requests: bool,
+    /// Initial fault mode; default [`Mode::Ok`].
+    pub mode: Mode,
+    /// Name of this mock: sent as `system_fingerprint` in chat / completion answers
+    /// and as the `x-mock-name` response header, so tests can tell mocks apart.
+    pub name: String,
+}
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        MockOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            models: vec![
+                "gpt-4o-mini".to_string(),
+                "gpt-4o".to_string(),
+                "text-embedding-3-small".to_string(),
+            ],
+            chunks: 5,
+            chunk_interval: Duration::from_millis(20),
+            expected_api_key: None,
+            record_requests: true,
+            mode: Mode::Ok,
+            name: "mock".to_string(),
+        }
+    }
+}
