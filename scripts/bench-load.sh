@@ -3,7 +3,7 @@
 # run, on the same machine, against the same fast local upstream (release `berry-mock`).
 #
 # What it does:
-#   1. builds the release binaries (`cargo build --release --bins`; honours CARGO_TARGET_DIR),
+#   1. builds the release binaries (`cargo build --release --workspace --bins`; honours CARGO_TARGET_DIR),
 #      installs wrk and nginx with apt-get when missing (or stops with a clear message);
 #   2. starts berry-mock (--no-record, 2 threads, streams of 5 chunks without pauses), the
 #      gateway (Pingora `threads: 2`, generated config with 2 provider accounts on the mock,
@@ -68,8 +68,8 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
 TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}}
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   ensure_cmake
-  echo "==> cargo build --release --bins (target dir $TARGET_DIR)" >&2
-  cargo build --release --bins
+  echo "==> cargo build --release --workspace --bins (target dir $TARGET_DIR)" >&2
+  cargo build --release --workspace --bins
 fi
 GATEWAY_BIN=$TARGET_DIR/release/berry-gateway
 MOCK_BIN=$TARGET_DIR/release/berry-mock

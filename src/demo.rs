@@ -2,7 +2,7 @@
 //! with ready-to-paste commands printed on start.
 
 use crate::cli::{Cli, DEFAULT_CONFIG};
-use crate::mock::{MockOptions, MockProvider};
+use berry_mock::{MockOptions, MockProvider};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

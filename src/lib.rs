@@ -17,7 +17,6 @@ pub mod health;
 pub mod listener;
 pub mod logbuf;
 pub mod metrics;
-pub mod mock;
 pub mod providers;
 pub mod proxy;
 pub mod reload;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 #[path = "common/http_client.rs"]
 mod http_client;
-use berry_gateway::mock::{MockOptions, MockProvider};
+use berry_mock::{MockOptions, MockProvider};
 use http_client::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berry-gateway");

@@ -1,7 +1,7 @@
 //! Every row of the README's error table, over real sockets against the real binary.
 
 use crate::harness::*;
-use berry_gateway::mock::Mode;
+use berry_mock::Mode;
 
 fn config(a: &str, b: &str) -> String {
     format!(

@@ -2,7 +2,7 @@
 //! of every size, streaming without buffering, request ids, local endpoints.
 
 use crate::harness::*;
-use berry_gateway::mock::MockProvider;
+use berry_mock::MockProvider;
 use std::time::Duration;
 
 fn one_backend(m: &MockProvider, base_path: &str) -> String {

@@ -8,7 +8,7 @@
 mod http_client;
 pub use http_client::{Client, Resp};
 
-use berry_gateway::mock::{MockGuard, MockOptions, MockProvider, Mode};
+use berry_mock::{MockGuard, MockOptions, MockProvider, Mode};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

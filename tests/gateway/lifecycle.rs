@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn config(m: &berry_gateway::mock::MockProvider) -> String {
+fn config(m: &berry_mock::MockProvider) -> String {
     format!(
         "{FAST_SETTINGS}\n{}{}[models.m]\nname = \"x\"\n[[models.m.backends]]\nprovider = \"p\"\nmodel = \"r\"\n",
         user("u", "tok", ""),

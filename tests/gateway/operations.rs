@@ -2,7 +2,7 @@
 //! no secret in any output.
 
 use crate::harness::*;
-use berry_gateway::mock::Mode;
+use berry_mock::Mode;
 use std::collections::HashMap;
 
 /// One parsed sample: metric name, sorted labels, value.
@@ -132,8 +132,8 @@ fn scrape_until(gw: &Gateway, ready: impl Fn(&Samples) -> bool) -> (String, Samp
 }
 
 fn ops_config(
-    a: &berry_gateway::mock::MockProvider,
-    b: &berry_gateway::mock::MockProvider,
+    a: &berry_mock::MockProvider,
+    b: &berry_mock::MockProvider,
     extra_settings: &str,
 ) -> String {
     format!(

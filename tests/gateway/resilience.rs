@@ -3,7 +3,7 @@
 //! saw and how many requests each mock received.
 
 use crate::harness::*;
-use berry_gateway::mock::{MockProvider, Mode};
+use berry_mock::{MockProvider, Mode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

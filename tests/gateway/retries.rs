@@ -1,7 +1,7 @@
 //! Retries before the first byte, never after it.
 
 use crate::harness::*;
-use berry_gateway::mock::{MockProvider, Mode};
+use berry_mock::{MockProvider, Mode};
 use std::time::Duration;
 
 fn failover_config(a: &MockProvider, b: &MockProvider) -> String {

@@ -145,13 +145,13 @@ fn https_provider_with_sni_verification_and_alpn() {
             .any(|h| h.alpn == ["http/1.1"] && h.sni.as_deref() == Some("localhost")),
         "the stream's connection offers HTTP/1.1 only: {hellos:?}"
     );
-    m.set_mode(berry_gateway::mock::Mode::Hang);
+    m.set_mode(berry_mock::Mode::Hang);
     let t0 = std::time::Instant::now();
     let r = gw.chat_stream("tok", "x");
     let took = t0.elapsed();
     assert_eq!(r.status, 504, "{}", r.text());
     assert!(took < std::time::Duration::from_millis(3500), "{took:?}");
-    m.set_mode(berry_gateway::mock::Mode::Ok);
+    m.set_mode(berry_mock::Mode::Ok);
     drop(gw);
 
     // an untrusted certificate is refused: 502, never a silent downgrade to plain text

@@ -79,7 +79,10 @@ mod tests {
         assert_eq!(f.announced_len, Some(10));
         assert_eq!(f.body.collect_for_test().await, (b"01234".to_vec(), true));
         let f = fixed_json(b"{}".to_vec(), Fault::Garbage);
-        assert_eq!(f.body.collect_for_test().await, (GARBAGE_JSON.to_vec(), false));
+        assert_eq!(
+            f.body.collect_for_test().await,
+            (GARBAGE_JSON.to_vec(), false)
+        );
         let f = fixed_json(b"{}".to_vec(), Fault::None);
         assert_eq!(f.announced_len, None);
         assert_eq!(f.body.collect_for_test().await, (b"{}".to_vec(), false));

@@ -24,8 +24,8 @@ use http::{Request, Response};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
 
-use crate::anthropic::{messages_body, MessagesStream};
 use crate::answer::{Answer, ReqFields};
+use crate::anthropic::{messages_body, MessagesStream};
 use crate::body::MockBody;
 use crate::faults::{fixed_json, Fault};
 use crate::openai::{chat_body, embeddings_body, legacy_body, Flavor, OpenAiStream};
@@ -71,12 +71,7 @@ pub(crate) async fn handle(
 }
 
 /// Steps 3–10 of the module contract, for a request whose body has been read.
-async fn answer(
-    sh: &Shared,
-    conn: &ConnCtl,
-    head: &Head,
-    body: &Bytes,
-) -> Response<MockBody> {
+async fn answer(sh: &Shared, conn: &ConnCtl, head: &Head, body: &Bytes) -> Response<MockBody> {
     let reply = Reply {
         name: sh.name_header.as_ref(),
         close: head.close,
@@ -147,11 +142,21 @@ async fn answer(
         let chunks = ans.completion_tokens;
         let interval: Duration = o.interval.unwrap_or_else(|| sh.interval());
         let plan = match head.endpoint {
-            Endpoint::Messages => StreamPlan::new(MessagesStream::new(ans), chunks, interval, fault),
-            Endpoint::Completions => {
-                StreamPlan::new(OpenAiStream::new(Flavor::Legacy, ans), chunks, interval, fault)
+            Endpoint::Messages => {
+                StreamPlan::new(MessagesStream::new(ans), chunks, interval, fault)
             }
-            _ => StreamPlan::new(OpenAiStream::new(Flavor::Chat, ans), chunks, interval, fault),
+            Endpoint::Completions => StreamPlan::new(
+                OpenAiStream::new(Flavor::Legacy, ans),
+                chunks,
+                interval,
+                fault,
+            ),
+            _ => StreamPlan::new(
+                OpenAiStream::new(Flavor::Chat, ans),
+                chunks,
+                interval,
+                fault,
+            ),
         };
         return reply.event_stream(MockBody::script(plan));
     }

@@ -36,8 +36,8 @@
 //! faults (`stream.rs`, `faults.rs`), bodies and responses (`body.rs`,
 //! `response.rs`).
 
-mod anthropic;
 mod answer;
+mod anthropic;
 mod body;
 mod faults;
 mod handler;

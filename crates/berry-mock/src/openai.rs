@@ -176,7 +176,9 @@ impl Dialect for OpenAiStream {
                 Flavor::Legacy => {
                     e.extend_from_slice(b"{\"text\":\"");
                     push_chunk_text(e, i);
-                    e.extend_from_slice(b"\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}");
+                    e.extend_from_slice(
+                        b"\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}",
+                    );
                 }
             }
         })

@@ -103,7 +103,9 @@ impl Head {
 /// Approximate size of the request head as it was sent (request line and header
 /// lines), to hold requests to [`MAX_HEAD_BYTES`](crate::MAX_HEAD_BYTES).
 pub(crate) fn head_size(parts: &Parts) -> usize {
-    let line = parts.method.as_str().len() + parts.uri.to_string().len() + 12;
+    let target = parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + parts.uri.authority().map_or(0, |a| a.as_str().len() + 8);
+    let line = parts.method.as_str().len() + target + 12;
     let headers: usize = parts
         .headers
         .iter()

@@ -55,7 +55,12 @@ pub(crate) struct Reply<'a> {
 impl Reply<'_> {
     /// A response with `status` (1xx and invalid codes become 500), the common
     /// headers and `content_type`.
-    fn response(&self, status: u16, content_type: &'static str, body: MockBody) -> Response<MockBody> {
+    fn response(
+        &self,
+        status: u16,
+        content_type: &'static str,
+        body: MockBody,
+    ) -> Response<MockBody> {
         let status = match StatusCode::from_u16(status) {
             Ok(s) if !s.is_informational() => s,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -63,8 +68,9 @@ impl Reply<'_> {
         let mut resp = Response::new(body);
         *resp.status_mut() = status;
         if status != StatusCode::OK {
-            resp.extensions_mut()
-                .insert(ReasonPhrase::from_static(reason(status.as_u16()).as_bytes()));
+            resp.extensions_mut().insert(ReasonPhrase::from_static(
+                reason(status.as_u16()).as_bytes(),
+            ));
         }
         let h = resp.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -82,15 +88,25 @@ impl Reply<'_> {
     pub(crate) fn json(&self, status: u16, body: FixedBody) -> Response<MockBody> {
         let mut resp = self.response(status, "application/json", body.body);
         if let Some(len) = body.announced_len {
-            resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(len));
+            resp.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(len));
         }
         resp
     }
 
     /// An OpenAI-shaped error answer ([`error_body`]), with `Retry-After: retry_after`
     /// when given (control characters dropped).
-    pub(crate) fn error(&self, status: u16, message: &str, retry_after: Option<&str>) -> Response<MockBody> {
-        let mut resp = self.response(status, "application/json", MockBody::full(error_body(status, message)));
+    pub(crate) fn error(
+        &self,
+        status: u16,
+        message: &str,
+        retry_after: Option<&str>,
+    ) -> Response<MockBody> {
+        let mut resp = self.response(
+            status,
+            "application/json",
+            MockBody::full(error_body(status, message)),
+        );
         if let Some(ra) = retry_after {
             let clean: Vec<u8> = ra
                 .bytes()
@@ -121,7 +137,10 @@ mod tests {
     fn statuses_headers_and_reasons() {
         let name = name_header("mock\u{e9} a\n").unwrap();
         assert_eq!(name, "mock a");
-        let r = Reply { name: Some(&name), close: true };
+        let r = Reply {
+            name: Some(&name),
+            close: true,
+        };
         let resp = r.error(429, "slow down", Some("7\r\n"));
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()[RETRY_AFTER], "7");
@@ -131,12 +150,24 @@ mod tests {
             resp.extensions().get::<ReasonPhrase>().unwrap().as_bytes(),
             b"Too Many Requests"
         );
-        let resp = Reply { name: None, close: false }.error(418, "x", None);
+        let resp = Reply {
+            name: None,
+            close: false,
+        }
+        .error(418, "x", None);
         assert_eq!(
             resp.extensions().get::<ReasonPhrase>().unwrap().as_bytes(),
             b"Mock Status"
         );
         assert!(resp.headers().get(CONNECTION).is_none());
-        assert_eq!(Reply { name: None, close: false }.error(101, "x", None).status(), 500);
+        assert_eq!(
+            Reply {
+                name: None,
+                close: false
+            }
+            .error(101, "x", None)
+            .status(),
+            500
+        );
     }
 }

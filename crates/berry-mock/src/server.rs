@@ -105,7 +105,12 @@ async fn accept_loop(shared: Arc<Shared>, slot: Arc<ListenerSlot>) {
         match accepted {
             None => return,
             Some(Ok(sock)) => {
-                tokio::spawn(serve_conn(shared.clone(), http.clone(), sock, killed.clone()));
+                tokio::spawn(serve_conn(
+                    shared.clone(),
+                    http.clone(),
+                    sock,
+                    killed.clone(),
+                ));
             }
             Some(Err(_)) => {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -156,7 +161,11 @@ impl AsyncRead for ConnIo {
 }
 
 impl AsyncWrite for ConnIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().sock).poll_write(cx, buf)
     }
 
@@ -214,7 +223,9 @@ async fn serve_conn(
         let (shared, ctl) = (shared.clone(), ctl.clone());
         service_fn(move |req| handle(shared.clone(), ctl.clone(), req))
     };
-    let conn = http.serve_connection(TokioIo::new(io), service).without_shutdown();
+    let conn = http
+        .serve_connection(TokioIo::new(io), service)
+        .without_shutdown();
     let serve = async {
         // Ok: hyper is done with a connection that is still open (the client closed
         // it, or an answer said `Connection: close`).
