@@ -1,10 +1,10 @@
-//! Single-pass scanner and byte-splicing rewriter for OpenAI-compatible request bodies.
+//! Request-body scanner and byte-splicing rewriter for OpenAI-compatible request bodies.
 //!
 //! The gateway reads a client body once with [`scan`], which validates the *whole* body as
-//! strict RFC 8259 JSON and records where the top-level `"model"` value lives. The body is then
-//! rewritten with [`apply_edits`] by splicing byte ranges, so every byte the gateway did not
-//! deliberately change (key order, whitespace, escapes, number spellings) reaches the provider
-//! unchanged. Nothing is ever re-serialised.
+//! strict RFC 8259 JSON (with [`serde_json`]) and records where the top-level `"model"` value
+//! lives. The body is then rewritten with [`apply_edits`] by splicing byte ranges, so every
+//! byte the gateway did not deliberately change (key order, whitespace, escapes, number
+//! spellings) reaches the provider unchanged. Nothing is ever re-serialised.
 //!
 //! # Security contract
 //!
@@ -13,7 +13,8 @@
 //! accounting). Therefore [`scan`] refuses, rather than guesses, whenever a reasonable parser
 //! could read the body differently:
 //!
-//! * invalid UTF-8, invalid JSON, or anything but whitespace after the top-level object;
+//! * invalid UTF-8, a leading byte-order mark, invalid JSON, or anything but whitespace after
+//!   the top-level object;
 //! * more than one top-level key that *decodes* to `model` (`"mo\u0064el"` is `model`);
 //! * a `model` value that is not a non-empty string;
 //! * unpaired UTF-16 surrogate escapes in any string the scanner decodes (top-level keys, the
@@ -26,33 +27,38 @@
 //! Strings that are not decoded (message contents, nested keys, …) are validated against the
 //! RFC 8259 grammar only, which permits unpaired surrogate escapes such as `"\ud800"`.
 //!
-//! # Performance
+//! # How
 //!
-//! UTF-8 is validated once up front with [`std::str::from_utf8`] (SIMD), together with a
-//! vectorised check for control bytes; the tokenizer then works on bytes in one linear pass.
-//! String contents are skipped to the next `"` or `\` with an inline SWAR check of the first
-//! word(s) (most strings are short keys and roles, where a library call's fixed cost dominates),
-//! then `memchr2` (SIMD) for long runs. Only when the body contains a control byte somewhere
-//! (e.g. pretty-printed JSON) are string runs also checked for unescaped control characters.
-//! Only top-level keys, the `model` value and the keys directly inside `stream_options` are
-//! decoded; escape-free keys are compared in place. The scanner is iterative (no recursion,
-//! a 128-bit container stack) and allocates nothing except the `model` [`String`]. Internal
-//! errors are a packed 8-byte word so hot-path `Result`s stay in registers.
+//! UTF-8 is validated once up front ([`std::str::from_utf8`]; serde_json's `from_slice` would
+//! not check strings it skips), then one [`serde_json`] pass over the `str` runs a map visitor
+//! on the top-level object. Every top-level key is decoded (serde_json lends it, from the body
+//! or from its scratch buffer, so no key is copied) and classified in one place, `Key::of`.
+//! The values of `model`, `stream` and `stream_options` are taken as [`RawValue`]s, whose
+//! address inside the body is their byte span; all other values are validated and skipped as
+//! [`IgnoredAny`]. Besides the `model` [`String`], the only allocation is serde_json's scratch
+//! buffer (escaped keys, nested containers being skipped).
+//!
+//! serde_json skips values iteratively (no stack overflow) but without any nesting limit, so
+//! depth is checked here, linearly. A body with at most [`MAX_DEPTH`] bytes `[`/`{` cannot be
+//! too deep (typical chat bodies: one vectorised count). Otherwise each top-level array or
+//! object is taken apart one level more (its elements as [`RawValue`]s), and only an element
+//! with enough bytes and brackets to be too deep is walked bracket by bracket, so a long
+//! `messages` array of ordinary messages is never walked.
 
 use std::fmt;
-use std::num::NonZeroU64;
 use std::ops::Range;
 
-use memchr::memchr2;
+use memchr::{memchr, memrchr};
+use serde::de::{
+    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use serde_json::value::RawValue;
 
 /// Nesting limit for objects and arrays; deeper bodies are refused with [`BodyError::TooDeep`].
 ///
 /// The top-level object is depth 1, so a body may contain up to `MAX_DEPTH - 1` further levels
 /// of nested containers.
 pub const MAX_DEPTH: usize = 128;
-
-// The container stack of `Parser::skip_value` is a `u128` bit set.
-const _: () = assert!(MAX_DEPTH >= 2 && MAX_DEPTH <= 128);
 
 /// What [`scan`] learned about a request body. All offsets are byte offsets into the scanned body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,118 +166,33 @@ mod reason {
     pub const EXPECTED_COLON: &str = "expected ':'";
     pub const EXPECTED_COMMA_OR_BRACE: &str = "expected ',' or '}'";
     pub const EXPECTED_COMMA_OR_BRACKET: &str = "expected ',' or ']'";
+    pub const TRAILING_COMMA: &str = "trailing comma";
     pub const INVALID_LITERAL: &str = "invalid literal";
     pub const INVALID_NUMBER: &str = "invalid number";
     pub const CONTROL_CHAR: &str = "unescaped control character in string";
-    pub const UNTERMINATED_STRING: &str = "unterminated string";
     pub const INVALID_ESCAPE: &str = "invalid escape sequence";
-    pub const INVALID_UNICODE_ESCAPE: &str = "invalid \\u escape";
     pub const LONE_SURROGATE: &str = "unpaired surrogate in \\u escape";
     pub const TRAILING: &str = "trailing characters after the top-level object";
+    pub const SYNTAX: &str = "syntax error";
     pub const STREAM_NOT_BOOL: &str = "'stream' must be true, false or null";
     pub const DUPLICATE_STREAM: &str = "duplicate 'stream' key";
     pub const DUPLICATE_STREAM_OPTIONS: &str = "duplicate 'stream_options' key";
 }
 
-/// Syntax error kinds, kept as a one-byte code on the hot path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Code {
-    Eof,
-    ExpectedValue,
-    ExpectedObject,
-    ExpectedKey,
-    ExpectedColon,
-    ExpectedCommaOrBrace,
-    ExpectedCommaOrBracket,
-    InvalidLiteral,
-    InvalidNumber,
-    ControlChar,
-    UnterminatedString,
-    InvalidEscape,
-    InvalidUnicodeEscape,
-    LoneSurrogate,
-    Trailing,
-    TooDeep,
-}
-
-/// All codes, indexed by discriminant (used to decode a [`Fail`]).
-const CODES: [Code; 16] = [
-    Code::Eof,
-    Code::ExpectedValue,
-    Code::ExpectedObject,
-    Code::ExpectedKey,
-    Code::ExpectedColon,
-    Code::ExpectedCommaOrBrace,
-    Code::ExpectedCommaOrBracket,
-    Code::InvalidLiteral,
-    Code::InvalidNumber,
-    Code::ControlChar,
-    Code::UnterminatedString,
-    Code::InvalidEscape,
-    Code::InvalidUnicodeEscape,
-    Code::LoneSurrogate,
-    Code::Trailing,
-    Code::TooDeep,
-];
-
-/// Internal error: byte offset and [`Code`] packed into one non-zero word, so `Result<T, Fail>`
-/// is returned in registers instead of through memory (a measurable win on short tokens).
-/// Converted to [`BodyError`] only once, when `scan` returns.
-#[derive(Debug, Clone, Copy)]
-struct Fail(NonZeroU64);
-
-impl Fail {
-    #[cold]
-    #[inline(never)]
-    fn new(offset: usize, code: Code) -> Fail {
-        let packed = ((offset as u64) << 8) | (code as u64 + 1);
-        Fail(NonZeroU64::new(packed).unwrap_or(NonZeroU64::MIN))
-    }
-}
-
-impl From<Fail> for BodyError {
-    #[cold]
-    fn from(f: Fail) -> BodyError {
-        let word = f.0.get();
-        let offset = usize::try_from(word >> 8).unwrap_or(usize::MAX);
-        let code = CODES
-            .get(usize::from((word & 0xff) as u8).wrapping_sub(1))
-            .copied()
-            .unwrap_or(Code::TooDeep);
-        let reason = match code {
-            Code::Eof => reason::EOF,
-            Code::ExpectedValue => reason::EXPECTED_VALUE,
-            Code::ExpectedObject => reason::EXPECTED_OBJECT,
-            Code::ExpectedKey => reason::EXPECTED_KEY,
-            Code::ExpectedColon => reason::EXPECTED_COLON,
-            Code::ExpectedCommaOrBrace => reason::EXPECTED_COMMA_OR_BRACE,
-            Code::ExpectedCommaOrBracket => reason::EXPECTED_COMMA_OR_BRACKET,
-            Code::InvalidLiteral => reason::INVALID_LITERAL,
-            Code::InvalidNumber => reason::INVALID_NUMBER,
-            Code::ControlChar => reason::CONTROL_CHAR,
-            Code::UnterminatedString => reason::UNTERMINATED_STRING,
-            Code::InvalidEscape => reason::INVALID_ESCAPE,
-            Code::InvalidUnicodeEscape => reason::INVALID_UNICODE_ESCAPE,
-            Code::LoneSurrogate => reason::LONE_SURROGATE,
-            Code::Trailing => reason::TRAILING,
-            Code::TooDeep => return BodyError::TooDeep,
-        };
-        BodyError::InvalidJson { offset, reason }
-    }
-}
-
-type Res<T> = Result<T, Fail>;
+/// JSON whitespace (RFC 8259): space, tab, LF, CR. Notably not a byte-order mark.
+const WS: [char; 4] = [' ', '\t', '\n', '\r'];
 
 #[inline]
-fn invalid<T>(offset: usize, code: Code) -> Res<T> {
-    Err(Fail::new(offset, code))
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// Validate and scan a whole request body.
 ///
 /// The body must be exactly one JSON object, optionally surrounded by JSON whitespace
-/// (space, tab, CR, LF; no BOM). The whole body is validated in a single linear pass;
-/// nothing is allocated except [`RequestScan::model`]. Never panics, never recurses.
+/// (space, tab, CR, LF; no BOM). Runs in time linear in the body length, recurses at most
+/// two containers deep (skipped values are walked iteratively) and never panics. Allocates
+/// [`RequestScan::model`] and serde_json's scratch buffer, nothing else.
 ///
 /// Error precedence (deterministic): [`BodyError::InvalidUtf8`], then [`BodyError::NotAnObject`],
 /// then the first syntax error / [`BodyError::TooDeep`] in document order, then
@@ -280,148 +201,532 @@ fn invalid<T>(offset: usize, code: Code) -> Res<T> {
 /// `stream_options` ambiguity, then [`BodyError::MissingModel`].
 pub fn scan(body: &[u8]) -> Result<RequestScan, BodyError> {
     let text = std::str::from_utf8(body).map_err(|_| BodyError::InvalidUtf8)?;
-    let mut p = Parser {
-        s: text,
-        b: body,
-        pos: 0,
-        has_control: contains_control(body),
-    };
-    p.skip_ws();
-    match p.peek() {
-        Some(b'{') => p.pos += 1,
+    let start = text.len() - text.trim_start_matches(WS).len();
+    match body.get(start) {
+        Some(b'{') => {}
         Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
             return Err(BodyError::NotAnObject);
         }
-        _ => return p.eof_or(Code::ExpectedObject).map_err(BodyError::from),
+        Some(_) => return Err(invalid(start, reason::EXPECTED_OBJECT)),
+        None => return Err(invalid(start, reason::EOF)),
     }
 
-    let mut model: Option<(Range<usize>, String)> = None;
-    let mut model_seen = false;
-    let mut duplicate_model = false;
-    let mut model_err: Option<BodyError> = None;
-    let mut other_err: Option<BodyError> = None;
-    let mut stream_seen = false;
-    let mut stream = false;
-    let mut stream_options = StreamOptions::Absent;
-    let mut stream_options_seen = false;
+    // A body with at most MAX_DEPTH opening brackets (typical chat bodies) cannot nest too
+    // deeply, so its values need no depth checks.
+    let mut members = Members::new(text, !few_openers(body, MAX_DEPTH));
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = (&mut de)
+        .deserialize_map(TopLevel(&mut members))
+        .and_then(|()| de.end());
+    if let Err(e) = parsed {
+        if let Some(err) = members.abort {
+            return Err(err); // our own verdict, already in document order
+        }
+        let err = syntax_error(text, 0, &e);
+        // The value serde_json failed on was not depth-checked; a container in it that opens
+        // too deep before the syntax error comes first in document order.
+        let at = match err {
+            BodyError::InvalidJson { offset, .. } => offset,
+            _ => body.len(),
+        };
+        if members.check_depth && too_deep(body.get(..at).unwrap_or(body), 0) {
+            return Err(BodyError::TooDeep);
+        }
+        return Err(err);
+    }
+    members.finish(body)
+}
 
-    p.skip_ws();
-    let object_end = if p.peek() == Some(b'}') {
-        p.pos += 1;
-        p.pos - 1
-    } else {
-        loop {
-            let key_start = p.pos;
-            if p.peek() != Some(b'"') {
-                return p.eof_or(Code::ExpectedKey).map_err(BodyError::from);
-            }
-            let mut key = KeyBuf::new();
-            p.string(&mut key)?;
-            p.skip_ws();
-            p.expect_byte(b':', Code::ExpectedColon)?;
-            p.skip_ws();
-            let value_start = p.pos;
+#[cold]
+fn invalid(offset: usize, reason: &'static str) -> BodyError {
+    BodyError::InvalidJson { offset, reason }
+}
 
-            if key.is(b"model") {
-                if model_seen {
-                    duplicate_model = true;
-                    p.skip_value(1)?;
-                } else {
-                    model_seen = true;
-                    if p.peek() == Some(b'"') {
-                        let mut name = String::new();
-                        p.string(&mut name)?;
-                        if name.is_empty() {
-                            model_err = Some(BodyError::EmptyModel);
-                        } else {
-                            model = Some((value_start..p.pos, name));
-                        }
-                    } else {
-                        p.skip_value(1)?;
-                        model_err = Some(BodyError::ModelNotString);
-                    }
-                }
-            } else if key.is(b"stream") {
-                let value = match p.peek() {
-                    Some(b't') => p.literal(b"true").map(|()| Some(true))?,
-                    Some(b'f') => p.literal(b"false").map(|()| Some(false))?,
-                    Some(b'n') => p.literal(b"null").map(|()| Some(false))?,
-                    _ => p.skip_value(1).map(|()| None)?,
-                };
-                if stream_seen {
-                    other_err.get_or_insert(BodyError::InvalidJson {
-                        offset: key_start,
-                        reason: reason::DUPLICATE_STREAM,
-                    });
-                } else if value.is_none() {
-                    other_err.get_or_insert(BodyError::InvalidJson {
-                        offset: value_start,
-                        reason: reason::STREAM_NOT_BOOL,
-                    });
-                }
-                stream_seen = true;
-                stream = value == Some(true);
-            } else if key.is(b"stream_options") {
-                let shape = if p.peek() == Some(b'{') {
-                    p.stream_options_object()?
-                } else {
-                    p.skip_value(1)?;
-                    StreamOptions::Other
-                };
-                if stream_options_seen {
-                    other_err.get_or_insert(BodyError::InvalidJson {
-                        offset: key_start,
-                        reason: reason::DUPLICATE_STREAM_OPTIONS,
-                    });
-                }
-                stream_options_seen = true;
-                stream_options = shape;
-            } else {
-                p.skip_value(1)?;
-            }
+/// Byte offset of `part` in `whole`; `part` must be a sub-slice of `whole` (serde_json lends
+/// keys and [`RawValue`]s out of the text it parses).
+#[inline]
+fn offset_in(whole: &str, part: &str) -> usize {
+    (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize)
+}
 
-            p.skip_ws();
-            match p.peek() {
-                Some(b',') => {
-                    p.pos += 1;
-                    p.skip_ws();
+/// The object keys the scanner reacts to, compared after JSON unescaping, by [`Key::of`] only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Model,
+    Stream,
+    StreamOptions,
+    /// Only meaningful directly inside `stream_options`.
+    IncludeUsage,
+    Other,
+}
+
+impl Key {
+    /// Classify a decoded object key. Every key the scanner decodes passes through here.
+    #[inline]
+    fn of(key: &str) -> Key {
+        match key {
+            "model" => Key::Model,
+            "stream" => Key::Stream,
+            "stream_options" => Key::StreamOptions,
+            "include_usage" => Key::IncludeUsage,
+            _ => Key::Other,
+        }
+    }
+}
+
+/// Deserializes an object key of the text `.0` into its [`Key`] class, plus the offset of the
+/// key's closing quote when serde_json lends the key straight from the text (it has no
+/// escapes). The decoded key is borrowed either way (from the text, or from serde_json's
+/// scratch buffer), never copied; serde_json refuses keys with unpaired surrogate escapes.
+struct KeySeed<'a>(&'a str);
+
+impl<'a> DeserializeSeed<'a> for KeySeed<'a> {
+    type Value = (Key, Option<usize>);
+
+    #[inline]
+    fn deserialize<D: de::Deserializer<'a>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'a> Visitor<'a> for KeySeed<'a> {
+    type Value = (Key, Option<usize>);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    #[inline]
+    fn visit_borrowed_str<E: de::Error>(self, key: &'a str) -> Result<Self::Value, E> {
+        let end = offset_in(self.0, key).saturating_add(key.len());
+        Ok((Key::of(key), Some(end)))
+    }
+
+    #[inline]
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok((Key::of(key), None))
+    }
+}
+
+/// What the top-level visitor has seen so far. Semantic problems are recorded and the parse
+/// goes on (syntax errors anywhere take precedence); only `abort` stops it.
+struct Members<'a> {
+    /// The whole body; every key and [`RawValue`] serde_json lends out borrows from it.
+    text: &'a str,
+    /// The body has more than [`MAX_DEPTH`] opening brackets, so values are depth-checked.
+    check_depth: bool,
+    /// The first `model` member: its span and decoded name, or what is wrong with its value.
+    model: Option<Result<(Range<usize>, String), BodyError>>,
+    duplicate_model: bool,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    /// The first `stream` / `stream_options` ambiguity.
+    ambiguity: Option<BodyError>,
+    /// Why our own checks stopped the parse (too deep, or an unpaired surrogate in the model
+    /// value or a `stream_options` key); serde_json then fails with a placeholder error.
+    abort: Option<BodyError>,
+}
+
+impl<'a> Members<'a> {
+    fn new(text: &'a str, check_depth: bool) -> Self {
+        Members {
+            text,
+            check_depth,
+            model: None,
+            duplicate_model: false,
+            stream: None,
+            stream_options: None,
+            ambiguity: None,
+            abort: None,
+        }
+    }
+
+    /// Record `e` as the verdict and return the serde error that stops the parse.
+    #[cold]
+    fn abort<E: de::Error>(&mut self, e: BodyError) -> E {
+        self.abort = Some(e);
+        E::custom("aborted")
+    }
+
+    /// Byte span of `raw` in the body.
+    #[inline]
+    fn span(&self, raw: &RawValue) -> Range<usize> {
+        let start = offset_in(self.text, raw.get());
+        start..start.saturating_add(raw.get().len())
+    }
+
+    /// Refuses `raw` if, enclosed by `outer` containers, it nests deeper than [`MAX_DEPTH`].
+    #[inline]
+    fn fits(&self, raw: &RawValue, outer: usize) -> Result<(), BodyError> {
+        let raw = raw.get().as_bytes();
+        // A complete value nested `d` deep is at least `2 * d` bytes long.
+        let short = raw.len() / 2 <= MAX_DEPTH.saturating_sub(outer);
+        if !self.check_depth || short || !too_deep(raw, outer) {
+            return Ok(());
+        }
+        Err(BodyError::TooDeep)
+    }
+
+    /// The value of a top-level `model` key.
+    fn model(&mut self, raw: &'a RawValue) -> Result<(), BodyError> {
+        self.fits(raw, 1)?;
+        if self.model.is_some() {
+            self.duplicate_model = true;
+            return Ok(());
+        }
+        let span = self.span(raw);
+        let literal = raw.get();
+        self.model = Some(if !literal.starts_with('"') {
+            Err(BodyError::ModelNotString)
+        } else if literal.len() == 2 {
+            Err(BodyError::EmptyModel)
+        } else {
+            let name = decode_string(literal, span.start)?;
+            Ok((span, name))
+        });
+        Ok(())
+    }
+
+    /// The value of a top-level `stream` key.
+    fn stream(&mut self, raw: &'a RawValue) -> Result<(), BodyError> {
+        self.fits(raw, 1)?;
+        let value = match raw.get() {
+            "true" => Some(true),
+            "false" | "null" => Some(false),
+            _ => None,
+        };
+        let at = self.span(raw).start;
+        if self.stream.is_some() {
+            let key = key_start(self.text.as_bytes(), at);
+            self.ambiguity
+                .get_or_insert(invalid(key, reason::DUPLICATE_STREAM));
+        } else if value.is_none() {
+            self.ambiguity
+                .get_or_insert(invalid(at, reason::STREAM_NOT_BOOL));
+        }
+        self.stream = Some(value == Some(true));
+        Ok(())
+    }
+
+    /// The value of a top-level `stream_options` key.
+    fn stream_options(&mut self, raw: &'a RawValue) -> Result<(), BodyError> {
+        self.fits(raw, 1)?;
+        let at = self.span(raw).start;
+        let shape = if raw.get().starts_with('{') {
+            stream_options_object(raw.get(), at)?
+        } else {
+            StreamOptions::Other
+        };
+        if self.stream_options.is_some() {
+            let key = key_start(self.text.as_bytes(), at);
+            self.ambiguity
+                .get_or_insert(invalid(key, reason::DUPLICATE_STREAM_OPTIONS));
+        }
+        self.stream_options = Some(shape);
+        Ok(())
+    }
+
+    /// The verdict on a body that parsed and is not too deep (see [`scan`] for the order).
+    fn finish(self, body: &[u8]) -> Result<RequestScan, BodyError> {
+        if self.duplicate_model {
+            return Err(BodyError::DuplicateModel);
+        }
+        let model = self.model.transpose()?;
+        if let Some(e) = self.ambiguity {
+            return Err(e);
+        }
+        let (model_span, model) = model.ok_or(BodyError::MissingModel)?;
+        Ok(RequestScan {
+            model_span,
+            model,
+            stream: self.stream.unwrap_or(false),
+            // Only whitespace follows the object's `}` (serde_json checked).
+            object_end: body.iter().rposition(|&b| !is_ws(b)).unwrap_or(0),
+            stream_options: self.stream_options.unwrap_or(StreamOptions::Absent),
+        })
+    }
+}
+
+/// Visits the members of the top-level object.
+struct TopLevel<'m, 'a>(&'m mut Members<'a>);
+
+impl<'a> Visitor<'a> for TopLevel<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
+        let m = self.0;
+        let text = m.text;
+        while let Some((key, key_end)) = map.next_key_seed(KeySeed(text))? {
+            let done = match key {
+                Key::Model => m.model(map.next_value()?),
+                Key::Stream => m.stream(map.next_value()?),
+                Key::StreamOptions => m.stream_options(map.next_value()?),
+                Key::IncludeUsage | Key::Other if !m.check_depth => {
+                    map.next_value::<IgnoredAny>()?;
+                    Ok(())
                 }
-                Some(b'}') => {
-                    p.pos += 1;
-                    break p.pos - 1;
+                // Depth-checked: an array or object is checked element by element (so a long
+                // `messages` array of shallow messages is never walked), anything else skipped.
+                Key::IncludeUsage | Key::Other => {
+                    match key_end.and_then(|end| value_byte(text.as_bytes(), end)) {
+                        Some(b'[' | b'{') => map.next_value_seed(Children(&mut *m)).map(Ok),
+                        Some(_) => map.next_value::<IgnoredAny>().map(|_| Ok(())),
+                        None => map.next_value().map(|raw| m.fits(raw, 1)),
+                    }?
                 }
-                _ => {
-                    return p
-                        .eof_or(Code::ExpectedCommaOrBrace)
-                        .map_err(BodyError::from);
-                }
+            };
+            if let Err(e) = done {
+                return Err(m.abort(e));
             }
         }
-    };
+        Ok(())
+    }
+}
 
-    p.skip_ws();
-    if p.pos != body.len() {
-        return invalid(p.pos, Code::Trailing).map_err(BodyError::from);
+/// The first byte of the value of the member whose key's closing quote is at `key_end`
+/// (whitespace and the colon skipped, as serde_json does next), if the colon is there.
+fn value_byte(b: &[u8], key_end: usize) -> Option<u8> {
+    let mut rest = b.get(key_end.checked_add(1)?..)?.iter().copied();
+    let mut next = || rest.find(|&c| !is_ws(c));
+    match next()? {
+        b':' => next(),
+        _ => None,
     }
-    if duplicate_model {
-        return Err(BodyError::DuplicateModel);
+}
+
+/// Depth-checks the elements (or member values) of a top-level array (or object), each as a
+/// [`RawValue`] enclosed by two containers. Aborts the parse with `TooDeep`.
+struct Children<'m, 'a>(&'m mut Members<'a>);
+
+impl<'de> DeserializeSeed<'de> for Children<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
     }
-    if let Some(e) = model_err {
-        return Err(e);
+}
+
+impl<'de> Visitor<'de> for Children<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array or object")
     }
-    if let Some(e) = other_err {
-        return Err(e);
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<&RawValue>()? {
+            if let Err(e) = self.0.fits(raw, 2) {
+                return Err(self.0.abort(e));
+            }
+        }
+        Ok(())
     }
-    let Some((model_span, model)) = model else {
-        return Err(BodyError::MissingModel);
-    };
-    Ok(RequestScan {
-        model_span,
-        model,
-        stream,
-        object_end,
-        stream_options,
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Keys as `RawValue`s too: `IgnoredAny` would make serde_json decode them (and refuse
+        // unpaired surrogates, which nested keys may contain).
+        while let Some((_, raw)) = map.next_entry::<&RawValue, &RawValue>()? {
+            if let Err(e) = self.0.fits(raw, 2) {
+                return Err(self.0.abort(e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Visits a `stream_options` object: (has no members, has an `include_usage` key).
+struct OptionsVisitor<'a>(&'a str);
+
+impl<'a> Visitor<'a> for OptionsVisitor<'a> {
+    type Value = (bool, bool);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(bool, bool), A::Error> {
+        let (mut empty, mut has_include_usage) = (true, false);
+        while let Some((key, _)) = map.next_key_seed(KeySeed(self.0))? {
+            map.next_value::<IgnoredAny>()?;
+            empty = false;
+            has_include_usage |= key == Key::IncludeUsage;
+        }
+        Ok((empty, has_include_usage))
+    }
+}
+
+/// Shape of a `stream_options` object whose (already validated) text `literal` starts at
+/// byte `at` of the body. Parses the literal a second time, one level deep, to decode its keys.
+fn stream_options_object(literal: &str, at: usize) -> Result<StreamOptions, BodyError> {
+    let mut de = serde_json::Deserializer::from_str(literal);
+    let (empty, has_include_usage) = (&mut de)
+        .deserialize_map(OptionsVisitor(literal))
+        .map_err(|e| syntax_error(literal, at, &e))?;
+    Ok(StreamOptions::Object {
+        open_brace: at,
+        empty,
+        has_include_usage,
     })
+}
+
+/// Decode the (already validated) JSON string literal `literal`, which starts at byte `at` of
+/// the body. Refuses unpaired surrogate escapes.
+fn decode_string(literal: &str, at: usize) -> Result<String, BodyError> {
+    match literal.get(1..literal.len().saturating_sub(1)) {
+        Some(inner) if !inner.contains('\\') => Ok(inner.to_owned()),
+        _ => serde_json::from_str(literal).map_err(|e| syntax_error(literal, at, &e)),
+    }
+}
+
+/// Offset of the opening quote of the key whose value starts at `value_start` (for error
+/// offsets; the body is valid JSON up to `value_start`). Falls back to `value_start`.
+#[cold]
+fn key_start(b: &[u8], value_start: usize) -> usize {
+    let last_non_ws = |end: usize| b.get(..end)?.iter().rposition(|&c| !is_ws(c));
+    let found = (|| {
+        let colon = last_non_ws(value_start)?;
+        let mut end = last_non_ws(colon)?; // the key's closing quote
+        loop {
+            // The opening quote is the first one to the left not escaped by a backslash.
+            let quote = memrchr(b'"', b.get(..end)?)?;
+            let backslashes = b.get(..quote)?.iter().rev().take_while(|&&c| c == b'\\');
+            if backslashes.count() % 2 == 0 {
+                return Some(quote);
+            }
+            end = quote;
+        }
+    })();
+    found.unwrap_or(value_start)
+}
+
+/// serde_json error messages (their prefix, before " at line … column …") and our reasons.
+const SERDE_REASONS: [(&str, &str); 15] = [
+    ("EOF while parsing", reason::EOF),
+    ("expected `:`", reason::EXPECTED_COLON),
+    ("expected `,` or `}`", reason::EXPECTED_COMMA_OR_BRACE),
+    ("expected `,` or `]`", reason::EXPECTED_COMMA_OR_BRACKET),
+    ("expected ident", reason::INVALID_LITERAL),
+    ("expected value", reason::EXPECTED_VALUE),
+    ("key must be a string", reason::EXPECTED_KEY),
+    ("trailing comma", reason::TRAILING_COMMA),
+    ("trailing characters", reason::TRAILING),
+    ("invalid escape", reason::INVALID_ESCAPE),
+    ("invalid number", reason::INVALID_NUMBER),
+    ("number out of range", reason::INVALID_NUMBER),
+    ("control character", reason::CONTROL_CHAR),
+    ("lone leading surrogate", reason::LONE_SURROGATE),
+    ("unexpected end of hex escape", reason::LONE_SURROGATE),
+];
+
+/// Convert a serde_json error from parsing `text`, which starts at byte `at` of the body.
+///
+/// serde_json reports the 1-based line and the column (bytes since the last newline) of the
+/// byte after the offending one; this turns that into the byte offset of the offending byte,
+/// or the end of `text` for a premature end. Its error codes are not public, so the reason is
+/// taken from the message prefix (never body content; unknown messages become a generic
+/// "syntax error").
+#[cold]
+#[inline(never)]
+fn syntax_error(text: &str, at: usize, e: &serde_json::Error) -> BodyError {
+    let message = e.to_string();
+    if message.starts_with("recursion limit exceeded") {
+        return BodyError::TooDeep; // not reachable: the scanner's serde nesting is at most 2
+    }
+    let reason = SERDE_REASONS
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or(reason::SYNTAX, |&(_, reason)| reason);
+    let b = text.as_bytes();
+    let offset = if e.is_eof() {
+        b.len()
+    } else {
+        let line_start = match e.line().checked_sub(2) {
+            None => 0,
+            Some(n) => memchr::memchr_iter(b'\n', b)
+                .nth(n)
+                .map_or(b.len(), |nl| nl + 1),
+        };
+        let mut offset = line_start.saturating_add(e.column()).saturating_sub(1);
+        // For a control character in a skipped string serde_json reports the column of the
+        // character itself rather than the one after it.
+        if reason == reason::CONTROL_CHAR && b.get(offset).is_some_and(|&c| c >= 0x20) {
+            offset += 1;
+        }
+        offset.min(b.len())
+    };
+    invalid(at.saturating_add(offset), reason)
+}
+
+/// Whether `b` holds at most `limit` bytes `[` or `{` (inside strings too), in which case
+/// containers in `b` nest at most `limit` deep. Vectorised (a byte counter per 64-byte chunk)
+/// and stops as soon as the limit is exceeded.
+fn few_openers(b: &[u8], limit: usize) -> bool {
+    let mut n = 0usize;
+    for chunk in b.chunks(64) {
+        n += usize::from(
+            chunk
+                .iter()
+                .map(|&c| u8::from(c | 0x20 == b'{'))
+                .sum::<u8>(),
+        );
+        if n > limit {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether a `[` or `{` outside strings in `b` opens a container nested deeper than
+/// [`MAX_DEPTH`] when `outer` containers enclose `b` (the top-level object is depth 1).
+///
+/// `b` must be valid JSON or a prefix of it (text that serde_json parsed up to `b.len()`), so
+/// every `"` outside a string opens one. Linear: returns at once when `b` has too few opening
+/// brackets to be too deep, and otherwise jumps over string contents with `memchr`.
+fn too_deep(b: &[u8], outer: usize) -> bool {
+    if few_openers(b, MAX_DEPTH.saturating_sub(outer)) {
+        return false;
+    }
+    let mut depth = outer;
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => {
+                i = string_end(b, i + 1);
+                continue;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Offset just past the closing quote of the string whose contents start at `i`, or `b.len()`.
+/// A `"` closes the string unless an odd number of backslashes precedes it.
+fn string_end(b: &[u8], mut i: usize) -> usize {
+    loop {
+        let Some(q) = b.get(i..).and_then(|rest| memchr(b'"', rest)) else {
+            return b.len();
+        };
+        let q = i + q;
+        // `b[i - 1]` is a quote, so a backslash run never extends to the left of `i`.
+        let run = b.get(i..q).unwrap_or_default();
+        if run.iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0 {
+            return q + 1;
+        }
+        i = q + 1;
+    }
 }
 
 /// One splice: replace `range` of the original body with `bytes`. An empty range is an insertion.
@@ -486,41 +791,15 @@ fn clamp_range(r: &Range<usize>, cursor: usize, len: usize) -> (usize, usize) {
     (start, end)
 }
 
-/// Encode `s` as a JSON string literal, including the surrounding quotes.
+/// Encode `s` as a JSON string literal, including the surrounding quotes (serde_json's encoder).
 ///
 /// Escapes `"` and `\`, uses the short escapes `\b \f \n \r \t`, and `\u00XX` (lowercase hex) for
 /// all other control characters below U+0020. Everything else (including `/`, DEL and non-ASCII)
 /// is copied verbatim, so the result is valid JSON whose decoded value is exactly `s`.
 pub fn json_string_literal(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    let mut start = 0;
-    for (i, &b) in s.as_bytes().iter().enumerate() {
-        let short = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        // `i` is the index of an ASCII byte, hence a char boundary.
-        out.push_str(s.get(start..i).unwrap_or_default());
-        if short.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-            out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
-        } else {
-            out.push_str(short);
-        }
-        start = i + 1;
-    }
-    out.push_str(s.get(start..).unwrap_or_default());
-    out.push('"');
-    out
+    // Serialising a `str` into memory cannot fail (serde_json only fails on I/O errors or
+    // non-string map keys), so the empty fallback is unreachable.
+    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// The edit that makes a streaming request ask the provider for a final usage chunk.
@@ -564,602 +843,6 @@ pub fn include_usage_edit(scan: &RequestScan) -> Option<Edit<'static>> {
             ..
         }
         | StreamOptions::Other => None,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tokenizer internals
-// ---------------------------------------------------------------------------------------------
-
-/// Receives the decoded contents of a string. `'a` is the lifetime of the body, so sinks may
-/// borrow unescaped runs instead of copying them.
-trait Sink<'a> {
-    /// Whether the string is decoded at all. Decoding sinks also reject unpaired surrogates.
-    const DECODE: bool;
-    /// A run of the body without escapes (never empty).
-    fn push_str(&mut self, s: &'a str);
-    /// One character produced by an escape sequence.
-    fn push_char(&mut self, c: char);
-}
-
-/// Validate-only sink: grammar check, no decoding, unpaired surrogates allowed (RFC 8259).
-struct Skip;
-
-impl Sink<'_> for Skip {
-    const DECODE: bool = false;
-    #[inline]
-    fn push_str(&mut self, _: &str) {}
-    #[inline]
-    fn push_char(&mut self, _: char) {}
-}
-
-impl Sink<'_> for String {
-    const DECODE: bool = true;
-    #[inline]
-    fn push_str(&mut self, s: &str) {
-        String::push_str(self, s);
-    }
-    #[inline]
-    fn push_char(&mut self, c: char) {
-        self.push(c);
-    }
-}
-
-/// Decoded object key, for comparison against the few keys the scanner looks for.
-///
-/// A key without escapes (the normal case) is a single run and is only borrowed. Otherwise it is
-/// decoded into a 16-byte buffer; longer keys just set `overflow`, since they cannot equal any key
-/// we look for.
-struct KeyBuf<'a> {
-    first: &'a [u8],
-    buf: [u8; 16],
-    len: usize,
-    spilled: bool,
-    overflow: bool,
-}
-
-impl<'a> KeyBuf<'a> {
-    #[inline]
-    fn new() -> Self {
-        KeyBuf {
-            first: &[],
-            buf: [0; 16],
-            len: 0,
-            spilled: false,
-            overflow: false,
-        }
-    }
-
-    #[inline]
-    fn is(&self, key: &[u8]) -> bool {
-        if self.spilled {
-            !self.overflow && self.buf.get(..self.len) == Some(key)
-        } else {
-            self.first == key
-        }
-    }
-
-    /// Switch from borrowing to the buffer (first escape seen).
-    #[cold]
-    fn spill(&mut self) {
-        self.spilled = true;
-        let first = std::mem::take(&mut self.first);
-        self.append(first);
-    }
-
-    #[inline]
-    fn append(&mut self, bytes: &[u8]) {
-        let end = self.len.saturating_add(bytes.len());
-        match self.buf.get_mut(self.len..end) {
-            Some(dst) if !self.overflow => {
-                dst.copy_from_slice(bytes);
-                self.len = end;
-            }
-            _ => self.overflow = true,
-        }
-    }
-}
-
-impl<'a> Sink<'a> for KeyBuf<'a> {
-    const DECODE: bool = true;
-    #[inline]
-    fn push_str(&mut self, s: &'a str) {
-        if !self.spilled && self.first.is_empty() {
-            self.first = s.as_bytes();
-        } else {
-            if !self.spilled {
-                self.spill();
-            }
-            self.append(s.as_bytes());
-        }
-    }
-    #[inline]
-    fn push_char(&mut self, c: char) {
-        if !self.spilled {
-            self.spill();
-        }
-        let mut tmp = [0u8; 4];
-        self.append(c.encode_utf8(&mut tmp).as_bytes());
-    }
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// Flags (high bit of each byte) the bytes of `word` that are `"`, `\` or < 0x20.
-///
-/// Each term is the classic "has zero / has less than" SWAR test. Borrows can only create false
-/// positives in bytes *above* a true positive, so the lowest flag (the first byte in memory order
-/// for a little-endian load) is exact.
-#[inline]
-fn special_flags(word: u64) -> u64 {
-    let quote = word ^ (ONES * u64::from(b'"'));
-    let backslash = word ^ (ONES * u64::from(b'\\'));
-    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
-    (zero_in(quote) | zero_in(backslash) | (word.wrapping_sub(ONES * 0x20) & !word)) & HIGH
-}
-
-#[inline]
-fn load_word(chunk: &[u8]) -> u64 {
-    u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or([b'"'; 8]))
-}
-
-/// Whether `b` contains any byte < 0x20. A branch-free min-reduction (vectorised); bodies
-/// without control bytes, the common case, have to be read in full anyway.
-#[inline]
-fn contains_control(b: &[u8]) -> bool {
-    b.iter().fold(u8::MAX, |m, &x| m.min(x)) < 0x20
-}
-
-/// Offset of the first `"` or `\` at or after `i`, or `b.len()` if none. Only valid when the
-/// body has no control bytes (see `Parser::has_control`).
-///
-/// The first 16 bytes are checked inline with SWAR (most strings in a chat body are short keys
-/// and roles, where a library call's fixed cost dominates); longer runs use `memchr2` (SIMD).
-#[inline]
-fn next_quote_or_backslash(b: &[u8], mut i: usize) -> usize {
-    for _ in 0..2 {
-        let Some(chunk) = b.get(i..i.saturating_add(8)) else {
-            let tail = b.get(i..).unwrap_or_default();
-            return i + tail
-                .iter()
-                .position(|&x| x == b'"' || x == b'\\')
-                .unwrap_or(tail.len());
-        };
-        let word = load_word(chunk);
-        let quote = word ^ (ONES * u64::from(b'"'));
-        let backslash = word ^ (ONES * u64::from(b'\\'));
-        let flags = ((quote.wrapping_sub(ONES) & !quote)
-            | (backslash.wrapping_sub(ONES) & !backslash))
-            & HIGH;
-        if flags != 0 {
-            return i + (flags.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    let rest = b.get(i..).unwrap_or_default();
-    i + memchr2(b'"', b'\\', rest).unwrap_or(rest.len())
-}
-
-/// Offset of the first `"`, `\` or control byte at or after `i`, or `b.len()` if none.
-///
-/// Strings in chat bodies are mostly short (keys, roles), where a library call's fixed cost
-/// dominates, so the first 32 bytes are checked inline with SWAR; longer runs are skipped with
-/// `memchr2` (SIMD) to the next `"`/`\`, and the skipped bytes are then checked for control
-/// characters.
-#[inline]
-fn next_special(b: &[u8], mut i: usize) -> usize {
-    for _ in 0..4 {
-        let Some(chunk) = b.get(i..i.saturating_add(8)) else {
-            let tail = b.get(i..).unwrap_or_default();
-            return i + tail
-                .iter()
-                .position(|&x| x == b'"' || x == b'\\' || x < 0x20)
-                .unwrap_or(tail.len());
-        };
-        let flags = special_flags(load_word(chunk));
-        if flags != 0 {
-            return i + (flags.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    let rest = b.get(i..).unwrap_or_default();
-    let k = memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
-    i + find_control(rest.get(..k).unwrap_or_default()).unwrap_or(k)
-}
-
-/// Offset of the first byte < 0x20 in `seg` (SWAR, eight bytes at a time).
-#[inline]
-fn find_control(seg: &[u8]) -> Option<usize> {
-    let mut chunks = seg.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let word = load_word(chunk);
-        let flags = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-        if flags != 0 {
-            return Some(base + (flags.trailing_zeros() / 8) as usize);
-        }
-        base += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&x| x < 0x20)
-        .map(|p| base + p)
-}
-
-/// Value of a hex digit, or a negative number (so an OR of shifted values stays negative).
-#[inline]
-fn hex_value(c: u8) -> i32 {
-    const TABLE: [i8; 256] = {
-        let mut t = [-1i8; 256];
-        let mut i = 0;
-        while i < 10 {
-            t[b'0' as usize + i] = i as i8;
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 6 {
-            t[b'a' as usize + i] = 10 + i as i8;
-            t[b'A' as usize + i] = 10 + i as i8;
-            i += 1;
-        }
-        t
-    };
-    i32::from(TABLE[usize::from(c)])
-}
-
-#[inline]
-fn skip_digits(b: &[u8], mut i: usize) -> usize {
-    while let Some(b'0'..=b'9') = b.get(i) {
-        i += 1;
-    }
-    i
-}
-
-/// Byte cursor over a body already known to be valid UTF-8 (`s` and `b` are the same bytes).
-struct Parser<'a> {
-    s: &'a str,
-    b: &'a [u8],
-    pos: usize,
-    /// The body contains at least one byte < 0x20 somewhere, so string contents must be checked
-    /// for unescaped control characters. When false (the common case: bodies produced by
-    /// `JSON.stringify` / `json.dumps` are single-line), no string can contain one and only `"`
-    /// and `\` need to be located.
-    has_control: bool,
-}
-
-impl<'a> Parser<'a> {
-    #[inline]
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.pos).copied()
-    }
-
-    #[inline]
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.pos += 1;
-        }
-    }
-
-    /// Error at the current position: "unexpected end of input" if at the end, else `reason`.
-    #[cold]
-    fn eof_or<T>(&self, code: Code) -> Res<T> {
-        if self.pos >= self.b.len() {
-            invalid(self.pos, Code::Eof)
-        } else {
-            invalid(self.pos, code)
-        }
-    }
-
-    #[inline]
-    fn expect_byte(&mut self, c: u8, code: Code) -> Res<()> {
-        if self.peek() == Some(c) {
-            self.pos += 1;
-            Ok(())
-        } else {
-            self.eof_or(code)
-        }
-    }
-
-    /// `true`, `false` or `null` at the current position.
-    fn literal(&mut self, lit: &'static [u8]) -> Res<()> {
-        let end = self.pos.saturating_add(lit.len());
-        match self.b.get(self.pos..end) {
-            Some(x) if x == lit => {
-                self.pos = end;
-                Ok(())
-            }
-            Some(_) => invalid(self.pos, Code::InvalidLiteral),
-            None => {
-                let rest = self.b.get(self.pos..).unwrap_or_default();
-                if lit.starts_with(rest) {
-                    invalid(self.b.len(), Code::Eof)
-                } else {
-                    invalid(self.pos, Code::InvalidLiteral)
-                }
-            }
-        }
-    }
-
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` at the current position.
-    fn number(&mut self) -> Res<()> {
-        let b = self.b;
-        let mut i = self.pos;
-        if b.get(i) == Some(&b'-') {
-            i += 1;
-        }
-        match b.get(i) {
-            Some(b'0') => i += 1,
-            Some(b'1'..=b'9') => i = skip_digits(b, i + 1),
-            Some(_) => return invalid(i, Code::InvalidNumber),
-            None => return invalid(i, Code::Eof),
-        }
-        if b.get(i) == Some(&b'.') {
-            i = Self::digits1(b, i + 1)?;
-        }
-        if let Some(b'e' | b'E') = b.get(i) {
-            i += 1;
-            if let Some(b'+' | b'-') = b.get(i) {
-                i += 1;
-            }
-            i = Self::digits1(b, i)?;
-        }
-        self.pos = i;
-        Ok(())
-    }
-
-    /// One or more digits starting at `i`; returns the offset after them.
-    #[inline]
-    fn digits1(b: &[u8], i: usize) -> Res<usize> {
-        match b.get(i) {
-            Some(b'0'..=b'9') => Ok(skip_digits(b, i + 1)),
-            Some(_) => invalid(i, Code::InvalidNumber),
-            None => invalid(i, Code::Eof),
-        }
-    }
-
-    /// A string starting at the current position (which must hold `"`); on success the position
-    /// is just past the closing quote and `sink` has received the decoded contents.
-    #[inline(always)]
-    fn string<S: Sink<'a>>(&mut self, sink: &mut S) -> Res<()> {
-        let b = self.b;
-        let mut i = self.pos.saturating_add(1);
-        loop {
-            let j = if self.has_control {
-                next_special(b, i)
-            } else {
-                next_quote_or_backslash(b, i)
-            };
-            if S::DECODE && j > i {
-                // Both ends sit next to ASCII bytes (`"`, `\` or an escape), i.e. on char
-                // boundaries, so this never yields None.
-                sink.push_str(self.s.get(i..j).unwrap_or_default());
-            }
-            match b.get(j) {
-                Some(b'"') => {
-                    self.pos = j + 1;
-                    return Ok(());
-                }
-                Some(b'\\') => i = self.escape(j, sink)?,
-                Some(_) => return invalid(j, Code::ControlChar),
-                None => return invalid(b.len(), Code::UnterminatedString),
-            }
-        }
-    }
-
-    /// Escape sequence whose `\` is at `i`; returns the offset after it.
-    fn escape<S: Sink<'a>>(&self, i: usize, sink: &mut S) -> Res<usize> {
-        let c = match self.b.get(i + 1) {
-            Some(b'"') => '"',
-            Some(b'\\') => '\\',
-            Some(b'/') => '/',
-            Some(b'b') => '\u{8}',
-            Some(b'f') => '\u{c}',
-            Some(b'n') => '\n',
-            Some(b'r') => '\r',
-            Some(b't') => '\t',
-            Some(b'u') => return self.unicode_escape(i, sink),
-            Some(_) => return invalid(i, Code::InvalidEscape),
-            None => return invalid(self.b.len(), Code::Eof),
-        };
-        if S::DECODE {
-            sink.push_char(c);
-        }
-        Ok(i + 2)
-    }
-
-    /// Four hex digits at `at`.
-    #[inline]
-    fn hex4(&self, at: usize) -> Res<u32> {
-        if let Some(&[a, b, c, d]) = self.b.get(at..at.saturating_add(4)) {
-            let v = (hex_value(a) << 12) | (hex_value(b) << 8) | (hex_value(c) << 4) | hex_value(d);
-            if v >= 0 {
-                return Ok(v as u32);
-            }
-        }
-        self.hex4_error(at)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn hex4_error(&self, at: usize) -> Res<u32> {
-        for k in 0..4 {
-            match self.b.get(at + k) {
-                Some(&c) if hex_value(c) >= 0 => {}
-                Some(_) => return invalid(at + k, Code::InvalidUnicodeEscape),
-                None => return invalid(self.b.len(), Code::Eof),
-            }
-        }
-        invalid(at, Code::InvalidUnicodeEscape)
-    }
-
-    /// `\uXXXX` (plus its low-surrogate partner when decoding) whose `\` is at `i`.
-    fn unicode_escape<S: Sink<'a>>(&self, i: usize, sink: &mut S) -> Res<usize> {
-        let hi = self.hex4(i + 2)?;
-        let mut end = i + 6;
-        if !S::DECODE {
-            return Ok(end);
-        }
-        let cp = match hi {
-            0xD800..=0xDBFF => match self.b.get(end..end + 2) {
-                Some(b"\\u") => {
-                    let lo = self.hex4(end + 2)?;
-                    if !(0xDC00..=0xDFFF).contains(&lo) {
-                        return invalid(i, Code::LoneSurrogate);
-                    }
-                    end += 6;
-                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                }
-                Some(_) => return invalid(i, Code::LoneSurrogate),
-                None => return invalid(self.b.len(), Code::Eof),
-            },
-            0xDC00..=0xDFFF => return invalid(i, Code::LoneSurrogate),
-            _ => hi,
-        };
-        match char::from_u32(cp) {
-            Some(c) => sink.push_char(c),
-            None => return invalid(i, Code::LoneSurrogate),
-        }
-        Ok(end)
-    }
-
-    /// Validate one JSON value at the current position (leading whitespace already skipped),
-    /// iteratively. `depth` is the number of containers already open around the value.
-    fn skip_value(&mut self, depth: usize) -> Res<()> {
-        // Bit `n` is set when the n-th container opened here is an array. Because
-        // `depth >= 1` and `depth + n < MAX_DEPTH <= 128` whenever a bit is written, `n < 127`.
-        let mut stack: u128 = 0;
-        let mut n: usize = 0;
-        'value: loop {
-            match self.peek() {
-                Some(b'{') => {
-                    if depth + n >= MAX_DEPTH {
-                        return invalid(self.pos, Code::TooDeep);
-                    }
-                    self.pos += 1;
-                    self.skip_ws();
-                    if self.peek() == Some(b'}') {
-                        self.pos += 1;
-                    } else {
-                        stack &= !1u128.wrapping_shl(n as u32);
-                        n += 1;
-                        self.member_key()?;
-                        continue 'value;
-                    }
-                }
-                Some(b'[') => {
-                    if depth + n >= MAX_DEPTH {
-                        return invalid(self.pos, Code::TooDeep);
-                    }
-                    self.pos += 1;
-                    self.skip_ws();
-                    if self.peek() == Some(b']') {
-                        self.pos += 1;
-                    } else {
-                        stack |= 1u128.wrapping_shl(n as u32);
-                        n += 1;
-                        continue 'value;
-                    }
-                }
-                Some(b'"') => self.string(&mut Skip)?,
-                Some(b't') => self.literal(b"true")?,
-                Some(b'f') => self.literal(b"false")?,
-                Some(b'n') => self.literal(b"null")?,
-                Some(b'-' | b'0'..=b'9') => self.number()?,
-                _ => return self.eof_or(Code::ExpectedValue),
-            }
-            // A value is complete: continue or close the enclosing containers.
-            loop {
-                let Some(top) = n.checked_sub(1) else {
-                    return Ok(());
-                };
-                let is_array = stack.wrapping_shr(top as u32) & 1 == 1;
-                self.skip_ws();
-                match self.peek() {
-                    Some(b',') => {
-                        self.pos += 1;
-                        self.skip_ws();
-                        if !is_array {
-                            self.member_key()?;
-                        }
-                        continue 'value;
-                    }
-                    Some(b']') if is_array => {
-                        self.pos += 1;
-                        n = top;
-                    }
-                    Some(b'}') if !is_array => {
-                        self.pos += 1;
-                        n = top;
-                    }
-                    _ => {
-                        return self.eof_or(if is_array {
-                            Code::ExpectedCommaOrBracket
-                        } else {
-                            Code::ExpectedCommaOrBrace
-                        });
-                    }
-                }
-            }
-        }
-    }
-
-    /// `"key" ws : ws` inside a nested object; the key is validated, not decoded.
-    #[inline]
-    fn member_key(&mut self) -> Res<()> {
-        if self.peek() != Some(b'"') {
-            return self.eof_or(Code::ExpectedKey);
-        }
-        self.string(&mut Skip)?;
-        self.skip_ws();
-        self.expect_byte(b':', Code::ExpectedColon)?;
-        self.skip_ws();
-        Ok(())
-    }
-
-    /// The top-level `stream_options` object (depth 2) at the current position (`{`).
-    fn stream_options_object(&mut self) -> Res<StreamOptions> {
-        let open_brace = self.pos;
-        self.pos += 1;
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(StreamOptions::Object {
-                open_brace,
-                empty: true,
-                has_include_usage: false,
-            });
-        }
-        let mut has_include_usage = false;
-        loop {
-            if self.peek() != Some(b'"') {
-                return self.eof_or(Code::ExpectedKey);
-            }
-            let mut key = KeyBuf::new();
-            self.string(&mut key)?;
-            has_include_usage |= key.is(b"include_usage");
-            self.skip_ws();
-            self.expect_byte(b':', Code::ExpectedColon)?;
-            self.skip_ws();
-            self.skip_value(2)?;
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.skip_ws();
-                }
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(StreamOptions::Object {
-                        open_brace,
-                        empty: false,
-                        has_include_usage,
-                    });
-                }
-                _ => return self.eof_or(Code::ExpectedCommaOrBrace),
-            }
-        }
     }
 }
 
@@ -1500,17 +1183,28 @@ mod tests {
                 serde_json::from_str::<serde::de::IgnoredAny>(&body).is_err(),
                 "serde accepts {body:?}"
             );
-            assert!(
-                matches!(fail(&body), BodyError::InvalidJson { .. }),
-                "{body:?}"
-            );
+            for body in [
+                body,
+                many_brackets(&format!(r#""v":{v}"#)),
+                many_brackets(&format!(r#""v":[{v}]"#)),
+                many_brackets(&format!(r#""v":{{"k":{v}}}"#)),
+            ] {
+                assert!(
+                    matches!(fail(&body), BodyError::InvalidJson { .. }),
+                    "{body:?}"
+                );
+            }
         }
         for k in [r#""a"#, "a", "1", "null", r#""\q""#, "\"\u{7}\""] {
-            let body = format!(r#"{{"model":"m",{k}:1}}"#);
-            assert!(
-                matches!(fail(&body), BodyError::InvalidJson { .. }),
-                "{body:?}"
-            );
+            for body in [
+                format!(r#"{{"model":"m",{k}:1}}"#),
+                many_brackets(&format!(r#""v":{{{k}:1}}"#)),
+            ] {
+                assert!(
+                    matches!(fail(&body), BodyError::InvalidJson { .. }),
+                    "{body:?}"
+                );
+            }
         }
     }
 
@@ -1541,8 +1235,14 @@ mod tests {
             "\t{\n\"a\"\r:\t[ true ,false, null ] }\n",
         ];
         for v in cases {
-            let body = format!(r#"{{"model":"m","v":{v}}}"#);
-            assert_eq!(ok(&body).model, "m", "{body}");
+            // Also in a body with many brackets, where values are taken apart for depth checks.
+            for body in [
+                format!(r#"{{"model":"m","v":{v}}}"#),
+                many_brackets(&format!(r#""v":{v}"#)),
+                many_brackets(&format!(r#""v":[{v}],"w":{{"k":{v}}},"\u0078":{v}"#)),
+            ] {
+                assert_eq!(ok(&body).model, "m", "{body}");
+            }
         }
     }
 
@@ -1581,8 +1281,10 @@ mod tests {
         }
     }
 
-    /// Exercises every code path of the string skipper (SWAR words, short tails, the `memchr2`
-    /// path, with and without control bytes elsewhere in the body) at every offset.
+    /// Strings of every length up to 90 bytes with an escape, a raw control character or a stray
+    /// quote at every offset (serde_json's word-at-a-time string skipper, decoded and skipped
+    /// strings, with and without newlines elsewhere in the body); control characters are
+    /// reported at their exact offset.
     #[test]
     fn string_scanning_at_every_offset() {
         for len in 0..90 {
@@ -1686,6 +1388,157 @@ mod tests {
         assert_eq!(scan(body.as_bytes()), Err(BodyError::TooDeep));
         let body = format!(r#"{{"model":"m","a":{}"#, r#"{"a":"#.repeat(200_000));
         assert_eq!(scan(body.as_bytes()), Err(BodyError::TooDeep));
+    }
+
+    /// `member` in a body with more than MAX_DEPTH brackets in total, so that values are
+    /// depth-checked rather than cleared by the bracket count.
+    fn many_brackets(member: &str) -> String {
+        format!(
+            r#"{{"model":"m","messages":[{}{{}}],{member}}}"#,
+            "{},".repeat(MAX_DEPTH)
+        )
+    }
+
+    /// `body` (an object) with a first member holding more than MAX_DEPTH brackets.
+    fn with_many_brackets(body: &str) -> String {
+        let open = body.find('{').expect("an object");
+        let (head, tail) = body.split_at(open + 1);
+        let comma = if tail.trim_start().starts_with('}') {
+            ""
+        } else {
+            ","
+        };
+        format!(
+            r#"{head}"pad":[{}[]]{comma}{tail}"#,
+            "[],".repeat(MAX_DEPTH)
+        )
+    }
+
+    fn arrays(n: usize) -> String {
+        format!("{}{}", "[".repeat(n), "]".repeat(n))
+    }
+
+    #[test]
+    fn depth_limit_in_bodies_with_many_brackets() {
+        let ok_and_too_deep = |member: &dyn Fn(usize) -> String, deepest_ok: usize| {
+            let body = many_brackets(&member(deepest_ok));
+            assert!(scan(body.as_bytes()).is_ok(), "{}", member(deepest_ok));
+            let body = many_brackets(&member(deepest_ok + 1));
+            assert_eq!(
+                scan(body.as_bytes()),
+                Err(BodyError::TooDeep),
+                "{}",
+                member(1)
+            );
+        };
+        // A top-level array or object, checked element by element.
+        ok_and_too_deep(&|n| format!(r#""a":{}"#, arrays(n)), 127);
+        ok_and_too_deep(&|n| format!(r#""a":{{"k":{}}}"#, arrays(n)), 126);
+        ok_and_too_deep(&|n| format!(r#""a":[1,"x",{{}},{}]"#, arrays(n)), 126);
+        // An escaped key: the value is checked as a whole.
+        ok_and_too_deep(&|n| format!(r#""\u0061":{}"#, arrays(n)), 127);
+        // The messages array itself (depth 2) holding a deep element.
+        ok_and_too_deep(&|n| format!(r#""b":[{{"x":1}},{}]"#, arrays(n)), 126);
+        // Quotes, escaped quotes and backslashes before the brackets.
+        ok_and_too_deep(
+            &|n| format!(r#""b":[{{"c":"a\\\"[[[\\","d":{}}}]"#, arrays(n)),
+            125,
+        );
+        ok_and_too_deep(
+            &|n| format!(r#""stream_options":{{"x":{}}}"#, arrays(n)),
+            126,
+        );
+        // Too deep is reported before what is wrong with a model or stream value.
+        let body = many_brackets(&format!(r#""stream":{}"#, arrays(127)));
+        assert_eq!(invalid_reason(&fail(&body)), reason::STREAM_NOT_BOOL);
+        let body = many_brackets(&format!(r#""stream":{}"#, arrays(128)));
+        assert_eq!(fail(&body), BodyError::TooDeep);
+        let messages = vec!["{}"; 200].join(",");
+        let body = format!(r#"{{"messages":[{messages}],"model":{}}}"#, arrays(127));
+        assert_eq!(fail(&body), BodyError::ModelNotString);
+        let body = format!(r#"{{"messages":[{messages}],"model":{}}}"#, arrays(128));
+        assert_eq!(fail(&body), BodyError::TooDeep);
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count() {
+        let brackets = "[{".repeat(300);
+        for member in [
+            format!(r#""a":"{brackets}""#),
+            format!(r#""a":["{brackets}"]"#),
+            format!(r#""a":{{"{brackets}":"{brackets}"}}"#),
+            format!(r#""{brackets}":1"#),
+        ] {
+            for body in [
+                many_brackets(&member),
+                format!(r#"{{"model":"m",{member}}}"#),
+            ] {
+                assert_eq!(ok(&body).model, "m", "{member}");
+            }
+        }
+    }
+
+    #[test]
+    fn too_deep_and_syntax_errors_in_document_order() {
+        for pad in [
+            "",
+            r#""p":[[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[]],"#,
+        ] {
+            let deep = arrays(128);
+            let body = format!(r#"{{{pad}"model":"m","a":{deep},"b":x}}"#);
+            assert_eq!(fail(&body), BodyError::TooDeep, "{body}");
+            let body = format!(r#"{{{pad}"model":"m","b":x,"a":{deep}}}"#);
+            assert!(
+                matches!(fail(&body), BodyError::InvalidJson { .. }),
+                "{body}"
+            );
+            let body = format!(r#"{{{pad}"model":"m","a":[{deep},x]}}"#);
+            assert_eq!(fail(&body), BodyError::TooDeep, "{body}");
+            let body = format!(r#"{{{pad}"model":"m","a":[x,{deep}]}}"#);
+            assert!(
+                matches!(fail(&body), BodyError::InvalidJson { .. }),
+                "{body}"
+            );
+            // Too deep, then the body ends.
+            let body = format!(r#"{{{pad}"model":"m","a":[1,{}"#, "[".repeat(200));
+            assert_eq!(fail(&body), BodyError::TooDeep, "{body}");
+        }
+    }
+
+    #[test]
+    fn error_offsets() {
+        let at = |body: &str| match fail(body) {
+            BodyError::InvalidJson { offset, reason } => (offset, reason),
+            other => panic!("{body}: {other:?}"),
+        };
+        assert_eq!(
+            at(r#"{"model":"m","v":[1 2]}"#),
+            (20, reason::EXPECTED_COMMA_OR_BRACKET)
+        );
+        assert_eq!(
+            at("{\"model\":\"m\",\n\"v\" 1}"),
+            (18, reason::EXPECTED_COLON)
+        );
+        assert_eq!(
+            at("{\"model\":\"m\",\n\n\"v\":[}"),
+            (20, reason::EXPECTED_VALUE)
+        );
+        assert_eq!(
+            at("{\"model\":\"m\",\n\"v\":\n}"),
+            (19, reason::EXPECTED_VALUE)
+        );
+        assert_eq!(at(r#"{"model":"m","v":[1,]}"#).0, 20);
+        assert_eq!(at(r#"{"model":"m","v":"#), (17, reason::EOF));
+        assert_eq!(at("{\"model\":\"m\"}\n\n x"), (16, reason::TRAILING));
+        // Duplicate keys point at the (second) key, however it is spelled.
+        assert_eq!(
+            at(r#"{"model":"m","stream":true, "str\u0065am" :false}"#),
+            (28, reason::DUPLICATE_STREAM)
+        );
+        assert_eq!(
+            at(r#"{"model":"m","stream_options":{},"x\"y":1,"stream_options":null}"#),
+            (42, reason::DUPLICATE_STREAM_OPTIONS)
+        );
     }
 
     // ------------------------------------------------------------------ stream / stream_options
@@ -1980,29 +1833,6 @@ mod tests {
         assert!(e.message().contains('7'));
         assert!(BodyError::TooDeep.message().contains("128"));
         let _: &dyn std::error::Error = &e;
-    }
-
-    #[test]
-    fn internal_error_codes_round_trip() {
-        for (i, &code) in CODES.iter().enumerate() {
-            assert_eq!(code as usize, i, "CODES must be in discriminant order");
-            let e = BodyError::from(Fail::new(1234, code));
-            match code {
-                Code::TooDeep => assert_eq!(e, BodyError::TooDeep),
-                _ => assert!(
-                    matches!(e, BodyError::InvalidJson { offset: 1234, .. }),
-                    "{e:?}"
-                ),
-            }
-        }
-        let e = BodyError::from(Fail::new(7, Code::LoneSurrogate));
-        assert_eq!(
-            e,
-            BodyError::InvalidJson {
-                offset: 7,
-                reason: reason::LONE_SURROGATE
-            }
-        );
     }
 
     // ------------------------------------------------------------------ large bodies
@@ -2527,6 +2357,10 @@ mod tests {
             };
             *outcomes.entry(key).or_default() += 1;
             check_against_oracle(body.as_bytes(), expected);
+            // The same with depth checks on (values taken apart one level).
+            let padded = with_many_brackets(&body);
+            let expected = oracle(padded.as_bytes()).expect("padded bodies are objects");
+            check_against_oracle(padded.as_bytes(), expected);
             // Every strict prefix that cuts into the object must be refused.
             if i % 10 == 0 {
                 let end = body.rfind('}').unwrap();
@@ -2609,7 +2443,14 @@ mod tests {
         let mut r = Lcg(0xf022_2024);
         let mut ok_count = 0;
         for _ in 0..400 {
-            let body = gen_body(&mut r).into_bytes();
+            let body = gen_body(&mut r);
+            // Every other body with depth checks on.
+            let body = if r.chance(50) {
+                with_many_brackets(&body)
+            } else {
+                body
+            };
+            let body = body.into_bytes();
             for _ in 0..50 {
                 let mut m = body.clone();
                 for _ in 0..=r.below(3) {
