@@ -22,4 +22,5 @@ pub mod proxy;
 pub mod reload;
 pub mod routing;
 pub mod snapshot;
+pub mod sse;
 pub mod usage;
