@@ -2,10 +2,15 @@
 
 use crate::harness::*;
 use berry_gateway::mock::{MockProvider, Mode};
-use std::time::Duration;
 
 fn failover_config(a: &MockProvider, b: &MockProvider) -> String {
-    two_backend_model(&quiet_settings(), "failover", a, b)
+    let settings = format!("{}admin_token = \"adm\"\n", quiet_settings());
+    two_backend_model(&settings, "failover", a, b)
+}
+
+/// The primary backend's state from the admin API.
+fn primary(gw: &Gateway) -> serde_json::Value {
+    admin_backends(gw, "adm")[0].clone()
 }
 
 #[test]
@@ -13,7 +18,7 @@ fn retries_on_refuse_500_and_429_with_each_attempt_rewritten() {
     let a = mock("a");
     let b = mock("b");
     let gw = Gateway::start(&failover_config(&a, &b));
-    settle(&[&a, &b]);
+    settle(&gw, &[&a, &b]);
     let ok = gw.chat("tok", "model-x");
     assert_eq!((ok.status, served_by(&ok).as_str()), (200, "a"));
 
@@ -29,15 +34,37 @@ fn retries_on_refuse_500_and_429_with_each_attempt_rewritten() {
         assert_eq!(r.status, 200, "{mode:?}: {}", r.text());
         assert_eq!(served_by(&r), "b", "{mode:?}");
         // the second attempt carried its own model name and length
-        let body = b.last_request().unwrap().body;
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let seen = b.last_request().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
         assert_eq!(v["model"], "real-b");
+        assert_eq!(
+            seen.header("content-length"),
+            Some(seen.body.len().to_string().as_str())
+        );
+        assert_eq!(
+            a.hits_for("/chat/completions"),
+            1,
+            "{mode:?}: one attempt on a"
+        );
+        // what the failure cost a, recorded before the retry: two 5xx stay below the
+        // breaker threshold (3); a 429 without Retry-After cools a down for 5 s
+        let state = primary(&gw);
+        assert_eq!(state["circuit"], "closed", "{mode:?}: {state}");
+        let cooldown = state["cooldown_remaining_seconds"].as_f64().unwrap();
+        if matches!(mode, Mode::RateLimited { .. }) {
+            assert!((4.0..=5.0).contains(&cooldown), "{state}");
+        } else {
+            assert_eq!(cooldown, 0.0, "{mode:?}: {state}");
+        }
         a.set_mode(Mode::Ok);
-        // let a's circuit/cooldown not leak into the next case
-        std::thread::sleep(Duration::from_millis(50));
     }
+    drop(gw);
 
-    // refused connections: every request still succeeds through b
+    // refused connections: every request still succeeds through b. A fresh gateway: a's
+    // cooldown from the 429 above would keep every request away from a, so nothing would
+    // be refused at all.
+    let gw = Gateway::start(&failover_config(&a, &b));
+    settle(&gw, &[&a, &b]);
     a.stop_listening();
     for _ in 0..10 {
         let r = gw.chat("tok", "model-x");
@@ -48,6 +75,16 @@ fn retries_on_refuse_500_and_429_with_each_attempt_rewritten() {
             r.text()
         );
     }
+    // each refusal was a failed attempt on a, until its circuit opened (threshold 3)
+    assert_eq!(
+        metric(
+            &gw,
+            "berry_upstream_attempts_total",
+            &[("backend", "m/a/real-a"), ("outcome", "connect_error")]
+        ),
+        3.0
+    );
+    assert_eq!(primary(&gw)["circuit"], "open");
 }
 
 #[test]
