@@ -221,7 +221,10 @@ fn metrics_parse_and_move_with_every_outcome_and_count_tokens() {
     a.set_mode(Mode::Ok);
     b.set_mode(Mode::Ok);
 
-    let (text, s) = scrape_until(&gw, |s| sum(s, "berry_requests_total", &[]) >= 8.0);
+    // (a request is counted before its in-flight gauge drops, both after its last byte)
+    let (text, s) = scrape_until(&gw, |s| {
+        sum(s, "berry_requests_total", &[]) >= 8.0 && sum(s, "berry_inflight_requests", &[]) == 0.0
+    });
     let req = |user: &str, model: &str, code: &str| {
         sum(
             &s,

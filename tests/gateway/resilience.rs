@@ -711,3 +711,34 @@ model = "real"
         "problems are logged"
     );
 }
+
+#[test]
+fn a_providers_timeout_overrides_the_request_timeout() {
+    let slow = mock("slow");
+    let settings = PASSIVE_ONLY.replace(
+        "request_timeout_seconds = 2",
+        "request_timeout_seconds = 10",
+    );
+    let cfg = format!(
+        "{settings}\n{u}{ps}timeout_seconds = 0.5\n{pd}[models.short]\nname = \"short\"\n[[models.short.backends]]\nprovider = \"s\"\nmodel = \"r\"\n[models.default]\nname = \"default\"\n[[models.default.backends]]\nprovider = \"d\"\nmodel = \"r\"\n",
+        u = user("u", "tok", ""),
+        ps = provider("s", &slow),
+        pd = provider("d", &slow),
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&slow, &slow]);
+    let delayed = |model: &str| {
+        gw.post_with(
+            "/v1/chat/completions",
+            "tok",
+            &format!(r#"{{"model":"{model}","messages":[]}}"#),
+            &[("x-mock-delay-ms", "1500")],
+        )
+    };
+    // 1.5 s to the response head: past the provider's 0.5 s, within the 10 s default
+    let r = delayed("short");
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.error_code(), "upstream_timeout");
+    let r = delayed("default");
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -153,3 +153,52 @@ fn retry_budget_is_bounded_by_max_retries() {
     let attempts: u64 = mocks.iter().map(|m| m.hits_for("/chat/completions")).sum();
     assert_eq!(attempts, 2, "1 attempt + max_retries = 1");
 }
+
+#[test]
+fn a_providers_max_retries_caps_the_attempts_one_request_sends_it() {
+    let p = mock("p");
+    let q = mock("q");
+    // p has two backends (priorities 1 and 2) but allows one attempt per request
+    // (max_retries = 0); q is the last resort at priority 3. The budget (max_retries = 2)
+    // would allow a second attempt on p.
+    let cfg = format!(
+        r#"{settings}
+{u}
+{pp}max_retries = 0
+{pq}
+[models.m]
+name = "x"
+strategy = "failover"
+[[models.m.backends]]
+provider = "p"
+model = "r1"
+priority = 1
+[[models.m.backends]]
+provider = "p"
+model = "r2"
+priority = 2
+[[models.m.backends]]
+provider = "q"
+model = "r3"
+priority = 3
+"#,
+        settings = quiet_settings(),
+        u = user("u", "tok", ""),
+        pp = provider("p", &p),
+        pq = provider("q", &q),
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&p, &q]);
+    p.set_mode(Mode::Status(500));
+    let r = gw.chat("tok", "x");
+    assert_eq!(
+        (r.status, served_by(&r).as_str()),
+        (200, "q"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(p.hits_for("/chat/completions"), 1, "one attempt on p");
+    let v: serde_json::Value = serde_json::from_slice(&p.last_request().unwrap().body).unwrap();
+    assert_eq!(v["model"], "r1");
+    assert_eq!(q.hits_for("/chat/completions"), 1);
+}
