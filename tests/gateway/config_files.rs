@@ -129,7 +129,7 @@ models:
         m.base_url()
     );
     let gw = Gateway::start_with(&yaml, "yaml", &[], &[("YAML_KEY", "sk-from-env")]);
-    settle(&[&m]);
+    settle(&gw, &[&m]);
     let r = gw.chat("tok-yaml", "yaml-model");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(

@@ -2,7 +2,7 @@
 //! of every size, streaming without buffering, request ids, local endpoints.
 
 use crate::harness::*;
-use berry_mock::MockProvider;
+use berry_mock::{MockProvider, RecordedRequest};
 use std::time::Duration;
 
 fn one_backend(m: &MockProvider, base_path: &str) -> String {
@@ -30,7 +30,7 @@ model = "real-model/v2"
 /// A gateway on [`one_backend`] after its start-up health check reached the mock.
 fn start(m: &MockProvider, base_path: &str) -> Gateway {
     let gw = Gateway::start(&one_backend(m, base_path));
-    settle(&[m]);
+    settle(&gw, &[m]);
     gw
 }
 
@@ -99,6 +99,102 @@ fn credentials_are_replaced_and_url_joined() {
         m.last_request().unwrap().header("x-request-id"),
         Some(id.as_str())
     );
+}
+
+/// A config with one provider per credential dialect, all on the mock `m`, and one model
+/// per provider (`oa`, `az`, `an`).
+fn dialects_config(m: &MockProvider) -> String {
+    let mut cfg = format!("{}\n{}", quiet_settings(), user("u", "tok-user-secret", ""));
+    for (id, backend_type) in [("oa", "openai"), ("az", "azure"), ("an", "anthropic")] {
+        cfg.push_str(&format!(
+            "[providers.{id}]\nbase_url = \"{url}\"\napi_key = \"sk-{id}-key\"\nbackend_type = \"{backend_type}\"\n[providers.{id}.headers]\n\"OpenAI-Organization\" = \"org-{id}\"\n[models.{id}]\nname = \"{id}\"\n[[models.{id}.backends]]\nprovider = \"{id}\"\nmodel = \"real-{id}\"\n",
+            url = m.base_url(),
+        ));
+    }
+    cfg
+}
+
+/// Every header the upstream saw named `name` (case-insensitive), in order.
+fn all_values<'a>(seen: &'a RecordedRequest, name: &str) -> Vec<&'a str> {
+    seen.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[test]
+fn every_client_credential_is_stripped_whatever_the_provider_dialect() {
+    let m = mock("m");
+    let gw = Gateway::start(&dialects_config(&m));
+    settle(&gw, &[&m, &m, &m]); // three providers on one mock
+                                // The provider's own credential header, per dialect; the other two must not arrive.
+    let cases = [
+        ("oa", "authorization", "Bearer sk-oa-key"),
+        ("az", "api-key", "sk-az-key"),
+        ("an", "x-api-key", "sk-an-key"),
+    ];
+    // The client authenticates both ways at once and also sends the other dialects'
+    // credential headers (an SDK configured for Azure or Anthropic does).
+    for (model, header, value) in cases {
+        for client_auth in [
+            &[
+                ("Authorization", "Bearer tok-user-secret"),
+                ("x-api-key", "tok-user-secret"),
+                ("api-key", "tok-user-secret"),
+                ("Proxy-Authorization", "Basic tok-user-secret"),
+                ("OpenAI-Organization", "org-client"),
+            ][..],
+            &[("x-api-key", "tok-user-secret")][..],
+            &[
+                ("Authorization", "Bearer tok-user-secret"),
+                ("api-key", "tok-user-secret"),
+            ][..],
+        ] {
+            let mut headers = client_auth.to_vec();
+            headers.push(("Content-Type", "application/json"));
+            let body = format!(r#"{{"model":"{model}","messages":[]}}"#);
+            let r = request(
+                gw.addr,
+                "POST",
+                "/v1/chat/completions",
+                &headers,
+                body.as_bytes(),
+            );
+            assert_eq!(r.status, 200, "{model}: {}", r.text());
+            let seen = m.last_request().unwrap();
+            assert_eq!(
+                std::str::from_utf8(&seen.body).unwrap(),
+                format!(r#"{{"model":"real-{model}","messages":[]}}"#)
+            );
+            for name in ["authorization", "api-key", "x-api-key"] {
+                let want: Vec<&str> = if name == header { vec![value] } else { vec![] };
+                assert_eq!(
+                    all_values(&seen, name),
+                    want,
+                    "{model} ({client_auth:?}): upstream `{name}`: {:?}",
+                    seen.headers
+                );
+            }
+            assert_eq!(all_values(&seen, "proxy-authorization"), Vec::<&str>::new());
+            // a configured provider header replaces the client's, never joins it
+            assert_eq!(
+                all_values(&seen, "openai-organization"),
+                [format!("org-{model}").as_str()]
+            );
+            let anthropic_version: Vec<&str> = if model == "an" {
+                vec!["2023-06-01"]
+            } else {
+                vec![]
+            };
+            assert_eq!(all_values(&seen, "anthropic-version"), anthropic_version);
+            let all = format!("{:?}", seen.headers);
+            assert!(
+                !all.contains("tok-user-secret"),
+                "{model}: the client's gateway token reached the provider: {all}"
+            );
+        }
+    }
 }
 
 #[test]

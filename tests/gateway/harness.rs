@@ -307,15 +307,49 @@ pub fn quiet_settings() -> String {
         )
 }
 
-/// Waits until every mock answered the gateway's start-up health check.
-pub fn settle(mocks: &[&MockProvider]) {
+/// Waits until every mock answered the gateway's start-up health check and the gateway
+/// recorded each result (`berry_health_checks_total` counts one check per mock), so a
+/// test that then inspects a mock's last request or a backend's state is not raced by it.
+pub fn settle(gw: &Gateway, mocks: &[&MockProvider]) {
     assert!(
         wait_until(Duration::from_secs(5), || mocks
             .iter()
-            .all(|m| m.hits_for("/models") >= 1)),
-        "start-up health checks did not arrive"
+            .all(|m| m.hits_for("/models") >= 1)
+            && metric(gw, "berry_health_checks_total", &[])
+                >= mocks.len() as f64),
+        "start-up health checks did not arrive; metrics:\n{}",
+        gw.get("/metrics", None).text()
     );
-    std::thread::sleep(Duration::from_millis(100));
+}
+
+/// Sum of the samples of metric `name` (from the gateway's `/metrics`) whose labels include
+/// every `(label, value)` of `want`.
+pub fn metric(gw: &Gateway, name: &str, want: &[(&str, &str)]) -> f64 {
+    metric_in(&gw.get("/metrics", None).text(), name, want)
+}
+
+/// [`metric`] on an already scraped exposition text.
+pub fn metric_in(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (head, value) = l.rsplit_once(' ')?;
+            let (n, labels) = head.split_once('{').unwrap_or((head, "}"));
+            let labels: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
+            let matches = n == name
+                && want
+                    .iter()
+                    .all(|(k, v)| labels.contains(&format!("{k}=\"{v}\"").as_str()));
+            matches.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// The admin API's view of every backend (`GET /admin/backends`), in config order.
+pub fn admin_backends(gw: &Gateway, admin_token: &str) -> Vec<serde_json::Value> {
+    let r = gw.get("/admin/backends", Some(admin_token));
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["backends"].as_array().unwrap().clone()
 }
 
 /// A config with user `u` (token `tok`), providers `a` and `b` on the two mocks, and model

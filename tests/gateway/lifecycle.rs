@@ -70,6 +70,13 @@ fn graceful_upgrade_loses_no_request_and_completes_streams() {
     let m = mock("m");
     let mut old = Gateway::start(&config(&m));
     let addr = old.addr;
+    // a 4 s stream that spans the hand-over, under way before anything else
+    let stream = std::thread::spawn(move || long_stream(addr, 40, 100));
+    assert!(
+        wait_until(Duration::from_secs(5), || m.hits_for("/chat/completions")
+            == 1),
+        "the stream did not reach the provider"
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let loop_thread = {
@@ -92,10 +99,6 @@ fn graceful_upgrade_loses_no_request_and_completes_streams() {
             }
         })
     };
-    // a 4 s stream that spans the hand-over
-    let stream = std::thread::spawn(move || long_stream(addr, 40, 100));
-    std::thread::sleep(Duration::from_millis(500));
-
     // the new process waits for the listeners; then the old one hands them over
     let new_log = old.dir.join("new.log");
     let mut new = Command::new(binary())
@@ -111,7 +114,11 @@ fn graceful_upgrade_loses_no_request_and_completes_streams() {
         .stderr(std::fs::File::create(&new_log).unwrap())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let upgrade_sock = old.dir.join("upgrade.sock");
+    assert!(
+        wait_until(Duration::from_secs(10), || upgrade_sock.exists()),
+        "the new process does not wait for the listeners"
+    );
     old.signal("QUIT");
 
     let r = stream.join().unwrap();
@@ -120,7 +127,12 @@ fn graceful_upgrade_loses_no_request_and_completes_streams() {
     // before its 10 s grace period
     let mut old_child = old.child.take().unwrap();
     let exited = wait_exit(&mut old_child, Duration::from_secs(9));
-    std::thread::sleep(Duration::from_millis(500));
+    // the load loop goes on against the new process alone for a few requests
+    let ok_at_exit = ok.load(Ordering::Relaxed);
+    let new_served = wait_until(Duration::from_secs(5), || {
+        ok.load(Ordering::Relaxed) >= ok_at_exit + 10
+            && std::fs::read_to_string(&new_log).is_ok_and(|l| l.contains("berry::access"))
+    });
     stop.store(true, Ordering::Relaxed);
     loop_thread.join().unwrap();
     let new_log_text = std::fs::read_to_string(&new_log).unwrap_or_default();
@@ -140,6 +152,10 @@ fn graceful_upgrade_loses_no_request_and_completes_streams() {
     assert!(
         new_log_text.contains("berry::access"),
         "the new process served requests:\n{new_log_text}"
+    );
+    assert!(
+        new_served,
+        "the new process served no requests after the old one left"
     );
 }
 
@@ -220,7 +236,11 @@ fn daemon_mode_and_sigterm_let_streams_finish_then_exit() {
 
     // SIGTERM during a 2 s stream: the stream completes, then the process exits promptly
     let stream = std::thread::spawn(move || long_stream(addr, 20, 100));
-    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        wait_until(Duration::from_secs(5), || m.hits_for("/chat/completions")
+            == 1),
+        "the stream did not reach the provider"
+    );
     let t0 = Instant::now();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let r = stream.join().unwrap();
@@ -253,5 +273,8 @@ fn idle_gateway_stops_within_seconds_on_sigterm() {
         took.is_some_and(|t| t < Duration::from_secs(3)),
         "idle stop took {took:?} (grace period is 10 s)"
     );
-    assert!(try_request(gw.addr, "GET", "/health", &[], b"").is_err());
+    // the listener is gone: refused, not accepted and then dropped or left hanging
+    let err = try_request(gw.addr, "GET", "/health", &[], b"")
+        .expect_err("the stopped gateway still answers");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
 }

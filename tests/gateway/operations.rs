@@ -190,11 +190,7 @@ fn metrics_parse_and_move_with_every_outcome_and_count_tokens() {
         &format!("metrics_listen = \"127.0.0.1:{metrics_port}\""),
     ));
     // let the start-up health checks land first
-    assert!(wait_until(std::time::Duration::from_secs(5), || a
-        .hits_for("/models")
-        >= 1
-        && b.hits_for("/models") >= 1));
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    settle(&gw, &[&a, &b]);
     let mut input = 0u64;
     let mut output = 0u64;
     // successes, non-stream and stream, with the usage the client saw
@@ -225,7 +221,10 @@ fn metrics_parse_and_move_with_every_outcome_and_count_tokens() {
     a.set_mode(Mode::Ok);
     b.set_mode(Mode::Ok);
 
-    let (text, s) = scrape_until(&gw, |s| sum(s, "berry_requests_total", &[]) >= 8.0);
+    // (a request is counted before its in-flight gauge drops, both after its last byte)
+    let (text, s) = scrape_until(&gw, |s| {
+        sum(s, "berry_requests_total", &[]) >= 8.0 && sum(s, "berry_inflight_requests", &[]) == 0.0
+    });
     let req = |user: &str, model: &str, code: &str| {
         sum(
             &s,
@@ -370,10 +369,7 @@ fn stream_include_usage_setting_makes_streams_report_usage() {
         "health_check_interval_seconds = 3600",
     );
     let gw = Gateway::start(&cfg);
-    assert!(wait_until(std::time::Duration::from_secs(5), || a
-        .hits_for("/models")
-        >= 1));
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    settle(&gw, &[&a, &b]);
     let r = gw.chat_stream(ALICE, "chat");
     let sent: serde_json::Value = serde_json::from_slice(&a.last_request().unwrap().body).unwrap();
     assert_eq!(sent["stream_options"]["include_usage"], true);
@@ -390,6 +386,35 @@ fn stream_include_usage_setting_makes_streams_report_usage() {
     );
     let sent: serde_json::Value = serde_json::from_slice(&a.last_request().unwrap().body).unwrap();
     assert_eq!(sent["stream_options"]["include_usage"], false);
+    // the insertion is byte-exact, with or without a `stream_options` object already there
+    for (client, upstream) in [
+        (
+            r#"{"model":"chat","stream":true}"#,
+            r#"{"model":"real-a","stream":true,"stream_options":{"include_usage":true}}"#,
+        ),
+        (
+            r#"{"model":"chat","stream":true,"stream_options":{}}"#,
+            r#"{"model":"real-a","stream":true,"stream_options":{"include_usage":true}}"#,
+        ),
+        (
+            r#"{"stream_options":{ "x":1 },"stream":true,"model":"chat"}"#,
+            r#"{"stream_options":{"include_usage":true, "x":1 },"stream":true,"model":"real-a"}"#,
+        ),
+        // not a stream: left alone
+        (r#"{"model":"chat"}"#, r#"{"model":"real-a"}"#),
+    ] {
+        let r = gw.post("/v1/chat/completions", ALICE, client);
+        assert_eq!(r.status, 200, "{client}: {}", r.text());
+        let sent = a.last_request().unwrap().body;
+        assert_eq!(std::str::from_utf8(&sent).unwrap(), upstream, "{client}");
+        if client.contains("\"stream\":true") {
+            assert!(
+                r.sse_data().iter().any(|d| d.contains("\"usage\":{")),
+                "{client}: {}",
+                r.text()
+            );
+        }
+    }
 }
 
 #[test]
@@ -508,7 +533,20 @@ fn no_secret_in_logs_metrics_health_admin_or_errors() {
     for _ in 0..4 {
         outputs.push(gw.chat("tok-SECRET-limited", "chat").text());
     }
-    std::thread::sleep(std::time::Duration::from_millis(700)); // a failing health check round
+    // a failing health check round of both providers (logged as such)
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || {
+            let text = gw.get("/metrics", None).text();
+            ["a", "b"].iter().all(|p| {
+                metric_in(
+                    &text,
+                    "berry_health_checks_total",
+                    &[("provider", p), ("result", "failure")],
+                ) >= 1.0
+            })
+        }),
+        "no failing health check round"
+    );
     outputs.push(gw.get("/metrics", None).text());
     outputs.push(gw.get("/health", None).text());
     outputs.push(gw.get("/v1/models", Some(ALICE)).text());

@@ -37,6 +37,26 @@ fn chats(a: &MockProvider) -> u64 {
     a.hits_for("/chat/completions")
 }
 
+/// Waits (at most 3 s) until the admin API reports backend `i`'s circuit half-open: its
+/// open timeout has passed.
+fn wait_half_open(gw: &Gateway, i: usize) {
+    assert!(
+        wait_until(Duration::from_secs(3), || circuits(gw)[i] == "half_open"),
+        "circuit {i} did not half-open: {:?}",
+        circuits(gw)
+    );
+}
+
+/// Successful attempts the gateway recorded for `backend` (recorded with the backend's
+/// breaker state, so waiting on it waits for the breaker to have seen the outcome).
+fn recorded_successes(gw: &Gateway, backend: &str) -> f64 {
+    metric(
+        gw,
+        "berry_upstream_attempts_total",
+        &[("backend", backend), ("outcome", "success")],
+    )
+}
+
 #[test]
 fn weighted_random_round_robin_and_failover_distribute_as_configured() {
     let a = mock("a");
@@ -112,7 +132,7 @@ fn circuit_opens_after_threshold_probes_once_and_closes_after_successes() {
     let a = mock("a");
     let b = mock("b");
     let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "round_robin", &a, &b));
-    settle(&[&a, &b]);
+    settle(&gw, &[&a, &b]);
     a.set_mode(Mode::Status(500));
     a.reset_counters();
     // every request still succeeds (retried on b); a sees exactly the threshold, then nothing
@@ -123,16 +143,22 @@ fn circuit_opens_after_threshold_probes_once_and_closes_after_successes() {
     assert_eq!(chats(&a), 3, "circuit opens after 3 consecutive failures");
     assert_eq!(circuits(&gw), ["open", "closed"]);
 
-    // after the timeout exactly one probe goes through; it fails and the circuit reopens
-    std::thread::sleep(Duration::from_millis(1100));
+    // after the timeout (1 s; the admin API then reports half_open) exactly one probe goes
+    // through; it fails and the circuit reopens
+    wait_half_open(&gw, 0);
     for _ in 0..10 {
         assert_eq!(gw.chat("tok", "model-x").status, 200);
     }
     assert_eq!(chats(&a), 4, "one half-open probe");
+    assert_eq!(
+        circuits(&gw),
+        ["open", "closed"],
+        "the failed probe reopened it"
+    );
 
     // recovered: probes succeed, after 2 successes the circuit closes and a rejoins
     a.set_mode(Mode::Ok);
-    std::thread::sleep(Duration::from_millis(1100));
+    wait_half_open(&gw, 0);
     for _ in 0..20 {
         assert_eq!(gw.chat("tok", "model-x").status, 200);
     }
@@ -145,26 +171,111 @@ fn circuit_opens_after_threshold_probes_once_and_closes_after_successes() {
 }
 
 #[test]
+fn half_open_circuit_lets_one_probe_through_at_a_time() {
+    let a = mock("a");
+    let b = mock("b");
+    let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "failover", &a, &b));
+    settle(&gw, &[&a, &b]);
+    a.set_mode(Mode::Status(500));
+    for _ in 0..3 {
+        assert_eq!(served_by(&gw.chat("tok", "model-x")), "b");
+    }
+    assert_eq!(circuits(&gw), ["open", "closed"]);
+    a.set_mode(Mode::Ok);
+    a.reset_counters();
+    wait_half_open(&gw, 0);
+
+    // the probe: a slow request to the primary, held by the mock for 1.5 s
+    let addr = gw.addr;
+    let probe = std::thread::spawn(move || {
+        request(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("Authorization", "Bearer tok"), ("x-mock-delay-ms", "1500")],
+            br#"{"model":"model-x","messages":[]}"#,
+        )
+    });
+    assert!(
+        wait_until(Duration::from_secs(3), || chats(&a) == 1),
+        "the probe did not reach a"
+    );
+    // while it is in flight, the primary takes nothing else
+    for i in 0..5 {
+        let r = gw.chat("tok", "model-x");
+        assert_eq!(
+            (r.status, served_by(&r).as_str()),
+            (200, "b"),
+            "request {i} during the probe"
+        );
+    }
+    assert_eq!(chats(&a), 1, "a second request went to a half-open backend");
+    let r = probe.join().unwrap();
+    assert_eq!(
+        (r.status, served_by(&r).as_str()),
+        (200, "a"),
+        "{}",
+        r.text()
+    );
+
+    // one successful probe is not enough (success threshold 2): still half-open ...
+    assert!(wait_until(Duration::from_secs(3), || recorded_successes(
+        &gw,
+        "m/a/real-a"
+    ) >= 1.0));
+    assert_eq!(circuits(&gw), ["half_open", "closed"]);
+    // ... the second closes the circuit and the primary takes all traffic again
+    assert_eq!(served_by(&gw.chat("tok", "model-x")), "a");
+    assert!(wait_until(Duration::from_secs(3), || recorded_successes(
+        &gw,
+        "m/a/real-a"
+    ) >= 2.0));
+    assert_eq!(circuits(&gw), ["closed", "closed"]);
+    for _ in 0..5 {
+        assert_eq!(served_by(&gw.chat("tok", "model-x")), "a");
+    }
+}
+
+#[test]
 fn retry_after_cools_a_backend_down_for_that_long() {
     let a = mock("a");
     let b = mock("b");
     let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "round_robin", &a, &b));
-    settle(&[&a, &b]);
+    settle(&gw, &[&a, &b]);
     a.set_mode(Mode::RateLimited {
         retry_after: Some("2".into()),
     });
     a.reset_counters();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_millis(1700) {
+    let cooldown = || {
+        admin_backends(&gw, "admin-secret-token")[0]["cooldown_remaining_seconds"]
+            .as_f64()
+            .unwrap()
+    };
+    // round robin reaches a within two requests; its 429 is retried on b
+    for _ in 0..2 {
         let r = gw.chat("tok", "model-x");
         assert_eq!((r.status, served_by(&r).as_str()), (200, "b"));
-        std::thread::sleep(Duration::from_millis(20));
     }
+    assert_eq!(chats(&a), 1);
+    let left = cooldown();
+    assert!(
+        left > 1.0 && left <= 2.0,
+        "Retry-After: 2 cools a down for 2 s, {left} s left"
+    );
+    // while the cooldown lasts, every request goes to b
+    let mut during = 0;
+    while cooldown() > 0.2 {
+        let r = gw.chat("tok", "model-x");
+        assert_eq!((r.status, served_by(&r).as_str()), (200, "b"));
+        during += 1;
+    }
+    assert!(during >= 5, "only {during} requests during the cooldown");
     assert_eq!(chats(&a), 1, "no traffic to a during its 2 s cooldown");
     a.set_mode(Mode::Ok);
-    std::thread::sleep(Duration::from_millis(
-        2100u64.saturating_sub(t0.elapsed().as_millis() as u64),
-    ));
+    assert!(
+        wait_until(Duration::from_secs(2), || cooldown() == 0.0),
+        "the cooldown did not end"
+    );
     let mut to_a = 0;
     for _ in 0..10 {
         if served_by(&gw.chat("tok", "model-x")) == "a" {
@@ -172,6 +283,7 @@ fn retry_after_cools_a_backend_down_for_that_long() {
         }
     }
     assert!(to_a >= 4, "traffic returns after the cooldown ({to_a}/10)");
+    assert_eq!(to_a, 5, "round robin alternates again");
     // 429s alone never opened the circuit
     assert_eq!(circuits(&gw), ["closed", "closed"]);
 }
@@ -187,7 +299,7 @@ fn hung_upstream_is_bounded_by_the_attempt_timeout_and_retried() {
             "circuit_breaker_failure_threshold = 50",
         );
     let gw = Gateway::start(&two_backend_model(&settings, "failover", &a, &b));
-    settle(&[&a, &b]);
+    settle(&gw, &[&a, &b]);
     a.set_mode(Mode::Hang);
     // non-stream: Pingora's read timeout; stream: the header watchdog (idle timeout is 5 s)
     for stream in [false, true] {
@@ -224,10 +336,16 @@ fn stalled_stream_gets_an_error_event_after_the_idle_timeout() {
         o.chunk_interval = Duration::from_millis(3000);
     });
     let b = mock("b");
-    let settings = PASSIVE_ONLY.replace(
-        "stream_idle_timeout_seconds = 5",
-        "stream_idle_timeout_seconds = 1",
-    );
+    // a high breaker threshold: every failed attempt below still goes to a first
+    let settings = PASSIVE_ONLY
+        .replace(
+            "stream_idle_timeout_seconds = 5",
+            "stream_idle_timeout_seconds = 1",
+        )
+        .replace(
+            "circuit_breaker_failure_threshold = 3",
+            "circuit_breaker_failure_threshold = 50",
+        );
     let gw = Gateway::start(&two_backend_model(&settings, "failover", &a, &b));
     let t0 = Instant::now();
     let r = gw.chat_stream("tok", "model-x");
@@ -265,18 +383,24 @@ fn stalled_stream_gets_an_error_event_after_the_idle_timeout() {
     assert_eq!(chats(&b), 0);
     // garbage arriving with the response head (nothing sent to the client yet) is a
     // failed attempt like any other: retried on the next backend
+    // (without a chunk interval the mock writes the head, the first event and the garbage
+    // in one write, so the gateway reads them together)
     a.set_stream_shape(3, Duration::ZERO);
     a.set_mode(Mode::Garbage);
-    let r = gw.chat_stream("tok", "model-x");
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(!r.text().contains("NOT SSE"));
-    if chats(&b) == 1 {
+    let tried_a = chats(&a);
+    for i in 1..=5 {
+        let r = gw.chat_stream("tok", "model-x");
+        assert_eq!(chats(&a), tried_a + i, "a was tried first");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(!r.text().contains("NOT SSE"));
+        assert_eq!(chats(&b), i, "attempt {i} was retried on b: {}", r.text());
         assert_eq!(r.sse_data().last().map(String::as_str), Some("[DONE]"));
         assert!(r.text().contains("\"system_fingerprint\":\"b\""));
-    } else {
-        // the head happened to be flushed before the garbage was read
-        let last: serde_json::Value = serde_json::from_str(r.sse_data().last().unwrap()).unwrap();
-        assert_eq!(last["error"]["code"], "stream_error");
+        assert!(
+            !r.text().contains("\"system_fingerprint\":\"a\""),
+            "nothing of a's answer reached the client: {}",
+            r.text()
+        );
     }
 }
 
@@ -285,7 +409,7 @@ fn non_json_2xx_answer_is_a_failed_attempt_retried_elsewhere() {
     let a = mock("a");
     let b = mock("b");
     let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "failover", &a, &b));
-    settle(&[&a, &b]);
+    settle(&gw, &[&a, &b]);
     a.set_mode(Mode::Garbage);
     a.reset_counters();
     // below the breaker threshold (3): each request tries a, gets garbage, is served by b
@@ -317,7 +441,7 @@ fn least_latency_prefers_the_faster_backend() {
     let a = mock("slow");
     let b = mock("fast");
     let gw = Gateway::start(&two_backend_model(PASSIVE_ONLY, "least_latency", &a, &b));
-    settle(&[&a, &b]);
+    settle(&gw, &[&a, &b]);
     a.set_mode(Mode::SlowHeaders(Duration::from_millis(100)));
     b.set_mode(Mode::SlowHeaders(Duration::from_millis(10)));
     for _ in 0..20 {
@@ -351,7 +475,7 @@ fn smart_ai_moves_traffic_away_from_failures_and_back_after_recovery() {
         .replace("weight = 0.8", "weight = 0.5")
         .replace("weight = 0.2", "weight = 0.5");
     let gw = Gateway::start(&cfg);
-    settle(&[&a, &b]);
+    settle(&gw, &[&a, &b]);
     a.set_mode(Mode::Status(500));
     for _ in 0..30 {
         assert_eq!(gw.chat("tok", "model-x").status, 200);
@@ -586,4 +710,35 @@ model = "real"
         log.contains("models.m.backends[0].modle: unknown key"),
         "problems are logged"
     );
+}
+
+#[test]
+fn a_providers_timeout_overrides_the_request_timeout() {
+    let slow = mock("slow");
+    let settings = PASSIVE_ONLY.replace(
+        "request_timeout_seconds = 2",
+        "request_timeout_seconds = 10",
+    );
+    let cfg = format!(
+        "{settings}\n{u}{ps}timeout_seconds = 0.5\n{pd}[models.short]\nname = \"short\"\n[[models.short.backends]]\nprovider = \"s\"\nmodel = \"r\"\n[models.default]\nname = \"default\"\n[[models.default.backends]]\nprovider = \"d\"\nmodel = \"r\"\n",
+        u = user("u", "tok", ""),
+        ps = provider("s", &slow),
+        pd = provider("d", &slow),
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&slow, &slow]);
+    let delayed = |model: &str| {
+        gw.post_with(
+            "/v1/chat/completions",
+            "tok",
+            &format!(r#"{{"model":"{model}","messages":[]}}"#),
+            &[("x-mock-delay-ms", "1500")],
+        )
+    };
+    // 1.5 s to the response head: past the provider's 0.5 s, within the 10 s default
+    let r = delayed("short");
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.error_code(), "upstream_timeout");
+    let r = delayed("default");
+    assert_eq!(r.status, 200, "{}", r.text());
 }
