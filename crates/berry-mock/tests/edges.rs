@@ -11,15 +11,10 @@ use berry_mock::{MockOptions, MockProvider, Mode};
 #[allow(dead_code)]
 #[path = "../../../tests/common/http_client.rs"]
 mod http_client;
+#[path = "../../../tests/common/wait.rs"]
+mod wait;
 use http_client::Client;
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use wait::wait_for;
 
 #[test]
 fn hung_request_releases_its_connection_when_the_client_closes() {

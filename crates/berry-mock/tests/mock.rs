@@ -12,7 +12,10 @@ use serde_json::Value;
 #[allow(dead_code)]
 #[path = "../../../tests/common/http_client.rs"]
 mod http_client;
+#[path = "../../../tests/common/wait.rs"]
+mod wait;
 use http_client::{Client, Resp};
+use wait::wait_for;
 
 /// A connection to `addr` (panics when it cannot connect).
 fn connect(addr: SocketAddr) -> Client {
@@ -869,14 +872,6 @@ fn counters_and_recording() {
     quiet.set_recording(true);
     chat(&quiet, &[], CHAT);
     assert!(quiet.last_request().is_some());
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
