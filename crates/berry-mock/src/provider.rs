@@ -23,8 +23,18 @@ use crate::{MockOptions, Mode, RecordedRequest};
 /// headers, so tests can steer a mock through it):
 /// `x-mock-mode` (a [`Mode`] in text form), `x-mock-delay-ms: N` (delay before the
 /// response head, on top of any mode), `x-mock-chunks: N`, `x-mock-interval-ms: N`
-/// (stream shape), `x-mock-retry-after: V` (value of `Retry-After` on 429s).
+/// (stream shape), `x-mock-retry-after: V` (value of `Retry-After` on 429s),
+/// `x-mock-cache-read: N` / `x-mock-cache-write: N` (prompt tokens read from / written
+/// to the cache: Anthropic `cache_read_input_tokens` / `cache_creation_input_tokens`,
+/// OpenAI `prompt_tokens_details.cached_tokens`), `x-mock-tool-use: NAME` (answer with a
+/// call of that tool of the request), `x-mock-tool-input: {JSON}` (its input),
+/// `x-mock-limits: SPEC` (rate-limit headers on the answer, whatever it is; see
+/// [`RateLimitHeaders`](crate::RateLimitHeaders)).
 /// An unparsable override value gets a 400.
+///
+/// The gateway forwards only allow-listed client headers: to steer a mock through it,
+/// list the `x-mock-*` headers in the provider's `forward_headers`, or set the mode on
+/// the mock itself.
 #[derive(Clone)]
 pub struct MockProvider {
     shared: Arc<Shared>,
