@@ -40,13 +40,17 @@ pub enum Mode {
     /// Normal answers.
     #[default]
     Ok,
-    /// Answer every request with this status and an OpenAI-shaped error body
-    /// (`type` is `server_error` for 5xx, `invalid_request_error` otherwise).
+    /// Answer every request with this status and an error body in the route's shape:
+    /// OpenAI `type` `server_error` for 5xx, `invalid_request_error` otherwise (429:
+    /// `rate_limit_exceeded`); Anthropic by status (429 `rate_limit_error`, 529
+    /// `overloaded_error` "Overloaded", other 5xx `api_error`, …); Azure `code` = the
+    /// status. `Retry-After` comes from `x-mock-retry-after` only.
     /// HTTP cannot carry a 1xx status as a final answer (those are sent as 500), and
     /// 204 / 304 answers carry no body.
     Status(u16),
-    /// 429 with an OpenAI-shaped `rate_limit_exceeded` body; the `Retry-After` header
-    /// carries `retry_after` verbatim when it is `Some`.
+    /// 429 with a rate-limit error body in the route's shape (OpenAI
+    /// `rate_limit_exceeded`, Anthropic `rate_limit_error`); the `Retry-After` header
+    /// carries `retry_after` verbatim when it is `Some` (`x-mock-retry-after` wins).
     RateLimited {
         /// Value of the `Retry-After` response header (`None`: header omitted).
         retry_after: Option<String>,

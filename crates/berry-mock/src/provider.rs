@@ -19,8 +19,8 @@ use crate::{MockOptions, Mode, RecordedRequest};
 /// The listening socket is closed when the last handle is dropped; connections that
 /// are already open keep being served by their runtime.
 ///
-/// Per-request overrides, read from request headers (the gateway forwards client
-/// headers, so tests can steer a mock through it):
+/// Per-request overrides, read from request headers (tests can steer a mock through
+/// the gateway as long as it forwards them):
 /// `x-mock-mode` (a [`Mode`] in text form), `x-mock-delay-ms: N` (delay before the
 /// response head, on top of any mode), `x-mock-chunks: N`, `x-mock-interval-ms: N`
 /// (stream shape), `x-mock-retry-after: V` (value of `Retry-After` on 429s),
@@ -32,9 +32,9 @@ use crate::{MockOptions, Mode, RecordedRequest};
 /// [`RateLimitHeaders`](crate::RateLimitHeaders)).
 /// An unparsable override value gets a 400.
 ///
-/// The gateway forwards only allow-listed client headers: to steer a mock through it,
-/// list the `x-mock-*` headers in the provider's `forward_headers`, or set the mode on
-/// the mock itself.
+/// A gateway that forwards only allow-listed client headers needs the
+/// `x-mock-*` headers in the provider's `forward_headers`; otherwise set the mode on
+/// the mock itself ([`MockProvider::set_mode`]: every fault is a [`Mode`]).
 #[derive(Clone)]
 pub struct MockProvider {
     shared: Arc<Shared>,

@@ -133,7 +133,8 @@ impl Head {
         let anthropic_version = parts.headers.contains_key("anthropic-version");
         let api = if deployment.is_some() {
             Api::Azure
-        } else if matches!(endpoint, Endpoint::Messages | Endpoint::CountTokens)
+        } else if path.ends_with("/messages")
+            || path.ends_with("/messages/count_tokens")
             || (endpoint == Endpoint::Models && anthropic_version)
         {
             Api::Anthropic
@@ -375,6 +376,8 @@ mod tests {
 
         let p = parts(http::Request::get("/v1/models").header("anthropic-version", "x"));
         assert_eq!(Head::read(&p, None).api, Api::Anthropic);
+        let h = Head::read(&parts(http::Request::get("/v1/messages")), None);
+        assert_eq!((h.endpoint, h.api), (Endpoint::NotFound, Api::Anthropic));
         let p = parts(http::Request::get("/v1/models").header("x-api-key", "z"));
         let h = Head::read(&p, None);
         assert_eq!((h.api, h.key.as_deref()), (Api::OpenAi, Some("z")));

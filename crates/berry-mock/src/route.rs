@@ -8,8 +8,8 @@ pub(crate) enum Api {
     /// OpenAI (also Azure's `/openai/v1/…` form): key in `Authorization: Bearer`,
     /// `x-api-key` or `api-key`.
     OpenAi,
-    /// Anthropic Messages (`…/messages`, `…/messages/count_tokens`, `…/models` with an
-    /// `anthropic-version` header): key in `x-api-key`.
+    /// Anthropic Messages (any method on `…/messages` and `…/messages/count_tokens`,
+    /// `…/models` with an `anthropic-version` header): key in `x-api-key`.
     Anthropic,
     /// Azure OpenAI deployments (`…/openai/deployments/{deployment}/…`): key in
     /// `api-key`, `api-version` query parameter required.
