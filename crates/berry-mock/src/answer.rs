@@ -1,8 +1,11 @@
 //! [`Answer`]: the values one successful answer is built from, whatever its dialect,
 //! and the deterministic usage accounting.
 //!
-//! * `prompt_tokens = body_len / 4 + 1` (`body_len` = decoded request body length),
-//! * `completion_tokens` = number of content chunks,
+//! * `prompt_tokens = body_len / 4 + 1` (`body_len` = decoded request body length):
+//!   the prompt tokens neither read from nor written to a cache (Anthropic
+//!   `input_tokens`); cache reads and writes (`x-mock-cache-read` / `-write`) come on
+//!   top (OpenAI `prompt_tokens` = `prompt_tokens + cache_read`),
+//! * `completion_tokens` = number of content chunks (at least 1 for a tool call),
 //! * the reply text is `"tok0 tok1 … "` (one `tok<i> ` per chunk), identical for
 //!   streamed and non-streamed answers.
 
@@ -12,8 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::json::{json_str, push_u64};
+use crate::tools::ToolCall;
 
 /// The request body fields the mock reads (everything else is ignored).
 #[derive(Deserialize, Default)]
@@ -27,6 +32,12 @@ pub(crate) struct ReqFields<'a> {
     /// `stream_options` (OpenAI: `include_usage` adds a usage event).
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
+    /// `tools` (see [`crate::tools`]).
+    #[serde(default)]
+    pub tools: Option<Value>,
+    /// `tool_choice` (see [`crate::tools`]).
+    #[serde(default)]
+    pub tool_choice: Option<Value>,
 }
 
 /// `stream_options` of an OpenAI request.
@@ -105,12 +116,18 @@ pub(crate) struct Answer {
     pub model_json: Bytes,
     /// The mock's name as a quoted JSON string (`system_fingerprint`).
     pub fingerprint_json: Bytes,
-    /// Prompt tokens: `body_len / 4 + 1`.
+    /// Prompt tokens outside any cache: `body_len / 4 + 1`.
     pub prompt_tokens: u64,
-    /// Completion tokens = content chunks.
+    /// Prompt tokens read from the cache.
+    pub cache_read: u64,
+    /// Prompt tokens written to the cache.
+    pub cache_write: u64,
+    /// Completion tokens = content chunks (text chunks or tool-input pieces).
     pub completion_tokens: u32,
     /// OpenAI streams: send the usage event.
     pub include_usage: bool,
+    /// The answer is a call of this tool instead of text.
+    pub tool: Option<ToolCall>,
 }
 
 impl Answer {
@@ -130,14 +147,39 @@ impl Answer {
             model_json: Bytes::from(json_str(model)),
             fingerprint_json,
             prompt_tokens: body_len as u64 / 4 + 1,
+            cache_read: 0,
+            cache_write: 0,
             completion_tokens: chunks,
             include_usage,
+            tool: None,
         }
     }
 
-    /// `prompt_tokens + completion_tokens`.
+    /// The same answer with these cache token counts.
+    pub(crate) fn with_cache(mut self, read: u64, write: u64) -> Answer {
+        self.cache_read = read;
+        self.cache_write = write;
+        self
+    }
+
+    /// The same answer as a call of `tool` (`completion_tokens` at least 1: one per
+    /// input piece).
+    pub(crate) fn with_tool(mut self, tool: Option<ToolCall>) -> Answer {
+        if tool.is_some() {
+            self.completion_tokens = self.completion_tokens.max(1);
+        }
+        self.tool = tool;
+        self
+    }
+
+    /// OpenAI `prompt_tokens`: `prompt_tokens + cache_read`.
+    pub(crate) fn openai_prompt_tokens(&self) -> u64 {
+        self.prompt_tokens + self.cache_read
+    }
+
+    /// OpenAI `total_tokens`: `openai_prompt_tokens() + completion_tokens`.
     pub(crate) fn total_tokens(&self) -> u64 {
-        self.prompt_tokens + u64::from(self.completion_tokens)
+        self.openai_prompt_tokens() + u64::from(self.completion_tokens)
     }
 }
 

@@ -5,12 +5,15 @@
 use bytes::Bytes;
 
 use crate::body::{MockBody, Step};
+use crate::mode::PreambleEnd;
 use crate::Mode;
 
 /// The non-SSE line a [`Mode::Garbage`] stream carries in one chunk.
 pub(crate) const GARBAGE_SSE: &[u8] = b"\x00\x01NOT SSE{{{\n";
 /// The body of a [`Mode::Garbage`] non-streamed answer.
 pub(crate) const GARBAGE_JSON: &[u8] = b"\x00\x01NOT JSON{{{";
+/// The heartbeat chunks a [`Mode::Heartbeats`] stream sends before every event.
+pub(crate) const HEARTBEATS: [&[u8]; 2] = [b": ping\n\n", b"data:\n\n"];
 
 /// A fault that shapes a 200 answer (the other modes decide the answer themselves).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +25,17 @@ pub(crate) enum Fault {
     CloseAfter(u32),
     /// [`Mode::Garbage`].
     Garbage,
+    /// [`Mode::Unterminated`]: no terminal event.
+    Unterminated,
+    /// [`Mode::CutMidEvent`]: cut inside the `data:` line of the event after this
+    /// many content events (non-streamed: as `CloseAfter`).
+    CutAfter(u32),
+    /// [`Mode::ErrorEvent`]: the in-band error event after this many content events.
+    ErrorAfter(u32),
+    /// [`Mode::Heartbeats`].
+    Heartbeats,
+    /// [`Mode::Preamble`].
+    Preamble(PreambleEnd),
 }
 
 impl Fault {
@@ -30,6 +44,11 @@ impl Fault {
         match mode {
             Mode::CloseMidStream { after_chunks } => Fault::CloseAfter(*after_chunks),
             Mode::Garbage => Fault::Garbage,
+            Mode::Unterminated => Fault::Unterminated,
+            Mode::CutMidEvent { after_chunks } => Fault::CutAfter(*after_chunks),
+            Mode::ErrorEvent { after_chunks } => Fault::ErrorAfter(*after_chunks),
+            Mode::Heartbeats => Fault::Heartbeats,
+            Mode::Preamble(end) => Fault::Preamble(*end),
             _ => Fault::None,
         }
     }
@@ -44,13 +63,18 @@ pub(crate) struct FixedBody {
     pub announced_len: Option<usize>,
 }
 
-/// `json` as the body of a 200 answer under `fault`: as is; replaced by non-JSON bytes
-/// ([`Fault::Garbage`]); or the full length announced, half the bytes sent and the
-/// connection cut ([`Fault::CloseAfter`]).
+/// `json` as the body of a 200 answer under `fault`: replaced by non-JSON bytes
+/// ([`Fault::Garbage`]); the full length announced, half the bytes sent and the
+/// connection cut ([`Fault::CloseAfter`], [`Fault::CutAfter`]); as is for the other
+/// faults (they only shape streams).
 pub(crate) fn fixed_json(json: impl Into<Bytes>, fault: Fault) -> FixedBody {
     let json: Bytes = json.into();
     match fault {
-        Fault::None => FixedBody {
+        Fault::None
+        | Fault::Unterminated
+        | Fault::ErrorAfter(_)
+        | Fault::Heartbeats
+        | Fault::Preamble(_) => FixedBody {
             body: MockBody::full(json),
             announced_len: None,
         },
@@ -58,7 +82,7 @@ pub(crate) fn fixed_json(json: impl Into<Bytes>, fault: Fault) -> FixedBody {
             body: MockBody::full(Bytes::from_static(GARBAGE_JSON)),
             announced_len: None,
         },
-        Fault::CloseAfter(_) => {
+        Fault::CloseAfter(_) | Fault::CutAfter(_) => {
             let len = json.len();
             let half = json.slice(..len / 2);
             FixedBody {
@@ -87,5 +111,10 @@ mod tests {
         assert_eq!(f.announced_len, None);
         assert_eq!(f.body.collect_for_test().await, (b"{}".to_vec(), false));
         assert_eq!(Fault::of(&Mode::Hang), Fault::None);
+        let f = fixed_json(b"0123".to_vec(), Fault::CutAfter(0));
+        assert_eq!(f.body.collect_for_test().await, (b"01".to_vec(), true));
+        let f = fixed_json(b"{}".to_vec(), Fault::Heartbeats);
+        assert_eq!(f.body.collect_for_test().await, (b"{}".to_vec(), false));
+        assert_eq!(Fault::of(&Mode::AccountHeaders), Fault::None);
     }
 }

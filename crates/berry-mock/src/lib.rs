@@ -1,14 +1,22 @@
-//! Berry's own OpenAI-compatible **mock provider**.
+//! Berry's own **mock provider**: plays every upstream dialect Berry Gateway talks to
+//! (OpenAI, Anthropic Messages, Azure OpenAI).
 //!
-//! An HTTP/1.1 server (hyper 1 on tokio) that answers the OpenAI-style endpoints
-//! Berry Gateway proxies to, with switchable fault modes so integration tests,
-//! benchmarks and the demo can script upstream behaviour.
+//! An HTTP/1.1 server (hyper 1 on tokio) that answers the endpoints Berry Gateway
+//! proxies to, with switchable fault modes so integration tests, benchmarks and the
+//! demo can script upstream behaviour, lying upstreams included.
 //!
 //! * Endpoints are matched on the path **suffix**, so `/v1/chat/completions`,
-//!   `/openai/v1/chat/completions` and `/chat/completions` are all the same route:
-//!   `POST …/chat/completions`, `POST …/completions`, `POST …/embeddings`,
-//!   `POST …/messages` (Anthropic style), `GET …/models`; anything else is a 404
-//!   with an OpenAI-shaped error body.
+//!   `/openai/v1/chat/completions` (Azure's v1 form) and `/chat/completions` are all
+//!   the same route: `POST …/chat/completions`, `POST …/completions`,
+//!   `POST …/embeddings`, `POST …/messages` and `POST …/messages/count_tokens`
+//!   (Anthropic, see the `anthropic` module), `GET …/models` (Anthropic's list shape when
+//!   asked with `anthropic-version`); anything else is a 404 with an OpenAI-shaped error
+//!   body.
+//! * Azure's deployments form `POST …/openai/deployments/{deployment}/{chat/completions|
+//!   completions|embeddings}?api-version=…` is answered like OpenAI with `model` = the
+//!   deployment (key in `api-key`, `api-version` required: 404 without).
+//! * Errors are in the shape of the route's API; the API key is read from the API's
+//!   header(s) ([`MockOptions::expected_api_key`]).
 //! * Faults ([`Mode`]) apply to every endpoint and can be switched at runtime with
 //!   [`MockProvider::set_mode`] or per request with `x-mock-*` headers
 //!   (see [`Mode`]'s docs and [`MockProvider`]).
@@ -31,17 +39,21 @@
 //!
 //! Layout: [`Mode`] (`mode.rs`), options, the public handles (`provider.rs`), shared
 //! state (`state.rs`), the network side (`server.rs`), the request flow
-//! (`handler.rs`), what is read from a request (`request.rs`, `route.rs`), answer
-//! values and dialects (`answer.rs`, `openai.rs`, `anthropic.rs`), streams and
-//! faults (`stream.rs`, `faults.rs`), bodies and responses (`body.rs`,
+//! (`handler.rs`, `build.rs`), what is read from a request (`request.rs`,
+//! `route.rs`), answer values and dialects (`answer.rs`, `tools.rs`, `openai.rs`,
+//! `anthropic/`, `azure.rs`), streams and faults (`stream.rs`, `faults.rs`),
+//! provider headers (`limits.rs`, `response.rs`), bodies and responses (`body.rs`,
 //! `response.rs`).
 
 mod answer;
 mod anthropic;
+mod azure;
 mod body;
+mod build;
 mod faults;
 mod handler;
 mod json;
+mod limits;
 mod mode;
 mod openai;
 mod options;
@@ -52,8 +64,10 @@ mod route;
 mod server;
 mod state;
 mod stream;
+mod tools;
 
-pub use mode::Mode;
+pub use limits::RateLimitHeaders;
+pub use mode::{Mode, PreambleEnd};
 pub use options::MockOptions;
 pub use provider::{MockGuard, MockProvider};
 pub use request::RecordedRequest;

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! berry-mock --listen 127.0.0.1:0 --models gpt-4o,gpt-4o-mini --chunks 5 --interval-ms 20 \
-//!            --mode ok --no-record --threads 1
+//!            --mode ok --no-record --threads 1 [--require-anthropic-version] [--account-headers]
 //! ```
 
 use std::io::Write;
@@ -33,12 +33,21 @@ struct Args {
     /// Milliseconds between two streamed content chunks.
     #[arg(long = "interval-ms", default_value_t = 20)]
     interval_ms: u64,
-    /// Fault mode: ok | NNN | 429[:retry-after] | hang | close[:N] | garbage | slow:MS | reset.
+    /// Fault mode: ok | NNN | 429[:retry-after] | hang | close[:N] | garbage | slow:MS |
+    /// reset | unterminated | cut[:N] | error-event[:N] | heartbeat | preamble[:error|cut] |
+    /// limits[:requests|tokens|retry-after-ms[:VALUE]] | account | bad-key.
     #[arg(long, default_value = "ok")]
     mode: Mode,
-    /// Require this API key (Authorization: Bearer / x-api-key / api-key).
+    /// Require this API key (OpenAI routes: Authorization: Bearer / x-api-key / api-key;
+    /// Anthropic: x-api-key; Azure deployments: api-key).
     #[arg(long = "api-key")]
     api_key: Option<String>,
+    /// Refuse Anthropic requests without an anthropic-version header (400).
+    #[arg(long = "require-anthropic-version")]
+    require_anthropic_version: bool,
+    /// Send provider-account headers (openai-organization, set-cookie, ...) on every answer.
+    #[arg(long = "account-headers")]
+    account_headers: bool,
     /// Do not record the last request (for benchmarks).
     #[arg(long = "no-record")]
     no_record: bool,
@@ -68,6 +77,8 @@ fn main() -> ExitCode {
         chunks: args.chunks,
         chunk_interval: Duration::from_millis(args.interval_ms),
         expected_api_key: args.api_key,
+        require_anthropic_version: args.require_anthropic_version,
+        account_headers: args.account_headers,
         record_requests: !args.no_record,
         mode: args.mode,
         name: args.name,

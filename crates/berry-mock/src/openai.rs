@@ -1,5 +1,11 @@
 //! OpenAI-format bodies: chat / legacy completions (plain and streamed), embeddings,
 //! the model list and error bodies.
+//!
+//! A chat answer that calls a tool (see [`crate::tools`]) has `"content":null`, one
+//! `tool_calls` entry (id `call_mock_<n>`, `arguments` = the input JSON as a string)
+//! and `finish_reason` `tool_calls`; streamed, chunk 0 carries the role, id, type and
+//! name, and each chunk one piece of `arguments`. Usage has
+//! `prompt_tokens_details.cached_tokens` when the answer read from the cache.
 
 use bytes::Bytes;
 
@@ -9,12 +15,33 @@ use crate::stream::{sse, Dialect};
 
 fn push_usage(out: &mut Vec<u8>, ans: &Answer) {
     out.extend_from_slice(b"{\"prompt_tokens\":");
-    push_u64(out, ans.prompt_tokens);
+    push_u64(out, ans.openai_prompt_tokens());
     out.extend_from_slice(b",\"completion_tokens\":");
     push_u64(out, u64::from(ans.completion_tokens));
     out.extend_from_slice(b",\"total_tokens\":");
     push_u64(out, ans.total_tokens());
+    if ans.cache_read > 0 {
+        out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+        push_u64(out, ans.cache_read);
+        out.push(b'}');
+    }
     out.push(b'}');
+}
+
+/// `"finish_reason":"…"` of a finished chat answer.
+fn finish_reason(ans: &Answer) -> &'static [u8] {
+    if ans.tool.is_some() {
+        b"\"tool_calls\""
+    } else {
+        b"\"stop\""
+    }
+}
+
+/// The id of the tool call of answer `id`.
+fn push_call_id(out: &mut Vec<u8>, id: u64) {
+    out.extend_from_slice(b"\"call_mock_");
+    push_u64(out, id);
+    out.push(b'"');
 }
 
 /// `chat.completion` body.
@@ -29,10 +56,27 @@ pub(crate) fn chat_body(ans: &Answer) -> Vec<u8> {
     out.extend_from_slice(b",\"system_fingerprint\":");
     out.extend_from_slice(&ans.fingerprint_json);
     out.extend_from_slice(
-        b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"",
+        b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
     );
-    push_reply_text(&mut out, ans.completion_tokens);
-    out.extend_from_slice(b"\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":");
+    match &ans.tool {
+        None => {
+            out.push(b'"');
+            push_reply_text(&mut out, ans.completion_tokens);
+            out.push(b'"');
+        }
+        Some(call) => {
+            out.extend_from_slice(b"null,\"tool_calls\":[{\"id\":");
+            push_call_id(&mut out, ans.id);
+            out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+            push_json_str(&mut out, &call.name);
+            out.extend_from_slice(b",\"arguments\":");
+            push_json_str(&mut out, &call.input);
+            out.extend_from_slice(b"}}]");
+        }
+    }
+    out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
+    out.extend_from_slice(finish_reason(ans));
+    out.extend_from_slice(b"}],\"usage\":");
     push_usage(&mut out, ans);
     out.push(b'}');
     out
@@ -87,6 +131,23 @@ pub(crate) fn models_body(models: &[String]) -> Vec<u8> {
     out
 }
 
+/// OpenAI's 401 message for a refused `key`, quoting part of it like OpenAI does: the
+/// first 6 and last 4 characters around stars (keys shorter than 10 characters whole).
+pub(crate) fn incorrect_key_message(key: Option<&str>) -> String {
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).".to_string();
+    };
+    let chars: Vec<char> = key.chars().collect();
+    let shown: String = if chars.len() < 10 {
+        key.to_string()
+    } else {
+        let head: String = chars[..6].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}{}{tail}", "*".repeat((chars.len() - 10).max(3)))
+    };
+    format!("Incorrect API key provided: {shown}. You can find your API key at https://platform.openai.com/account/api-keys.")
+}
+
 /// OpenAI-shaped error body for `status`: `type` / `code` follow the status
 /// (401 `invalid_api_key`, 404 `not_found`, 413 `request_too_large`, 429
 /// `rate_limit_exceeded` of type `requests`, 5xx `server_error` / `mock_failure`,
@@ -111,6 +172,9 @@ pub(crate) fn error_body(status: u16, message: &str) -> Vec<u8> {
     out
 }
 
+/// OpenAI's in-band stream error: `data: {"error":{…}}`.
+const ERROR_EVENT: &[u8] = b"data: {\"error\":{\"message\":\"The server had an error while processing your request. Sorry about that!\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n";
+
 /// Which OpenAI stream format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Flavor {
@@ -121,7 +185,10 @@ pub(crate) enum Flavor {
 }
 
 /// An OpenAI stream: content events, a finish event, the usage event when asked for
-/// (`stream_options.include_usage`), then `data: [DONE]`.
+/// (`stream_options.include_usage`), then `data: [DONE]`. Its in-band error event is
+/// `data: {"error":{"message":…,"type":"server_error","param":null,"code":null}}`; its
+/// early preamble a chunk without content (chat: `{"role":"assistant","content":""}`,
+/// legacy: `"text":""`).
 pub(crate) struct OpenAiStream {
     flavor: Flavor,
     ans: Answer,
@@ -169,9 +236,34 @@ impl Dialect for OpenAiStream {
                     if i == 0 {
                         e.extend_from_slice(b"\"role\":\"assistant\",");
                     }
-                    e.extend_from_slice(b"\"content\":\"");
-                    push_chunk_text(e, i);
-                    e.extend_from_slice(b"\"},\"logprobs\":null,\"finish_reason\":null}]}");
+                    match &self.ans.tool {
+                        None => {
+                            e.extend_from_slice(b"\"content\":\"");
+                            push_chunk_text(e, i);
+                            e.push(b'"');
+                        }
+                        Some(call) => {
+                            if i == 0 {
+                                e.extend_from_slice(b"\"content\":null,");
+                            }
+                            e.extend_from_slice(b"\"tool_calls\":[{\"index\":0,");
+                            if i == 0 {
+                                e.extend_from_slice(b"\"id\":");
+                                push_call_id(e, self.ans.id);
+                                e.extend_from_slice(b",\"type\":\"function\",");
+                            }
+                            e.extend_from_slice(b"\"function\":{");
+                            if i == 0 {
+                                e.extend_from_slice(b"\"name\":");
+                                push_json_str(e, &call.name);
+                                e.push(b',');
+                            }
+                            e.extend_from_slice(b"\"arguments\":");
+                            push_json_str(e, call.piece(i, self.ans.completion_tokens));
+                            e.extend_from_slice(b"}}]");
+                        }
+                    }
+                    e.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null}]}");
                 }
                 Flavor::Legacy => {
                     e.extend_from_slice(b"{\"text\":\"");
@@ -188,9 +280,13 @@ impl Dialect for OpenAiStream {
         out.push(sse(None, |e| {
             e.extend_from_slice(&self.prefix);
             match self.flavor {
-                Flavor::Chat => e.extend_from_slice(
-                    b"{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}]}",
-                ),
+                Flavor::Chat => {
+                    e.extend_from_slice(
+                        b"{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":",
+                    );
+                    e.extend_from_slice(finish_reason(&self.ans));
+                    e.extend_from_slice(b"}]}");
+                }
                 Flavor::Legacy => e.extend_from_slice(
                     b"{\"text\":\"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}]}",
                 ),
@@ -204,6 +300,23 @@ impl Dialect for OpenAiStream {
                 e.push(b'}');
             }));
         }
-        out.push(sse(None, |e| e.extend_from_slice(b"[DONE]")));
+    }
+
+    fn terminal(&self) -> Bytes {
+        sse(None, |e| e.extend_from_slice(b"[DONE]"))
+    }
+
+    fn error_event(&self) -> Bytes {
+        Bytes::from_static(ERROR_EVENT)
+    }
+
+    fn early_preamble(&self, out: &mut Vec<Bytes>) {
+        out.push(sse(None, |e| {
+            e.extend_from_slice(&self.prefix);
+            e.extend_from_slice(match self.flavor {
+                Flavor::Chat => b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}",
+                Flavor::Legacy => b"{\"text\":\"\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}",
+            });
+        }));
     }
 }

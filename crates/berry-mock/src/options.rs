@@ -17,9 +17,19 @@ pub struct MockOptions {
     pub chunks: u32,
     /// Pause between two streamed content events; default 20 ms.
     pub chunk_interval: Duration,
-    /// When `Some(k)`, requests must carry `Authorization: Bearer k`, `x-api-key: k`
-    /// or `api-key: k`, otherwise they get a 401 OpenAI-shaped error.
+    /// When `Some(k)`, requests must carry the key in a header of their API, otherwise
+    /// they get a 401 in their API's error shape: OpenAI routes `Authorization: Bearer
+    /// k`, `x-api-key: k` or `api-key: k`; Anthropic routes (`…/messages*`, `…/models`
+    /// with `anthropic-version`) `x-api-key: k`; Azure deployment routes `api-key: k`.
     pub expected_api_key: Option<String>,
+    /// Refuse Anthropic requests (`…/messages`, `…/messages/count_tokens`) without an
+    /// `anthropic-version` header with a 400 `invalid_request_error`, as the real API
+    /// does; default false (such requests get the mock's lenient historic answer).
+    pub require_anthropic_version: bool,
+    /// Put the provider-account headers (`openai-organization`, `openai-project`,
+    /// `anthropic-organization-id`, `set-cookie`) on every answer, errors included;
+    /// default false. See also [`Mode::AccountHeaders`].
+    pub account_headers: bool,
     /// Keep a copy of the last request for
     /// [`MockProvider::last_request`](crate::MockProvider::last_request); default
     /// true. Turn it off for benchmarks.
@@ -43,6 +53,8 @@ impl Default for MockOptions {
             chunks: 5,
             chunk_interval: Duration::from_millis(20),
             expected_api_key: None,
+            require_anthropic_version: false,
+            account_headers: false,
             record_requests: true,
             mode: Mode::Ok,
             name: "mock".to_string(),

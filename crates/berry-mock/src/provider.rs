@@ -19,12 +19,22 @@ use crate::{MockOptions, Mode, RecordedRequest};
 /// The listening socket is closed when the last handle is dropped; connections that
 /// are already open keep being served by their runtime.
 ///
-/// Per-request overrides, read from request headers (the gateway forwards client
-/// headers, so tests can steer a mock through it):
+/// Per-request overrides, read from request headers (tests can steer a mock through
+/// the gateway as long as it forwards them):
 /// `x-mock-mode` (a [`Mode`] in text form), `x-mock-delay-ms: N` (delay before the
 /// response head, on top of any mode), `x-mock-chunks: N`, `x-mock-interval-ms: N`
-/// (stream shape), `x-mock-retry-after: V` (value of `Retry-After` on 429s).
+/// (stream shape), `x-mock-retry-after: V` (value of `Retry-After` on 429s),
+/// `x-mock-cache-read: N` / `x-mock-cache-write: N` (prompt tokens read from / written
+/// to the cache: Anthropic `cache_read_input_tokens` / `cache_creation_input_tokens`,
+/// OpenAI `prompt_tokens_details.cached_tokens`), `x-mock-tool-use: NAME` (answer with a
+/// call of that tool of the request), `x-mock-tool-input: {JSON}` (its input),
+/// `x-mock-limits: SPEC` (rate-limit headers on the answer, whatever it is; see
+/// [`RateLimitHeaders`](crate::RateLimitHeaders)).
 /// An unparsable override value gets a 400.
+///
+/// A gateway that forwards only allow-listed client headers needs the
+/// `x-mock-*` headers in the provider's `forward_headers`; otherwise set the mode on
+/// the mock itself ([`MockProvider::set_mode`]: every fault is a [`Mode`]).
 #[derive(Clone)]
 pub struct MockProvider {
     shared: Arc<Shared>,

@@ -1,6 +1,7 @@
 //! Building responses: status (with the mock's reason phrases), the headers every
-//! answer carries (`x-mock-name`, `Connection: close` when the request asked for it),
-//! and the three answer shapes (JSON, OpenAI-shaped error, event stream).
+//! answer carries (`x-mock-name`, `Connection: close` when the request asked for it,
+//! the provider headers of the request: rate-limit and account headers), and the three
+//! answer shapes (JSON, error in the route's dialect, event stream).
 
 use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
@@ -8,7 +9,8 @@ use hyper::ext::ReasonPhrase;
 
 use crate::body::MockBody;
 use crate::faults::FixedBody;
-use crate::openai::error_body;
+use crate::route::Api;
+use crate::{anthropic, azure, openai};
 
 /// The `x-mock-name` response header.
 pub(crate) const X_MOCK_NAME: HeaderName = HeaderName::from_static("x-mock-name");
@@ -29,6 +31,7 @@ fn reason(status: u16) -> &'static str {
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
+        529 => "Overloaded",
         _ => "Mock Status",
     }
 }
@@ -43,6 +46,25 @@ pub(crate) fn name_header(name: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&clean).ok()
 }
 
+/// Appends the headers that reveal a provider account: `openai-organization`,
+/// `openai-project`, `anthropic-organization-id` and a `set-cookie`.
+pub(crate) fn push_account_headers(out: &mut Vec<(HeaderName, HeaderValue)>) {
+    for (n, v) in [
+        ("openai-organization", "org-mock-account"),
+        ("openai-project", "proj_mock_account"),
+        (
+            "anthropic-organization-id",
+            "5f0c3a9e-2b1d-4c7a-9e8f-0a1b2c3d4e5f",
+        ),
+        (
+            "set-cookie",
+            "__cf_bm=mock-account-cookie; path=/; HttpOnly; Secure; SameSite=None",
+        ),
+    ] {
+        out.push((HeaderName::from_static(n), HeaderValue::from_static(v)));
+    }
+}
+
 /// What every answer to one request shares.
 #[derive(Clone, Copy)]
 pub(crate) struct Reply<'a> {
@@ -50,6 +72,10 @@ pub(crate) struct Reply<'a> {
     pub name: Option<&'a HeaderValue>,
     /// Send `Connection: close` (hyper then closes after the answer).
     pub close: bool,
+    /// The API of the route: the shape of error bodies.
+    pub api: Api,
+    /// Headers added to the answer (provider rate-limit / account headers).
+    pub extra: &'a [(HeaderName, HeaderValue)],
 }
 
 impl Reply<'_> {
@@ -80,6 +106,9 @@ impl Reply<'_> {
         if self.close {
             h.insert(CONNECTION, HeaderValue::from_static("close"));
         }
+        for (n, v) in self.extra {
+            h.append(n.clone(), v.clone());
+        }
         resp
     }
 
@@ -94,19 +123,22 @@ impl Reply<'_> {
         resp
     }
 
-    /// An OpenAI-shaped error answer ([`error_body`]), with `Retry-After: retry_after`
-    /// when given (control characters dropped).
+    /// An error answer in the shape of the route's API (OpenAI
+    /// [`openai::error_body`], Anthropic [`anthropic::error_body`], Azure
+    /// [`azure::error_body`]), with `Retry-After: retry_after` when given (control
+    /// characters dropped).
     pub(crate) fn error(
         &self,
         status: u16,
         message: &str,
         retry_after: Option<&str>,
     ) -> Response<MockBody> {
-        let mut resp = self.response(
-            status,
-            "application/json",
-            MockBody::full(error_body(status, message)),
-        );
+        let body = match self.api {
+            Api::OpenAi => openai::error_body(status, message),
+            Api::Anthropic => anthropic::error_body(status, message),
+            Api::Azure => azure::error_body(status, message),
+        };
+        let mut resp = self.response(status, "application/json", MockBody::full(body));
         if let Some(ra) = retry_after {
             let clean: Vec<u8> = ra
                 .bytes()
@@ -140,6 +172,8 @@ mod tests {
         let r = Reply {
             name: Some(&name),
             close: true,
+            api: Api::OpenAi,
+            extra: &[],
         };
         let resp = r.error(429, "slow down", Some("7\r\n"));
         assert_eq!(resp.status(), 429);
@@ -153,6 +187,8 @@ mod tests {
         let resp = Reply {
             name: None,
             close: false,
+            api: Api::OpenAi,
+            extra: &[],
         }
         .error(418, "x", None);
         assert_eq!(
@@ -163,11 +199,32 @@ mod tests {
         assert_eq!(
             Reply {
                 name: None,
-                close: false
+                close: false,
+                api: Api::OpenAi,
+                extra: &[],
             }
             .error(101, "x", None)
             .status(),
             500
+        );
+    }
+
+    #[test]
+    fn dialect_errors_and_extra_headers() {
+        let mut extra = Vec::new();
+        push_account_headers(&mut extra);
+        let r = Reply {
+            name: None,
+            close: false,
+            api: Api::Anthropic,
+            extra: &extra,
+        };
+        let resp = r.error(529, "Overloaded", None);
+        assert_eq!(resp.headers()["openai-organization"], "org-mock-account");
+        assert!(resp.headers().contains_key("set-cookie"));
+        assert_eq!(
+            resp.extensions().get::<ReasonPhrase>().unwrap().as_bytes(),
+            b"Overloaded"
         );
     }
 }

@@ -1,4 +1,20 @@
-//! Which answer a request asks for, from its method and path.
+//! Which answer a request asks for, from its method and path, and which provider
+//! API ([`Api`]) it speaks.
+
+/// The provider API a request speaks: it decides the auth header, the error shape and
+/// the dialect of the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// OpenAI (also Azure's `/openai/v1/…` form): key in `Authorization: Bearer`,
+    /// `x-api-key` or `api-key`.
+    OpenAi,
+    /// Anthropic Messages (any method on `…/messages` and `…/messages/count_tokens`,
+    /// `…/models` with an `anthropic-version` header): key in `x-api-key`.
+    Anthropic,
+    /// Azure OpenAI deployments (`…/openai/deployments/{deployment}/…`): key in
+    /// `api-key`, `api-version` query parameter required.
+    Azure,
+}
 
 /// The endpoints the mock answers. Matching is on the path **suffix**, so
 /// `/v1/chat/completions`, `/openai/v1/chat/completions` and `/chat/completions`
@@ -13,6 +29,8 @@ pub(crate) enum Endpoint {
     Embeddings,
     /// `POST …/messages` (Anthropic style).
     Messages,
+    /// `POST …/messages/count_tokens` (Anthropic).
+    CountTokens,
     /// `GET …/models`.
     Models,
     /// Anything else: a 404 with an OpenAI-shaped error body.
@@ -21,7 +39,9 @@ pub(crate) enum Endpoint {
 
 /// The endpoint for `method` and `path` (the path without its query string).
 pub(crate) fn route(method: &str, path: &str) -> Endpoint {
-    let ep = if path.ends_with("/chat/completions") {
+    let ep = if path.ends_with("/messages/count_tokens") {
+        Endpoint::CountTokens
+    } else if path.ends_with("/chat/completions") {
         Endpoint::Chat
     } else if path.ends_with("/completions") {
         Endpoint::Completions
@@ -56,6 +76,14 @@ mod tests {
         assert_eq!(route("POST", "/v1/completions"), Endpoint::Completions);
         assert_eq!(route("POST", "/v1/embeddings"), Endpoint::Embeddings);
         assert_eq!(route("POST", "/anthropic/v1/messages"), Endpoint::Messages);
+        assert_eq!(
+            route("POST", "/v1/messages/count_tokens"),
+            Endpoint::CountTokens
+        );
+        assert_eq!(
+            route("GET", "/v1/messages/count_tokens"),
+            Endpoint::NotFound
+        );
         assert_eq!(route("GET", "/v1/models"), Endpoint::Models);
         assert_eq!(route("GET", "/v1/chat/completions"), Endpoint::NotFound);
         assert_eq!(route("POST", "/v1/models"), Endpoint::NotFound);

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
+use crate::anthropic;
 use crate::json::json_str;
 use crate::openai::models_body;
 use crate::response::name_header;
@@ -47,8 +48,14 @@ pub(crate) struct Shared {
     pub default_model: String,
     /// The `GET …/models` body.
     pub models_body: Bytes,
+    /// The `GET …/models` body for Anthropic clients.
+    pub anthropic_models_body: Bytes,
     /// [`MockOptions::expected_api_key`].
     pub expected_api_key: Option<String>,
+    /// [`MockOptions::require_anthropic_version`].
+    pub require_anthropic_version: bool,
+    /// [`MockOptions::account_headers`].
+    pub account_headers: bool,
     record: AtomicBool,
     /// Fast path: the mode is [`Mode::Ok`] (no lock needed).
     mode_ok: AtomicBool,
@@ -95,7 +102,10 @@ impl Shared {
                 .cloned()
                 .unwrap_or_else(|| "mock-model".to_string()),
             models_body: Bytes::from(models_body(&opts.models)),
+            anthropic_models_body: Bytes::from(anthropic::models_body(&opts.models)),
             expected_api_key: opts.expected_api_key,
+            require_anthropic_version: opts.require_anthropic_version,
+            account_headers: opts.account_headers,
             record: AtomicBool::new(opts.record_requests),
             mode_ok: AtomicBool::new(opts.mode == Mode::Ok),
             mode: Mutex::new(opts.mode),

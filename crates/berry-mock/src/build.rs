@@ -1,0 +1,101 @@
+//! The 200 answer to a request that passed every check: the endpoint's body, or its
+//! event stream when the request asked for one (`"stream": true`; never for embeddings
+//! and `count_tokens`), shaped by the [`Fault`] of the mode.
+//!
+//! The answer names the request's `model` (the mock's default model when it names
+//! none; on Azure deployment routes, the deployment). Chat and Messages answers call a
+//! tool when the request asks for one (see [`crate::tools`]); a request naming a tool it
+//! does not list gets a 400.
+
+use std::time::Duration;
+
+use http::Response;
+
+use crate::answer::{Answer, ReqFields};
+use crate::anthropic::{count_tokens_body, messages_body, MessagesStream};
+use crate::body::MockBody;
+use crate::faults::{fixed_json, Fault};
+use crate::openai::{chat_body, embeddings_body, legacy_body, Flavor, OpenAiStream};
+use crate::request::Head;
+use crate::response::Reply;
+use crate::route::Endpoint;
+use crate::state::Shared;
+use crate::stream::StreamPlan;
+use crate::tools::requested_call;
+
+/// The answer to `head` with the request body fields `fields` (`body_len` bytes).
+pub(crate) fn success(
+    sh: &Shared,
+    head: &Head,
+    body_len: usize,
+    fields: &ReqFields<'_>,
+    fault: Fault,
+    reply: &Reply<'_>,
+) -> Response<MockBody> {
+    let o = &head.overrides;
+    let model: &str = match &head.deployment {
+        Some(d) => d,
+        None if fields.model.is_empty() => &sh.default_model,
+        None => &fields.model,
+    };
+    let ans = Answer::new(
+        sh.next_id(),
+        model,
+        sh.fingerprint_json.clone(),
+        body_len,
+        o.chunks.unwrap_or_else(|| sh.chunks()),
+        fields.include_usage(),
+    );
+    if head.endpoint == Endpoint::CountTokens {
+        return reply.json(200, fixed_json(count_tokens_body(ans.prompt_tokens), fault));
+    }
+    let tool = match head.endpoint {
+        Endpoint::Chat | Endpoint::Messages => requested_call(
+            head.api,
+            fields.tools.as_ref(),
+            fields.tool_choice.as_ref(),
+            o.tool_use.as_deref(),
+            o.tool_input.as_ref(),
+        ),
+        _ => Ok(None),
+    };
+    let tool = match tool {
+        Ok(t) => t,
+        Err(msg) => return reply.error(400, &msg, None),
+    };
+    let ans = ans
+        .with_cache(o.cache_read.unwrap_or(0), o.cache_write.unwrap_or(0))
+        .with_tool(tool);
+    if fields.stream() && head.endpoint != Endpoint::Embeddings {
+        let chunks = ans.completion_tokens;
+        let interval: Duration = o.interval.unwrap_or_else(|| sh.interval());
+        let plan = match head.endpoint {
+            Endpoint::Messages => StreamPlan::new(
+                MessagesStream::new(ans, head.anthropic_version),
+                chunks,
+                interval,
+                fault,
+            ),
+            Endpoint::Completions => StreamPlan::new(
+                OpenAiStream::new(Flavor::Legacy, ans),
+                chunks,
+                interval,
+                fault,
+            ),
+            _ => StreamPlan::new(
+                OpenAiStream::new(Flavor::Chat, ans),
+                chunks,
+                interval,
+                fault,
+            ),
+        };
+        return reply.event_stream(MockBody::script(plan));
+    }
+    let json = match head.endpoint {
+        Endpoint::Chat => chat_body(&ans),
+        Endpoint::Completions => legacy_body(&ans),
+        Endpoint::Embeddings => embeddings_body(&ans),
+        _ => messages_body(&ans),
+    };
+    reply.json(200, fixed_json(json, fault))
+}
