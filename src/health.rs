@@ -51,7 +51,7 @@ struct Probe {
 /// backends down instead).
 pub fn build_check(p: &ProviderRoute, timeout: Duration) -> Result<HttpHealthCheck, Box<Error>> {
     let mut check = HttpHealthCheck::new(&p.endpoint.host, p.endpoint.tls);
-    let path = p.upstream_path("/v1/models", None);
+    let path = p.upstream_path("/v1/models", None, None);
     let mut req = RequestHeader::build("GET", path.as_bytes(), None)?;
     req.insert_header(http::header::HOST, p.host_header.clone())?;
     for (name, value) in &p.headers {

@@ -117,6 +117,8 @@ pub struct FileProvider {
     pub timeout_seconds: Option<f64>,
     pub max_retries: Option<u32>,
     pub backend_type: Option<String>,
+    /// Azure OpenAI `api-version` query parameter (azure only).
+    pub api_version: Option<String>,
     pub headers: BTreeMap<String, String>,
 }
 

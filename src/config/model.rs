@@ -242,9 +242,16 @@ pub struct Provider {
     /// Cap on attempts sent to this provider within one client request (1 + this).
     pub max_retries: Option<u32>,
     pub backend_type: BackendType,
-    /// Extra headers sent upstream; values may hold secrets.
+    /// Azure's `api-version` query parameter: `api_version`, else Berry's
+    /// `headers."api-version"`, else [`DEFAULT_AZURE_API_VERSION`]. `None` for other types.
+    pub api_version: Option<String>,
+    /// Extra headers sent upstream; values may hold secrets. (`api-version` of an azure
+    /// provider is not among them: it travels in the query.)
     pub headers: Vec<(String, Secret)>,
 }
+
+/// `api-version` of Azure OpenAI requests when the provider sets none.
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 
 /// Berry's billing hint on a backend; informational.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

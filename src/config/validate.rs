@@ -413,6 +413,7 @@ fn validate_provider(id: String, fp: FileProvider, p: &mut Problems) -> Provider
             "has characters not allowed in an HTTP header",
         );
     }
+    let api_version = azure_api_version(p, &path, backend_type, fp.api_version, &mut headers);
     Provider {
         name: fp.name.unwrap_or_else(|| id.clone()),
         id,
@@ -423,8 +424,47 @@ fn validate_provider(id: String, fp: FileProvider, p: &mut Problems) -> Provider
         timeout,
         max_retries: fp.max_retries,
         backend_type,
+        api_version,
         headers,
     }
+}
+
+/// Azure's `api-version`: `api_version`, else Berry's `headers."api-version"` (moved out of
+/// the headers into the query), else the default. Other types take neither.
+fn azure_api_version(
+    p: &mut Problems,
+    path: &str,
+    backend_type: BackendType,
+    configured: Option<String>,
+    headers: &mut Vec<(String, Secret)>,
+) -> Option<String> {
+    if backend_type != BackendType::Azure {
+        if configured.is_some() {
+            p.add(
+                format!("{path}.api_version"),
+                "applies only to backend_type = \"azure\"",
+            );
+        }
+        return None;
+    }
+    let from_header = headers
+        .iter()
+        .position(|(n, _)| n.eq_ignore_ascii_case("api-version"))
+        .map(|i| headers.remove(i).1.expose().to_string());
+    let version = configured
+        .or(from_header)
+        .unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.to_string());
+    let valid = !version.is_empty()
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !valid {
+        p.add(
+            format!("{path}.api_version"),
+            format!("`{version}` is not an api-version (letters, digits, '-', '.')"),
+        );
+    }
+    Some(version)
 }
 
 fn placeholder_endpoint() -> Endpoint {

@@ -226,7 +226,8 @@ pub fn rewrite_request(p: &mut Proxied, request_id: &str, up: &mut RequestHeader
     };
     let provider = &attempt.backend.provider;
     // `up` still carries the client's URI here.
-    let path = provider.upstream_path(up.uri.path(), up.uri.query());
+    let model = Some(attempt.backend.real_model.as_str());
+    let path = provider.upstream_path(up.uri.path(), up.uri.query(), model);
     let uri = http::Uri::try_from(path)
         .or_err(ErrorType::InternalError, "upstream path is not a valid URI")?;
     up.set_uri(uri);

@@ -154,6 +154,15 @@ token = "same"
 [providers.p]
 base_url = "ftp://x"
 api_key = "${DEFINITELY_NOT_SET_VAR}"
+api_version = "2024-10-21"
+[providers.az]
+base_url = "https://r.openai.azure.com"
+api_key = "k"
+backend_type = "azure"
+api_version = "2024 10 21"
+[providers.colon]
+base_url = "http://a:b:80"
+api_key = "k"
 [models.m]
 name = "x"
 strategy = "fastest"
@@ -182,6 +191,9 @@ model = "r"
         "models.m.backends[0].provider",
         "models.m.backends[0].weight",
         "models.n.name",
+        "providers.p.api_version: applies only to backend_type = \"azure\"",
+        "providers.az.api_version: `2024 10 21` is not an api-version",
+        "providers.colon.base_url",
     ] {
         assert!(out.contains(needle), "missing `{needle}` in:\n{out}");
     }

@@ -405,3 +405,103 @@ fn health_is_503_when_no_model_can_be_served() {
         .status
         == 200));
 }
+
+/// One provider of `backend_type` at `base` (a path on the mock) serving model `id` as
+/// backend model `real-{id}`, with `extra` provider lines.
+fn dialect_provider(id: &str, backend_type: &str, base: &str, extra: &str) -> String {
+    format!(
+        "[providers.{id}]\nbase_url = \"{base}\"\napi_key = \"sk-{id}-key\"\nbackend_type = \"{backend_type}\"\n{extra}\n[models.{id}]\nname = \"{id}\"\n[[models.{id}.backends]]\nprovider = \"{id}\"\nmodel = \"real-{id}\"\n"
+    )
+}
+
+#[test]
+fn each_dialect_is_addressed_its_own_way() {
+    let m = mock("m");
+    let host = format!("http://{}", m.addr());
+    let mut cfg = format!("{}\n{}", quiet_settings(), user("u", "tok", ""));
+    // Azure deployments form: default api-version, an explicit one, and Berry's header form
+    // (moved into the query, never sent as a header).
+    cfg.push_str(&dialect_provider("az", "azure", &host, ""));
+    cfg.push_str(&dialect_provider(
+        "az2",
+        "azure",
+        &format!("{host}/openai"),
+        "api_version = \"2025-01-01-preview\"",
+    ));
+    cfg.push_str(&dialect_provider(
+        "az3",
+        "azure",
+        &host,
+        "[providers.az3.headers]\n\"api-version\" = \"2024-02-01\"",
+    ));
+    // Azure v1 form: like OpenAI, no api-version.
+    cfg.push_str(&dialect_provider(
+        "azv1",
+        "azure",
+        &format!("{host}/openai/v1"),
+        "",
+    ));
+    // Gemini on a bare host: Google's OpenAI-compatible path.
+    cfg.push_str(&dialect_provider("ge", "gemini", &host, ""));
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&m, &m, &m, &m, &m]);
+    let cases = [
+        (
+            "az",
+            "/openai/deployments/real-az/chat/completions?api-version=2024-10-21",
+            "api-key",
+        ),
+        (
+            "az2",
+            "/openai/deployments/real-az2/chat/completions?api-version=2025-01-01-preview",
+            "api-key",
+        ),
+        (
+            "az3",
+            "/openai/deployments/real-az3/chat/completions?api-version=2024-02-01",
+            "api-key",
+        ),
+        ("azv1", "/openai/v1/chat/completions", "api-key"),
+        ("ge", "/v1beta/openai/chat/completions", "authorization"),
+    ];
+    for (model, path, credential) in cases {
+        let r = gw.chat("tok", model);
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        let seen = m.last_request().unwrap();
+        assert_eq!(seen.path, path, "{model}");
+        // the body keeps the backend's model in every form (Azure ignores it)
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&seen.body).unwrap()["model"],
+            format!("real-{model}").as_str()
+        );
+        let key = format!("sk-{model}-key");
+        let want = if credential == "authorization" {
+            format!("Bearer {key}")
+        } else {
+            key
+        };
+        assert_eq!(seen.header(credential), Some(want.as_str()), "{model}");
+        assert_eq!(
+            seen.header("api-version"),
+            None,
+            "{model}: {:?}",
+            seen.headers
+        );
+    }
+    // embeddings and legacy completions use the deployments form too
+    let r = request(
+        gw.addr,
+        "POST",
+        "/v1/embeddings",
+        &[
+            ("Authorization", "Bearer tok"),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"model":"az","input":"hi"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        m.last_request().unwrap().path,
+        "/openai/deployments/real-az/embeddings?api-version=2024-10-21"
+    );
+}

@@ -1,8 +1,10 @@
-//! Provider accounts at run time: upstream URL joining, credential headers per API dialect,
-//! resolved addresses, and the health-probe request.
-//!
-//! Dialects differ only in how credentials travel: openai/gemini
-//! `Authorization: Bearer`, azure `api-key`, anthropic `x-api-key` + `anthropic-version`.
+//! Provider accounts at run time: the API [`Dialect`] each speaks (upstream URL, credential
+//! headers, health-probe path — one module per dialect), resolved addresses, and health.
+
+pub mod anthropic;
+pub mod azure;
+pub mod gemini;
+pub mod openai;
 
 use crate::config::{BackendType, Endpoint, Provider};
 use arc_swap::ArcSwap;
@@ -12,8 +14,64 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// `anthropic-version` sent to Anthropic-dialect providers unless configured in `headers`.
-pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+pub use anthropic::ANTHROPIC_VERSION;
+
+/// The API a provider speaks, with what its addressing needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    Azure(azure::Form),
+    Anthropic,
+    Gemini,
+}
+
+impl Dialect {
+    /// The dialect of a configured provider.
+    pub fn of(p: &Provider) -> Dialect {
+        match p.backend_type {
+            BackendType::OpenAi => Dialect::OpenAi,
+            BackendType::Gemini => Dialect::Gemini,
+            BackendType::Anthropic => Dialect::Anthropic,
+            BackendType::Azure => Dialect::Azure(azure::Form::of(
+                &p.endpoint.path_prefix,
+                p.api_version
+                    .as_deref()
+                    .unwrap_or(crate::config::DEFAULT_AZURE_API_VERSION),
+            )),
+        }
+    }
+
+    /// The path prefix every upstream request of this dialect goes under, from the base
+    /// URL's path.
+    pub fn path_prefix(&self, base_path: &str) -> String {
+        match self {
+            Dialect::OpenAi => base_path.to_string(),
+            Dialect::Gemini => gemini::path_prefix(base_path),
+            Dialect::Anthropic => anthropic::path_prefix(base_path),
+            Dialect::Azure(form) => azure::path_prefix(base_path, form),
+        }
+    }
+
+    /// Credential headers for `api_key` (values marked sensitive).
+    pub fn credentials(
+        &self,
+        api_key: &str,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, http::header::InvalidHeaderValue> {
+        match self {
+            Dialect::OpenAi | Dialect::Gemini => openai::credentials(api_key),
+            Dialect::Azure(_) => azure::credentials(api_key),
+            Dialect::Anthropic => anthropic::credentials(api_key),
+        }
+    }
+}
+
+/// A header value marked sensitive (never printed by `http`'s `Debug`).
+fn sensitive(v: String) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    HeaderValue::from_str(&v).map(|mut h| {
+        h.set_sensitive(true);
+        h
+    })
+}
 
 /// Client headers that carry credentials; removed before a request goes upstream.
 pub const CLIENT_CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
@@ -98,6 +156,8 @@ pub struct ProviderRoute {
     pub id: String,
     pub name: String,
     pub backend_type: BackendType,
+    pub dialect: Dialect,
+    /// The base URL, with the path prefix every request of the dialect goes under.
     pub endpoint: Endpoint,
     pub enabled: bool,
     /// `Host` header value.
@@ -125,7 +185,11 @@ impl ProviderRoute {
     ) -> Result<ProviderRoute, String> {
         let host_header = HeaderValue::from_str(&p.endpoint.host_header())
             .map_err(|_| format!("providers.{}.base_url: invalid host", p.id))?;
-        let mut headers = credential_headers(p.backend_type, p.api_key.expose())
+        let dialect = Dialect::of(p);
+        let mut endpoint = p.endpoint.clone();
+        endpoint.path_prefix = dialect.path_prefix(&p.endpoint.path_prefix);
+        let mut headers = dialect
+            .credentials(p.api_key.expose())
             .map_err(|_| format!("providers.{}.api_key: not a valid header value", p.id))?;
         for (name, value) in &p.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -140,7 +204,8 @@ impl ProviderRoute {
             id: p.id.clone(),
             name: p.name.clone(),
             backend_type: p.backend_type,
-            endpoint: p.endpoint.clone(),
+            dialect,
+            endpoint,
             enabled: p.enabled,
             host_header,
             headers,
@@ -151,20 +216,39 @@ impl ProviderRoute {
         })
     }
 
-    /// Upstream path and query for a client path: the base URL's path prefix + the client
-    /// path after `/v1`, then the base URL's query and the client's query.
-    /// `/v1/chat/completions?x=1` with base `https://h/openai/v1?api-version=2` →
-    /// `/openai/v1/chat/completions?api-version=2&x=1`.
-    pub fn upstream_path(&self, client_path: &str, client_query: Option<&str>) -> String {
+    /// Upstream path and query of a request for `client_path` (`/v1/...`) served by the
+    /// backend model `model`: the dialect's prefix + the client path after `/v1`, then the
+    /// base URL's query and the client's query. `/v1/chat/completions?x=1` with base
+    /// `https://h/openai/v1?a=2` → `/openai/v1/chat/completions?a=2&x=1`; an Azure
+    /// deployments-form provider sends `/openai/deployments/{model}/chat/completions?api-version=…`.
+    pub fn upstream_path(
+        &self,
+        client_path: &str,
+        client_query: Option<&str>,
+        model: Option<&str>,
+    ) -> String {
         let rest = client_path.strip_prefix("/v1").unwrap_or(client_path);
         let rest = if rest.is_empty() { "/" } else { rest };
-        let mut out = String::with_capacity(self.endpoint.path_prefix.len() + rest.len() + 32);
+        let mut out = String::with_capacity(self.endpoint.path_prefix.len() + rest.len() + 64);
         out.push_str(&self.endpoint.path_prefix);
-        if !rest.starts_with('/') {
-            out.push('/');
-        }
-        out.push_str(rest);
-        let queries = [self.endpoint.query.as_deref(), client_query];
+        let version = match &self.dialect {
+            Dialect::Azure(form @ azure::Form::Deployments { .. }) => {
+                out.push_str(&azure::deployment_path(model, rest));
+                azure::version_query(form, self.endpoint.query.as_deref())
+            }
+            _ => {
+                if !rest.starts_with('/') {
+                    out.push('/');
+                }
+                out.push_str(rest);
+                None
+            }
+        };
+        let queries = [
+            version.as_deref(),
+            self.endpoint.query.as_deref(),
+            client_query,
+        ];
         let mut sep = '?';
         for q in queries.into_iter().flatten().filter(|q| !q.is_empty()) {
             out.push(sep);
@@ -173,39 +257,6 @@ impl ProviderRoute {
         }
         out
     }
-}
-
-/// Credential headers for a dialect; the value is marked sensitive.
-pub fn credential_headers(
-    backend_type: BackendType,
-    api_key: &str,
-) -> Result<Vec<(HeaderName, HeaderValue)>, http::header::InvalidHeaderValue> {
-    let sensitive = |v: String| {
-        HeaderValue::from_str(&v).map(|mut h| {
-            h.set_sensitive(true);
-            h
-        })
-    };
-    Ok(match backend_type {
-        BackendType::OpenAi | BackendType::Gemini => vec![(
-            http::header::AUTHORIZATION,
-            sensitive(format!("Bearer {api_key}"))?,
-        )],
-        BackendType::Azure => vec![(
-            HeaderName::from_static("api-key"),
-            sensitive(api_key.to_string())?,
-        )],
-        BackendType::Anthropic => vec![
-            (
-                HeaderName::from_static("x-api-key"),
-                sensitive(api_key.to_string())?,
-            ),
-            (
-                HeaderName::from_static("anthropic-version"),
-                HeaderValue::from_static(ANTHROPIC_VERSION),
-            ),
-        ],
-    })
 }
 
 /// Active health of one provider account (shared by all its backends).
@@ -298,6 +349,8 @@ mod tests {
             timeout: None,
             max_retries: Some(2),
             backend_type: bt,
+            api_version: (bt == BackendType::Azure)
+                .then(|| crate::config::DEFAULT_AZURE_API_VERSION.to_string()),
             headers: vec![("OpenAI-Organization".into(), Secret::new("org-1"))],
         };
         let addrs = Arc::new(ResolvedAddrs::new(&p.endpoint.host, p.endpoint.port));
@@ -308,7 +361,7 @@ mod tests {
     fn joins_paths_and_queries() {
         let p = provider("https://api.openai.com/v1", BackendType::OpenAi);
         assert_eq!(
-            p.upstream_path("/v1/chat/completions", None),
+            p.upstream_path("/v1/chat/completions", None, Some("gpt-4o")),
             "/v1/chat/completions"
         );
         let p = provider(
@@ -316,12 +369,68 @@ mod tests {
             BackendType::Azure,
         );
         assert_eq!(
-            p.upstream_path("/v1/chat/completions", Some("a=b")),
+            p.upstream_path("/v1/chat/completions", Some("a=b"), Some("gpt-4o")),
             "/openai/v1/chat/completions?api-version=2&a=b"
         );
         let p = provider("http://127.0.0.1:9000", BackendType::OpenAi);
-        assert_eq!(p.upstream_path("/v1/embeddings", None), "/embeddings");
+        assert_eq!(p.upstream_path("/v1/embeddings", None, None), "/embeddings");
         assert_eq!(p.max_attempts, Some(3));
+    }
+
+    #[test]
+    fn azure_deployments_form() {
+        for base in [
+            "https://r.openai.azure.com",
+            "https://r.openai.azure.com/openai/",
+        ] {
+            let p = provider(base, BackendType::Azure);
+            assert_eq!(
+                p.upstream_path("/v1/chat/completions", None, Some("gpt-4o")),
+                "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+            );
+            assert_eq!(
+                p.upstream_path("/v1/embeddings", Some("x=1"), Some("emb 3/large")),
+                "/openai/deployments/emb%203%2Flarge/embeddings?api-version=2024-10-21&x=1"
+            );
+            // the health probe lists the resource's models
+            assert_eq!(
+                p.upstream_path("/v1/models", None, None),
+                "/openai/models?api-version=2024-10-21"
+            );
+        }
+        // an api-version in the base URL is not sent twice
+        let p = provider(
+            "https://r.openai.azure.com?api-version=2024-02-01",
+            BackendType::Azure,
+        );
+        assert_eq!(
+            p.upstream_path("/v1/completions", None, Some("d")),
+            "/openai/deployments/d/completions?api-version=2024-02-01"
+        );
+    }
+
+    #[test]
+    fn gemini_and_anthropic_prefixes() {
+        let p = provider(
+            "https://generativelanguage.googleapis.com",
+            BackendType::Gemini,
+        );
+        assert_eq!(
+            p.upstream_path("/v1/chat/completions", None, Some("gemini-2.0-flash")),
+            "/v1beta/openai/chat/completions"
+        );
+        let p = provider(
+            "https://generativelanguage.googleapis.com/v1beta/openai/",
+            BackendType::Gemini,
+        );
+        assert_eq!(
+            p.upstream_path("/v1/models", None, None),
+            "/v1beta/openai/models"
+        );
+        for base in ["https://api.anthropic.com", "https://api.anthropic.com/v1"] {
+            let p = provider(base, BackendType::Anthropic);
+            assert_eq!(p.upstream_path("/v1/models", None, None), "/v1/models");
+        }
     }
 
     #[test]
