@@ -40,12 +40,12 @@ ensure_sdk_venv() {
   if ! command -v "$py" >/dev/null 2>&1; then
     apt_install python3 python3-venv
   fi
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import openai' >/dev/null 2>&1; then
-    echo "==> creating .venv with the openai SDK (PyPI)" >&2
-    if ! "$py" -m venv .venv >/dev/null 2>&1; then
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import openai, anthropic' >/dev/null 2>&1; then
+    echo "==> creating .venv with the openai and anthropic SDKs (PyPI)" >&2
+    if [ ! -x .venv/bin/python ] && ! "$py" -m venv .venv >/dev/null 2>&1; then
       apt_install python3-venv
       "$py" -m venv .venv
     fi
-    .venv/bin/python -m pip install -q --disable-pip-version-check 'openai>=1.40,<3'
+    .venv/bin/python -m pip install -q --disable-pip-version-check 'openai>=1.40,<3' 'anthropic>=0.40,<1'
   fi
 }

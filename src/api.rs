@@ -4,7 +4,7 @@
 //! Nothing here prints a URL with credentials, a key or a token.
 
 use crate::auth::{request_token, secret_matches, UserEntry};
-use crate::error::ApiError;
+use crate::error::{ApiError, ClientApi};
 use crate::routing::Table;
 use crate::snapshot::Snapshot;
 use pingora_http::RequestHeader;
@@ -34,10 +34,17 @@ impl LocalResponse {
 
 impl From<&ApiError> for LocalResponse {
     fn from(e: &ApiError) -> Self {
+        LocalResponse::error(e, ClientApi::OpenAi)
+    }
+}
+
+impl LocalResponse {
+    /// The error response in the client's API shape (`Retry-After` when the error has one).
+    pub fn error(e: &ApiError, api: ClientApi) -> Self {
         LocalResponse {
             status: e.status,
             content_type: "application/json",
-            body: e.body(),
+            body: e.body_for(api),
             headers: e
                 .retry_after
                 .map(|s| vec![("retry-after", s.to_string())])
@@ -52,6 +59,10 @@ pub enum Route {
     ChatCompletions,
     Completions,
     Embeddings,
+    /// Anthropic's `POST /v1/messages`.
+    Messages,
+    /// Anthropic's `POST /v1/messages/count_tokens`.
+    CountTokens,
     Models,
     /// `GET /v1/models/{id}`.
     ModelById,
@@ -65,6 +76,16 @@ pub enum Route {
     NotFound,
 }
 
+impl Route {
+    /// The API the client of this route speaks (the shape of its errors).
+    pub fn client_api(self) -> ClientApi {
+        match self {
+            Route::Messages | Route::CountTokens => ClientApi::Anthropic,
+            _ => ClientApi::OpenAi,
+        }
+    }
+}
+
 /// Classifies a request by method and path (query excluded).
 pub fn route(method: &http::Method, path: &str) -> Route {
     use http::Method as M;
@@ -72,6 +93,8 @@ pub fn route(method: &http::Method, path: &str) -> Route {
         "/v1/chat/completions" => (M::POST, Route::ChatCompletions),
         "/v1/completions" => (M::POST, Route::Completions),
         "/v1/embeddings" => (M::POST, Route::Embeddings),
+        "/v1/messages" => (M::POST, Route::Messages),
+        "/v1/messages/count_tokens" => (M::POST, Route::CountTokens),
         "/v1/models" | "/models" => (M::GET, Route::Models),
         "/health" | "/v1/health" => (M::GET, Route::Health),
         "/" => (M::GET, Route::Root),

@@ -224,6 +224,21 @@ impl ApiError {
         )
     }
 
+    /// The body in the client's API: OpenAI's shape, or Anthropic's
+    /// `{"type":"error","error":{"type":..,"message":..}}` on the Anthropic routes.
+    pub fn body_for(&self, api: ClientApi) -> Vec<u8> {
+        match api {
+            ClientApi::OpenAi => self.body(),
+            ClientApi::Anthropic => {
+                let body = serde_json::json!({
+                    "type": "error",
+                    "error": {"type": anthropic_error_type(self.status), "message": self.message},
+                });
+                serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"type\":\"error\"}".to_vec())
+            }
+        }
+    }
+
     /// The JSON body: `{"error":{"message":..,"type":..,"param":..,"code":..}}`.
     pub fn body(&self) -> Vec<u8> {
         let body = serde_json::json!({
@@ -235,6 +250,30 @@ impl ApiError {
             }
         });
         serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":{}}".to_vec())
+    }
+}
+
+/// The API a client speaks (chosen by the route it called).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientApi {
+    /// `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and the local endpoints.
+    #[default]
+    OpenAi,
+    /// `/v1/messages`, `/v1/messages/count_tokens`.
+    Anthropic,
+}
+
+/// Anthropic's error `type` for an HTTP status.
+pub fn anthropic_error_type(status: u16) -> &'static str {
+    match status {
+        400 | 405 | 408 | 411 | 415 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
     }
 }
 

@@ -731,6 +731,21 @@ struct ErrorBody<'a> {
     code: &'a str,
 }
 
+/// The gateway's final error event of a cut Anthropic stream:
+/// `event: error` + `data: {"type":"error","error":{"type":"api_error","message":..}}`.
+pub fn anthropic_error_event(message: &str) -> Vec<u8> {
+    let event = serde_json::json!({
+        "type": "error",
+        "error": {"type": "api_error", "message": message},
+    });
+    let mut out = b"event: error\ndata: ".to_vec();
+    if serde_json::to_writer(&mut out, &event).is_err() {
+        out.extend_from_slice(b"{\"type\":\"error\"}");
+    }
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
 /// The terminal SSE event the gateway sends when a stream breaks after its first byte:
 ///
 /// `data: {"error":{"message":<message>,"type":<error_type>,"param":null,"code":<code>}}\n\n`

@@ -8,6 +8,8 @@
 
 use crate::auth::UserEntry;
 use crate::clock::now_ms;
+use crate::error::ClientApi;
+use crate::providers::Dialect;
 use crate::routing::{Backend, BackendState, ModelRoute, Outcome};
 use crate::snapshot::Snapshot;
 use crate::usage::{JsonUsageScanner, SseScanner, Usage};
@@ -20,21 +22,50 @@ use std::time::{Duration, Instant};
 
 use super::watchdog::Watchdog;
 
-/// Which OpenAI operation a proxied request is (metrics' `gen_ai_operation_name`).
+/// Which operation a proxied request is (metrics' `gen_ai_operation_name`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
+    /// OpenAI `/v1/chat/completions`.
     Chat,
+    /// OpenAI `/v1/completions`.
     TextCompletion,
+    /// OpenAI `/v1/embeddings`.
     Embeddings,
+    /// Anthropic `/v1/messages`.
+    Messages,
+    /// Anthropic `/v1/messages/count_tokens`.
+    CountTokens,
 }
 
 impl Operation {
     /// OpenTelemetry GenAI operation name.
     pub fn otel_name(self) -> &'static str {
         match self {
-            Operation::Chat => "chat",
+            Operation::Chat | Operation::Messages => "chat",
             Operation::TextCompletion => "text_completion",
             Operation::Embeddings => "embeddings",
+            Operation::CountTokens => "count_tokens",
+        }
+    }
+
+    /// The endpoint, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Operation::Chat => "/v1/chat/completions",
+            Operation::TextCompletion => "/v1/completions",
+            Operation::Embeddings => "/v1/embeddings",
+            Operation::Messages => "/v1/messages",
+            Operation::CountTokens => "/v1/messages/count_tokens",
+        }
+    }
+
+    /// Whether a backend speaking `dialect` can serve this operation.
+    pub fn served_by(self, dialect: &Dialect) -> bool {
+        let anthropic = matches!(dialect, Dialect::Anthropic);
+        match self {
+            Operation::Chat => true,
+            Operation::TextCompletion | Operation::Embeddings => !anthropic,
+            Operation::Messages | Operation::CountTokens => anthropic,
         }
     }
 }
@@ -271,6 +302,8 @@ pub struct RequestCtx {
     pub status: u16,
     /// Gateway-internal time (request processing + response header handling).
     pub overhead: Duration,
+    /// The API the client speaks (the shape of every error it gets).
+    pub api: ClientApi,
     pub phase: Phase,
 }
 
@@ -298,6 +331,7 @@ impl RequestCtx {
             rng: fastrand::Rng::new(),
             status: 0,
             overhead: Duration::ZERO,
+            api: ClientApi::OpenAi,
             phase: Phase::Received,
         }
     }

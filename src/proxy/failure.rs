@@ -6,9 +6,9 @@ use super::ctx::{Phase, Proxied, RequestCtx};
 use super::decision::{decide, rule, verdict_of, Failure, Verdict, BROKEN_MESSAGE};
 use super::response::InvalidBody;
 use super::upstream::situation;
-use crate::error::ApiError;
+use crate::error::{ApiError, ClientApi};
 use crate::routing::Outcome;
-use crate::usage::sse_error_event;
+use crate::usage::{anthropic_error_event, sse_error_event};
 use bytes::Bytes;
 use pingora_error::{Error, ErrorSource, ErrorType};
 use pingora_proxy::{FailToProxy, Session};
@@ -132,7 +132,7 @@ pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Err
         }
         Verdict::Cut(message) => {
             if let Phase::Proxied(p) = &mut ctx.phase {
-                cut_stream(session, p, message, &ctx.request_id).await;
+                cut_stream(session, p, ctx.api, message, &ctx.request_id).await;
             }
             FailToProxy {
                 error_code: ctx.status,
@@ -157,12 +157,21 @@ pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Err
 
 /// Ends a started response: records the broken stream and, for an event stream, sends
 /// the final error event (no `[DONE]` follows).
-async fn cut_stream(session: &mut Session, p: &mut Proxied, message: &str, request_id: &str) {
+async fn cut_stream(
+    session: &mut Session,
+    p: &mut Proxied,
+    api: ClientApi,
+    message: &str,
+    request_id: &str,
+) {
     p.finish_attempt(Outcome::StreamError);
     if !p.answer.as_ref().is_some_and(|a| a.is_sse()) {
         return;
     }
-    let event = sse_error_event(message, "upstream_error", "stream_error");
+    let event = match api {
+        ClientApi::OpenAi => sse_error_event(message, "upstream_error", "stream_error"),
+        ClientApi::Anthropic => anthropic_error_event(message),
+    };
     if let Err(we) = session
         .write_response_body(Some(Bytes::from(event)), true)
         .await
@@ -173,7 +182,8 @@ async fn cut_stream(session: &mut Session, p: &mut Proxied, message: &str, reque
 
 async fn answer(session: &mut Session, ctx: &mut RequestCtx, err: ApiError) -> FailToProxy {
     let status = err.status;
-    if let Err(we) = super::respond::send(session, ctx, (&err).into()).await {
+    let response = crate::api::LocalResponse::error(&err, ctx.api);
+    if let Err(we) = super::respond::send(session, ctx, response).await {
         log::debug!(
             "request {}: error response not delivered: {we}",
             ctx.request_id

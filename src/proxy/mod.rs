@@ -66,9 +66,11 @@ fn local_response(route: Route, session: &Session, snap: &Snapshot) -> LocalResp
         Route::AdminConfig => admin(api::admin_config),
         Route::WrongMethod(allowed) => (&ApiError::method_not_allowed(allowed)).into(),
         Route::NotFound => (&ApiError::route_not_found(req.uri.path())).into(),
-        Route::ChatCompletions | Route::Completions | Route::Embeddings => {
-            (&ApiError::internal()).into()
-        }
+        Route::ChatCompletions
+        | Route::Completions
+        | Route::Embeddings
+        | Route::Messages
+        | Route::CountTokens => (&ApiError::internal()).into(),
     }
 }
 
@@ -80,7 +82,7 @@ async fn refuse(
     e: ApiError,
 ) -> Result<bool> {
     ctx.phase = Phase::Local(local);
-    if let Err(we) = respond::send(session, ctx, (&e).into()).await {
+    if let Err(we) = respond::send(session, ctx, LocalResponse::error(&e, ctx.api)).await {
         log::debug!("request {}: refusal not delivered: {we}", ctx.request_id);
     }
     Ok(true)
@@ -131,10 +133,14 @@ impl ProxyHttp for BerryProxy {
         ctx.request_id = request::request_id(session, &mut ctx.rng);
         let snapshot = self.snapshots.load();
         let req = session.req_header();
-        let op = match api::route(&req.method, req.uri.path()) {
+        let route = api::route(&req.method, req.uri.path());
+        ctx.api = route.client_api();
+        let op = match route {
             Route::ChatCompletions => Operation::Chat,
             Route::Completions => Operation::TextCompletion,
             Route::Embeddings => Operation::Embeddings,
+            Route::Messages => Operation::Messages,
+            Route::CountTokens => Operation::CountTokens,
             other => {
                 let response = local_response(other, session, &snapshot);
                 let quiet = matches!(other, Route::Health | Route::Metrics);

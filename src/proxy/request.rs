@@ -187,6 +187,17 @@ pub fn admit(
     if !user.may_use(model.index) {
         return Err(ApiError::model_not_allowed(&scan.model));
     }
+    if !model
+        .backends
+        .iter()
+        .any(|b| op.served_by(&b.provider.dialect))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Model '{}' has no backend that serves {}.",
+            model.name,
+            op.describe()
+        )));
+    }
     if let Err((window, retry_after)) = user.take_quota(now_ms) {
         crate::metrics::USER_RATE_LIMITED
             .with_label_values(&[&user.id, window])

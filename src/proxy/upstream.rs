@@ -1,6 +1,6 @@
 //! Choosing the backend for an attempt and shaping the request sent to it.
 
-use super::ctx::{Attempt, Proxied};
+use super::ctx::{Attempt, Operation, Proxied};
 use super::decision::{decide, ruled, Failure, Situation, Verdict};
 use super::request::attempt_body;
 use super::watchdog::Watchdog;
@@ -43,19 +43,24 @@ static DROPPED_REQUEST_HEADERS: Lazy<Vec<HeaderName>> = Lazy::new(|| {
         .collect()
 });
 
+/// `anthropic-version`.
+static ANTHROPIC_VERSION_HEADER: HeaderName = HeaderName::from_static("anthropic-version");
+
 /// `x-request-id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Whether backend `i` may take an attempt of this request: visible to the user's tags,
-/// not tried yet, and its provider under its per-request attempt cap.
+/// Whether backend `i` may take an attempt of this request: it serves the operation,
+/// is visible to the user's tags, not tried yet, and its provider is under its
+/// per-request attempt cap.
 pub fn eligible(
+    op: Operation,
     tried: &[usize],
     model: &ModelRoute,
     user_tags: &[String],
     i: usize,
     b: &Backend,
 ) -> bool {
-    if tried.contains(&i) || !b.visible_to(user_tags) {
+    if tried.contains(&i) || !b.visible_to(user_tags) || !op.served_by(&b.provider.dialect) {
         return false;
     }
     match b.provider.max_attempts {
@@ -86,7 +91,7 @@ pub fn can_retry(p: &Proxied) -> bool {
         .backends
         .iter()
         .enumerate()
-        .any(|(i, b)| eligible(&p.tried, model, &user.tags, i, b))
+        .any(|(i, b)| eligible(p.request.op, &p.tried, model, &user.tags, i, b))
 }
 
 /// The situation a failure of the current attempt is decided in.
@@ -110,8 +115,8 @@ pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpP
             rng,
             table: &snap.table,
         };
-        let (tried, tags) = (&p.tried, &p.request.user.tags);
-        model.select(&mut input, |i, b| eligible(tried, &model, tags, i, b))
+        let (op, tried, tags) = (p.request.op, &p.tried, &p.request.user.tags);
+        model.select(&mut input, |i, b| eligible(op, tried, &model, tags, i, b))
     };
     let Some(sel) = selected else {
         let verdict = match p.attempts {
@@ -217,7 +222,7 @@ fn upstream_alpn(stream: bool, header_deadline: Duration, idle: Duration) -> ALP
 /// headers, framing, request id. Arms the header watchdog for HTTP/1 streams.
 pub fn rewrite_request(p: &mut Proxied, request_id: &str, up: &mut RequestHeader) -> Result<()> {
     let idle = p.snapshot.table.settings.stream_idle_timeout;
-    let stream = p.request.stream;
+    let (stream, op) = (p.request.stream, p.request.op);
     let Some(attempt) = p.attempt.as_mut() else {
         return Err(Error::explain(
             ErrorType::InternalError,
@@ -235,7 +240,13 @@ pub fn rewrite_request(p: &mut Proxied, request_id: &str, up: &mut RequestHeader
         up.remove_header(h);
     }
     up.insert_header(http::header::HOST, provider.host_header.clone())?;
+    // On the Anthropic routes the client's own `anthropic-version` wins over the default.
+    let client_version = matches!(op, Operation::Messages | Operation::CountTokens)
+        && up.headers.contains_key(&ANTHROPIC_VERSION_HEADER);
     for (name, value) in &provider.headers {
+        if client_version && name == ANTHROPIC_VERSION_HEADER {
+            continue;
+        }
         up.insert_header(name.clone(), value.clone())?;
     }
     up.insert_header(http::header::CONTENT_LENGTH, attempt.body.len())?;

@@ -505,3 +505,45 @@ fn each_dialect_is_addressed_its_own_way() {
         "/openai/deployments/real-az/embeddings?api-version=2024-10-21"
     );
 }
+
+#[test]
+fn operations_go_only_to_backends_that_serve_them() {
+    let m = mock("m");
+    let mut cfg = format!("{}\n{}", quiet_settings(), user("u", "tok", ""));
+    cfg.push_str(&dialect_provider("an", "anthropic", &m.base_url(), ""));
+    cfg.push_str(&dialect_provider("oa", "openai", &m.base_url(), ""));
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&m, &m]);
+    let hits = m.hits();
+    let json = [
+        ("Authorization", "Bearer tok"),
+        ("Content-Type", "application/json"),
+    ];
+    // embeddings and legacy completions cannot go to an Anthropic-only model
+    for path in ["/v1/embeddings", "/v1/completions"] {
+        let r = request(
+            gw.addr,
+            "POST",
+            path,
+            &json,
+            br#"{"model":"an","input":"x","prompt":"x"}"#,
+        );
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    }
+    // count_tokens needs an Anthropic backend; its errors are Anthropic-shaped
+    let body = br#"{"model":"oa","messages":[{"role":"user","content":"hi"}]}"#;
+    let r = request(gw.addr, "POST", "/v1/messages/count_tokens", &json, body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"type": "error", "error": {"type": "invalid_request_error",
+            "message": "Model 'oa' has no backend that serves /v1/messages/count_tokens."}})
+    );
+    assert_eq!(m.hits(), hits, "nothing went upstream");
+    let body = br#"{"model":"an","messages":[{"role":"user","content":"hi"}]}"#;
+    let r = request(gw.addr, "POST", "/v1/messages/count_tokens", &json, body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(m.last_request().unwrap().path, "/v1/messages/count_tokens");
+}

@@ -1,7 +1,7 @@
-//! The client our users have: the official OpenAI Python SDK, stream and non-stream,
-//! through the real gateway. `scripts/test.sh` installs the SDK into `.venv` and sets
-//! `BERRY_TEST_PYTHON`; without it this test fails (set `BERRY_SKIP_SDK_TEST=1` to skip
-//! deliberately when running `cargo test` by hand).
+//! The clients our users have: the official OpenAI and Anthropic Python SDKs, stream and
+//! non-stream, through the real gateway. `scripts/test.sh` installs the SDKs into `.venv`
+//! and sets `BERRY_TEST_PYTHON`; without it these tests fail (set `BERRY_SKIP_SDK_TEST=1` to
+//! skip deliberately when running `cargo test` by hand).
 
 use crate::harness::*;
 use std::process::Command;
@@ -53,13 +53,8 @@ print(json.dumps(out))
 
 #[test]
 fn openai_python_sdk_through_the_gateway() {
-    let python = match std::env::var("BERRY_TEST_PYTHON") {
-        Ok(p) => p,
-        Err(_) if std::env::var("BERRY_SKIP_SDK_TEST").as_deref() == Ok("1") => return,
-        Err(_) => panic!(
-            "BERRY_TEST_PYTHON is not set: run scripts/test.sh (it installs the openai SDK \
-             into .venv) or set BERRY_SKIP_SDK_TEST=1 to skip this test on purpose"
-        ),
+    let Some(python) = sdk_python() else {
+        return;
     };
     let m = mock_with("sdk-mock", |o| {
         o.chunks = 4;
@@ -71,22 +66,7 @@ fn openai_python_sdk_through_the_gateway() {
         provider("p", &m)
     );
     let gw = Gateway::start(&cfg);
-    let dir = temp_dir("sdk");
-    let script = dir.join("sdk_check.py");
-    std::fs::write(&script, SCRIPT).unwrap();
-    let out = Command::new(&python)
-        .arg(&script)
-        .env("BASE_URL", format!("http://{}/v1", gw.addr))
-        .env("TOKEN", "sdk-token")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "SDK script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON from the script");
+    let v = run_script(&python, "openai", SCRIPT, &format!("http://{}/v1", gw.addr));
     assert_eq!(v["non_stream"]["content"], "tok0 tok1 tok2 tok3 ");
     assert_eq!(v["non_stream"]["model"], "gpt-4o-mini");
     assert_eq!(v["non_stream"]["completion_tokens"], 4);
@@ -97,5 +77,165 @@ fn openai_python_sdk_through_the_gateway() {
     assert_eq!(v["models"], serde_json::json!(["sdk-embed", "sdk-model"]));
     assert_eq!(v["not_found"], "model_not_found");
     assert_eq!(v["unauthorized"], 401);
+}
+
+const ANTHROPIC_SCRIPT: &str = r#"
+import json, os
+import anthropic
+from anthropic import Anthropic
+
+client = Anthropic(base_url=os.environ["BASE_URL"], api_key=os.environ["TOKEN"], max_retries=0)
+out = {}
+msgs = [{"role": "user", "content": "Hello"}]
+
+r = client.messages.create(model="claude-model", max_tokens=64, messages=msgs)
+out["non_stream"] = {"text": r.content[0].text, "model": r.model, "stop_reason": r.stop_reason,
+                     "input_tokens": r.usage.input_tokens, "output_tokens": r.usage.output_tokens}
+
+with client.messages.stream(model="claude-model", max_tokens=64, messages=msgs) as s:
+    streamed = "".join(s.text_stream)
+    final = s.get_final_message()
+out["stream"] = {"text": streamed, "final_text": final.content[0].text,
+                 "output_tokens": final.usage.output_tokens, "stop_reason": final.stop_reason}
+
+tools = [{"name": "get_weather", "description": "Weather of a city",
+          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+r = client.messages.create(model="claude-model", max_tokens=64, messages=msgs, tools=tools,
+                           tool_choice={"type": "tool", "name": "get_weather"},
+                           extra_headers={"x-mock-tool-use": "get_weather",
+                                          "x-mock-tool-input": "{\"city\": \"Paris\"}"})
+tool = [b for b in r.content if b.type == "tool_use"][0]
+out["tool"] = {"name": tool.name, "input": tool.input, "stop_reason": r.stop_reason}
+
+with client.messages.stream(model="claude-model", max_tokens=64, messages=msgs, tools=tools,
+                            tool_choice={"type": "tool", "name": "get_weather"},
+                            extra_headers={"x-mock-tool-use": "get_weather",
+                                           "x-mock-tool-input": "{\"city\": \"Paris\"}"}) as s:
+    final = s.get_final_message()
+tool = [b for b in final.content if b.type == "tool_use"][0]
+out["tool_stream"] = {"name": tool.name, "input": tool.input}
+
+out["count_tokens"] = client.messages.count_tokens(model="claude-model", messages=msgs).input_tokens
+
+for name, model, exc in [("not_found", "no-such-model", anthropic.NotFoundError),
+                         ("no_anthropic_backend", "gpt-model", anthropic.BadRequestError)]:
+    try:
+        client.messages.create(model=model, max_tokens=8, messages=msgs)
+        out[name] = "no error"
+    except exc as e:
+        out[name] = {"status": e.status_code, "type": e.body["error"]["type"]}
+
+bad = Anthropic(base_url=os.environ["BASE_URL"], api_key="wrong-token", max_retries=0)
+try:
+    bad.messages.create(model="claude-model", max_tokens=8, messages=msgs)
+    out["unauthorized"] = "no error"
+except anthropic.AuthenticationError as e:
+    out["unauthorized"] = {"status": e.status_code, "type": e.body["error"]["type"]}
+
+print(json.dumps(out))
+"#;
+
+/// The official `anthropic` Python SDK on `/v1/messages` to an Anthropic backend: the body
+/// reaches the provider byte-exact except `model`, errors come back in Anthropic's shape.
+#[test]
+fn anthropic_python_sdk_to_an_anthropic_backend() {
+    let Some(python) = sdk_python() else {
+        return;
+    };
+    let m = mock_with("claude-mock", |o| {
+        o.chunks = 3;
+        o.chunk_interval = std::time::Duration::from_millis(5);
+    });
+    let cfg = format!(
+        "{}\n{}{}backend_type = \"anthropic\"\n{}\n[models.claude]\nname = \"claude-model\"\n[[models.claude.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n[models.gpt]\nname = \"gpt-model\"\n[[models.gpt.backends]]\nprovider = \"oa\"\nmodel = \"gpt-real\"\n",
+        quiet_settings(),
+        user("sdk", "sdk-token", ""),
+        provider("an", &m),
+        provider("oa", &m),
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&m, &m]);
+    let v = run_script(
+        &python,
+        "anthropic",
+        ANTHROPIC_SCRIPT,
+        &format!("http://{}", gw.addr),
+    );
+    assert_eq!(v["non_stream"]["model"], "claude-real", "{v}");
+    assert_eq!(v["non_stream"]["stop_reason"], "end_turn");
+    assert!(
+        v["non_stream"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("tok0"),
+        "{v}"
+    );
+    assert!(v["non_stream"]["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(v["stream"]["text"], v["stream"]["final_text"]);
+    assert_eq!(v["stream"]["text"], "tok0 tok1 tok2 ");
+    assert_eq!(v["stream"]["output_tokens"], 3);
+    assert_eq!(v["tool"]["name"], "get_weather");
+    assert_eq!(v["tool"]["input"], serde_json::json!({"city": "Paris"}));
+    assert_eq!(v["tool"]["stop_reason"], "tool_use");
+    assert_eq!(
+        v["tool_stream"]["input"],
+        serde_json::json!({"city": "Paris"})
+    );
+    assert!(v["count_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(
+        v["not_found"],
+        serde_json::json!({"status": 404, "type": "not_found_error"})
+    );
+    assert_eq!(
+        v["no_anthropic_backend"],
+        serde_json::json!({"status": 400, "type": "invalid_request_error"})
+    );
+    assert_eq!(
+        v["unauthorized"],
+        serde_json::json!({"status": 401, "type": "authentication_error"})
+    );
+    // What reached the provider (the last upstream call was count_tokens): the SDK's body
+    // with only `model` replaced, its own anthropic-version, the provider's key instead of
+    // the client's token.
+    let seen = m.last_request().unwrap();
+    assert_eq!(seen.path, "/v1/messages/count_tokens");
+    let body: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(body["model"], "claude-real");
+    assert_eq!(seen.header("x-api-key"), Some("key-an"));
+    assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
+    assert!(!format!("{:?}", seen.headers).contains("sdk-token"));
+}
+
+/// The test venv's Python, or `None` when the SDK tests are skipped on purpose.
+fn sdk_python() -> Option<String> {
+    match std::env::var("BERRY_TEST_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) if std::env::var("BERRY_SKIP_SDK_TEST").as_deref() == Ok("1") => None,
+        Err(_) => panic!(
+            "BERRY_TEST_PYTHON is not set: run scripts/test.sh (it installs the SDKs into \
+             .venv) or set BERRY_SKIP_SDK_TEST=1 to skip this test on purpose"
+        ),
+    }
+}
+
+/// Runs a Python `script` against `base_url` with the test user's token; its last stdout
+/// line is JSON.
+fn run_script(python: &str, name: &str, script: &str, base_url: &str) -> serde_json::Value {
+    let dir = temp_dir(name);
+    let path = dir.join(format!("{name}_check.py"));
+    std::fs::write(&path, script).unwrap();
+    let out = Command::new(python)
+        .arg(&path)
+        .env("BASE_URL", base_url)
+        .env("TOKEN", "sdk-token")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name} SDK script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(dir);
+    serde_json::from_str(stdout.trim()).expect("JSON from the script")
 }
