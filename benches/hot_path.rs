@@ -21,6 +21,10 @@
 //!   with `stream_include_usage` (two edits). Not included: metrics, access log, Pingora.
 //! * `sse_openai_50_events`, `json_4k_body` — the response-side usage observers
 //!   (`usage::SseScanner`, `usage::JsonUsageScanner`) on a 50-event stream and a 4 KB reply.
+//! * `translate` — dialect translation: an Anthropic 50-event stream to OpenAI chunks and an
+//!   OpenAI 50-event stream to Anthropic events (per-event throughput; target < 2 µs per
+//!   event), a 4 KiB non-stream answer each way (target < 20 µs), and a 1 KiB OpenAI chat
+//!   request to Anthropic.
 //! * `reload_1000_models` — `config::load_str` and `Snapshot::build` (fresh and carrying
 //!   state over from the previous snapshot, as a reload does) for 1,000 models × 4 backends
 //!   and 1,000 users; once with providers that list their models (the validator checks every
@@ -320,7 +324,9 @@ fn bench_select(c: &mut Criterion) {
                     rng: &mut rng,
                     table: &snap.table,
                 };
-                model.select(&mut input, |i, be| eligible(tried, model, tags, i, be))
+                model.select(&mut input, |i, be| {
+                    eligible(Operation::Chat, tried, model, tags, i, be)
+                })
             })
         });
     }
@@ -367,7 +373,9 @@ fn per_request(
         table: &snap.table,
     };
     let sel = model
-        .select(&mut input, |i, b| eligible(tried, model, tags, i, b))
+        .select(&mut input, |i, b| {
+            eligible(Operation::Chat, tried, model, tags, i, b)
+        })
         .expect("a backend");
     attempt_body(&admitted, &model.backends[sel.index].model_literal)
 }
@@ -519,6 +527,7 @@ fn bench_usage(c: &mut Criterion) {
         Some(Usage {
             input_tokens: 19,
             output_tokens: 47,
+            ..Default::default()
         }),
         50,
     );
@@ -559,6 +568,7 @@ fn bench_usage(c: &mut Criterion) {
         Some(Usage {
             input_tokens: 1117,
             output_tokens: 946,
+            ..Default::default()
         })
     );
     eprintln!("json reply: {} bytes", body.len());
@@ -624,11 +634,96 @@ fn bench_reload(c: &mut Criterion) {
     g.finish();
 }
 
+/// A 50-event Anthropic stream (message_start, block start, 45 text deltas, block stop,
+/// message_delta, message_stop), one network chunk per event.
+fn anthropic_stream() -> Vec<Vec<u8>> {
+    let mut events = vec![
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01XFDUDYJgAACzvnptvVoYEL\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":1}}}\n\n".to_string(),
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_string(),
+    ];
+    for i in 0..45 {
+        let w = WORDS[i % WORDS.len()];
+        events.push(format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{w}\"}}}}\n\n"
+        ));
+    }
+    events.push(
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+            .to_string(),
+    );
+    events.push("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":47}}\n\n".to_string());
+    events.push("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_string());
+    assert_eq!(events.len(), 50);
+    events.into_iter().map(String::into_bytes).collect()
+}
+
+/// A ~4 KB non-stream Anthropic message.
+fn anthropic_reply() -> Vec<u8> {
+    let mut content = String::new();
+    let mut i = 0;
+    while content.len() < 3600 {
+        content.push_str(WORDS[i % WORDS.len()]);
+        i += 1;
+    }
+    format!(
+        r#"{{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{{"type":"text","text":"{content}"}}],"stop_reason":"end_turn","stop_sequence":null,"usage":{{"input_tokens":1117,"cache_creation_input_tokens":0,"cache_read_input_tokens":512,"output_tokens":946}}}}"#
+    )
+    .into_bytes()
+}
+
+fn bench_translate(c: &mut Criterion) {
+    use berry_gateway::translate::{chat_to_messages, messages_to_chat};
+    let mut g = c.benchmark_group("translate");
+    // Per stream of 50 events; criterion's throughput line gives the per-event figure.
+    let events = anthropic_stream();
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("anthropic_to_openai_sse_50_events", |b| {
+        b.iter(|| {
+            let mut t = chat_to_messages::Stream::new(true);
+            let mut out = Vec::with_capacity(16 * 1024);
+            for e in &events {
+                t.feed(black_box(e), &mut out).expect("valid stream");
+            }
+            t.finish(&mut out).expect("complete stream");
+            out.len()
+        })
+    });
+    let events = openai_stream();
+    g.bench_function("openai_to_anthropic_sse_50_events", |b| {
+        b.iter(|| {
+            let mut t = messages_to_chat::Stream::new();
+            let mut out = Vec::with_capacity(16 * 1024);
+            for e in &events {
+                t.feed(black_box(e), &mut out).expect("valid stream");
+            }
+            t.finish(&mut out).expect("complete stream");
+            out.len()
+        })
+    });
+    let body = anthropic_reply();
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("anthropic_to_openai_body_4KiB", |b| {
+        b.iter(|| chat_to_messages::response(black_box(&body)).expect("valid body"))
+    });
+    let body = json_reply();
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("openai_to_anthropic_body_4KiB", |b| {
+        b.iter(|| messages_to_chat::response(black_box(&body)).expect("valid body"))
+    });
+    let body = chat_1k("claude", true);
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("openai_request_to_anthropic_1KiB", |b| {
+        b.iter(|| chat_to_messages::request(black_box(&body), "claude-sonnet-4-5"))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     // Plots cost ~3 s per benchmark on a small machine; the numbers (and the saved
     // estimates criterion compares against) do not need them.
     config = Criterion::default().without_plots();
-    targets = bench_auth, bench_body, bench_select, bench_per_request, bench_usage, bench_reload
+    targets = bench_auth, bench_body, bench_select, bench_per_request, bench_usage, bench_translate,
+        bench_reload
 }
 criterion_main!(benches);

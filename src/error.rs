@@ -16,7 +16,7 @@ pub struct ApiError {
     /// OpenAI `error.code`, e.g. `model_not_found`.
     pub code: &'static str,
     /// OpenAI `error.param`, e.g. `model`.
-    pub param: Option<&'static str>,
+    pub param: Option<Cow<'static, str>>,
     pub message: Cow<'static, str>,
     /// Seconds for a `Retry-After` header (429 only).
     pub retry_after: Option<u64>,
@@ -40,8 +40,8 @@ impl ApiError {
     }
 
     /// Sets `error.param`.
-    pub fn with_param(mut self, param: &'static str) -> Self {
-        self.param = Some(param);
+    pub fn with_param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
+        self.param = Some(param.into());
         self
     }
 

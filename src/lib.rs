@@ -23,4 +23,5 @@ pub mod reload;
 pub mod routing;
 pub mod snapshot;
 pub mod sse;
+pub mod translate;
 pub mod usage;

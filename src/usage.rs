@@ -46,19 +46,43 @@ pub const JSON_BODY_CAP: usize = 256 << 10;
 /// bytes).
 pub const USAGE_CAPTURE_CAP: usize = 4096;
 
-/// Token usage of one response.
+/// Token usage of one response, in the gateway's token partition: the prompt is split into
+/// `input_tokens` (neither read from nor written to a prompt cache), `cache_read_tokens` and
+/// `cache_write_tokens`, so `input + cache_read + cache_write` is the whole prompt in both
+/// dialects (unless an OpenAI upstream reports more cached than prompt tokens), and
+/// `output_tokens` is the completion.
 ///
-/// Maps the OpenAI names (`prompt_tokens` / `completion_tokens`) and the Anthropic / OpenAI
-/// Responses names (`input_tokens` / `output_tokens`); when both spellings are present in one
-/// object the `input_tokens` / `output_tokens` spelling wins. A missing count is 0 (e.g.
-/// embeddings have no `completion_tokens`). Anthropic cache counters
-/// (`cache_read_input_tokens`, ...) are not included in `input_tokens`.
+/// How a `usage` object maps (a missing or `null` count is 0, e.g. embeddings have no
+/// `completion_tokens`):
+///
+/// * Output: `output_tokens`, else `completion_tokens`.
+/// * Anthropic / OpenAI Responses spelling (the object has `input_tokens`, which wins over
+///   `prompt_tokens`): `input_tokens` as is (Anthropic's already excludes cached tokens),
+///   `cache_read_input_tokens` → `cache_read_tokens`, `cache_creation_input_tokens` →
+///   `cache_write_tokens`. The same cache members count in an object with no prompt count at
+///   all (Anthropic's `message_delta`). `prompt_tokens_details` is ignored.
+/// * OpenAI spelling (`prompt_tokens`, no `input_tokens`): `prompt_tokens` is the whole prompt
+///   and `prompt_tokens_details.cached_tokens` the part read from the cache, so
+///   `cache_read_tokens = cached_tokens`, `input_tokens = prompt_tokens - cached_tokens`
+///   (saturating at 0) and `cache_write_tokens = 0` (OpenAI reports no cache writes; Anthropic
+///   cache members in such an object are ignored, they would count the prompt twice).
+///   Such an object sets all three prompt counts, even without `prompt_tokens_details`.
+///   `cached_tokens` without `prompt_tokens` is ignored.
+///
+/// OpenAI Responses' `input_tokens_details.cached_tokens` is not read: there the cached
+/// tokens stay in `input_tokens`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// Prompt / input tokens.
+    /// Prompt tokens neither read from nor written to a prompt cache.
     pub input_tokens: u64,
     /// Completion / output tokens.
     pub output_tokens: u64,
+    /// Prompt tokens read from the provider's prompt cache (Anthropic
+    /// `cache_read_input_tokens`, OpenAI `prompt_tokens_details.cached_tokens`).
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to the provider's prompt cache (Anthropic
+    /// `cache_creation_input_tokens`; always 0 for OpenAI).
+    pub cache_write_tokens: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -68,6 +92,9 @@ pub struct Usage {
 const HAS_INPUT: u8 = 1;
 const HAS_OUTPUT: u8 = 2;
 const ERROR: u8 = 4;
+const HAS_CACHE_READ: u8 = 8;
+const HAS_CACHE_WRITE: u8 = 16;
+const HAS_COUNT: u8 = HAS_INPUT | HAS_OUTPUT | HAS_CACHE_READ | HAS_CACHE_WRITE;
 
 /// Findings of one JSON document: usage counts (merged in document order) and whether it had
 /// a non-null top-level `error`.
@@ -75,7 +102,9 @@ const ERROR: u8 = 4;
 struct Found {
     input: u64,
     output: u64,
-    /// `HAS_INPUT` | `HAS_OUTPUT` | `ERROR`.
+    cache_read: u64,
+    cache_write: u64,
+    /// `HAS_INPUT` | `HAS_OUTPUT` | `HAS_CACHE_READ` | `HAS_CACHE_WRITE` | `ERROR`.
     flags: u8,
 }
 
@@ -88,13 +117,21 @@ impl Found {
         if later.flags & HAS_OUTPUT != 0 {
             self.output = later.output;
         }
+        if later.flags & HAS_CACHE_READ != 0 {
+            self.cache_read = later.cache_read;
+        }
+        if later.flags & HAS_CACHE_WRITE != 0 {
+            self.cache_write = later.cache_write;
+        }
         self.flags |= later.flags;
     }
 
     fn usage(&self) -> Option<Usage> {
-        (self.flags & (HAS_INPUT | HAS_OUTPUT) != 0).then_some(Usage {
+        (self.flags & HAS_COUNT != 0).then_some(Usage {
             input_tokens: self.input,
             output_tokens: self.output,
+            cache_read_tokens: self.cache_read,
+            cache_write_tokens: self.cache_write,
         })
     }
 }
@@ -104,8 +141,13 @@ enum Key {
     Usage,
     Error,
     Message,
-    /// `prompt_tokens`, `completion_tokens`, `input_tokens`, `output_tokens`.
+    /// `prompt_tokens`, `completion_tokens`, `input_tokens`, `output_tokens`,
+    /// `cache_read_input_tokens`, `cache_creation_input_tokens` (index into the usage counts).
     Count(usize),
+    /// `prompt_tokens_details` (OpenAI).
+    PromptDetails,
+    /// `cached_tokens` (inside `prompt_tokens_details`).
+    CachedTokens,
     Other,
 }
 
@@ -126,6 +168,10 @@ impl<'de> Deserialize<'de> for Key {
                     b"completion_tokens" => Key::Count(1),
                     b"input_tokens" => Key::Count(2),
                     b"output_tokens" => Key::Count(3),
+                    b"cache_read_input_tokens" => Key::Count(4),
+                    b"cache_creation_input_tokens" => Key::Count(5),
+                    b"prompt_tokens_details" => Key::PromptDetails,
+                    b"cached_tokens" => Key::CachedTokens,
                     _ => Key::Other,
                 })
             }
@@ -186,41 +232,145 @@ impl<'de, H: ObjectHandler<'de>> DeserializeSeed<'de> for Lenient<H> {
     }
 }
 
-/// A `usage` object: its counts, or `None` when a count is neither `null` nor a `u64`, or is
-/// repeated (such an object is ignored as a whole).
+/// A count: `Ok(None)` for `null`, `Err(())` for anything but `null` or a `u64`.
+fn count<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Result<Option<u64>, ()>, A::Error> {
+    // A number is a `Value` without allocation.
+    Ok(match map.next_value::<serde_json::Value>()? {
+        serde_json::Value::Null => Ok(None),
+        v => v.as_u64().map(Some).ok_or(()),
+    })
+}
+
+/// The value of `prompt_tokens_details`: `Ok(cached_tokens)` for `null` or an object whose
+/// `cached_tokens` is absent, `null` or a `u64`; `Err(())` for anything else (another kind of
+/// value, a bad or repeated `cached_tokens`), which spoils the enclosing usage object.
+struct PromptDetails;
+
+type Details = Result<Option<u64>, ()>;
+
+impl<'de> Visitor<'de> for PromptDetails {
+    type Value = Details;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Details, E> {
+        Ok(Err(()))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Details, E> {
+        Ok(Err(()))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Details, E> {
+        Ok(Err(()))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Details, E> {
+        Ok(Err(()))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Details, E> {
+        Ok(Err(()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Details, E> {
+        Ok(Ok(None))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Details, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err(()))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Details, A::Error> {
+        let mut cached = Ok(None);
+        let mut seen = false;
+        while let Some(key) = map.next_key::<Key>()? {
+            if let Key::CachedTokens = key {
+                let n = count(&mut map)?;
+                cached = if seen { Err(()) } else { cached.and(n) };
+                seen = true;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(cached)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for PromptDetails {
+    type Value = Details;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Details, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// A `usage` object: its counts (mapped as documented on [`Usage`]), or `None` when a count
+/// is neither `null` nor a `u64`, a count or `prompt_tokens_details` is repeated, or
+/// `prompt_tokens_details` is neither `null` nor a valid object (such an object is ignored as
+/// a whole).
 struct UsageObject;
 
 impl<'de> ObjectHandler<'de> for UsageObject {
     type Out = Option<Found>;
     fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Found>, A::Error> {
-        // prompt_tokens, completion_tokens, input_tokens, output_tokens.
-        let mut vals = [None; 4];
+        // prompt_tokens, completion_tokens, input_tokens, output_tokens,
+        // cache_read_input_tokens, cache_creation_input_tokens.
+        let mut vals = [None; 6];
+        let mut cached = None;
+        // Bit i: count i seen; bit 6: prompt_tokens_details seen.
         let mut seen = 0u8;
         let mut bad = false;
         while let Some(key) = map.next_key::<Key>()? {
-            let Key::Count(i) = key else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
-            bad |= seen & (1 << i) != 0;
-            seen |= 1 << i;
-            // A number is a `Value` without allocation.
-            match map.next_value::<serde_json::Value>()? {
-                serde_json::Value::Null => {}
-                v => match (v.as_u64(), vals.get_mut(i)) {
-                    (Some(n), Some(slot)) => *slot = Some(n),
-                    _ => bad = true,
-                },
+            match key {
+                Key::Count(i) => {
+                    bad |= seen & (1 << i) != 0;
+                    seen |= 1 << i;
+                    match (count(&mut map)?, vals.get_mut(i)) {
+                        (Ok(n), Some(slot)) => *slot = n,
+                        _ => bad = true,
+                    }
+                }
+                Key::PromptDetails => {
+                    bad |= seen & (1 << 6) != 0;
+                    seen |= 1 << 6;
+                    match map.next_value_seed(PromptDetails)? {
+                        Ok(n) => cached = n,
+                        Err(()) => bad = true,
+                    }
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        let [prompt, completion, input, output] = vals;
-        let (input, output) = (input.or(prompt), output.or(completion));
-        Ok((!bad).then_some(Found {
-            input: input.unwrap_or(0),
-            output: output.unwrap_or(0),
-            flags: if input.is_some() { HAS_INPUT } else { 0 }
-                | if output.is_some() { HAS_OUTPUT } else { 0 },
-        }))
+        if bad {
+            return Ok(None);
+        }
+        let [prompt, completion, input, output, cache_read, cache_write] = vals;
+        let mut found = Found::default();
+        if let Some(n) = output.or(completion) {
+            found.output = n;
+            found.flags |= HAS_OUTPUT;
+        }
+        match (input, prompt) {
+            // OpenAI: the prompt count is the whole prompt, `cached_tokens` a part of it.
+            (None, Some(prompt)) => {
+                let cached = cached.unwrap_or(0);
+                found.input = prompt.saturating_sub(cached);
+                found.cache_read = cached;
+                found.flags |= HAS_INPUT | HAS_CACHE_READ | HAS_CACHE_WRITE;
+            }
+            // Anthropic: uncached input and the cache counts are reported apart.
+            (input, _) => {
+                if let Some(n) = input {
+                    found.input = n;
+                    found.flags |= HAS_INPUT;
+                }
+                if let Some(n) = cache_read {
+                    found.cache_read = n;
+                    found.flags |= HAS_CACHE_READ;
+                }
+                if let Some(n) = cache_write {
+                    found.cache_write = n;
+                    found.flags |= HAS_CACHE_WRITE;
+                }
+            }
+        }
+        Ok(Some(found))
     }
 }
 
@@ -428,11 +578,13 @@ impl JsonUsageScanner {
     }
 
     /// The usage from the top-level `usage` object(s) of the body fed so far, when one
-    /// contained `prompt_tokens`/`input_tokens` and/or `completion_tokens`/`output_tokens`
-    /// (a missing count is 0; several top-level `usage` members merge in order). `None` when
-    /// the body has no such object (yet), it is `null` or not an object, has a count that is
-    /// not a `u64` or a repeated count field, or the body's first value is not valid JSON
-    /// up to its end. Garbage after a complete value does not hide its usage.
+    /// contained a recognised count (mapped as documented on [`Usage`]: a missing count is 0;
+    /// several top-level `usage` members merge in order). `None` when the body has no such
+    /// object (yet), it is `null` or not an object, has a count that is not a `u64`, a
+    /// repeated count or `prompt_tokens_details`, or a `prompt_tokens_details` that is
+    /// neither `null` nor an object with a valid `cached_tokens` (once), or the body's first
+    /// value is not valid JSON up to its end.
+    /// Garbage after a complete value does not hide its usage.
     pub fn usage(&self) -> Option<Usage> {
         self.verdict().usage
     }
@@ -636,7 +788,7 @@ impl Observed {
 ///   at its first non-whitespace byte when that cannot start JSON, at the end of its first
 ///   `data` line when that line alone is already malformed, otherwise at the blank line.
 /// * Each data payload is parsed once with `serde_json`; memory is the decoder's event buffer
-///   (about the largest event) plus the 160-byte scanner itself. Never panics on any input.
+///   (about the largest event) plus the 192-byte scanner itself. Never panics on any input.
 #[derive(Debug, Default)]
 pub struct SseScanner {
     dec: SseDecoder,
@@ -683,9 +835,11 @@ impl SseScanner {
     }
 
     /// Usage seen so far, merged field by field in stream order: OpenAI's final chunk
-    /// (`"usage":{...}`; `"usage":null` on other chunks is ignored), Anthropic's
-    /// `message_start` (`message.usage.input_tokens`) and `message_delta`
-    /// (`usage.output_tokens`). A later count replaces an earlier one of the same kind.
+    /// (`"usage":{...}` with `prompt_tokens_details.cached_tokens`; `"usage":null` on other
+    /// chunks is ignored), Anthropic's `message_start` (`message.usage`: input and cache
+    /// counts) and `message_delta` (`usage`: output, possibly input and cache counts again).
+    /// A later count replaces an earlier one of the same kind (an OpenAI `prompt_tokens`
+    /// sets all three prompt counts, see [`Usage`]).
     /// Counts come from complete, valid events only (their blank line seen). `None` until a
     /// usage object with at least one recognised count has been seen; malformed usage objects
     /// (see [`JsonUsageScanner::usage`]) are skipped.
@@ -878,9 +1032,21 @@ mod tests {
     }
 
     fn u(input_tokens: u64, output_tokens: u64) -> Option<Usage> {
+        uc(input_tokens, output_tokens, 0, 0)
+    }
+
+    /// Usage with cache counts: input (uncached), output, cache read, cache write.
+    fn uc(
+        input_tokens: u64,
+        output_tokens: u64,
+        cache_read_tokens: u64,
+        cache_write_tokens: u64,
+    ) -> Option<Usage> {
         Some(Usage {
             input_tokens,
             output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
         })
     }
 
@@ -1289,9 +1455,192 @@ mod tests {
         );
     }
 
+    /// OpenAI stream whose final usage chunk reports cached prompt tokens.
+    const OPENAI_CACHED: &str = concat!(
+        "data: {\"id\":\"chatcmpl-2\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+        "data: {\"id\":\"chatcmpl-2\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+        "data: {\"id\":\"chatcmpl-2\",\"choices\":[],\"usage\":{\"prompt_tokens\":2006,\"completion_tokens\":300,\"total_tokens\":2306,\"prompt_tokens_details\":{\"cached_tokens\":1920,\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0}}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    /// Anthropic stream with cache counts in `message_start` and (cumulative, as the current
+    /// API sends them) again in `message_delta`.
+    const ANTHROPIC_CACHED: &str = concat!(
+        "event: message_start\n",
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_2\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet\",\"stop_reason\":null,\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":2048,\"cache_read_input_tokens\":1024,\"cache_creation\":{\"ephemeral_5m_input_tokens\":2048,\"ephemeral_1h_input_tokens\":0},\"output_tokens\":1,\"service_tier\":\"standard\"}}}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+        "event: message_delta\n",
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":2048,\"cache_read_input_tokens\":1024,\"output_tokens\":42}}\n\n",
+        "event: message_stop\n",
+        "data: {\"type\":\"message_stop\"}\n\n",
+    );
+
+    #[test]
+    fn openai_stream_cached_tokens() {
+        let o = split_invariant(OPENAI_CACHED.as_bytes());
+        assert_eq!(
+            o,
+            Outcome {
+                result: Ok(()),
+                usage: uc(86, 300, 1920, 0),
+                finished: true,
+                error_event: false,
+                events: 4,
+            }
+        );
+        for eol in ["\r\n", "\r"] {
+            assert_eq!(split_invariant(&with_endings(OPENAI_CACHED, eol)), o);
+        }
+    }
+
+    #[test]
+    fn anthropic_stream_cache_counts() {
+        let o = split_invariant(ANTHROPIC_CACHED.as_bytes());
+        assert_eq!(
+            o,
+            Outcome {
+                result: Ok(()),
+                usage: uc(12, 42, 1024, 2048),
+                finished: true,
+                error_event: false,
+                events: 4,
+            }
+        );
+        for eol in ["\r\n", "\r"] {
+            assert_eq!(split_invariant(&with_endings(ANTHROPIC_CACHED, eol)), o);
+        }
+        // Cache counts only in `message_start`, output only in `message_delta`: merged.
+        let body = concat!(
+            "event: message_start\n",
+            "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":500,\"output_tokens\":1}}}\n\n",
+            "event: message_delta\n",
+            "data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":7}}\n\n",
+        );
+        assert_eq!(split_invariant(body.as_bytes()).usage, uc(3, 7, 500, 0));
+        // A later cache count replaces an earlier one; a count without input is kept.
+        let body = concat!(
+            "data: {\"message\":{\"usage\":{\"input_tokens\":3,\"cache_read_input_tokens\":500}}}\n\n",
+            "data: {\"usage\":{\"cache_read_input_tokens\":600,\"cache_creation_input_tokens\":9}}\n\n",
+        );
+        assert_eq!(split_invariant(body.as_bytes()).usage, uc(3, 0, 600, 9));
+    }
+
+    #[test]
+    fn cache_count_edge_cases() {
+        let sse = |usage: &str| {
+            let body = format!("data: {{\"choices\":[],\"usage\":{usage}}}\n\n");
+            let o = split_invariant(body.as_bytes());
+            assert_eq!(o.result, Ok(()), "{usage}");
+            // The same object as a non-stream body agrees.
+            let json = format!("{{\"usage\":{usage}}}");
+            assert_eq!(json_split_invariant(json.as_bytes()), o.usage, "{usage}");
+            o.usage
+        };
+        // OpenAI: cached tokens come out of the prompt count (saturating).
+        let details = |d: &str| {
+            format!(
+                "{{\"prompt_tokens\":10,\"completion_tokens\":2,\"prompt_tokens_details\":{d}}}"
+            )
+        };
+        assert_eq!(sse(&details("{\"cached_tokens\":4}")), uc(6, 2, 4, 0));
+        assert_eq!(sse(&details("{\"cached_tokens\":10}")), uc(0, 2, 10, 0));
+        assert_eq!(sse(&details("{\"cached_tokens\":11}")), uc(0, 2, 11, 0));
+        assert_eq!(sse(&details("{\"audio_tokens\":3}")), uc(10, 2, 0, 0));
+        assert_eq!(sse(&details("{\"cached_tokens\":null}")), uc(10, 2, 0, 0));
+        assert_eq!(sse(&details("null")), uc(10, 2, 0, 0));
+        assert_eq!(sse(&details("{}")), uc(10, 2, 0, 0));
+        // Details before the prompt count, nested decoys, escapes in the key.
+        assert_eq!(
+            sse("{\"prompt_tokens_details\":{\"x\":{\"cached_tokens\":9},\"cached\\u005ftokens\":3},\"prompt_tokens\":5}"),
+            uc(2, 0, 3, 0)
+        );
+        // `cached_tokens` outside `prompt_tokens_details` means nothing.
+        assert_eq!(
+            sse("{\"prompt_tokens\":5,\"cached_tokens\":3}"),
+            uc(5, 0, 0, 0)
+        );
+        // Malformed details spoil the whole usage object, like a malformed count.
+        for bad in [
+            "{\"cached_tokens\":\"4\"}",
+            "{\"cached_tokens\":-1}",
+            "{\"cached_tokens\":1.5}",
+            "{\"cached_tokens\":1,\"cached_tokens\":1}",
+            "[4]",
+            "4",
+            "\"x\"",
+            "true",
+        ] {
+            assert_eq!(sse(&details(bad)), None, "{bad}");
+        }
+        assert_eq!(
+            sse("{\"prompt_tokens\":5,\"prompt_tokens_details\":null,\"prompt_tokens_details\":null}"),
+            None
+        );
+        assert_eq!(
+            sse("{\"cache_read_input_tokens\":1,\"cache_read_input_tokens\":2}"),
+            None
+        );
+        assert_eq!(sse("{\"cache_creation_input_tokens\":\"1\"}"), None);
+        // Cached tokens without a prompt count are ignored.
+        assert_eq!(
+            sse("{\"prompt_tokens_details\":{\"cached_tokens\":3}}"),
+            None
+        );
+        assert_eq!(
+            sse("{\"completion_tokens\":1,\"prompt_tokens_details\":{\"cached_tokens\":3}}"),
+            uc(0, 1, 0, 0)
+        );
+        // `input_tokens` wins: Anthropic mapping, details ignored.
+        assert_eq!(
+            sse("{\"prompt_tokens\":100,\"input_tokens\":7,\"cache_read_input_tokens\":90,\"cache_creation_input_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":90}}"),
+            uc(7, 0, 90, 3)
+        );
+        // OpenAI spelling: Anthropic cache members would count the prompt twice; ignored.
+        assert_eq!(
+            sse("{\"prompt_tokens\":100,\"cache_read_input_tokens\":90,\"cache_creation_input_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":90}}"),
+            uc(10, 0, 90, 0)
+        );
+        // Cache counts alone are usage; null counts are absent.
+        assert_eq!(sse("{\"cache_read_input_tokens\":5}"), uc(0, 0, 5, 0));
+        assert_eq!(sse("{\"cache_creation_input_tokens\":5}"), uc(0, 0, 0, 5));
+        assert_eq!(sse("{\"cache_read_input_tokens\":null}"), None);
+        assert_eq!(
+            sse("{\"input_tokens\":1,\"cache_read_input_tokens\":null,\"cache_creation_input_tokens\":0}"),
+            uc(1, 0, 0, 0)
+        );
+
+        // An OpenAI prompt count sets the whole prompt partition, so a later one without
+        // details does not leave a stale cache count behind.
+        let body = concat!(
+            "data: {\"usage\":{\"prompt_tokens\":10,\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\n",
+            "data: {\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3}}\n\n",
+        );
+        assert_eq!(split_invariant(body.as_bytes()).usage, uc(12, 3, 0, 0));
+        let body = concat!(
+            "data: {\"usage\":{\"input_tokens\":1,\"cache_creation_input_tokens\":50}}\n\n",
+            "data: {\"usage\":{\"prompt_tokens\":10,\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\n",
+        );
+        assert_eq!(split_invariant(body.as_bytes()).usage, uc(6, 0, 4, 0));
+        // ... while a later output-only count keeps the earlier prompt counts.
+        let body = concat!(
+            "data: {\"usage\":{\"prompt_tokens\":10,\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\n",
+            "data: {\"usage\":{\"completion_tokens\":3}}\n\n",
+        );
+        assert_eq!(split_invariant(body.as_bytes()).usage, uc(6, 3, 4, 0));
+        // A spoiled object contributes nothing.
+        let body = concat!(
+            "data: {\"usage\":{\"prompt_tokens\":10,\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\n",
+            "data: {\"usage\":{\"prompt_tokens\":99,\"prompt_tokens_details\":7}}\n\n",
+        );
+        assert_eq!(split_invariant(body.as_bytes()).usage, uc(6, 0, 4, 0));
+    }
+
     #[test]
     fn scanner_is_small() {
-        assert!(std::mem::size_of::<SseScanner>() <= 160);
+        // 160 before the cache counts: they add 16 bytes to the committed findings and 16 to
+        // those of a pending first data line.
+        assert!(std::mem::size_of::<SseScanner>() <= 192);
         assert!(std::mem::size_of::<JsonUsageScanner>() <= 128);
     }
 
@@ -1314,6 +1663,36 @@ mod tests {
         assert_eq!(json_split_invariant(emb), u(8, 0));
         let msg = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet","content":[{"type":"text","text":"Hi!"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":10,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":25}}"#;
         assert_eq!(json_split_invariant(msg), u(10, 25));
+    }
+
+    #[test]
+    fn json_cache_counts() {
+        let openai = br#"{"id":"chatcmpl-3","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":2006,"completion_tokens":300,"total_tokens":2306,"prompt_tokens_details":{"cached_tokens":1920,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}"#;
+        assert_eq!(json_split_invariant(openai), uc(86, 300, 1920, 0));
+        let pretty = serde_json::to_vec_pretty(
+            &serde_json::from_slice::<serde_json::Value>(openai).unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(json_split_invariant(&pretty), uc(86, 300, 1920, 0));
+        let anthropic = br#"{"id":"msg_2","type":"message","role":"assistant","model":"claude-sonnet","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":12,"cache_creation_input_tokens":2048,"cache_read_input_tokens":1024,"cache_creation":{"ephemeral_5m_input_tokens":2048,"ephemeral_1h_input_tokens":0},"output_tokens":42,"service_tier":"standard"}}"#;
+        assert_eq!(json_split_invariant(anthropic), uc(12, 42, 1024, 2048));
+        // Only the top-level usage counts, cache members included.
+        let nested = br#"{"choices":[{"usage":{"cache_read_input_tokens":99}}],"usage":{"prompt_tokens":3,"prompt_tokens_details":{"cached_tokens":1}}}"#;
+        assert_eq!(json_split_invariant(nested), uc(2, 0, 1, 0));
+        // Over the cap the usage is found in the tail the same way.
+        let tail = r#","usage":{"prompt_tokens":8,"prompt_tokens_details":{"cached_tokens":5}}}"#;
+        let body = big_body(tail);
+        for size in [1000, 4096, JSON_BODY_CAP + 1] {
+            assert_eq!(
+                json_verdict(body.chunks(size)),
+                (uc(3, 0, 5, 0), false, true)
+            );
+        }
+        let tail = r#","usage":{"input_tokens":8,"cache_read_input_tokens":5,"cache_creation_input_tokens":6}}"#;
+        assert_eq!(
+            json_verdict([&big_body(tail)[..]]),
+            (uc(8, 0, 5, 6), false, true)
+        );
     }
 
     #[test]
@@ -1562,6 +1941,45 @@ mod tests {
         input_tokens: Option<u64>,
         #[serde(default)]
         output_tokens: Option<u64>,
+        #[serde(default)]
+        cache_read_input_tokens: Option<u64>,
+        #[serde(default)]
+        cache_creation_input_tokens: Option<u64>,
+    }
+
+    /// The oracle's reading of a usage object (see [`Usage`]); `None` when malformed or
+    /// without a recognised count.
+    fn oracle_usage(x: &serde_json::Value) -> Option<Usage> {
+        let raw: RawUsage = serde_json::from_value(x.clone()).ok()?;
+        let cached = match x.get("prompt_tokens_details") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Object(d)) => match d.get("cached_tokens") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(n) => Some(n.as_u64()?),
+            },
+            Some(_) => return None,
+        };
+        let output = raw.output_tokens.or(raw.completion_tokens);
+        let (input, cache_read, cache_write) = match (raw.input_tokens, raw.prompt_tokens) {
+            (None, Some(p)) => {
+                let c = cached.unwrap_or(0);
+                (Some(p.saturating_sub(c)), Some(c), Some(0))
+            }
+            (i, _) => (
+                i,
+                raw.cache_read_input_tokens,
+                raw.cache_creation_input_tokens,
+            ),
+        };
+        [input, output, cache_read, cache_write]
+            .iter()
+            .any(Option::is_some)
+            .then(|| Usage {
+                input_tokens: input.unwrap_or(0),
+                output_tokens: output.unwrap_or(0),
+                cache_read_tokens: cache_read.unwrap_or(0),
+                cache_write_tokens: cache_write.unwrap_or(0),
+            })
     }
 
     fn serde_valid(payload: &[u8]) -> Option<bool> {
@@ -1686,10 +2104,34 @@ mod tests {
                 doc.extend_from_slice(format!("\"{k}\":").as_bytes());
                 if k == "usage" && rng.below(4) != 0 {
                     let mut parts = Vec::new();
-                    for f in ["prompt_tokens", "completion_tokens", "input_tokens", "x"] {
+                    for f in [
+                        "prompt_tokens",
+                        "completion_tokens",
+                        "input_tokens",
+                        "x",
+                        "cache_read_input_tokens",
+                        "cache_creation_input_tokens",
+                    ] {
                         if rng.below(2) == 0 {
                             parts.push(format!("\"{f}\":{}", rng.below(100_000)));
                         }
+                    }
+                    if rng.below(2) == 0 {
+                        let details = match rng.below(6) {
+                            0 => "null".to_owned(),
+                            1 => {
+                                let mut v = Vec::new();
+                                gen_json(&mut rng, &mut v);
+                                String::from_utf8_lossy(&v).into_owned()
+                            }
+                            2 => "{\"audio_tokens\":1}".to_owned(),
+                            3 => "{\"cached_tokens\":null}".to_owned(),
+                            _ => format!(
+                                "{{\"audio_tokens\":0,\"cached_tokens\":{}}}",
+                                rng.below(150_000)
+                            ),
+                        };
+                        parts.push(format!("\"prompt_tokens_details\":{details}"));
                     }
                     if rng.below(3) == 0 {
                         let mut nested = Vec::new();
@@ -1706,15 +2148,10 @@ mod tests {
                 Ok(v) => v,
                 Err(_) => continue,
             };
-            let expect = v.get("usage").filter(|x| x.is_object()).and_then(|x| {
-                let raw: RawUsage = serde_json::from_value(x.clone()).ok()?;
-                let i = raw.input_tokens.or(raw.prompt_tokens);
-                let o = raw.output_tokens.or(raw.completion_tokens);
-                (i.is_some() || o.is_some()).then(|| Usage {
-                    input_tokens: i.unwrap_or(0),
-                    output_tokens: o.unwrap_or(0),
-                })
-            });
+            let expect = v
+                .get("usage")
+                .filter(|x| x.is_object())
+                .and_then(oracle_usage);
             if expect.is_some() {
                 found += 1;
             }
@@ -1731,7 +2168,7 @@ mod tests {
     /// Random bytes and random SSE-ish token soup: never panics, split-invariant.
     #[test]
     fn fuzz_never_panics() {
-        const TOKENS: [&str; 22] = [
+        const TOKENS: [&str; 24] = [
             "data: ",
             "data:",
             "event: ",
@@ -1750,6 +2187,8 @@ mod tests {
             "\"message\":",
             "\"error\":",
             "{\"prompt_tokens\":3}",
+            "{\"prompt_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":2}}",
+            "{\"input_tokens\":1,\"cache_read_input_tokens\":2,\"cache_creation_input_tokens\":3}",
             "[DONE]",
             "1",
             ",",

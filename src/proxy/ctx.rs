@@ -12,7 +12,8 @@ use crate::error::ClientApi;
 use crate::providers::Dialect;
 use crate::routing::{Backend, BackendState, ModelRoute, Outcome};
 use crate::snapshot::Snapshot;
-use crate::usage::{JsonUsageScanner, SseScanner, Usage};
+use crate::translate::TokenUsage;
+use crate::usage::{JsonUsageScanner, SseScanner};
 use bytes::Bytes;
 use smallvec::SmallVec;
 use std::ops::Range;
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::translation::{AnswerTranslator, Translation};
 use super::watchdog::Watchdog;
 
 /// Which operation a proxied request is (metrics' `gen_ai_operation_name`).
@@ -63,9 +65,9 @@ impl Operation {
     pub fn served_by(self, dialect: &Dialect) -> bool {
         let anthropic = matches!(dialect, Dialect::Anthropic);
         match self {
-            Operation::Chat => true,
+            Operation::Chat | Operation::Messages => true,
             Operation::TextCompletion | Operation::Embeddings => !anthropic,
-            Operation::Messages | Operation::CountTokens => anthropic,
+            Operation::CountTokens => anthropic,
         }
     }
 }
@@ -110,11 +112,19 @@ pub struct Attempt {
     pub upstream_fd: Option<i32>,
     /// Header deadline of an HTTP/1 stream, while armed.
     pub watchdog: Option<Watchdog>,
+    /// How this attempt is carried between the client's API and the backend's.
+    pub translation: Translation,
 }
 
 impl Attempt {
     /// Starts an attempt on `backend` (counts it in flight).
-    pub fn begin(index: usize, backend: Arc<Backend>, probe: bool, body: Bytes) -> Attempt {
+    pub fn begin(
+        index: usize,
+        backend: Arc<Backend>,
+        probe: bool,
+        body: Bytes,
+        translation: Translation,
+    ) -> Attempt {
         backend.state.begin_request();
         Attempt {
             index,
@@ -127,6 +137,7 @@ impl Attempt {
             body_sent: false,
             upstream_fd: None,
             watchdog: None,
+            translation,
         }
     }
 
@@ -176,6 +187,8 @@ pub enum BodyWatch {
     None,
     Json(Box<JsonUsageScanner>),
     Sse(Box<SseScanner>),
+    /// A translated answer (the translator also reads its usage).
+    Translate(Box<AnswerTranslator>),
 }
 
 /// The upstream answer being passed to the client (set when its head is let through).
@@ -184,7 +197,11 @@ pub struct Answer {
     /// Time from request start to the answering attempt's response headers.
     pub ttfb: Duration,
     pub watch: BodyWatch,
-    pub usage: Option<Usage>,
+    pub usage: Option<TokenUsage>,
+    /// The client is sent an event stream.
+    pub sse: bool,
+    /// Translated bytes not yet sent when the answer broke; the cut sends them first.
+    pub held: Option<Bytes>,
     /// The upstream body ended normally.
     pub complete: bool,
 }
@@ -192,7 +209,12 @@ pub struct Answer {
 impl Answer {
     /// Whether the client is being sent an event stream.
     pub fn is_sse(&self) -> bool {
-        matches!(self.watch, BodyWatch::Sse(_))
+        self.sse
+    }
+
+    /// Whether the stream already carries the client's error event.
+    pub fn sent_error_event(&self) -> bool {
+        matches!(&self.watch, BodyWatch::Translate(t) if t.sent_error_event())
     }
 }
 

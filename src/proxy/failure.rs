@@ -165,13 +165,22 @@ async fn cut_stream(
     request_id: &str,
 ) {
     p.finish_attempt(Outcome::StreamError);
-    if !p.answer.as_ref().is_some_and(|a| a.is_sse()) {
+    let Some(answer) = p.answer.as_mut() else {
+        return;
+    };
+    // Translated bytes that were ready when the answer broke go first; an event stream then
+    // gets the final error event, unless it already carries one (an upstream error event,
+    // translated).
+    let mut event = answer.held.take().map(Vec::from).unwrap_or_default();
+    if answer.is_sse() && !answer.sent_error_event() {
+        event.extend_from_slice(&match api {
+            ClientApi::OpenAi => sse_error_event(message, "upstream_error", "stream_error"),
+            ClientApi::Anthropic => anthropic_error_event(message),
+        });
+    }
+    if event.is_empty() {
         return;
     }
-    let event = match api {
-        ClientApi::OpenAi => sse_error_event(message, "upstream_error", "stream_error"),
-        ClientApi::Anthropic => anthropic_error_event(message),
-    };
     if let Err(we) = session
         .write_response_body(Some(Bytes::from(event)), true)
         .await

@@ -4,7 +4,7 @@ use super::ctx::{Operation, Phase, Proxied, RequestCtx};
 use crate::auth::UserEntry;
 use crate::metrics;
 use crate::routing::{Backend, ModelRoute, Outcome};
-use crate::usage::Usage;
+use crate::translate::TokenUsage;
 use std::time::Duration;
 
 /// Label for requests whose user or model is unknown (refused before it was resolved).
@@ -20,7 +20,7 @@ struct Resolved<'a> {
     quiet: bool,
     attempts: u32,
     ttfb: Option<Duration>,
-    usage: Option<Usage>,
+    usage: Option<TokenUsage>,
     outcome: Option<Outcome>,
     op: Option<Operation>,
 }
@@ -136,10 +136,17 @@ fn record_metrics(r: &Resolved<'_>, status: u16, duration: Duration, overhead: O
             .observe(t.as_secs_f64());
     }
     if let (Some(u), Some(usage)) = (r.user, r.usage) {
-        for (kind, n) in [
-            ("input", usage.input_tokens),
-            ("output", usage.output_tokens),
-        ] {
+        let kinds = [
+            ("input", usage.input),
+            ("output", usage.output),
+            ("cache_read", usage.cache_read),
+            ("cache_write", usage.cache_write),
+        ];
+        // Cache counts only when there are some: most answers have none.
+        for (kind, n) in kinds
+            .into_iter()
+            .filter(|(k, n)| *n > 0 || !k.starts_with("cache"))
+        {
             metrics::TOKENS
                 .with_label_values(&[m.name.as_str(), &u.id, &b.provider.id, kind])
                 .inc_by(n);
@@ -174,8 +181,8 @@ fn log_access(request_id: &str, r: &Resolved<'_>, status: u16, duration: Duratio
         r.attempts,
         r.ttfb.map_or(-1.0, |t| (t.as_secs_f64() * 1e4).round() / 10.0),
         (duration.as_secs_f64() * 1e4).round() / 10.0,
-        usage.input_tokens,
-        usage.output_tokens,
+        usage.input,
+        usage.output,
         r.outcome.map_or(UNKNOWN, |o| o.label()),
     );
 }

@@ -11,6 +11,7 @@ pub mod finish;
 pub mod request;
 pub mod respond;
 pub mod response;
+pub mod translation;
 pub mod upstream;
 pub mod watchdog;
 
@@ -237,7 +238,7 @@ impl ProxyHttp for BerryProxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -245,7 +246,9 @@ impl ProxyHttp for BerryProxy {
         let Phase::Proxied(p) = &mut ctx.phase else {
             return Err(not_proxied());
         };
-        let r = response::on_response_header(p, &ctx.request_id, ctx.started, upstream_response);
+        let h1_client = session.req_header().version == http::Version::HTTP_11;
+        let (id, started) = (&ctx.request_id, ctx.started);
+        let r = response::on_response_header(p, id, started, h1_client, upstream_response);
         if r.is_ok() && upstream_response.status.as_u16() >= 200 {
             ctx.status = upstream_response.status.as_u16();
         }

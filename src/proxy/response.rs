@@ -3,8 +3,11 @@
 
 use super::ctx::{Answer, BodyWatch, Proxied};
 use super::decision::{decide, rule, Failure, Verdict, GARBAGE_MESSAGE, INVALID_JSON_MESSAGE};
+use super::translation::{wants_stream_usage, Translation};
 use super::upstream::situation;
 use crate::routing::Outcome;
+use crate::translate::TokenUsage;
+use crate::usage::Usage;
 use bytes::Bytes;
 use http::HeaderName;
 use pingora_error::{Error, ErrorType, Result};
@@ -44,6 +47,7 @@ pub fn on_response_header(
     p: &mut Proxied,
     request_id: &str,
     started: std::time::Instant,
+    h1_client: bool,
     resp: &mut ResponseHeader,
 ) -> Result<()> {
     let status = resp.status.as_u16();
@@ -58,6 +62,7 @@ pub fn on_response_header(
     };
     attempt.watchdog = None;
     attempt.got_headers = true;
+    let translation = attempt.translation;
     let ttfb = attempt.started.elapsed();
     attempt.state().observe_ttfb_ms(ttfb.as_secs_f64() * 1000.0);
     if crate::metrics::per_request() {
@@ -82,13 +87,52 @@ pub fn on_response_header(
         resp.remove_header(h);
     }
     resp.insert_header(super::upstream::X_REQUEST_ID.clone(), request_id)?;
+    let sse = is_event_stream(resp);
+    let include_usage =
+        translation == Translation::ChatToMessages && sse && wants_stream_usage(&p.request.body);
+    let watch = match translation.answer(status, sse, include_usage) {
+        Some(t) => {
+            translated_head(resp, translation.client_status(status), h1_client)?;
+            BodyWatch::Translate(Box::new(t))
+        }
+        None => body_watch(status, resp),
+    };
     p.answer = Some(Answer {
         ttfb: started.elapsed(),
-        watch: body_watch(status, resp),
+        watch,
         usage: None,
+        sse,
+        held: None,
         complete: false,
     });
     Ok(())
+}
+
+/// The head of a translated answer: the client's status, no `Content-Length` (the body
+/// changes size), chunked to an HTTP/1.1 client.
+fn translated_head(resp: &mut ResponseHeader, status: u16, h1_client: bool) -> Result<()> {
+    resp.set_status(status)?;
+    resp.remove_header(&http::header::CONTENT_LENGTH);
+    if h1_client {
+        resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
+    Ok(())
+}
+
+/// Passthrough usage in the gateway's token partition.
+fn tokens(u: Usage) -> TokenUsage {
+    TokenUsage {
+        input: u.input_tokens,
+        output: u.output_tokens,
+        cache_read: u.cache_read_tokens,
+        cache_write: u.cache_write_tokens,
+    }
+}
+
+fn is_event_stream(resp: &ResponseHeader) -> bool {
+    resp.headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| starts_with_ci(v.as_bytes(), b"text/event-stream"))
 }
 
 /// How a passed-through response body is watched: usage and validity of 2xx JSON, usage
@@ -137,7 +181,7 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
                 Some(INVALID_JSON_MESSAGE)
             } else {
                 if end {
-                    answer.usage = scan.usage();
+                    answer.usage = scan.usage().map(tokens);
                 }
                 None
             }
@@ -145,10 +189,23 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
         BodyWatch::Sse(scan) => {
             let bad = body.as_ref().is_some_and(|b| scan.feed(b).is_err());
             if let Some(u) = scan.usage() {
-                answer.usage = Some(u);
+                answer.usage = Some(tokens(u));
             }
             bad.then_some(GARBAGE_MESSAGE)
         }
+        BodyWatch::Translate(t) => match t.chunk(body.as_deref(), end) {
+            Ok(out) => {
+                *body = out;
+                if let Some(u) = t.usage() {
+                    answer.usage = Some(u);
+                }
+                None
+            }
+            Err(broken) => {
+                answer.held = (!broken.pending.is_empty()).then(|| Bytes::from(broken.pending));
+                Some(broken.reason.0)
+            }
+        },
     };
     if let Some(message) = broken {
         *body = None;

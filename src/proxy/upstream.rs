@@ -2,7 +2,7 @@
 
 use super::ctx::{Attempt, Operation, Proxied};
 use super::decision::{decide, ruled, Failure, Situation, Verdict};
-use super::request::attempt_body;
+use super::translation::Translation;
 use super::watchdog::Watchdog;
 use crate::clock::now_ms;
 use crate::config::Settings;
@@ -42,6 +42,12 @@ static DROPPED_REQUEST_HEADERS: Lazy<Vec<HeaderName>> = Lazy::new(|| {
         .map(|h| HeaderName::from_static(h))
         .collect()
 });
+
+/// Headers of Anthropic clients that mean nothing to an OpenAI-family backend.
+static ANTHROPIC_CLIENT_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+];
 
 /// `anthropic-version`.
 static ANTHROPIC_VERSION_HEADER: HeaderName = HeaderName::from_static("anthropic-version");
@@ -143,13 +149,13 @@ pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpP
             .with_label_values(&[&model.name])
             .inc();
     }
-    let body = attempt_body(&p.request, &backend.model_literal);
-    p.attempt = Some(Attempt::begin(
-        sel.index,
-        Arc::clone(backend),
-        sel.probe,
-        body,
-    ));
+    let translation = Translation::of(p.request.op, &backend.provider.dialect);
+    let body = match translation.request_body(&p.request, backend) {
+        Ok(body) => body,
+        Err(refusal) => return Err(ruled("untranslatable_request", Verdict::Answer(refusal))),
+    };
+    let attempt = Attempt::begin(sel.index, Arc::clone(backend), sel.probe, body, translation);
+    p.attempt = Some(attempt);
 
     let Some(addr) = backend.provider.addrs.pick() else {
         // DNS has not resolved this host: a connect failure of this attempt.
@@ -232,12 +238,18 @@ pub fn rewrite_request(p: &mut Proxied, request_id: &str, up: &mut RequestHeader
     let provider = &attempt.backend.provider;
     // `up` still carries the client's URI here.
     let model = Some(attempt.backend.real_model.as_str());
-    let path = provider.upstream_path(up.uri.path(), up.uri.query(), model);
+    let client_path = attempt.translation.upstream_client_path(up.uri.path());
+    let path = provider.upstream_path(client_path, up.uri.query(), model);
     let uri = http::Uri::try_from(path)
         .or_err(ErrorType::InternalError, "upstream path is not a valid URI")?;
     up.set_uri(uri);
     for h in DROPPED_REQUEST_HEADERS.iter() {
         up.remove_header(h);
+    }
+    if attempt.translation == Translation::MessagesToChat {
+        for h in ANTHROPIC_CLIENT_HEADERS.iter() {
+            up.remove_header(h);
+        }
     }
     up.insert_header(http::header::HOST, provider.host_header.clone())?;
     // On the Anthropic routes the client's own `anthropic-version` wins over the default.

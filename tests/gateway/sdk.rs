@@ -4,6 +4,7 @@
 //! skip deliberately when running `cargo test` by hand).
 
 use crate::harness::*;
+use berry_mock::{MockGuard, MockProvider};
 use std::process::Command;
 
 const SCRIPT: &str = r#"
@@ -66,7 +67,13 @@ fn openai_python_sdk_through_the_gateway() {
         provider("p", &m)
     );
     let gw = Gateway::start(&cfg);
-    let v = run_script(&python, "openai", SCRIPT, &format!("http://{}/v1", gw.addr));
+    let v = run_script(
+        &python,
+        "openai",
+        SCRIPT,
+        &format!("http://{}/v1", gw.addr),
+        &[],
+    );
     assert_eq!(v["non_stream"]["content"], "tok0 tok1 tok2 tok3 ");
     assert_eq!(v["non_stream"]["model"], "gpt-4o-mini");
     assert_eq!(v["non_stream"]["completion_tokens"], 4);
@@ -85,14 +92,15 @@ import anthropic
 from anthropic import Anthropic
 
 client = Anthropic(base_url=os.environ["BASE_URL"], api_key=os.environ["TOKEN"], max_retries=0)
+MODEL = os.environ["MODEL"]
 out = {}
 msgs = [{"role": "user", "content": "Hello"}]
 
-r = client.messages.create(model="claude-model", max_tokens=64, messages=msgs)
+r = client.messages.create(model=MODEL, max_tokens=64, messages=msgs)
 out["non_stream"] = {"text": r.content[0].text, "model": r.model, "stop_reason": r.stop_reason,
                      "input_tokens": r.usage.input_tokens, "output_tokens": r.usage.output_tokens}
 
-with client.messages.stream(model="claude-model", max_tokens=64, messages=msgs) as s:
+with client.messages.stream(model=MODEL, max_tokens=64, messages=msgs) as s:
     streamed = "".join(s.text_stream)
     final = s.get_final_message()
 out["stream"] = {"text": streamed, "final_text": final.content[0].text,
@@ -100,14 +108,14 @@ out["stream"] = {"text": streamed, "final_text": final.content[0].text,
 
 tools = [{"name": "get_weather", "description": "Weather of a city",
           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
-r = client.messages.create(model="claude-model", max_tokens=64, messages=msgs, tools=tools,
+r = client.messages.create(model=MODEL, max_tokens=64, messages=msgs, tools=tools,
                            tool_choice={"type": "tool", "name": "get_weather"},
                            extra_headers={"x-mock-tool-use": "get_weather",
                                           "x-mock-tool-input": "{\"city\": \"Paris\"}"})
 tool = [b for b in r.content if b.type == "tool_use"][0]
 out["tool"] = {"name": tool.name, "input": tool.input, "stop_reason": r.stop_reason}
 
-with client.messages.stream(model="claude-model", max_tokens=64, messages=msgs, tools=tools,
+with client.messages.stream(model=MODEL, max_tokens=64, messages=msgs, tools=tools,
                             tool_choice={"type": "tool", "name": "get_weather"},
                             extra_headers={"x-mock-tool-use": "get_weather",
                                            "x-mock-tool-input": "{\"city\": \"Paris\"}"}) as s:
@@ -115,25 +123,75 @@ with client.messages.stream(model="claude-model", max_tokens=64, messages=msgs, 
 tool = [b for b in final.content if b.type == "tool_use"][0]
 out["tool_stream"] = {"name": tool.name, "input": tool.input}
 
-out["count_tokens"] = client.messages.count_tokens(model="claude-model", messages=msgs).input_tokens
+if os.environ.get("COUNT_TOKENS") == "1":
+    out["count_tokens"] = client.messages.count_tokens(model=MODEL, messages=msgs).input_tokens
 
-for name, model, exc in [("not_found", "no-such-model", anthropic.NotFoundError),
-                         ("no_anthropic_backend", "gpt-model", anthropic.BadRequestError)]:
-    try:
-        client.messages.create(model=model, max_tokens=8, messages=msgs)
-        out[name] = "no error"
-    except exc as e:
-        out[name] = {"status": e.status_code, "type": e.body["error"]["type"]}
+try:
+    client.messages.create(model="no-such-model", max_tokens=8, messages=msgs)
+    out["not_found"] = "no error"
+except anthropic.NotFoundError as e:
+    out["not_found"] = {"status": e.status_code, "type": e.body["error"]["type"]}
 
 bad = Anthropic(base_url=os.environ["BASE_URL"], api_key="wrong-token", max_retries=0)
 try:
-    bad.messages.create(model="claude-model", max_tokens=8, messages=msgs)
+    bad.messages.create(model=MODEL, max_tokens=8, messages=msgs)
     out["unauthorized"] = "no error"
 except anthropic.AuthenticationError as e:
     out["unauthorized"] = {"status": e.status_code, "type": e.body["error"]["type"]}
 
 print(json.dumps(out))
 "#;
+
+/// A gateway with one Anthropic-dialect model (`claude-model` → `claude-real`) and one
+/// OpenAI-dialect model (`gpt-model` → `gpt-real`), both on mock `m`.
+fn two_dialects(m: &MockProvider) -> Gateway {
+    let cfg = format!(
+        "{}\n{}{}backend_type = \"anthropic\"\n{}\n[models.claude]\nname = \"claude-model\"\n[[models.claude.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n[models.gpt]\nname = \"gpt-model\"\n[[models.gpt.backends]]\nprovider = \"oa\"\nmodel = \"gpt-real\"\n",
+        quiet_settings(),
+        user("sdk", "sdk-token", ""),
+        provider("an", m),
+        provider("oa", m),
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[m, m]);
+    gw
+}
+
+fn sdk_mock() -> MockGuard {
+    mock_with("sdk-mock", |o| {
+        o.chunks = 3;
+        o.chunk_interval = std::time::Duration::from_millis(5);
+    })
+}
+
+/// What the Anthropic SDK script saw, whichever dialect the backend speaks.
+fn assert_anthropic_sdk_answers(v: &serde_json::Value, real_model: &str) {
+    assert_eq!(v["non_stream"]["model"], real_model, "{v}");
+    assert_eq!(v["non_stream"]["stop_reason"], "end_turn");
+    assert_eq!(v["non_stream"]["text"], "tok0 tok1 tok2 ", "{v}");
+    assert!(v["non_stream"]["input_tokens"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["non_stream"]["output_tokens"], 3);
+    assert_eq!(v["stream"]["text"], v["stream"]["final_text"]);
+    assert_eq!(v["stream"]["text"], "tok0 tok1 tok2 ");
+    assert_eq!(v["stream"]["output_tokens"], 3);
+    assert_eq!(v["stream"]["stop_reason"], "end_turn");
+    assert_eq!(v["tool"]["name"], "get_weather", "{v}");
+    assert_eq!(v["tool"]["input"], serde_json::json!({"city": "Paris"}));
+    assert_eq!(v["tool"]["stop_reason"], "tool_use");
+    assert_eq!(v["tool_stream"]["name"], "get_weather");
+    assert_eq!(
+        v["tool_stream"]["input"],
+        serde_json::json!({"city": "Paris"})
+    );
+    assert_eq!(
+        v["not_found"],
+        serde_json::json!({"status": 404, "type": "not_found_error"})
+    );
+    assert_eq!(
+        v["unauthorized"],
+        serde_json::json!({"status": 401, "type": "authentication_error"})
+    );
+}
 
 /// The official `anthropic` Python SDK on `/v1/messages` to an Anthropic backend: the body
 /// reaches the provider byte-exact except `model`, errors come back in Anthropic's shape.
@@ -142,58 +200,13 @@ fn anthropic_python_sdk_to_an_anthropic_backend() {
     let Some(python) = sdk_python() else {
         return;
     };
-    let m = mock_with("claude-mock", |o| {
-        o.chunks = 3;
-        o.chunk_interval = std::time::Duration::from_millis(5);
-    });
-    let cfg = format!(
-        "{}\n{}{}backend_type = \"anthropic\"\n{}\n[models.claude]\nname = \"claude-model\"\n[[models.claude.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n[models.gpt]\nname = \"gpt-model\"\n[[models.gpt.backends]]\nprovider = \"oa\"\nmodel = \"gpt-real\"\n",
-        quiet_settings(),
-        user("sdk", "sdk-token", ""),
-        provider("an", &m),
-        provider("oa", &m),
-    );
-    let gw = Gateway::start(&cfg);
-    settle(&gw, &[&m, &m]);
-    let v = run_script(
-        &python,
-        "anthropic",
-        ANTHROPIC_SCRIPT,
-        &format!("http://{}", gw.addr),
-    );
-    assert_eq!(v["non_stream"]["model"], "claude-real", "{v}");
-    assert_eq!(v["non_stream"]["stop_reason"], "end_turn");
-    assert!(
-        v["non_stream"]["text"]
-            .as_str()
-            .unwrap()
-            .starts_with("tok0"),
-        "{v}"
-    );
-    assert!(v["non_stream"]["input_tokens"].as_u64().unwrap() > 0);
-    assert_eq!(v["stream"]["text"], v["stream"]["final_text"]);
-    assert_eq!(v["stream"]["text"], "tok0 tok1 tok2 ");
-    assert_eq!(v["stream"]["output_tokens"], 3);
-    assert_eq!(v["tool"]["name"], "get_weather");
-    assert_eq!(v["tool"]["input"], serde_json::json!({"city": "Paris"}));
-    assert_eq!(v["tool"]["stop_reason"], "tool_use");
-    assert_eq!(
-        v["tool_stream"]["input"],
-        serde_json::json!({"city": "Paris"})
-    );
+    let m = sdk_mock();
+    let gw = two_dialects(&m);
+    let base = format!("http://{}", gw.addr);
+    let env = [("MODEL", "claude-model"), ("COUNT_TOKENS", "1")];
+    let v = run_script(&python, "anthropic", ANTHROPIC_SCRIPT, &base, &env);
+    assert_anthropic_sdk_answers(&v, "claude-real");
     assert!(v["count_tokens"].as_u64().unwrap() > 0);
-    assert_eq!(
-        v["not_found"],
-        serde_json::json!({"status": 404, "type": "not_found_error"})
-    );
-    assert_eq!(
-        v["no_anthropic_backend"],
-        serde_json::json!({"status": 400, "type": "invalid_request_error"})
-    );
-    assert_eq!(
-        v["unauthorized"],
-        serde_json::json!({"status": 401, "type": "authentication_error"})
-    );
     // What reached the provider (the last upstream call was count_tokens): the SDK's body
     // with only `model` replaced, its own anthropic-version, the provider's key instead of
     // the client's token.
@@ -204,6 +217,108 @@ fn anthropic_python_sdk_to_an_anthropic_backend() {
     assert_eq!(seen.header("x-api-key"), Some("key-an"));
     assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
     assert!(!format!("{:?}", seen.headers).contains("sdk-token"));
+}
+
+/// The `anthropic` SDK on a model whose backend speaks OpenAI: the request is translated to
+/// chat completions and the answer (JSON and event stream) back to Anthropic's shapes.
+#[test]
+fn anthropic_python_sdk_to_an_openai_backend() {
+    let Some(python) = sdk_python() else {
+        return;
+    };
+    let m = sdk_mock();
+    let gw = two_dialects(&m);
+    let base = format!("http://{}", gw.addr);
+    let v = run_script(
+        &python,
+        "anthropic-oa",
+        ANTHROPIC_SCRIPT,
+        &base,
+        &[("MODEL", "gpt-model")],
+    );
+    assert_anthropic_sdk_answers(&v, "gpt-real");
+    let seen = m.last_request().unwrap();
+    assert_eq!(seen.path, "/v1/chat/completions");
+    assert_eq!(seen.header("authorization"), Some("Bearer key-oa"));
+    assert_eq!(seen.header("anthropic-version"), None);
+}
+
+const OPENAI_ON_ANTHROPIC_SCRIPT: &str = r#"
+import json, os
+from openai import OpenAI
+
+client = OpenAI(base_url=os.environ["BASE_URL"], api_key=os.environ["TOKEN"], max_retries=0)
+msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
+out = {}
+r = client.chat.completions.create(model="claude-model", messages=msgs, max_tokens=64)
+out["non_stream"] = {"content": r.choices[0].message.content, "model": r.model,
+                     "finish_reason": r.choices[0].finish_reason,
+                     "prompt_tokens": r.usage.prompt_tokens,
+                     "completion_tokens": r.usage.completion_tokens}
+parts, usage = [], None
+for chunk in client.chat.completions.create(model="claude-model", messages=msgs, stream=True,
+                                            stream_options={"include_usage": True}):
+    if chunk.choices and chunk.choices[0].delta.content:
+        parts.append(chunk.choices[0].delta.content)
+    if chunk.usage:
+        usage = chunk.usage.completion_tokens
+out["stream"] = {"content": "".join(parts), "completion_tokens": usage}
+
+tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+hdrs = {"x-mock-tool-use": "get_weather", "x-mock-tool-input": '{"city": "Paris"}'}
+r = client.chat.completions.create(model="claude-model", messages=msgs, tools=tools,
+                                   tool_choice="required", extra_headers=hdrs)
+call = r.choices[0].message.tool_calls[0]
+out["tool"] = {"name": call.function.name, "args": json.loads(call.function.arguments),
+               "finish_reason": r.choices[0].finish_reason}
+calls = {}
+for chunk in client.chat.completions.create(model="claude-model", messages=msgs, tools=tools,
+                                            tool_choice="required", stream=True,
+                                            extra_headers=hdrs):
+    for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+        c = calls.setdefault(tc.index, {"name": "", "args": ""})
+        if tc.function and tc.function.name:
+            c["name"] += tc.function.name
+        if tc.function and tc.function.arguments:
+            c["args"] += tc.function.arguments
+out["tool_stream"] = {k: {"name": c["name"], "args": json.loads(c["args"])} for k, c in calls.items()}
+print(json.dumps(out))
+"#;
+
+/// The official `openai` SDK on a model whose backend speaks Anthropic: chat completions are
+/// translated to Messages, and tool calls (whole and streamed) accumulate to valid JSON.
+#[test]
+fn openai_python_sdk_to_an_anthropic_backend() {
+    let Some(python) = sdk_python() else {
+        return;
+    };
+    let m = sdk_mock();
+    let gw = two_dialects(&m);
+    let base = format!("http://{}/v1", gw.addr);
+    let v = run_script(&python, "openai-an", OPENAI_ON_ANTHROPIC_SCRIPT, &base, &[]);
+    assert_eq!(v["non_stream"]["content"], "tok0 tok1 tok2 ", "{v}");
+    assert_eq!(v["non_stream"]["model"], "claude-real");
+    assert_eq!(v["non_stream"]["finish_reason"], "stop");
+    assert_eq!(v["non_stream"]["completion_tokens"], 3);
+    assert!(v["non_stream"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(v["stream"]["content"], "tok0 tok1 tok2 ");
+    assert_eq!(v["stream"]["completion_tokens"], 3);
+    assert_eq!(v["tool"]["name"], "get_weather");
+    assert_eq!(v["tool"]["args"], serde_json::json!({"city": "Paris"}));
+    assert_eq!(v["tool"]["finish_reason"], "tool_calls");
+    assert_eq!(
+        v["tool_stream"]["0"],
+        serde_json::json!({"name": "get_weather", "args": {"city": "Paris"}})
+    );
+    // The provider got an Anthropic request: system lifted out, max_tokens set.
+    let seen = m.last_request().unwrap();
+    assert_eq!(seen.path, "/v1/messages");
+    let body: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(body["model"], "claude-real");
+    assert_eq!(body["system"], "Be brief.");
+    assert!(body["max_tokens"].as_u64().is_some());
+    assert_eq!(seen.header("x-api-key"), Some("key-an"));
 }
 
 /// The test venv's Python, or `None` when the SDK tests are skipped on purpose.
@@ -220,7 +335,13 @@ fn sdk_python() -> Option<String> {
 
 /// Runs a Python `script` against `base_url` with the test user's token; its last stdout
 /// line is JSON.
-fn run_script(python: &str, name: &str, script: &str, base_url: &str) -> serde_json::Value {
+fn run_script(
+    python: &str,
+    name: &str,
+    script: &str,
+    base_url: &str,
+    env: &[(&str, &str)],
+) -> serde_json::Value {
     let dir = temp_dir(name);
     let path = dir.join(format!("{name}_check.py"));
     std::fs::write(&path, script).unwrap();
@@ -228,6 +349,7 @@ fn run_script(python: &str, name: &str, script: &str, base_url: &str) -> serde_j
         .arg(&path)
         .env("BASE_URL", base_url)
         .env("TOKEN", "sdk-token")
+        .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -104,7 +104,7 @@ fn native_requests_are_validated_like_the_api() {
             "messages: Field required",
         ),
         (
-            r#"{"model":"c","max_tokens":5,"messages":[{"role":"system","content":"x"}]}"#,
+            r#"{"model":"c","max_tokens":5,"messages":[{"role":"tool","content":"x"}]}"#,
             "messages.0.role",
         ),
         (

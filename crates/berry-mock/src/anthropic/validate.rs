@@ -1,7 +1,7 @@
 //! Request validation of native Messages and `count_tokens` requests, like the real
 //! API: the first problem found is the message of a 400 `invalid_request_error`, as
 //! `<field path>: <problem>` (e.g. `max_tokens: Field required`,
-//! `messages.0.role: Input should be 'user' or 'assistant'`,
+//! `messages.0.role: Input should be 'user', 'assistant' or 'system'`,
 //! `stream_options: Extra inputs are not permitted`).
 //!
 //! Checked: the body is a JSON object with only known top-level fields; `model` a
@@ -43,6 +43,8 @@ const MESSAGES_FIELDS: &[&str] = &[
     "container",
     "mcp_servers",
     "context_management",
+    // sent by Claude Code
+    "output_config",
 ];
 
 const COUNT_TOKENS_FIELDS: &[&str] = &[
@@ -54,6 +56,7 @@ const COUNT_TOKENS_FIELDS: &[&str] = &[
     "tools",
     "mcp_servers",
     "context_management",
+    "output_config",
 ];
 
 const REQUIRED: &str = "Field required";
@@ -108,13 +111,14 @@ fn messages(req: &Map<String, Value>) -> Result<(), String> {
             return Err(format!("messages.{i}: Input should be a valid dictionary"));
         };
         match m.get("role").and_then(Value::as_str) {
-            Some("user" | "assistant") => {}
+            // Claude Code also sends `system` turns inside `messages` (accepted by the API).
+            Some("user" | "assistant" | "system") => {}
             None if !m.contains_key("role") => {
                 return Err(format!("messages.{i}.role: {REQUIRED}"))
             }
             _ => {
                 return Err(format!(
-                    "messages.{i}.role: Input should be 'user' or 'assistant'"
+                    "messages.{i}.role: Input should be 'user', 'assistant' or 'system'"
                 ))
             }
         }
@@ -246,8 +250,8 @@ mod tests {
                 "messages: at least one message",
             ),
             (
-                r#"{"model":"c","max_tokens":9,"messages":[{"role":"system","content":"x"}]}"#,
-                "messages.0.role: Input should be 'user' or 'assistant'",
+                r#"{"model":"c","max_tokens":9,"messages":[{"role":"tool","content":"x"}]}"#,
+                "messages.0.role: Input should be 'user', 'assistant' or 'system'",
             ),
             (
                 r#"{"model":"c","max_tokens":9,"messages":[{"role":"user"}]}"#,

@@ -1,0 +1,262 @@
+//! Upstream error answers of one dialect in the client's dialect (SPEC §11).
+//!
+//! Shapes: OpenAI `{"error":{"message","type","param","code"}}`; Anthropic
+//! `{"type":"error","error":{"type","message"}}`.
+//!
+//! Status: kept, except Anthropic's 529 → 503. Message: the provider's `error.message` when
+//! the body has the expected shape, otherwise a generic "The upstream provider answered with
+//! status N." — and always "The upstream provider refused the gateway's credentials." for
+//! 401/403 (the provider's text may quote part of the key). The body is always well-formed,
+//! whatever the upstream sent.
+//!
+//! Anthropic → OpenAI (`type`; `code` = the Anthropic type when the body named a known one,
+//! else `null`; `param` always `null`):
+//!
+//! | Anthropic `error.type` (or status when absent/unknown) | OpenAI `type` |
+//! |---|---|
+//! | `invalid_request_error` (400, other 4xx) | `invalid_request_error` |
+//! | `authentication_error` (401) | `authentication_error` |
+//! | `permission_error` (403) | `permission_error` |
+//! | `not_found_error` (404) | `invalid_request_error` |
+//! | `request_too_large` (413) | `invalid_request_error` |
+//! | `rate_limit_error` (429) | `rate_limit_error` |
+//! | `api_error` (500, other 5xx) | `server_error` |
+//! | `overloaded_error` (503, 529) | `server_error` |
+//!
+//! OpenAI → Anthropic: `type` = [`anthropic_error_type`] of the status (OpenAI's own types are
+//! not a closed set: `insufficient_quota`, `tokens`, `server_error`, …):
+//!
+//! | status | Anthropic `type` |
+//! |---|---|
+//! | 400, 405, 408, 411, 415, 422 | `invalid_request_error` |
+//! | 401 | `authentication_error` |
+//! | 403 | `permission_error` |
+//! | 404 | `not_found_error` |
+//! | 413 | `request_too_large` |
+//! | 429 | `rate_limit_error` |
+//! | 503, 529 | `overloaded_error` |
+//! | other (500, other 5xx, other 4xx) | `api_error` |
+//!
+//! In-band stream errors have no status: their type is mapped by name
+//! ([`anthropic_type_to_openai`], [`openai_type_to_anthropic`]).
+
+use super::json::{push_str, Str};
+use serde::Deserialize;
+
+/// Message used instead of the provider's text when it refused the gateway's credentials.
+pub const CREDENTIALS_MESSAGE: &str = "The upstream provider refused the gateway's credentials.";
+
+/// Anthropic error types the gateway emits or recognizes.
+const ANTHROPIC_TYPES: [&str; 8] = [
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "not_found_error",
+    "request_too_large",
+    "rate_limit_error",
+    "api_error",
+    "overloaded_error",
+];
+
+/// Anthropic error `type` for a status (400 invalid_request_error, 401 authentication_error,
+/// 403 permission_error, 404 not_found_error, 413 request_too_large, 429 rate_limit_error,
+/// 500 api_error, 503/529 overloaded_error, other 5xx api_error). Same table as the
+/// gateway's own errors.
+pub fn anthropic_error_type(status: u16) -> &'static str {
+    match status {
+        400 | 405 | 408 | 411 | 415 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+/// `t` when it is one of the Anthropic error types (as a static string).
+pub(crate) fn known_anthropic_type(t: &str) -> Option<&'static str> {
+    ANTHROPIC_TYPES.iter().find(|k| **k == t).copied()
+}
+
+/// OpenAI error `type` for a status (used when an Anthropic body names no known type).
+pub fn openai_error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        500..=599 => "server_error",
+        _ => "invalid_request_error",
+    }
+}
+
+/// OpenAI error `type` for an Anthropic error `type` (unknown → `server_error`).
+pub fn anthropic_type_to_openai(t: &str) -> &'static str {
+    match t {
+        "invalid_request_error" | "not_found_error" | "request_too_large" => {
+            "invalid_request_error"
+        }
+        "authentication_error" => "authentication_error",
+        "permission_error" => "permission_error",
+        "rate_limit_error" => "rate_limit_error",
+        _ => "server_error",
+    }
+}
+
+/// Anthropic error `type` for an OpenAI in-band error's `type` / `code` (no status known).
+pub fn openai_type_to_anthropic(t: Option<&str>, code: Option<&str>) -> &'static str {
+    for s in [t, code].into_iter().flatten() {
+        if let Some(k) = ANTHROPIC_TYPES.iter().find(|k| **k == s) {
+            return k;
+        }
+        if s.contains("rate_limit") || s == "tokens" || s == "requests" {
+            return "rate_limit_error";
+        }
+        if s.contains("overloaded") {
+            return "overloaded_error";
+        }
+    }
+    match t {
+        Some("invalid_request_error") => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+#[derive(Deserialize)]
+struct AnthropicBody<'a> {
+    #[serde(borrow)]
+    error: AnthropicInner<'a>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicInner<'a> {
+    #[serde(borrow, rename = "type", default)]
+    ty: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    message: Option<Str<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiBody<'a> {
+    #[serde(borrow)]
+    error: OpenAiInner<'a>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct OpenAiInner<'a> {
+    #[serde(borrow, default)]
+    pub message: Option<Str<'a>>,
+    #[serde(borrow, rename = "type", default)]
+    pub ty: Option<Str<'a>>,
+    #[serde(default)]
+    pub code: Option<serde_json::Value>,
+}
+
+impl OpenAiInner<'_> {
+    /// `code` when it is a string.
+    pub(crate) fn code_str(&self) -> Option<&str> {
+        self.code.as_ref().and_then(|c| c.as_str())
+    }
+}
+
+fn generic_message(status: u16) -> String {
+    format!("The upstream provider answered with status {status}.")
+}
+
+/// An upstream Anthropic error answer in OpenAI's shape: (status, body). Status kept, except
+/// 529 → 503. See the module docs for the type table and the message rules.
+pub fn anthropic_to_openai(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
+    let out_status = if status == 529 { 503 } else { status };
+    let parsed = serde_json::from_slice::<AnthropicBody<'_>>(body).ok();
+    let known_type = parsed
+        .as_ref()
+        .and_then(|b| b.error.ty.as_ref())
+        .and_then(|t| known_anthropic_type(t.as_str()));
+    let ty = match known_type {
+        Some(t) => anthropic_type_to_openai(t),
+        None => openai_error_type(status),
+    };
+    let generic;
+    let message = if status == 401 || status == 403 {
+        CREDENTIALS_MESSAGE
+    } else {
+        match parsed.as_ref().and_then(|b| b.error.message.as_ref()) {
+            Some(m) => m.as_str(),
+            None => {
+                generic = generic_message(status);
+                &generic
+            }
+        }
+    };
+    (out_status, openai_error_body(ty, known_type, message))
+}
+
+/// An upstream OpenAI error answer in Anthropic's shape: (status, body). Status kept; `type`
+/// from the status ([`anthropic_error_type`]). See the module docs for the message rules.
+pub fn openai_to_anthropic(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
+    let parsed = serde_json::from_slice::<OpenAiBody<'_>>(body).ok();
+    let generic;
+    let message = if status == 401 || status == 403 {
+        CREDENTIALS_MESSAGE
+    } else {
+        match parsed.as_ref().and_then(|b| b.error.message.as_ref()) {
+            Some(m) => m.as_str(),
+            None => {
+                generic = generic_message(status);
+                &generic
+            }
+        }
+    };
+    (
+        status,
+        anthropic_error_body(anthropic_error_type(status), message),
+    )
+}
+
+/// `{"error":{"message":…,"type":…,"param":null,"code":…}}`.
+pub(crate) fn openai_error_body(ty: &str, code: Option<&str>, message: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(80 + message.len());
+    out.extend_from_slice(b"{\"error\":{\"message\":");
+    push_str(&mut out, message);
+    out.extend_from_slice(b",\"type\":");
+    push_str(&mut out, ty);
+    out.extend_from_slice(b",\"param\":null,\"code\":");
+    match code {
+        Some(c) => push_str(&mut out, c),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}}");
+    out
+}
+
+/// `{"type":"error","error":{"type":…,"message":…}}`.
+pub(crate) fn anthropic_error_body(ty: &str, message: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + message.len());
+    out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":");
+    push_str(&mut out, ty);
+    out.extend_from_slice(b",\"message\":");
+    push_str(&mut out, message);
+    out.extend_from_slice(b"}}");
+    out
+}
+
+/// `data: {"error":{…}}\n\n`.
+pub(crate) fn openai_stream_error(ty: &str, code: Option<&str>, message: &str) -> Vec<u8> {
+    let body = openai_error_body(ty, code, message);
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&body);
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
+/// `event: error\ndata: {"type":"error","error":{…}}\n\n`.
+pub(crate) fn anthropic_stream_error(ty: &str, message: &str) -> Vec<u8> {
+    let body = anthropic_error_body(ty, message);
+    let mut out = Vec::with_capacity(body.len() + 20);
+    out.extend_from_slice(b"event: error\ndata: ");
+    out.extend_from_slice(&body);
+    out.extend_from_slice(b"\n\n");
+    out
+}
