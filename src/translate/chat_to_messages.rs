@@ -261,7 +261,9 @@ pub fn request(body: &[u8], model: &str) -> Result<Vec<u8>, Refusal> {
     if let Some(tools) = f.tools {
         let tools: Vec<Tool<'_>> = parse("tools", tools)?;
         has_tools = !tools.is_empty();
-        out.extend_from_slice(b",\"tools\":[");
+        if has_tools {
+            out.extend_from_slice(b",\"tools\":[");
+        }
         for (i, t) in tools.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -297,7 +299,9 @@ pub fn request(body: &[u8], model: &str) -> Result<Vec<u8>, Refusal> {
             }
             out.push(b'}');
         }
-        out.push(b']');
+        if has_tools {
+            out.push(b']');
+        }
     }
     let no_parallel = f.parallel_tool_calls == Some(false);
     if let Some(tc) = f.tool_choice {
@@ -405,7 +409,7 @@ fn write_messages(msgs: &[Msg<'_>], out: &mut Vec<u8>) -> Result<(), Refusal> {
                 };
                 sep(&mut blocks);
                 blocks.extend_from_slice(b"{\"type\":\"tool_result\",\"tool_use_id\":");
-                blocks.extend_from_slice(json::text(id).as_bytes());
+                push_tool_id(&mut blocks, id);
                 if let Some(c) = m.content.filter(|c| !is_null(c)) {
                     if is_str(c) {
                         blocks.extend_from_slice(b",\"content\":");
@@ -564,6 +568,31 @@ fn image_block(url: &str, blocks: &mut Vec<u8>) -> Result<(), Refusal> {
     }
 }
 
+/// A tool-call id (a raw string literal) as Anthropic accepts it (`^[a-zA-Z0-9_-]+$`): other
+/// characters become `_`, an empty id `_`. The mapping is the same for `tool_use.id` and
+/// `tool_result.tool_use_id`, so a call and its result still pair up.
+fn push_tool_id(out: &mut Vec<u8>, raw: &RawValue) {
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    match inner(raw) {
+        Some(s) if !s.is_empty() && s.chars().all(ok) => {
+            out.extend_from_slice(json::text(raw).as_bytes())
+        }
+        _ => {
+            let decoded = serde_json::from_str::<Str<'_>>(raw.get())
+                .map(|s| s.0)
+                .unwrap_or_default();
+            out.push(b'"');
+            for c in decoded.chars() {
+                out.push(if ok(c) { c as u8 } else { b'_' });
+            }
+            if decoded.is_empty() {
+                out.push(b'_');
+            }
+            out.push(b'"');
+        }
+    }
+}
+
 fn tool_use(tc: &ToolCall<'_>, blocks: &mut Vec<u8>) -> Result<(), Refusal> {
     if tc.ty.as_ref().is_some_and(|t| t.as_str() != "function") {
         return Err(bad_msg("only function tool calls are supported"));
@@ -594,7 +623,7 @@ fn tool_use(tc: &ToolCall<'_>, blocks: &mut Vec<u8>) -> Result<(), Refusal> {
     };
     sep(blocks);
     blocks.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
-    blocks.extend_from_slice(json::text(tc.id).as_bytes());
+    push_tool_id(blocks, tc.id);
     blocks.extend_from_slice(b",\"name\":");
     blocks.extend_from_slice(json::text(tc.function.name).as_bytes());
     blocks.extend_from_slice(b",\"input\":");
@@ -829,8 +858,12 @@ enum Block {
     Other,
 }
 
+/// Longest `id` + `model` (as JSON) accepted in `message_start`: both are repeated in every
+/// chunk.
+pub const MAX_ID_BYTES: usize = 1024;
+
 /// Most content blocks open at the same time (Anthropic opens one at a time).
-const MAX_OPEN_BLOCKS: usize = 16;
+pub const MAX_OPEN_BLOCKS: usize = 16;
 
 /// Translates an Anthropic Messages event stream into an OpenAI `chat.completion.chunk`
 /// stream (SPEC §11).
@@ -849,7 +882,8 @@ const MAX_OPEN_BLOCKS: usize = 16;
 /// [`UpstreamBroken`] (sticky): a stream that is not SSE, event data that is not a JSON
 /// object with a `type`, content before `message_start`, a second `message_start`, a delta or
 /// stop for a block that is not open, a delta of the wrong kind for its block, events after
-/// `message_stop` (other than `ping`), more than [`MAX_OPEN_BLOCKS`] open blocks.
+/// `message_stop` (other than `ping`), more than [`MAX_OPEN_BLOCKS`] open blocks, an id and
+/// model longer than [`MAX_ID_BYTES`] together.
 /// Unknown event and delta types are ignored (Anthropic may add them).
 #[derive(Debug)]
 pub struct Stream {
@@ -1004,6 +1038,10 @@ impl State {
                 if !is_str(m.id) || !is_str(m.model) {
                     return Err(broken("message id/model not strings"));
                 }
+                // They are repeated in every chunk: a huge one would multiply the output.
+                if m.id.get().len() + m.model.get().len() > MAX_ID_BYTES {
+                    return Err(broken("message id/model too long"));
+                }
                 self.head.clear();
                 self.head.extend_from_slice(b"data: {\"id\":");
                 self.head.extend_from_slice(json::text(m.id).as_bytes());
@@ -1015,7 +1053,7 @@ impl State {
                 self.head.push(b',');
                 self.usage = Some(m.usage.as_ref().map(tokens).unwrap_or_default());
                 self.phase = Phase::Open;
-                self.chunk(out, b"{\"role\":\"assistant\",\"content\":\"\"}", None);
+                self.chunk(out, &[b"{\"role\":\"assistant\",\"content\":\"\"}"], None);
             }
             "content_block_start" => {
                 let (Some(index), Some(b)) = (ev.index, ev.content_block) else {
@@ -1054,7 +1092,7 @@ impl State {
                             _ => d.extend_from_slice(b"\"\""),
                         }
                         d.extend_from_slice(b"}}]}");
-                        self.chunk(out, &d, None);
+                        self.chunk(out, &[&d], None);
                         self.started = true;
                         Block::Tool(k)
                     }
@@ -1076,11 +1114,7 @@ impl State {
                         };
                         let t = json::text(t);
                         if t != "\"\"" {
-                            let mut buf = Vec::with_capacity(t.len() + 16);
-                            buf.extend_from_slice(b"{\"content\":");
-                            buf.extend_from_slice(t.as_bytes());
-                            buf.push(b'}');
-                            self.chunk(out, &buf, None);
+                            self.chunk(out, &[b"{\"content\":", t.as_bytes(), b"}"], None);
                             self.started = true;
                         }
                     }
@@ -1090,13 +1124,19 @@ impl State {
                         };
                         let p = json::text(p);
                         if p != "\"\"" {
-                            let mut buf = Vec::with_capacity(p.len() + 64);
-                            buf.extend_from_slice(b"{\"tool_calls\":[{\"index\":");
-                            push_u64(&mut buf, u64::from(k));
-                            buf.extend_from_slice(b",\"function\":{\"arguments\":");
-                            buf.extend_from_slice(p.as_bytes());
-                            buf.extend_from_slice(b"}}]}");
-                            self.chunk(out, &buf, None);
+                            let mut num = Vec::with_capacity(10);
+                            push_u64(&mut num, u64::from(k));
+                            self.chunk(
+                                out,
+                                &[
+                                    b"{\"tool_calls\":[{\"index\":",
+                                    &num,
+                                    b",\"function\":{\"arguments\":",
+                                    p.as_bytes(),
+                                    b"}}]}",
+                                ],
+                                None,
+                            );
                             self.started = true;
                         }
                     }
@@ -1140,13 +1180,13 @@ impl State {
                         .and_then(|d| d.stop_reason.as_ref())
                         .map(|s| s.as_str());
                     self.finished = true;
-                    self.chunk(out, b"{}", Some(finish_reason(reason)));
+                    self.chunk(out, &[b"{}"], Some(finish_reason(reason)));
                 }
             }
             "message_stop" => {
                 if !self.finished {
                     self.finished = true;
-                    self.chunk(out, b"{}", Some("stop"));
+                    self.chunk(out, &[b"{}"], Some("stop"));
                 }
                 if self.include_usage {
                     out.extend_from_slice(&self.head);
@@ -1163,10 +1203,13 @@ impl State {
     }
 
     /// One chunk: `head` + `"choices":[{"index":0,"delta":<delta>,"logprobs":null,"finish_reason":…}]}`.
-    fn chunk(&self, out: &mut Vec<u8>, delta: &[u8], finish: Option<&str>) {
+    /// `delta` is the delta object's JSON in pieces (concatenated).
+    fn chunk(&self, out: &mut Vec<u8>, delta: &[&[u8]], finish: Option<&str>) {
         out.extend_from_slice(&self.head);
         out.extend_from_slice(b"\"choices\":[{\"index\":0,\"delta\":");
-        out.extend_from_slice(delta);
+        for piece in delta {
+            out.extend_from_slice(piece);
+        }
         out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
         match finish {
             Some(f) => {

@@ -13,7 +13,7 @@
 //! | `model` | the backend's model (argument) |
 //! | `system` (string or text blocks, joined with a blank line) | first message, role `system` |
 //! | user `content` string / blocks `text`, `image` (base64 → data URL, url → url) | user message (a string for one text block, else parts) |
-//! | user `tool_result` blocks | one `tool` message each (`tool_call_id` = `tool_use_id`, content = its text), before the user's other content |
+//! | user `tool_result` blocks | one `tool` message each (`tool_call_id` = `tool_use_id`, content = its text blocks joined with `\n`), before the user's other content; images in a tool result join the user message after the tool messages |
 //! | assistant `text` blocks | `content` (concatenated; `null` when there are tool calls and no text) |
 //! | assistant `tool_use` blocks | `tool_calls` (`arguments` = the input serialized) |
 //! | assistant `thinking` / `redacted_thinking` blocks | dropped |
@@ -28,8 +28,8 @@
 //!
 //! Refused (400, `param` = the field): server tools (a `tools` entry whose `type` is not
 //! `custom`), `mcp_servers`, `container`; inside `messages`: `document`, `search_result`,
-//! server tool blocks and any other block type not listed above, images inside
-//! `tool_result`, roles other than user/assistant.
+//! server tool blocks and any other block type not listed above (also inside
+//! `tool_result`), roles other than user/assistant.
 //! Dropped: `top_k`, `thinking`, `service_tier`, `cache_control` everywhere,
 //! `tool_result.is_error`, `citations`, other `metadata` fields, and any unknown field.
 //! `null` values count as absent.
@@ -178,29 +178,7 @@ pub fn request(body: &[u8], model: &str) -> Result<Vec<u8>, Refusal> {
     out.extend_from_slice(b",\"messages\":[");
     let mut first = true;
     if let Some(system) = f.system {
-        let mut text = Vec::new();
-        if let Some(s) = inner(system) {
-            text.extend_from_slice(s.as_bytes());
-        } else {
-            let blocks: Vec<Block<'_>> = parse("system", system)?;
-            for b in &blocks {
-                match (b.ty.as_str(), b.text.and_then(inner)) {
-                    ("text", Some(t)) => {
-                        if !text.is_empty() && !t.is_empty() {
-                            text.extend_from_slice(b"\\n\\n");
-                        }
-                        text.extend_from_slice(t.as_bytes());
-                    }
-                    _ => return Err(Refusal::invalid("system", "only text blocks are supported")),
-                }
-            }
-        }
-        if !text.is_empty() {
-            out.extend_from_slice(b"{\"role\":\"system\",\"content\":\"");
-            out.extend_from_slice(&text);
-            out.extend_from_slice(b"\"}");
-            first = false;
-        }
+        system_message(system, "system", &mut out, &mut first)?;
     }
     let msgs: Vec<Msg<'_>> = parse("messages", messages)?;
     let mut parts = Vec::new();
@@ -208,7 +186,9 @@ pub fn request(body: &[u8], model: &str) -> Result<Vec<u8>, Refusal> {
         match m.role.as_str() {
             "user" => user_message(m.content, &mut out, &mut first, &mut parts)?,
             "assistant" => assistant_message(m.content, &mut out, &mut first)?,
-            _ => return Err(bad_msg("roles must be user or assistant")),
+            // Claude Code sends `system` turns inside `messages`; OpenAI takes them as is.
+            "system" => system_message(m.content, "messages", &mut out, &mut first)?,
+            _ => return Err(bad_msg("roles must be user, assistant or system")),
         }
     }
     out.push(b']');
@@ -328,6 +308,48 @@ fn next_msg(out: &mut Vec<u8>, first: &mut bool) {
     *first = false;
 }
 
+/// A system prompt (a string or text blocks, joined with a blank line) as an OpenAI
+/// `system` message; nothing for an empty one. `field` names the request field at fault.
+fn system_message(
+    system: &RawValue,
+    field: &str,
+    out: &mut Vec<u8>,
+    first: &mut bool,
+) -> Result<(), Refusal> {
+    let mut text = Vec::new();
+    if let Some(s) = inner(system) {
+        text.extend_from_slice(s.as_bytes());
+    } else {
+        let blocks: Vec<Block<'_>> = parse(field, system)?;
+        for b in &blocks {
+            match (b.ty.as_str(), b.text.and_then(inner)) {
+                ("text", Some(t)) => {
+                    if !text.is_empty() && !t.is_empty() {
+                        text.extend_from_slice(b"\\n\\n");
+                    }
+                    text.extend_from_slice(t.as_bytes());
+                }
+                _ => {
+                    return Err(Refusal::invalid(
+                        field,
+                        "system prompts support only text blocks",
+                    ))
+                }
+            }
+        }
+    }
+    if !text.is_empty() {
+        if !*first {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"role\":\"system\",\"content\":\"");
+        out.extend_from_slice(&text);
+        out.extend_from_slice(b"\"}");
+        *first = false;
+    }
+    Ok(())
+}
+
 /// A user turn: its `tool_result` blocks as `tool` messages, then one user message with the
 /// rest (if any). `parts` is a reused buffer.
 fn user_message(
@@ -394,9 +416,19 @@ fn user_message(
                                     any = true;
                                     out.extend_from_slice(t.as_bytes());
                                 }
+                                // OpenAI tool messages hold text only: images go to the user
+                                // message that follows the tool messages.
+                                ("image", _) => {
+                                    if n_parts > 0 {
+                                        parts.push(b',');
+                                    }
+                                    n_parts += 1;
+                                    only_text = None;
+                                    image_part(ib.source.as_ref(), parts)?;
+                                }
                                 _ => {
                                     return Err(bad_msg(
-                                        "tool results may only contain text for this backend",
+                                        "tool results may only contain text and images for this backend",
                                     ))
                                 }
                             }
@@ -800,6 +832,10 @@ struct State {
     next_block: u64,
     /// Highest tool-call index opened so far.
     last_tool: Option<u64>,
+    /// Hash of the id of the last tool call opened (0: none / no id).
+    tool_id: u64,
+    /// Hash of the message id (for generated tool-call ids).
+    msg_hash: u64,
     stop_reason: Option<&'static str>,
     usage: Option<TokenUsage>,
     started: bool,
@@ -825,6 +861,8 @@ impl Stream {
                 open: Open::None,
                 next_block: 0,
                 last_tool: None,
+                tool_id: 0,
+                msg_hash: 0,
                 stop_reason: None,
                 usage: None,
                 started: false,
@@ -890,6 +928,24 @@ fn broken(why: &'static str) -> UpstreamBroken {
     UpstreamBroken(why)
 }
 
+/// FNV-1a, 64 bits (never 0 for the inputs that matter: 0 means "none").
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+/// Append `n` as 16 lowercase hex digits.
+fn push_hex(out: &mut Vec<u8>, n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..16).rev() {
+        out.push(HEX[((n >> (i * 4)) & 0xf) as usize]);
+    }
+}
+
 /// `event: <name>\ndata: <json>\n\n`.
 fn emit(out: &mut Vec<u8>, name: &[u8], data: &[u8]) {
     out.extend_from_slice(b"event: ");
@@ -940,7 +996,10 @@ impl State {
             b.clear();
             b.extend_from_slice(b"{\"type\":\"message_start\",\"message\":{\"id\":");
             match c.id.filter(|v| is_str(v)) {
-                Some(id) => b.extend_from_slice(json::text(id).as_bytes()),
+                Some(id) => {
+                    self.msg_hash = fnv1a(json::text(id).as_bytes());
+                    b.extend_from_slice(json::text(id).as_bytes());
+                }
                 None => b.extend_from_slice(b"\"msg_gateway\""),
             }
             b.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
@@ -993,12 +1052,16 @@ impl State {
     }
 
     fn tool_delta(&mut self, tc: &ToolDelta<'_>, out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        let index = match (tc.index, tc.id.filter(|v| is_str(v)), self.last_tool) {
-            (Some(i), _, _) => i,
-            // No index (some providers): an id starts a new call, otherwise the current one.
-            (None, Some(_), Some(l)) => l.saturating_add(1),
-            (None, _, Some(l)) => l,
-            (None, _, None) => 0,
+        // An empty id counts as absent (some providers send `""` on continuation deltas).
+        let id = tc.id.filter(|v| is_str(v) && json::text(v) != "\"\"");
+        let id_hash = id.map(|v| fnv1a(json::text(v).as_bytes()));
+        let new_id = id_hash.is_some_and(|h| h != self.tool_id);
+        let index = match (tc.index, self.last_tool) {
+            (Some(i), _) => i,
+            // No index (some providers): a new id starts a new call, otherwise the current one.
+            (None, Some(l)) if new_id => l.saturating_add(1),
+            (None, Some(l)) => l,
+            (None, None) => 0,
         };
         let args = tc
             .function
@@ -1010,8 +1073,10 @@ impl State {
                 return Err(broken("tool call arguments not a string"));
             }
         }
-        if self.open != Open::Tool(index) {
-            if self.last_tool.is_some_and(|l| index <= l) {
+        if self.open != Open::Tool(index) || new_id {
+            // A new call: a higher index, or a different id (some providers number every
+            // call 0).
+            if !new_id && self.last_tool.is_some_and(|l| index <= l) {
                 return Err(broken("tool call delta after its block closed"));
             }
             let Some(name) = tc
@@ -1025,11 +1090,14 @@ impl State {
             self.close(out);
             let mut start = Vec::with_capacity(96);
             start.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
-            match tc.id.filter(|v| is_str(v)) {
+            match id {
                 Some(id) => start.extend_from_slice(json::text(id).as_bytes()),
                 None => {
-                    start.extend_from_slice(b"\"toolu_gateway_");
-                    push_u64(&mut start, index);
+                    // Unique enough across a conversation: the message id's hash + the block.
+                    start.extend_from_slice(b"\"toolu_");
+                    push_hex(&mut start, self.msg_hash);
+                    start.push(b'_');
+                    push_u64(&mut start, self.next_block);
                     start.push(b'"');
                 }
             }
@@ -1037,7 +1105,8 @@ impl State {
             start.extend_from_slice(json::text(name).as_bytes());
             start.extend_from_slice(b",\"input\":{}}");
             self.open_block(out, Open::Tool(index), &start);
-            self.last_tool = Some(index);
+            self.last_tool = Some(self.last_tool.map_or(index, |l| l.max(index)));
+            self.tool_id = id_hash.unwrap_or(0);
             self.started = true;
         }
         if let Some(a) = args {

@@ -144,6 +144,28 @@ fn c2m_request_tools_and_conversation() {
     );
     let got = c2m(json!({"model": "m", "messages": [], "tools": [{"type": "function", "function": {"name": "f"}}], "parallel_tool_calls": true})).unwrap();
     assert!(got.get("tool_choice").is_none());
+    // An empty tool list is no tool list.
+    let got = c2m(json!({"model": "m", "messages": [], "tools": [], "parallel_tool_calls": false}))
+        .unwrap();
+    assert!(got.get("tools").is_none() && got.get("tool_choice").is_none());
+}
+
+#[test]
+fn c2m_request_sanitizes_tool_ids() {
+    let got = c2m(json!({"model": "m", "messages": [
+        {"role": "assistant", "tool_calls": [{"id": "functions.get:0", "type": "function", "function": {"name": "get", "arguments": "{}"}},
+                                              {"id": "", "type": "function", "function": {"name": "get", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "functions.get:0", "content": "r"},
+        {"role": "tool", "tool_call_id": "", "content": "s"},
+    ]}))
+    .unwrap();
+    assert_eq!(got["messages"][0]["content"][0]["id"], "functions_get_0");
+    assert_eq!(got["messages"][0]["content"][1]["id"], "_");
+    assert_eq!(
+        got["messages"][1]["content"][0]["tool_use_id"],
+        "functions_get_0"
+    );
+    assert_eq!(got["messages"][1]["content"][1]["tool_use_id"], "_");
 }
 
 #[test]
@@ -795,6 +817,26 @@ fn m2c_request() {
 }
 
 #[test]
+fn m2c_request_tool_result_images_follow_the_tool_messages() {
+    let got = m2c(json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": [
+                {"type": "text", "text": "shot:"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+            ]},
+        ]},
+    ]}))
+    .unwrap();
+    assert_eq!(
+        got["messages"],
+        json!([
+            {"role": "tool", "tool_call_id": "t1", "content": "shot:"},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+        ])
+    );
+}
+
+#[test]
 fn m2c_request_refusals() {
     let base =
         || json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]});
@@ -826,7 +868,8 @@ fn m2c_request_refusals() {
         json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]),
         json!([{"role": "assistant", "content": [{"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}]}]),
         json!([{"role": "assistant", "content": [{"type": "tool_use", "id": "s", "name": "x", "input": [1]}]}]),
-        json!([{"role": "system", "content": "x"}]),
+        json!([{"role": "tool", "content": "x"}]),
+        json!([{"role": "system", "content": [{"type": "image", "source": {}}]}]),
         json!([{"role": "user"}]),
         json!({}),
     ] {
@@ -1203,6 +1246,62 @@ fn m2c_stream_lenient_parts() {
     assert_eq!(evs[8].1["usage"]["output_tokens"], 4);
 }
 
+#[test]
+fn m2c_stream_tool_call_identity_quirks() {
+    // Every call numbered 0 but with distinct ids (seen from some local servers); empty ids
+    // on continuation deltas; a missing id gets a generated one.
+    let c = |d: Value| chunk(d, Value::Null);
+    let mut input = sse(&[
+        (
+            "",
+            c(
+                json!({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{\"x\":"}}]}),
+            ),
+        ),
+        (
+            "",
+            c(json!({"tool_calls": [{"index": 0, "id": "", "function": {"arguments": "1}"}}]})),
+        ),
+        (
+            "",
+            c(
+                json!({"tool_calls": [{"index": 0, "id": "b", "function": {"name": "g", "arguments": "{}"}}]}),
+            ),
+        ),
+        (
+            "",
+            c(json!({"tool_calls": [{"index": 1, "function": {"name": "h", "arguments": "{}"}}]})),
+        ),
+        ("", chunk(json!({}), json!("tool_calls"))),
+    ]);
+    input.extend_from_slice(b"data: [DONE]\n\n");
+    let r = split_invariant(messages_to_chat::Stream::new, &input);
+    assert_eq!(r.finish, Ok(()));
+    let evs = events(&r.out);
+    let starts: Vec<&Value> = evs
+        .iter()
+        .filter(|(n, _)| n == "content_block_start")
+        .map(|(_, d)| &d["content_block"])
+        .collect();
+    assert_eq!(starts.len(), 3);
+    assert_eq!(starts[0]["id"], "a");
+    assert_eq!(starts[1]["id"], "b");
+    let generated = starts[2]["id"].as_str().unwrap();
+    assert!(
+        generated.starts_with("toolu_") && generated.ends_with("_2"),
+        "{generated}"
+    );
+    let args: Vec<&Value> = evs
+        .iter()
+        .filter(|(n, _)| n == "content_block_delta")
+        .map(|(_, d)| &d["delta"]["partial_json"])
+        .collect();
+    assert_eq!(
+        args,
+        [&json!("{\"x\":"), &json!("1}"), &json!("{}"), &json!("{}")]
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // errors
 // ---------------------------------------------------------------------------------------
@@ -1484,6 +1583,15 @@ fn huge_and_deep_inputs_do_not_break() {
     let r = run_chunks(chat_to_messages::Stream::new(false), &[&input]);
     assert_eq!(r.feed, Ok(()));
     assert!(r.out.len() > 900 << 10);
+    // An id repeated in every chunk is bounded.
+    let input = sse(&[(
+        "",
+        json!({"type": "message_start", "message": {"id": "i".repeat(2000), "model": "c"}}),
+    )]);
+    assert_eq!(
+        run_chunks(chat_to_messages::Stream::new(false), &[&input]).feed,
+        Err(UpstreamBroken("message id/model too long"))
+    );
     // Over the limit: broken, not buffered forever.
     let huge = "x".repeat(2 << 20);
     let input = sse(&[(
@@ -1509,4 +1617,111 @@ fn huge_and_deep_inputs_do_not_break() {
     let _ = chat_to_messages::response(body.as_bytes());
     let ev = format!("data: {{\"type\":\"ping\",\"x\":{deep}}}\n\n");
     let _ = run_chunks(chat_to_messages::Stream::new(false), &[ev.as_bytes()]);
+}
+
+/// Mutations of valid fixtures (byte changes, cuts, duplicated ranges): nothing panics, the
+/// stream translators are split-invariant and emit whole events only.
+#[test]
+fn fuzz_mutated_fixtures() {
+    let fixtures: Vec<Vec<u8>> = vec![
+        anthropic_stream(),
+        openai_stream(),
+        json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "t"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]},
+            {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, {"role": "tool", "tool_call_id": "c", "content": "r"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto", "stop": ["x"], "stream": true}).to_string().into_bytes(),
+        json!({"model": "m", "max_tokens": 5, "system": [{"type": "text", "text": "s"}], "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "r"}]}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "tool_use", "id": "t", "name": "f", "input": {}}]}],
+            "tools": [{"name": "f", "input_schema": {"type": "object"}}], "tool_choice": {"type": "any"}, "stream": true}).to_string().into_bytes(),
+        json!({"id": "m", "type": "message", "model": "c", "content": [{"type": "text", "text": "x"}, {"type": "tool_use", "id": "t", "name": "n", "input": {"a": 1}}], "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 2}}).to_string().into_bytes(),
+        json!({"id": "c", "model": "m", "choices": [{"message": {"content": "x", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 1}}).to_string().into_bytes(),
+    ];
+    let mut rng = Rng(0xfeed_beef);
+    for round in 0..3000 {
+        let base = &fixtures[round % fixtures.len()];
+        let mut body = base.clone();
+        for _ in 0..1 + rng.next(3) {
+            let len = body.len().max(1);
+            match rng.next(4) {
+                0 => {
+                    let i = rng.next(len);
+                    if let Some(b) = body.get_mut(i) {
+                        const SUBST: &[u8] = b" {}[]\":,\\\n0a";
+                        *b = SUBST[rng.next(SUBST.len())];
+                    }
+                }
+                1 => {
+                    let i = rng.next(len);
+                    body.truncate(i);
+                }
+                2 => {
+                    let i = rng.next(len);
+                    let j = (i + rng.next(64)).min(body.len());
+                    let dup: Vec<u8> = body[i.min(j)..j].to_vec();
+                    body.splice(j..j, dup);
+                }
+                _ => {
+                    let i = rng.next(len).min(body.len());
+                    let j = (i + rng.next(16)).min(body.len());
+                    body.drain(i..j);
+                }
+            }
+        }
+        let _ = chat_to_messages::request(&body, "m");
+        let _ = messages_to_chat::request(&body, "m");
+        let _ = chat_to_messages::response(&body);
+        let _ = messages_to_chat::response(&body);
+        let _ = errors::anthropic_to_openai(400, &body);
+        let _ = errors::openai_to_anthropic(400, &body);
+        let k = rng.next(body.len() + 1);
+        let a = run_chunks(chat_to_messages::Stream::new_at(true, 1), &[&body]);
+        assert_eq!(
+            a,
+            run_chunks(
+                chat_to_messages::Stream::new_at(true, 1),
+                &[&body[..k], &body[k..]]
+            )
+        );
+        let _ = events(&a.out);
+        let a = run_chunks(messages_to_chat::Stream::new(), &[&body]);
+        assert_eq!(
+            a,
+            run_chunks(messages_to_chat::Stream::new(), &[&body[..k], &body[k..]])
+        );
+        let _ = events(&a.out);
+    }
+}
+
+/// Every prefix of a valid stream: complete only once the terminal event is in.
+#[test]
+fn stream_prefixes_are_incomplete_until_the_end() {
+    let a = anthropic_stream();
+    for k in 0..=a.len() {
+        let r = run_chunks(chat_to_messages::Stream::new_at(true, 1), &[&a[..k]]);
+        assert_eq!(r.feed, Ok(()), "prefix {k}");
+        assert_eq!(r.finish.is_ok(), k == a.len(), "prefix {k}");
+    }
+    let o = openai_stream();
+    for k in 0..=o.len() {
+        let r = run_chunks(messages_to_chat::Stream::new(), &[&o[..k]]);
+        assert_eq!(r.feed, Ok(()), "prefix {k}");
+        assert_eq!(r.finish.is_ok(), k == o.len(), "prefix {k}");
+    }
+}
+
+/// Claude Code sends `system` turns inside `messages`: they become OpenAI system messages
+/// in place.
+#[test]
+fn m2c_system_turns_inside_messages() {
+    let body = serde_json::json!({"model": "c", "max_tokens": 5, "system": "top",
+        "messages": [{"role": "user", "content": "hi"},
+                     {"role": "system", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]});
+    let out =
+        super::messages_to_chat::request(&serde_json::to_vec(&body).unwrap(), "gpt-real").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["messages"],
+        serde_json::json!([{"role": "system", "content": "top"},
+                           {"role": "user", "content": "hi"},
+                           {"role": "system", "content": "a\n\nb"}])
+    );
 }
