@@ -18,6 +18,9 @@
 #        json_lat  non-stream, 8 connections, PACE_MS pause per connection between
 #                  requests (moderate load; the "added p99 < 1 ms" comparison)
 #        sse_lat   streaming, same pacing
+#      and, through the gateway only, the same four with an OpenAI client on an
+#      Anthropic-dialect backend (json_xlat, sse_xlat, json_xlat_lat, sse_xlat_lat: the
+#      request, answer and stream are translated);
 #      and reports req/s, p50, p99, errors, and the proxy's CPU time per request (from
 #      /proc; robust against a noisy machine), plus gateway/direct and gateway/nginx ratios;
 #   4. measures the gateway's RSS idle, after the load, and with N_IDLE concurrent open SSE
@@ -51,6 +54,7 @@ N_IDLE=${N_IDLE:-1000}
 GATEWAY_LOG=${GATEWAY_LOG:-warn}
 TOKEN=sk-berry-bench-7f3a9c2e5b8d4f1a6c0e9b3d7a2f5c8e
 CLIENT_MODEL=gpt-4o-mini
+XLAT_MODEL=claude-bench
 REAL_MODEL=gpt-4o-mini-2024-07-18
 
 # ---------------------------------------------------------------------------------------
@@ -258,6 +262,18 @@ weight = 0.7
 provider = "acct-b"
 model = "$REAL_MODEL"
 weight = 0.3
+
+# The translated leg: an OpenAI client on an Anthropic-dialect account of the same mock.
+[providers.acct-anthropic]
+base_url = "http://$MOCK_ADDR"
+api_key = "sk-mock-key-anthropic"
+backend_type = "anthropic"
+
+[models.translated]
+name = "$XLAT_MODEL"
+[[models.translated.backends]]
+provider = "acct-anthropic"
+model = "claude-real"
 EOF
   cat >"$TMP/$name-pingora.yaml" <<EOF
 ---
@@ -328,6 +344,8 @@ body() { # STREAM(true|false)
 }
 JSON_BODY=$(body false)
 SSE_BODY=$(body true)
+XLAT_JSON_BODY=${JSON_BODY/\"$CLIENT_MODEL\"/\"$XLAT_MODEL\"}
+XLAT_SSE_BODY=${SSE_BODY/\"$CLIENT_MODEL\"/\"$XLAT_MODEL\"}
 
 # wrk script: POST body, bearer token, optional per-connection pause, and a machine-readable
 # summary line from done().
@@ -360,6 +378,10 @@ write_lua "$TMP/sse.lua" "$SSE_BODY" 0
 write_lua "$TMP/json_paced.lua" "$JSON_BODY" "$PACE_MS"
 write_lua "$TMP/sse_paced.lua" "$SSE_BODY" "$PACE_MS"
 write_lua "$TMP/sse_idle.lua" "$SSE_BODY" 0 x-mock-interval-ms 600000
+write_lua "$TMP/json_xlat.lua" "$XLAT_JSON_BODY" 0
+write_lua "$TMP/sse_xlat.lua" "$XLAT_SSE_BODY" 0
+write_lua "$TMP/json_xlat_paced.lua" "$XLAT_JSON_BODY" "$PACE_MS"
+write_lua "$TMP/sse_xlat_paced.lua" "$XLAT_SSE_BODY" "$PACE_MS"
 
 auth="Authorization: Bearer $TOKEN"$'\r\n'
 for t in "direct:$MOCK_PORT" "gateway:$GW_PORT" "nginx:$NGX_PORT"; do
@@ -371,6 +393,10 @@ for t in "direct:$MOCK_PORT" "gateway:$GW_PORT" "nginx:$NGX_PORT"; do
 done
 resp=$(http_request "$GW_PORT" POST /v1/chat/completions "$JSON_BODY" "$auth")
 grep -q "\"model\":\"$REAL_MODEL\"" <<<"$resp" || die "gateway did not rewrite the model (response: ${resp:0:300})"
+resp=$(http_request "$GW_PORT" POST /v1/chat/completions "$XLAT_JSON_BODY" "$auth")
+grep -q '"object":"chat.completion"' <<<"$resp" || die "translated request failed (response: ${resp:0:300})"
+resp=$(http_request "$GW_PORT" POST /v1/chat/completions "$XLAT_SSE_BODY" "$auth")
+grep -q 'data: \[DONE\]' <<<"$resp" || die "translated stream did not complete (response: ${resp:0:300})"
 
 sleep 1
 RSS_IDLE=$(rss_kib "$GW_PID")
@@ -440,6 +466,14 @@ for round in $(seq 1 "$ROUNDS"); do
       mapfile -t pids < <(proxy_pids "$target")
       run_wrk "$scenario" "$target" "$round" "$conns" "$TMP/$lua" "${TARGET_PORT[$target]}" "${pids[@]}"
     done
+  done
+done
+# The translated leg (gateway only): OpenAI client, Anthropic-dialect backend.
+for round in $(seq 1 "$ROUNDS"); do
+  for s in "json_xlat:$CONNS:json_xlat.lua" "sse_xlat:$CONNS:sse_xlat.lua" \
+    "json_xlat_lat:8:json_xlat_paced.lua" "sse_xlat_lat:8:sse_xlat_paced.lua"; do
+    IFS=: read -r scenario conns lua <<<"$s"
+    run_wrk "$scenario" gateway "$round" "$conns" "$TMP/$lua" "$GW_PORT" "$GW_PID"
   done
 done
 RSS_AFTER=$(rss_kib "$GW_PID")
@@ -535,7 +569,7 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
   echo "proxy CPU = CPU time of the process under test per request (direct: the mock itself)."
   echo
   printf '%-15s %-8s %11s %10s %10s %7s %13s\n' scenario target "req/s" "p50 ms" "p99 ms" errors "proxy CPU us"
-  for s in json sse json_c8 json_lat sse_lat json_with_idle; do
+  for s in json sse json_c8 json_lat sse_lat json_with_idle json_xlat sse_xlat json_xlat_lat sse_xlat_lat; do
     for t in "${TARGETS[@]}"; do
       rps=$(col "$s" "$t" 4)
       [ "$rps" = nan ] && continue
@@ -552,6 +586,15 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
       -v pd="$(col "$s" direct 6)" -v pg="$(col "$s" gateway 6)" -v pn="$(col "$s" nginx 6)" -v s="$s" \
       'BEGIN { printf "%-9s %14.2f %14.2f %14.2f %14.2f %16s %16s\n", s, rg / rd, rg / rn, pg / pd, pg / pn,
                sprintf("%+.3f ms", (pg - pd) / 1000), sprintf("%+.3f ms", (pg - pn) / 1000) }'
+  done
+  echo
+  echo "translated leg (OpenAI client -> Anthropic-dialect backend) / same-API path, gateway:"
+  for s in json sse json_lat sse_lat; do
+    x=${s/_lat/_xlat_lat}
+    [ "$x" = "$s" ] && x=${s}_xlat
+    awk -v r1="$(col "$x" gateway 4)" -v r0="$(col "$s" gateway 4)" -v p1="$(col "$x" gateway 6)" \
+      -v p0="$(col "$s" gateway 6)" -v c1="$(col "$x" gateway 8)" -v c0="$(col "$s" gateway 8)" -v s="$s" \
+      'BEGIN { printf "  %-8s rps %.2f  p99 %+.3f ms  CPU us/req %.1f vs %.1f\n", s, r1 / r0, (p1 - p0) / 1000, c1, c0 }'
   done
   echo
   awk -v on="$(col metrics gateway_on 4)" -v off="$(col metrics gateway_off 4)" \

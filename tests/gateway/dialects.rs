@@ -214,3 +214,40 @@ fn cache_tokens_are_counted_in_every_dialect() {
     assert!(tokens("input") > 0.0);
     assert!(tokens("output") > 0.0);
 }
+
+#[test]
+fn anthropic_clients_on_openai_backends_get_anthropic_error_events() {
+    let oa = mock("oa");
+    let cfg = format!(
+        "{}\n{}{}[models.g]\nname = \"g\"\n[[models.g.backends]]\nprovider = \"oa\"\nmodel = \"gpt-real\"\n",
+        quiet_settings(),
+        user("u", "tok", ""),
+        provider("oa", &oa)
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&oa]);
+    let body = r#"{"model":"g","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = gw.post("/v1/messages", "tok", body);
+    assert_eq!(r.status, 200);
+    let ok = r.text();
+    assert!(ok.starts_with("event: message_start"), "{ok}");
+    assert!(
+        ok.trim_end().ends_with("data: {\"type\":\"message_stop\"}"),
+        "{ok}"
+    );
+    for mode in ["cut:2", "error-event:2", "unterminated"] {
+        oa.set_mode(mode.parse().unwrap());
+        let r = gw.post("/v1/messages", "tok", body);
+        assert_eq!(r.status, 200, "{mode}");
+        let text = r.text();
+        assert_eq!(text.matches("event: error").count(), 1, "{mode}: {text}");
+        assert!(!text.contains("message_stop"), "{mode}: {text}");
+        assert!(text.contains("content_block_delta"), "{mode}: {text}");
+    }
+    // A failure status before the first byte: Anthropic-shaped, status kept.
+    oa.set_mode(Mode::Status(429));
+    let r = gw.post("/v1/messages", "tok", body);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["type"], "error");
+    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+}

@@ -551,8 +551,25 @@ fn operations_go_only_to_backends_that_serve_them() {
     );
     assert_eq!(m.hits(), hits, "nothing went upstream");
     let body = br#"{"model":"an","messages":[{"role":"user","content":"hi"}]}"#;
-    let r = request(gw.addr, "POST", "/v1/messages/count_tokens", &json, body);
+    let mut headers = json.to_vec();
+    headers.extend([
+        ("anthropic-version", "2023-06-01"),
+        ("anthropic-beta", "prompt-caching-2024-07-31"),
+    ]);
+    let r = request(gw.addr, "POST", "/v1/messages/count_tokens", &headers, body);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
-    assert_eq!(m.last_request().unwrap().path, "/v1/messages/count_tokens");
+    let seen = m.last_request().unwrap();
+    assert_eq!(seen.path, "/v1/messages/count_tokens");
+    // the client's Anthropic headers reach an Anthropic backend
+    assert_eq!(
+        seen.header("anthropic-beta"),
+        Some("prompt-caching-2024-07-31")
+    );
+    assert_eq!(all_values(&seen, "anthropic-version"), ["2023-06-01"]);
+    assert_eq!(
+        std::str::from_utf8(&seen.body).unwrap(),
+        r#"{"model":"real-an","messages":[{"role":"user","content":"hi"}]}"#,
+        "byte-exact except the model"
+    );
 }
