@@ -58,22 +58,9 @@ const ANTHROPIC_TYPES: [&str; 8] = [
     "overloaded_error",
 ];
 
-/// Anthropic error `type` for a status (400 invalid_request_error, 401 authentication_error,
-/// 403 permission_error, 404 not_found_error, 413 request_too_large, 429 rate_limit_error,
-/// 500 api_error, 503/529 overloaded_error, other 5xx api_error). Same table as the
-/// gateway's own errors.
-pub fn anthropic_error_type(status: u16) -> &'static str {
-    match status {
-        400 | 405 | 408 | 411 | 415 | 422 => "invalid_request_error",
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        503 | 529 => "overloaded_error",
-        _ => "api_error",
-    }
-}
+/// Anthropic error `type` for a status: the gateway's one table
+/// ([`crate::error::anthropic_error_type`]).
+pub use crate::error::anthropic_error_type;
 
 /// `t` when it is one of the Anthropic error types (as a static string).
 pub(crate) fn known_anthropic_type(t: &str) -> Option<&'static str> {
