@@ -230,6 +230,19 @@ pub struct LocalAnswer {
     pub quiet: bool,
 }
 
+impl LocalAnswer {
+    /// A local answer on `snapshot`; `refused`: of a proxied endpoint; `quiet`: logged at
+    /// debug level. The user is set once known.
+    pub fn new(snapshot: Arc<Snapshot>, refused: bool, quiet: bool) -> Self {
+        LocalAnswer {
+            snapshot,
+            refused,
+            user: None,
+            quiet,
+        }
+    }
+}
+
 /// An admitted request on its way through the upstream attempts.
 #[derive(Debug)]
 pub struct Proxied {

@@ -75,6 +75,18 @@ fn local_response(route: Route, session: &Session, snap: &Snapshot) -> LocalResp
     }
 }
 
+/// The proxied operation of a route; `None` for the routes the gateway answers itself.
+fn operation(route: Route) -> Option<Operation> {
+    Some(match route {
+        Route::ChatCompletions => Operation::Chat,
+        Route::Completions => Operation::TextCompletion,
+        Route::Embeddings => Operation::Embeddings,
+        Route::Messages => Operation::Messages,
+        Route::CountTokens => Operation::CountTokens,
+        _ => return None,
+    })
+}
+
 /// Answers a proxied request the gateway refuses (auth, body, model, quota).
 async fn refuse(
     session: &mut Session,
@@ -136,32 +148,14 @@ impl ProxyHttp for BerryProxy {
         let req = session.req_header();
         let route = api::route(&req.method, req.uri.path());
         ctx.api = route.client_api();
-        let op = match route {
-            Route::ChatCompletions => Operation::Chat,
-            Route::Completions => Operation::TextCompletion,
-            Route::Embeddings => Operation::Embeddings,
-            Route::Messages => Operation::Messages,
-            Route::CountTokens => Operation::CountTokens,
-            other => {
-                let response = local_response(other, session, &snapshot);
-                let quiet = matches!(other, Route::Health | Route::Metrics);
-                let (refused, user) = (false, None);
-                ctx.phase = Phase::Local(LocalAnswer {
-                    snapshot,
-                    refused,
-                    user,
-                    quiet,
-                });
-                respond::send(session, ctx, response).await?;
-                return Ok(true);
-            }
+        let Some(op) = operation(route) else {
+            let response = local_response(route, session, &snapshot);
+            let quiet = matches!(route, Route::Health | Route::Metrics);
+            ctx.phase = Phase::Local(LocalAnswer::new(snapshot, false, quiet));
+            respond::send(session, ctx, response).await?;
+            return Ok(true);
         };
-        let mut local = LocalAnswer {
-            snapshot: Arc::clone(&snapshot),
-            refused: true,
-            user: None,
-            quiet: false,
-        };
+        let mut local = LocalAnswer::new(Arc::clone(&snapshot), true, false);
         match admit(session, op, &snapshot, &mut local, &mut ctx.overhead).await {
             Ok(request) => {
                 ctx.phase = Phase::Proxied(Box::new(Proxied::new(snapshot, request)));
