@@ -76,13 +76,13 @@ pub enum Route {
     NotFound,
 }
 
-impl Route {
-    /// The API the client of this route speaks (the shape of its errors).
-    pub fn client_api(self) -> ClientApi {
-        match self {
-            Route::Messages | Route::CountTokens => ClientApi::Anthropic,
-            _ => ClientApi::OpenAi,
-        }
+/// The API a client calling `path` speaks (the shape of its errors): Anthropic's under
+/// `/v1/messages` (wrong methods and unknown sub-paths included), OpenAI's elsewhere.
+pub fn client_api(path: &str) -> ClientApi {
+    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+        ClientApi::Anthropic
+    } else {
+        ClientApi::OpenAi
     }
 }
 

@@ -17,7 +17,7 @@ pub mod watchdog;
 
 use crate::api::{self, LocalResponse, Route};
 use crate::clock::now_ms;
-use crate::error::ApiError;
+use crate::error::{ApiError, ClientApi};
 use crate::snapshot::{Snapshot, SnapshotCell};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -44,7 +44,12 @@ impl BerryProxy {
 }
 
 /// Answers a locally served route.
-fn local_response(route: Route, session: &Session, snap: &Snapshot) -> LocalResponse {
+fn local_response(
+    route: Route,
+    session: &Session,
+    snap: &Snapshot,
+    api: ClientApi,
+) -> LocalResponse {
     let now = now_ms();
     let req = session.req_header();
     let admin = |serve: fn(&Snapshot) -> LocalResponse| match api::check_admin(snap, req) {
@@ -65,8 +70,10 @@ fn local_response(route: Route, session: &Session, snap: &Snapshot) -> LocalResp
         Route::Metrics => api::metrics_endpoint(snap, req, now),
         Route::AdminBackends => admin(|s| api::admin_backends(s, now_ms())),
         Route::AdminConfig => admin(api::admin_config),
-        Route::WrongMethod(allowed) => (&ApiError::method_not_allowed(allowed)).into(),
-        Route::NotFound => (&ApiError::route_not_found(req.uri.path())).into(),
+        Route::WrongMethod(allowed) => {
+            LocalResponse::error(&ApiError::method_not_allowed(allowed), api)
+        }
+        Route::NotFound => LocalResponse::error(&ApiError::route_not_found(req.uri.path()), api),
         Route::ChatCompletions
         | Route::Completions
         | Route::Embeddings
@@ -147,9 +154,9 @@ impl ProxyHttp for BerryProxy {
         let snapshot = self.snapshots.load();
         let req = session.req_header();
         let route = api::route(&req.method, req.uri.path());
-        ctx.api = route.client_api();
+        ctx.api = api::client_api(req.uri.path());
         let Some(op) = operation(route) else {
-            let response = local_response(route, session, &snapshot);
+            let response = local_response(route, session, &snapshot, ctx.api);
             let quiet = matches!(route, Route::Health | Route::Metrics);
             ctx.phase = Phase::Local(LocalAnswer::new(snapshot, false, quiet));
             respond::send(session, ctx, response).await?;

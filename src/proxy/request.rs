@@ -3,6 +3,7 @@
 //! quota): token → body → model exists → user may use it → user rate limit → routing.
 
 use super::ctx::{Operation, ProxyRequest};
+use super::translation::Translation;
 use crate::auth::UserEntry;
 use crate::error::ApiError;
 use crate::snapshot::Snapshot;
@@ -198,13 +199,29 @@ pub fn admit(
             op.describe()
         )));
     }
+    // A field a backend's API cannot express is refused here, before any quota is taken,
+    // and whichever backend would have been picked (at most one check per translation).
+    let mut checked = smallvec::SmallVec::<[Translation; 2]>::new();
+    for b in model
+        .backends
+        .iter()
+        .filter(|b| op.served_by(&b.provider.dialect))
+    {
+        let t = Translation::of(op, &b.provider.dialect);
+        if t != Translation::None && !checked.contains(&t) {
+            checked.push(t);
+            t.check(&body)?;
+        }
+    }
     if let Err((window, retry_after)) = user.take_quota(now_ms) {
         crate::metrics::USER_RATE_LIMITED
             .with_label_values(&[&user.id, window])
             .inc();
         return Err(ApiError::user_rate_limited(window, retry_after));
     }
-    let include_usage = if snap.table.settings.stream_include_usage {
+    // `stream_options` is OpenAI's: never added to an Anthropic client's body.
+    let openai_op = matches!(op, Operation::Chat | Operation::TextCompletion);
+    let include_usage = if openai_op && snap.table.settings.stream_include_usage {
         crate::body::include_usage_edit(&scan).map(|e| (e.range, e.bytes))
     } else {
         None

@@ -46,7 +46,8 @@ impl Translation {
     }
 
     /// The body of an attempt on `backend`: spliced, or translated. A client field the
-    /// backend's API cannot express is a 400 naming it.
+    /// backend's API cannot express is a 400 naming it (admission already refused those
+    /// with [`check`](Self::check)).
     pub fn request_body(self, req: &ProxyRequest, backend: &Backend) -> Result<Bytes, ApiError> {
         let translated = match self {
             Translation::None => return Ok(attempt_body(req, &backend.model_literal)),
@@ -59,6 +60,19 @@ impl Translation {
         };
         translated
             .map(Bytes::from)
+            .map_err(|r| ApiError::bad_request(r.message).with_param(r.param))
+    }
+
+    /// Whether the client's `body` can be expressed in the backend's API: `Err` is the 400
+    /// naming the field that cannot.
+    pub fn check(self, body: &[u8]) -> Result<(), ApiError> {
+        let translated = match self {
+            Translation::None => return Ok(()),
+            Translation::ChatToMessages => chat_to_messages::request(body, ""),
+            Translation::MessagesToChat => messages_to_chat::request(body, ""),
+        };
+        translated
+            .map(drop)
             .map_err(|r| ApiError::bad_request(r.message).with_param(r.param))
     }
 

@@ -251,3 +251,78 @@ fn anthropic_clients_on_openai_backends_get_anthropic_error_events() {
     assert_eq!(r.json()["type"], "error");
     assert_eq!(r.json()["error"]["type"], "rate_limit_error");
 }
+
+#[test]
+fn anthropic_requests_stay_byte_exact_with_stream_include_usage_on() {
+    let an = mock("an");
+    let cfg = format!(
+        "{}stream_include_usage = true\n{}[providers.an]\nbase_url = \"{}\"\napi_key = \"k\"\nbackend_type = \"anthropic\"\n[models.c]\nname = \"c\"\n[[models.c.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n",
+        quiet_settings(),
+        user("u", "tok", ""),
+        an.base_url()
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&an]);
+    let body =
+        r#"{"model":"c","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = gw.post_with(
+        "/v1/messages",
+        "tok",
+        body,
+        &[("anthropic-version", "2023-06-01")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("message_stop"));
+    assert_eq!(
+        std::str::from_utf8(&an.last_request().unwrap().body).unwrap(),
+        body.replace("\"c\"", "\"claude-real\"")
+    );
+}
+
+#[test]
+fn untranslatable_requests_are_refused_before_quota() {
+    let an = mock("an");
+    let cfg = format!(
+        "{}\n[users.u]\ntoken = \"tok\"\n[users.u.rate_limit]\nrequests_per_minute = 1\n[providers.an]\nbase_url = \"{}\"\napi_key = \"k\"\nbackend_type = \"anthropic\"\n[models.c]\nname = \"c\"\n[[models.c.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n",
+        quiet_settings(),
+        an.base_url()
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&an]);
+    let hits = an.hits();
+    let r = gw.post(
+        "/v1/chat/completions",
+        "tok",
+        r#"{"model":"c","n":2,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["param"], "n", "{}", r.text());
+    assert_eq!(an.hits(), hits, "nothing went upstream");
+    // the refusal took no quota: the one request of the minute is still there
+    assert_eq!(gw.chat("tok", "c").status, 200);
+    assert_eq!(gw.chat("tok", "c").status, 429);
+}
+
+#[test]
+fn every_error_under_v1_messages_is_anthropic_shaped() {
+    let an = mock("an");
+    let gw = Gateway::start(&format!(
+        "{}\n{}{}",
+        quiet_settings(),
+        user("u", "tok", ""),
+        provider("an", &an)
+    ));
+    for (method, path, status) in [
+        ("GET", "/v1/messages", 405),
+        ("POST", "/v1/messages/batches", 404),
+        ("GET", "/v1/messages/count_tokens", 405),
+    ] {
+        let r = request(gw.addr, method, path, &[("x-api-key", "tok")], b"");
+        assert_eq!(r.status, status, "{method} {path}");
+        assert_eq!(r.json()["type"], "error", "{method} {path}: {}", r.text());
+    }
+    // elsewhere errors stay OpenAI-shaped
+    let r = request(gw.addr, "GET", "/v1/nope", &[], b"");
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"]["code"].is_string());
+}
