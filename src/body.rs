@@ -22,6 +22,9 @@
 //! * a top-level `stream` that is not `true`, `false` or `null` (lenient providers coerce
 //!   e.g. `"true"` or `1` to `true`), and duplicate top-level `stream` / `stream_options` keys.
 //!   These are reported as [`BodyError::InvalidJson`] with a descriptive `reason`;
+//! * a top-level key other than `model` / `stream` that equals one of them under Unicode
+//!   case folding (`MODEL`, `Model`, `ſtream`): some providers' JSON decoders match keys
+//!   case-insensitively and would read it (also an [`BodyError::InvalidJson`] reason);
 //! * nesting deeper than [`MAX_DEPTH`].
 //!
 //! Strings that are not decoded (message contents, nested keys, …) are validated against the
@@ -177,6 +180,8 @@ mod reason {
     pub const STREAM_NOT_BOOL: &str = "'stream' must be true, false or null";
     pub const DUPLICATE_STREAM: &str = "duplicate 'stream' key";
     pub const DUPLICATE_STREAM_OPTIONS: &str = "duplicate 'stream_options' key";
+    pub const CASE_FOLDED_KEY: &str =
+        "a key that differs from 'model' or 'stream' only in letter case";
 }
 
 /// JSON whitespace (RFC 8259): space, tab, LF, CR. Notably not a byte-order mark.
@@ -257,6 +262,10 @@ enum Key {
     StreamOptions,
     /// Only meaningful directly inside `stream_options`.
     IncludeUsage,
+    /// Not `model` or `stream`, but equal to one of them under Unicode case folding
+    /// (`MODEL`, `Model`, `ſtream`): refused at the top level, because providers whose JSON
+    /// decoders match keys case-insensitively would read it.
+    Folded,
     Other,
 }
 
@@ -269,9 +278,23 @@ impl Key {
             "stream" => Key::Stream,
             "stream_options" => Key::StreamOptions,
             "include_usage" => Key::IncludeUsage,
+            k if folds_to(k, "model") || folds_to(k, "stream") => Key::Folded,
             _ => Key::Other,
         }
     }
+}
+
+/// Whether `key` equals the lowercase ASCII `word` under Unicode case folding (each char
+/// upper-cased, then lower-cased: `ſ` → `S` → `s`, the Kelvin sign `K` → `k`).
+#[inline]
+fn folds_to(key: &str, word: &str) -> bool {
+    if key.is_ascii() {
+        return key.eq_ignore_ascii_case(word);
+    }
+    key.chars()
+        .flat_map(char::to_uppercase)
+        .flat_map(char::to_lowercase)
+        .eq(word.chars())
 }
 
 /// Deserializes an object key of the text `.0` into its [`Key`] class, plus the offset of the
@@ -465,6 +488,12 @@ impl<'a> Visitor<'a> for TopLevel<'_, 'a> {
                 Key::Model => m.model(map.next_value()?),
                 Key::Stream => m.stream(map.next_value()?),
                 Key::StreamOptions => m.stream_options(map.next_value()?),
+                Key::Folded => {
+                    let at = key_end.unwrap_or(0);
+                    m.ambiguity
+                        .get_or_insert(invalid(at, reason::CASE_FOLDED_KEY));
+                    map.next_value::<IgnoredAny>().map(|_| Ok(()))?
+                }
                 Key::IncludeUsage | Key::Other if !m.check_depth => {
                     map.next_value::<IgnoredAny>()?;
                     Ok(())
@@ -1027,7 +1056,6 @@ mod tests {
             "{}",
             " { } ",
             r#"{"messages":[]}"#,
-            r#"{"Model":"x"}"#,
             r#"{"model ":"x"}"#,
             r#"{"models":"x"}"#,
             r#"{"mode":"x"}"#,
@@ -1952,6 +1980,14 @@ mod tests {
             Some(_) => return Some(Err(BodyError::ModelNotString)),
             None => None,
         };
+        let folded = |k: &str| {
+            k != "model"
+                && k != "stream"
+                && (super::folds_to(k, "model") || super::folds_to(k, "stream"))
+        };
+        if entries.iter().any(|(k, _)| folded(k)) {
+            return Some(any_invalid);
+        }
         let streams = values("stream");
         let stream = match streams.as_slice() {
             [] | [Value::Null] | [Value::Bool(false)] => false,
@@ -2419,6 +2455,7 @@ mod tests {
                 reason::STREAM_NOT_BOOL,
                 reason::DUPLICATE_STREAM,
                 reason::DUPLICATE_STREAM_OPTIONS,
+                reason::CASE_FOLDED_KEY,
             ];
             assert!(
                 stricter_than_grammar.contains(reason),
@@ -2487,6 +2524,40 @@ mod tests {
             let mut prefixed = br#"{"model":"m","x":"#.to_vec();
             prefixed.extend_from_slice(&bytes);
             check_mutated(&prefixed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod case_folding_tests {
+    use super::*;
+
+    #[test]
+    fn case_folded_model_and_stream_keys_are_refused() {
+        for body in [
+            r#"{"model":"a","MODEL":"b"}"#,
+            r#"{"model":"a","Model":"b"}"#,
+            r#"{"MoDeL":"b","model":"a"}"#,
+            r#"{"model":"a","STREAM":true}"#,
+            r#"{"model":"a","\u017ftream":true}"#,
+            "{\"model\":\"a\",\"\u{17f}TREAM\":false}",
+            r#"{"model":"a","\u212aey":1,"MODE\u004C":1}"#,
+            r#"{"model":"a","mo\u0044el":"b"}"#,
+        ] {
+            match scan(body.as_bytes()) {
+                Err(BodyError::InvalidJson { reason, .. }) => {
+                    assert_eq!(reason, reason::CASE_FOLDED_KEY, "{body}")
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        // look-alikes that do not fold to the reserved names, and nested keys, are fine
+        for body in [
+            r#"{"model":"a","models":1,"streams":2,"Stream_options":3}"#,
+            r#"{"model":"a","messages":[{"MODEL":"x","Stream":1}]}"#,
+            r#"{"model":"a","m\u00f6del":1,"\u212aey":1}"#,
+        ] {
+            assert!(scan(body.as_bytes()).is_ok(), "{body}");
         }
     }
 }

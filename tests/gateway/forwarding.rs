@@ -573,3 +573,26 @@ fn operations_go_only_to_backends_that_serve_them() {
         "byte-exact except the model"
     );
 }
+
+#[test]
+fn keys_that_fold_to_model_or_stream_are_refused() {
+    let m = mock("m");
+    let gw = Gateway::start(&format!(
+        "{}\n{}{}[models.x]\nname = \"allowed\"\n[[models.x.backends]]\nprovider = \"p\"\nmodel = \"real\"\n",
+        quiet_settings(),
+        user("u", "tok", ""),
+        provider("p", &m)
+    ));
+    settle(&gw, &[&m]);
+    let hits = m.hits();
+    for body in [
+        r#"{"model":"allowed","MODEL":"other","messages":[]}"#,
+        r#"{"model":"allowed","Stream":true,"messages":[]}"#,
+        "{\"model\":\"allowed\",\"\u{17f}tream\":true,\"messages\":[]}",
+    ] {
+        let r = gw.post("/v1/chat/completions", "tok", body);
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    }
+    assert_eq!(m.hits(), hits, "nothing went upstream");
+}
