@@ -65,6 +65,19 @@ impl Dialect {
     }
 }
 
+/// [`ProviderRoute::identity`] of a configured provider (never printed; the key only
+/// enters a hash).
+pub fn identity(p: &Provider) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    p.backend_type.as_str().hash(&mut h);
+    p.api_version.hash(&mut h);
+    let e = &p.endpoint;
+    (e.tls, &e.host, e.port, &e.path_prefix, &e.query).hash(&mut h);
+    p.api_key.expose().hash(&mut h);
+    h.finish()
+}
+
 /// A header value marked sensitive (never printed by `http`'s `Debug`).
 fn sensitive(v: String) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
     HeaderValue::from_str(&v).map(|mut h| {
@@ -171,6 +184,9 @@ pub struct ProviderRoute {
     pub max_attempts: Option<u32>,
     pub health: Arc<ProviderHealth>,
     pub addrs: Arc<ResolvedAddrs>,
+    /// What makes this the same account across reloads: a digest of its API, base URL and
+    /// key. A provider whose identity changed starts with fresh health and backend state.
+    pub identity: u64,
 }
 
 impl ProviderRoute {
@@ -213,6 +229,7 @@ impl ProviderRoute {
             max_attempts: p.max_retries.map(|r| r.saturating_add(1)),
             health,
             addrs,
+            identity: identity(p),
         })
     }
 

@@ -201,7 +201,7 @@ impl Table {
         let s = &cfg.settings;
         let mut prev_backends: HashMap<&str, &Arc<BackendState>> = HashMap::new();
         let mut prev_cursors: HashMap<&str, &Arc<AtomicU64>> = HashMap::new();
-        let mut prev_health: HashMap<&str, &Arc<ProviderHealth>> = HashMap::new();
+        let mut prev_health: HashMap<&str, (&Arc<ProviderHealth>, u64)> = HashMap::new();
         let mut prev_addrs: HashMap<(String, u16), &Arc<ResolvedAddrs>> = HashMap::new();
         if let Some(prev) = prev {
             for m in &prev.models {
@@ -211,7 +211,7 @@ impl Table {
                 }
             }
             for p in &prev.providers {
-                prev_health.insert(&p.id, &p.health);
+                prev_health.insert(&p.id, (&p.health, p.identity));
                 prev_addrs.insert(p.addrs.key(), &p.addrs);
             }
         }
@@ -219,6 +219,7 @@ impl Table {
         let mut providers = Vec::with_capacity(cfg.providers.len());
         let mut provider_idx = HashMap::new();
         let mut new_addrs: HashMap<(String, u16), Arc<ResolvedAddrs>> = HashMap::new();
+        let mut changed: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for p in &cfg.providers {
             let key = (p.endpoint.host.clone(), p.endpoint.port);
             let addrs = match prev_addrs.get(&key) {
@@ -227,10 +228,16 @@ impl Table {
                     Arc::new(ResolvedAddrs::new(&p.endpoint.host, p.endpoint.port))
                 })),
             };
-            let health = prev_health
-                .get(p.id.as_str())
-                .map(|h| Arc::clone(h))
-                .unwrap_or_default();
+            // A changed account (base URL, key or API) starts fresh: its old health, and the
+            // old state of its backends, describe another account.
+            let same = |(_, identity): &(&Arc<ProviderHealth>, u64)| {
+                *identity == crate::providers::identity(p)
+            };
+            let carried = prev_health.get(p.id.as_str()).filter(|prev| same(prev));
+            if prev_health.contains_key(p.id.as_str()) && carried.is_none() {
+                changed.insert(p.id.as_str());
+            }
+            let health = carried.map(|(h, _)| Arc::clone(h)).unwrap_or_default();
             let route = ProviderRoute::build(p, s.request_timeout, health, addrs)?;
             provider_idx.insert(p.id.as_str(), providers.len());
             providers.push(Arc::new(route));
@@ -252,6 +259,7 @@ impl Table {
                 let id: Arc<str> = format!("{}/{}/{}", m.key, b.provider, b.model).into();
                 let state = prev_backends
                     .get(&*id)
+                    .filter(|_| !changed.contains(b.provider.as_str()))
                     .map(|s| Arc::clone(s))
                     .unwrap_or_else(|| {
                         Arc::new(BackendState::new(s.smart_ai.initial_confidence, now_ms))
@@ -462,6 +470,17 @@ weight = {w}
             &t1.providers[0].health,
             &t2.providers[0].health
         ));
+        // A changed key or base URL is another account: fresh health and backend state.
+        for (from, to) in [("\"ka\"", "\"kb\""), ("127.0.0.1:1/v1", "127.0.0.1:2/v1")] {
+            let c3 = load_str(&cfg_text(2.0).replace(from, to), Format::Toml, &|_| None).unwrap();
+            let t3 = Table::build(&c3, Some(&t2), 0).unwrap();
+            assert_eq!(t3.models[0].backends[0].state.ewma_ms(), None, "{to}");
+            assert!(!Arc::ptr_eq(
+                &t2.providers[0].health,
+                &t3.providers[0].health
+            ));
+            assert!(Arc::ptr_eq(&t2.models[0].cursor, &t3.models[0].cursor));
+        }
     }
 
     #[test]
