@@ -230,10 +230,10 @@ impl Table {
             };
             // A changed account (base URL, key or API) starts fresh: its old health, and the
             // old state of its backends, describe another account.
-            let same = |(_, identity): &(&Arc<ProviderHealth>, u64)| {
-                *identity == crate::providers::identity(p)
-            };
-            let carried = prev_health.get(p.id.as_str()).filter(|prev| same(prev));
+            let identity = crate::providers::identity(p);
+            let carried = prev_health
+                .get(p.id.as_str())
+                .filter(|(_, prev)| *prev == identity);
             if prev_health.contains_key(p.id.as_str()) && carried.is_none() {
                 changed.insert(p.id.as_str());
             }

@@ -147,8 +147,14 @@ impl OpenAiInner<'_> {
     }
 }
 
-fn generic_message(status: u16) -> String {
-    format!("The upstream provider answered with status {status}.")
+/// The message a client sees for an upstream error: never the provider's own text for
+/// 401/403 (it may quote the key), the provider's message otherwise, or a generic one.
+fn client_message<'a>(status: u16, upstream: Option<&'a Str<'a>>) -> std::borrow::Cow<'a, str> {
+    match upstream {
+        _ if status == 401 || status == 403 => CREDENTIALS_MESSAGE.into(),
+        Some(m) => m.as_str().into(),
+        None => format!("The upstream provider answered with status {status}.").into(),
+    }
 }
 
 /// An upstream Anthropic error answer in OpenAI's shape: (status, body). Status kept, except
@@ -164,40 +170,24 @@ pub fn anthropic_to_openai(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
         Some(t) => anthropic_type_to_openai(t),
         None => openai_error_type(status),
     };
-    let generic;
-    let message = if status == 401 || status == 403 {
-        CREDENTIALS_MESSAGE
-    } else {
-        match parsed.as_ref().and_then(|b| b.error.message.as_ref()) {
-            Some(m) => m.as_str(),
-            None => {
-                generic = generic_message(status);
-                &generic
-            }
-        }
-    };
-    (out_status, openai_error_body(ty, known_type, message))
+    let message = client_message(
+        status,
+        parsed.as_ref().and_then(|b| b.error.message.as_ref()),
+    );
+    (out_status, openai_error_body(ty, known_type, &message))
 }
 
 /// An upstream OpenAI error answer in Anthropic's shape: (status, body). Status kept; `type`
 /// from the status ([`anthropic_error_type`]). See the module docs for the message rules.
 pub fn openai_to_anthropic(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     let parsed = serde_json::from_slice::<OpenAiBody<'_>>(body).ok();
-    let generic;
-    let message = if status == 401 || status == 403 {
-        CREDENTIALS_MESSAGE
-    } else {
-        match parsed.as_ref().and_then(|b| b.error.message.as_ref()) {
-            Some(m) => m.as_str(),
-            None => {
-                generic = generic_message(status);
-                &generic
-            }
-        }
-    };
+    let message = client_message(
+        status,
+        parsed.as_ref().and_then(|b| b.error.message.as_ref()),
+    );
     (
         status,
-        anthropic_error_body(anthropic_error_type(status), message),
+        anthropic_error_body(anthropic_error_type(status), &message),
     )
 }
 

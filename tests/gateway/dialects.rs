@@ -48,6 +48,14 @@ weight = 0.2
     )
 }
 
+/// `head` (settings and users) plus one Anthropic-dialect provider at `base_url` serving
+/// model `c` as `claude-real`.
+fn anthropic_model(head: &str, base_url: &str) -> String {
+    format!(
+        "{head}[providers.an]\nbase_url = \"{base_url}\"\napi_key = \"k\"\nbackend_type = \"anthropic\"\n[models.c]\nname = \"c\"\n[[models.c.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n"
+    )
+}
+
 fn chats(m: &MockProvider) -> u64 {
     m.hits_for("/chat/completions") + m.hits_for("/messages")
 }
@@ -136,11 +144,9 @@ fn failover_crosses_dialects_before_the_first_byte() {
 #[test]
 fn translated_streams_keep_the_mid_stream_rule() {
     let an = mock("an");
-    let cfg = format!(
-        "{}\n{}[providers.an]\nbase_url = \"{}\"\napi_key = \"k\"\nbackend_type = \"anthropic\"\n[models.c]\nname = \"c\"\n[[models.c.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n",
-        quiet_settings(),
-        user("u", "tok", ""),
-        an.base_url()
+    let cfg = anthropic_model(
+        &format!("{}\n{}", quiet_settings(), user("u", "tok", "")),
+        &an.base_url(),
     );
     let gw = Gateway::start(&cfg);
     settle(&gw, &[&an]);
@@ -180,11 +186,9 @@ fn translated_streams_keep_the_mid_stream_rule() {
 #[test]
 fn cache_tokens_are_counted_in_every_dialect() {
     let an = mock("an");
-    let cfg = format!(
-        "{}\n{}[providers.an]\nbase_url = \"{}\"\napi_key = \"k\"\nbackend_type = \"anthropic\"\n[models.c]\nname = \"c\"\n[[models.c.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n",
-        quiet_settings(),
-        user("u", "tok", ""),
-        an.base_url()
+    let cfg = anthropic_model(
+        &format!("{}\n{}", quiet_settings(), user("u", "tok", "")),
+        &an.base_url(),
     );
     let gw = Gateway::start(&cfg);
     settle(&gw, &[&an]);
@@ -255,11 +259,13 @@ fn anthropic_clients_on_openai_backends_get_anthropic_error_events() {
 #[test]
 fn anthropic_requests_stay_byte_exact_with_stream_include_usage_on() {
     let an = mock("an");
-    let cfg = format!(
-        "{}stream_include_usage = true\n{}[providers.an]\nbase_url = \"{}\"\napi_key = \"k\"\nbackend_type = \"anthropic\"\n[models.c]\nname = \"c\"\n[[models.c.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n",
-        quiet_settings(),
-        user("u", "tok", ""),
-        an.base_url()
+    let cfg = anthropic_model(
+        &format!(
+            "{}stream_include_usage = true\n{}",
+            quiet_settings(),
+            user("u", "tok", "")
+        ),
+        &an.base_url(),
     );
     let gw = Gateway::start(&cfg);
     settle(&gw, &[&an]);
@@ -282,11 +288,8 @@ fn anthropic_requests_stay_byte_exact_with_stream_include_usage_on() {
 #[test]
 fn untranslatable_requests_are_refused_before_quota() {
     let an = mock("an");
-    let cfg = format!(
-        "{}\n[users.u]\ntoken = \"tok\"\n[users.u.rate_limit]\nrequests_per_minute = 1\n[providers.an]\nbase_url = \"{}\"\napi_key = \"k\"\nbackend_type = \"anthropic\"\n[models.c]\nname = \"c\"\n[[models.c.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n",
-        quiet_settings(),
-        an.base_url()
-    );
+    let users = "[users.u]\ntoken = \"tok\"\n[users.u.rate_limit]\nrequests_per_minute = 1\n";
+    let cfg = anthropic_model(&format!("{}\n{users}", quiet_settings()), &an.base_url());
     let gw = Gateway::start(&cfg);
     settle(&gw, &[&an]);
     let hits = an.hits();
