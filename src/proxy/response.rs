@@ -95,7 +95,7 @@ pub fn on_response_header(
             translated_head(resp, translation.client_status(status), h1_client)?;
             BodyWatch::Translate(Box::new(t))
         }
-        None => body_watch(status, resp),
+        None => body_watch(status, sse, resp),
     };
     p.answer = Some(Answer {
         ttfb: started.elapsed(),
@@ -137,7 +137,7 @@ fn is_event_stream(resp: &ResponseHeader) -> bool {
 
 /// How a passed-through response body is watched: usage and validity of 2xx JSON, usage
 /// and breakage of event streams; nothing for compressed or other bodies.
-fn body_watch(status: u16, resp: &ResponseHeader) -> BodyWatch {
+fn body_watch(status: u16, sse: bool, resp: &ResponseHeader) -> BodyWatch {
     let encoded = resp
         .headers
         .get(http::header::CONTENT_ENCODING)
@@ -149,7 +149,7 @@ fn body_watch(status: u16, resp: &ResponseHeader) -> BodyWatch {
         .unwrap_or(b"");
     if encoded {
         BodyWatch::None
-    } else if starts_with_ci(content_type, b"text/event-stream") {
+    } else if sse {
         BodyWatch::Sse(Box::default())
     } else if status < 300 && status != 204 && status != 205 && contains_ci(content_type, b"json") {
         BodyWatch::Json(Box::default())

@@ -553,7 +553,7 @@ fn operations_go_only_to_backends_that_serve_them() {
     let body = br#"{"model":"an","messages":[{"role":"user","content":"hi"}]}"#;
     let mut headers = json.to_vec();
     headers.extend([
-        ("anthropic-version", "2023-06-01"),
+        ("anthropic-version", "2023-01-01"),
         ("anthropic-beta", "prompt-caching-2024-07-31"),
     ]);
     let r = request(gw.addr, "POST", "/v1/messages/count_tokens", &headers, body);
@@ -566,7 +566,8 @@ fn operations_go_only_to_backends_that_serve_them() {
         seen.header("anthropic-beta"),
         Some("prompt-caching-2024-07-31")
     );
-    assert_eq!(all_values(&seen, "anthropic-version"), ["2023-06-01"]);
+    // the client's own version wins over the provider default (2023-06-01)
+    assert_eq!(all_values(&seen, "anthropic-version"), ["2023-01-01"]);
     assert_eq!(
         std::str::from_utf8(&seen.body).unwrap(),
         r#"{"model":"real-an","messages":[{"role":"user","content":"hi"}]}"#,
