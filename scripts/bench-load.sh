@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Load benchmark: gateway vs. direct vs. a plain nginx reverse-proxy hop, in one
+# Load benchmark: gateway vs. direct vs. the engine floor (a hook-less Pingora proxy,
+# examples/engine_floor.rs) vs. a plain nginx reverse-proxy hop, in one
 # run, on the same machine, against the same fast local upstream (release `berry-mock`).
 #
 # What it does:
@@ -74,10 +75,12 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   ensure_cmake
   echo "==> cargo build --release --workspace --bins (target dir $TARGET_DIR)" >&2
   cargo build --release --workspace --bins
+  cargo build --release --example engine_floor
 fi
 GATEWAY_BIN=$TARGET_DIR/release/berry-gateway
 MOCK_BIN=$TARGET_DIR/release/berry-mock
-for b in "$GATEWAY_BIN" "$MOCK_BIN"; do
+ENGINE_BIN=$TARGET_DIR/release/examples/engine_floor
+for b in "$GATEWAY_BIN" "$MOCK_BIN" "$ENGINE_BIN"; do
   [ -x "$b" ] || { echo "error: $b not found (build failed or SKIP_BUILD=1 without a build)" >&2; exit 1; }
 done
 
@@ -293,6 +296,15 @@ echo "==> starting berry-gateway" >&2
 start_gateway
 wait_http "$GW_PORT" berry-gateway "$GW_PID"
 
+echo "==> starting the engine floor (hook-less Pingora proxy, same threads)" >&2
+ENGINE_PORT=$(free_port) || die "no free port"
+sed "s#$TMP/gateway#$TMP/engine#g" "$TMP/gateway-pingora.yaml" >"$TMP/engine-pingora.yaml"
+"$ENGINE_BIN" "127.0.0.1:$ENGINE_PORT" "$MOCK_ADDR" -c "$TMP/engine-pingora.yaml" \
+  >"$TMP/engine.out" 2>"$TMP/engine.log" &
+ENGINE_PID=$!
+PIDS+=("$ENGINE_PID")
+wait_http "$ENGINE_PORT" engine_floor "$ENGINE_PID"
+
 echo "==> starting nginx" >&2
 NGX_PORT=$(free_port) || die "no free port"
 mkdir -p "$TMP/nginx/tmp"
@@ -384,7 +396,7 @@ write_lua "$TMP/json_xlat_paced.lua" "$XLAT_JSON_BODY" "$PACE_MS"
 write_lua "$TMP/sse_xlat_paced.lua" "$XLAT_SSE_BODY" "$PACE_MS"
 
 auth="Authorization: Bearer $TOKEN"$'\r\n'
-for t in "direct:$MOCK_PORT" "gateway:$GW_PORT" "nginx:$NGX_PORT"; do
+for t in "direct:$MOCK_PORT" "gateway:$GW_PORT" "engine:$ENGINE_PORT" "nginx:$NGX_PORT"; do
   name=${t%%:*} port=${t##*:}
   resp=$(http_request "$port" POST /v1/chat/completions "$JSON_BODY" "$auth")
   head -n 1 <<<"$resp" | grep -q '^HTTP/1.1 200' || die "$name: non-stream request failed: $(head -n 1 <<<"$resp")"
@@ -435,12 +447,13 @@ run_wrk() {
 }
 
 mapfile -t NGX_PIDS < <(with_children "$NGX_PID")
-declare -A TARGET_PORT=([direct]=$MOCK_PORT [gateway]=$GW_PORT [nginx]=$NGX_PORT)
-TARGETS=(direct gateway nginx)
+declare -A TARGET_PORT=([direct]=$MOCK_PORT [gateway]=$GW_PORT [engine]=$ENGINE_PORT [nginx]=$NGX_PORT)
+TARGETS=(direct gateway engine nginx)
 proxy_pids() {
   case $1 in
     direct) echo "$MOCK_PID" ;;
     gateway) echo "$GW_PID" ;;
+    engine) echo "$ENGINE_PID" ;;
     nginx) printf '%s\n' "${NGX_PIDS[@]}" ;;
   esac
 }
@@ -586,6 +599,15 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
       -v pd="$(col "$s" direct 6)" -v pg="$(col "$s" gateway 6)" -v pn="$(col "$s" nginx 6)" -v s="$s" \
       'BEGIN { printf "%-9s %14.2f %14.2f %14.2f %14.2f %16s %16s\n", s, rg / rd, rg / rn, pg / pd, pg / pn,
                sprintf("%+.3f ms", (pg - pd) / 1000), sprintf("%+.3f ms", (pg - pn) / 1000) }'
+  done
+  echo
+  printf '%-9s %15s %15s %14s %18s\n' scenario "rps gw/engine" "rps engine/nginx" "p99 gw-engine" "CPU us gw/engine"
+  for s in json sse json_c8 json_lat sse_lat; do
+    awk -v rg="$(col "$s" gateway 4)" -v re="$(col "$s" engine 4)" -v rn="$(col "$s" nginx 4)" \
+      -v pg="$(col "$s" gateway 6)" -v pe="$(col "$s" engine 6)" -v cg="$(col "$s" gateway 8)" \
+      -v ce="$(col "$s" engine 8)" -v s="$s" \
+      'BEGIN { printf "%-9s %15.2f %15.2f %14s %18s\n", s, rg / re, re / rn,
+               sprintf("%+.3f ms", (pg - pe) / 1000), sprintf("%.1f / %.1f", cg, ce) }'
   done
   echo
   echo "translated leg (OpenAI client -> Anthropic-dialect backend) / same-API path, gateway:"
