@@ -244,15 +244,18 @@ health_check_interval_seconds = 30
 name = "Benchmark"
 token = "$TOKEN"
 
+# The idle-stream leg steers the mock with x-mock-interval-ms (forwarded on purpose).
 [providers.acct-a]
 base_url = "http://$MOCK_ADDR/v1"
 api_key = "sk-mock-key-a"
 models = ["$REAL_MODEL"]
+forward_headers = ["x-mock-interval-ms"]
 
 [providers.acct-b]
 base_url = "http://$MOCK_ADDR/v1"
 api_key = "sk-mock-key-b"
 models = ["$REAL_MODEL"]
+forward_headers = ["x-mock-interval-ms"]
 
 [models.mini]
 name = "$CLIENT_MODEL"

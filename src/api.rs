@@ -334,6 +334,7 @@ pub fn admin_config(snap: &Snapshot) -> LocalResponse {
                 "timeout_seconds": p.timeout.as_secs_f64(),
                 "max_attempts_per_request": p.max_attempts,
                 "extra_headers": p.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+                "forward_headers": p.forward_headers.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
             })
         })
         .collect();

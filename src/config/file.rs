@@ -120,6 +120,8 @@ pub struct FileProvider {
     /// Azure OpenAI `api-version` query parameter (azure only).
     pub api_version: Option<String>,
     pub headers: BTreeMap<String, String>,
+    /// Client request headers passed on to this provider beyond the built-in allow-list.
+    pub forward_headers: Vec<String>,
 }
 
 /// `[models.<key>]`.

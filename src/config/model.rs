@@ -248,6 +248,11 @@ pub struct Provider {
     /// Extra headers sent upstream; values may hold secrets. (`api-version` of an azure
     /// provider is not among them: it travels in the query.)
     pub headers: Vec<(String, Secret)>,
+    /// Client request headers forwarded to this provider in addition to the built-in
+    /// allow-list (`content-type`, `accept`, `user-agent`, `openai-beta`, and on the
+    /// Anthropic routes `anthropic-version`, `anthropic-beta`): valid header names,
+    /// lower-case, without duplicates, none of [`crate::config::validate::UNFORWARDABLE`].
+    pub forward_headers: Vec<String>,
 }
 
 /// `api-version` of Azure OpenAI requests when the provider sets none.

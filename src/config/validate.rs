@@ -11,6 +11,40 @@ use std::time::Duration;
 /// Default client listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 
+const CREDENTIAL: &str =
+    "carries the client's credentials; the provider's come from api_key and [providers.<id>.headers]";
+const ACCOUNT: &str =
+    "selects the provider account's organization or project; set it in [providers.<id>.headers]";
+const HOP_BY_HOP: &str = "is a hop-by-hop header";
+const SET_BY_GATEWAY: &str = "is the gateway's own, set or handled on every attempt";
+
+/// Header names `forward_headers` refuses, with the reason the problem states: credentials
+/// (the client's gateway token must never reach a provider, nor choose one of its
+/// accounts), hop-by-hop headers, and what the gateway itself sets or handles per attempt
+/// (framing, `Host`, `Expect`, the request id, `Accept-Encoding`: usage is read from
+/// uncompressed answers). Names are lower-case.
+pub const UNFORWARDABLE: [(&str, &str); 19] = [
+    ("authorization", CREDENTIAL),
+    ("proxy-authorization", CREDENTIAL),
+    ("x-api-key", CREDENTIAL),
+    ("api-key", CREDENTIAL),
+    ("cookie", CREDENTIAL),
+    ("openai-organization", ACCOUNT),
+    ("openai-project", ACCOUNT),
+    ("connection", HOP_BY_HOP),
+    ("keep-alive", HOP_BY_HOP),
+    ("proxy-connection", HOP_BY_HOP),
+    ("te", HOP_BY_HOP),
+    ("trailer", HOP_BY_HOP),
+    ("upgrade", HOP_BY_HOP),
+    ("host", SET_BY_GATEWAY),
+    ("content-length", SET_BY_GATEWAY),
+    ("transfer-encoding", SET_BY_GATEWAY),
+    ("expect", SET_BY_GATEWAY),
+    ("accept-encoding", SET_BY_GATEWAY),
+    ("x-request-id", SET_BY_GATEWAY),
+];
+
 /// Collects problems with their key paths.
 #[derive(Default)]
 struct Problems(Vec<Problem>);
@@ -414,6 +448,7 @@ fn validate_provider(id: String, fp: FileProvider, p: &mut Problems) -> Provider
         );
     }
     let api_version = azure_api_version(p, &path, backend_type, fp.api_version, &mut headers);
+    let forward_headers = forward_headers(p, &path, fp.forward_headers);
     Provider {
         name: fp.name.unwrap_or_else(|| id.clone()),
         id,
@@ -426,7 +461,26 @@ fn validate_provider(id: String, fp: FileProvider, p: &mut Problems) -> Provider
         backend_type,
         api_version,
         headers,
+        forward_headers,
     }
+}
+
+/// `forward_headers`: each entry a valid header name (stored lower-case, duplicates
+/// dropped) that is not in [`UNFORWARDABLE`].
+fn forward_headers(p: &mut Problems, path: &str, names: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for (i, name) in names.into_iter().enumerate() {
+        let at = format!("{path}.forward_headers[{i}]");
+        let lower = name.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+            p.add(at, format!("`{name}` is not a valid HTTP header name"));
+        } else if let Some((_, why)) = UNFORWARDABLE.iter().find(|(n, _)| *n == lower) {
+            p.add(at, format!("`{name}` cannot be forwarded: it {why}"));
+        } else if !out.contains(&lower) {
+            out.push(lower);
+        }
+    }
+    out
 }
 
 /// Azure's `api-version`: `api_version`, else Berry's `headers."api-version"` (moved out of
@@ -595,5 +649,84 @@ fn validate_model(
         strategy,
         enabled,
         backends,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load_str, Config, ConfigError, Format};
+
+    /// A valid config whose provider `p` has `forward_headers = {list}`.
+    fn with_forward_headers(list: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[providers.p]\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key = \"k\"\nforward_headers = {list}\n[models.m]\n[[models.m.backends]]\nprovider = \"p\"\nmodel = \"r\"\n"
+        );
+        load_str(&text, Format::Toml, &|_| None)
+    }
+
+    #[test]
+    fn forward_headers_are_stored_lower_case_once() {
+        let cfg =
+            with_forward_headers(r#"["X-Trace-Id", "x-trace-id", "OpenAI-Beta", "x-mock-mode"]"#)
+                .unwrap();
+        assert_eq!(
+            cfg.providers[0].forward_headers,
+            ["x-trace-id", "openai-beta", "x-mock-mode"]
+        );
+        let cfg = with_forward_headers("[]").unwrap();
+        assert!(cfg.providers[0].forward_headers.is_empty());
+    }
+
+    #[test]
+    fn forward_headers_refuse_bad_names_credentials_and_framing() {
+        let refused = [
+            "x bad",
+            "",
+            "x-é",
+            "Authorization",
+            "Proxy-Authorization",
+            "x-api-key",
+            "api-key",
+            "Cookie",
+            "OpenAI-Organization",
+            "openai-project",
+            "Host",
+            "Content-Length",
+            "Transfer-Encoding",
+            "Connection",
+            "keep-alive",
+            "TE",
+            "Upgrade",
+            "Expect",
+            "Accept-Encoding",
+            "X-Request-Id",
+        ];
+        let list = format!(
+            "[{}, \"x-fine\"]",
+            refused
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let e = with_forward_headers(&list).unwrap_err();
+        let problems: Vec<String> = e.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), refused.len(), "{problems:#?}");
+        for (i, (problem, name)) in problems.iter().zip(refused).enumerate() {
+            let head = format!("providers.p.forward_headers[{i}]: `{name}` ");
+            assert!(problem.starts_with(&head), "{problem}");
+        }
+        assert!(problems[0].ends_with("is not a valid HTTP header name"));
+        assert!(problems[1].ends_with("is not a valid HTTP header name"));
+        assert!(problems[3].contains("cannot be forwarded: it carries the client's credentials"));
+        assert!(problems[8].contains("organization or project"));
+        assert!(problems[13].contains("hop-by-hop"));
+        assert!(problems[11].contains("the gateway's own"));
+    }
+
+    #[test]
+    fn forward_headers_must_be_a_list_of_strings() {
+        let e = with_forward_headers(r#""x-one""#).unwrap_err();
+        assert_eq!(e.problems[0].path, "providers.p.forward_headers");
     }
 }

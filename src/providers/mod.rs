@@ -86,9 +86,6 @@ fn sensitive(v: String) -> Result<HeaderValue, http::header::InvalidHeaderValue>
     })
 }
 
-/// Client headers that carry credentials; removed before a request goes upstream.
-pub const CLIENT_CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
-
 /// Addresses a provider host resolves to, refreshed off the request path.
 #[derive(Debug)]
 pub struct ResolvedAddrs {
@@ -178,6 +175,9 @@ pub struct ProviderRoute {
     /// Credential and configured extra headers, set on every upstream request. Values are
     /// marked sensitive.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Client request headers this provider also receives, beyond the gateway's built-in
+    /// allow-list (`forward_headers`, validated and lower-case; built once per reload).
+    pub forward_headers: Vec<HeaderName>,
     /// Attempt timeout for this provider (connect + response headers).
     pub timeout: Duration,
     /// Most attempts one client request may send to this provider.
@@ -216,6 +216,14 @@ impl ProviderRoute {
             headers.retain(|(n, _)| *n != name);
             headers.push((name, value));
         }
+        let forward_headers = p
+            .forward_headers
+            .iter()
+            .map(|name| {
+                HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("providers.{}.forward_headers: `{name}` is invalid", p.id))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ProviderRoute {
             id: p.id.clone(),
             name: p.name.clone(),
@@ -225,6 +233,7 @@ impl ProviderRoute {
             enabled: p.enabled,
             host_header,
             headers,
+            forward_headers,
             timeout: p.timeout.unwrap_or(default_timeout),
             max_attempts: p.max_retries.map(|r| r.saturating_add(1)),
             health,
@@ -369,6 +378,7 @@ mod tests {
             api_version: (bt == BackendType::Azure)
                 .then(|| crate::config::DEFAULT_AZURE_API_VERSION.to_string()),
             headers: vec![("OpenAI-Organization".into(), Secret::new("org-1"))],
+            forward_headers: vec!["x-trace".into()],
         };
         let addrs = Arc::new(ResolvedAddrs::new(&p.endpoint.host, p.endpoint.port));
         ProviderRoute::build(&p, Duration::from_secs(30), Default::default(), addrs).unwrap()
@@ -473,6 +483,7 @@ mod tests {
         );
         let p = provider("https://h/v1", BackendType::OpenAi);
         assert_eq!(p.headers[0].1.to_str().unwrap(), "Bearer sk-test");
+        assert_eq!(p.forward_headers, [HeaderName::from_static("x-trace")]);
         assert!(p.headers[0].1.is_sensitive());
         assert!(!format!("{:?}", p.headers).contains("sk-test"));
     }

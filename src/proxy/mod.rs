@@ -8,6 +8,7 @@ pub mod ctx;
 pub mod decision;
 pub mod failure;
 pub mod finish;
+pub mod headers;
 pub mod request;
 pub mod respond;
 pub mod response;

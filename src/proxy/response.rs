@@ -3,6 +3,7 @@
 
 use super::ctx::{Answer, BodyWatch, Proxied};
 use super::decision::{decide, rule, Failure, Verdict, GARBAGE_MESSAGE, INVALID_JSON_MESSAGE};
+use super::headers::strip_account_headers;
 use super::translation::{wants_stream_usage, Translation};
 use super::upstream::situation;
 use crate::routing::Outcome;
@@ -42,7 +43,10 @@ pub fn retry_after_ms(value: &[u8]) -> Option<u64> {
 
 /// Handles upstream response headers. A failure status (5xx, 429) that [`decide`] says to
 /// retry becomes an error carrying that verdict, so Pingora runs the next attempt;
-/// anything else is let through to the client and starts the [`Answer`].
+/// anything else is let through to the client and starts the [`Answer`]. A head that
+/// reaches the client (informational ones included) never carries the headers that reveal
+/// the provider account ([`strip_account_headers`]); code that reads them (rate limits)
+/// runs before the strip.
 pub fn on_response_header(
     p: &mut Proxied,
     request_id: &str,
@@ -52,6 +56,7 @@ pub fn on_response_header(
 ) -> Result<()> {
     let status = resp.status.as_u16();
     if status < 200 {
+        strip_account_headers(resp);
         return Ok(()); // informational; the final header follows
     }
     let Some(attempt) = p.attempt.as_mut() else {
@@ -86,6 +91,7 @@ pub fn on_response_header(
     for h in &DROPPED_RESPONSE_HEADERS {
         resp.remove_header(h);
     }
+    strip_account_headers(resp);
     resp.insert_header(super::upstream::X_REQUEST_ID.clone(), request_id)?;
     let sse = is_event_stream(resp);
     let include_usage =

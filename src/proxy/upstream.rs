@@ -2,15 +2,14 @@
 
 use super::ctx::{Attempt, Operation, Proxied};
 use super::decision::{decide, ruled, Failure, Situation, Verdict};
+use super::headers::{retain_forwarded, Forwarding};
 use super::translation::Translation;
 use super::watchdog::Watchdog;
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::providers::CLIENT_CREDENTIAL_HEADERS;
 use crate::routing::{Backend, ModelRoute, Outcome, SelectInput};
 use http::HeaderName;
-use once_cell::sync::Lazy;
 use pingora_core::protocols::ALPN;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, OrErr, Result};
@@ -20,34 +19,6 @@ use std::time::Duration;
 
 /// Idle time a pooled upstream connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
-
-/// Request headers never forwarded upstream: the client's credentials, hop-by-hop
-/// headers, framing (set per attempt), and `accept-encoding` (the gateway reads usage from
-/// plain bodies; LLM replies compress poorly anyway).
-static DROPPED_REQUEST_HEADERS: Lazy<Vec<HeaderName>> = Lazy::new(|| {
-    CLIENT_CREDENTIAL_HEADERS
-        .iter()
-        .chain(&[
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "proxy-authorization",
-            "te",
-            "upgrade",
-            "expect",
-            "transfer-encoding",
-            "content-length",
-            "accept-encoding",
-        ])
-        .map(|h| HeaderName::from_static(h))
-        .collect()
-});
-
-/// Headers of Anthropic clients that mean nothing to an OpenAI-family backend.
-static ANTHROPIC_CLIENT_HEADERS: [HeaderName; 2] = [
-    HeaderName::from_static("anthropic-version"),
-    HeaderName::from_static("anthropic-beta"),
-];
 
 /// `anthropic-version`.
 static ANTHROPIC_VERSION_HEADER: HeaderName = HeaderName::from_static("anthropic-version");
@@ -224,8 +195,11 @@ fn upstream_alpn(stream: bool, header_deadline: Duration, idle: Duration) -> ALP
     }
 }
 
-/// Rewrites the upstream request for the current attempt: path, credentials, provider
-/// headers, framing, request id. Arms the header watchdog for HTTP/1 streams.
+/// Rewrites the upstream request for the current attempt: path; of the client's headers
+/// only the allowed ones ([`Forwarding`]: never its credentials, cookies, account
+/// selection, hop-by-hop or framing headers); then the gateway's own: `Host`, the
+/// provider's credentials and configured headers, `Content-Length`, the request id and a
+/// default `Content-Type`. Arms the header watchdog for HTTP/1 streams.
 pub fn rewrite_request(p: &mut Proxied, request_id: &str, up: &mut RequestHeader) -> Result<()> {
     let idle = p.snapshot.table.settings.stream_idle_timeout;
     let (stream, op) = (p.request.stream, p.request.op);
@@ -243,14 +217,8 @@ pub fn rewrite_request(p: &mut Proxied, request_id: &str, up: &mut RequestHeader
     let uri = http::Uri::try_from(path)
         .or_err(ErrorType::InternalError, "upstream path is not a valid URI")?;
     up.set_uri(uri);
-    for h in DROPPED_REQUEST_HEADERS.iter() {
-        up.remove_header(h);
-    }
-    if attempt.translation == Translation::MessagesToChat {
-        for h in ANTHROPIC_CLIENT_HEADERS.iter() {
-            up.remove_header(h);
-        }
-    }
+    let forwarding = Forwarding::for_attempt(op, attempt.translation, &provider.forward_headers);
+    retain_forwarded(up, &forwarding);
     up.insert_header(http::header::HOST, provider.host_header.clone())?;
     // On the Anthropic routes the client's own `anthropic-version` wins over the default.
     let client_version = matches!(op, Operation::Messages | Operation::CountTokens)

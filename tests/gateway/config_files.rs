@@ -160,6 +160,7 @@ base_url = "https://r.openai.azure.com"
 api_key = "k"
 backend_type = "azure"
 api_version = "2024 10 21"
+forward_headers = ["x-trace-id", "Cookie", "x bad", "Transfer-Encoding"]
 [providers.colon]
 base_url = "http://a:b:80"
 api_key = "k"
@@ -194,6 +195,9 @@ model = "r"
         "providers.p.api_version: applies only to backend_type = \"azure\"",
         "providers.az.api_version: `2024 10 21` is not an api-version",
         "providers.colon.base_url",
+        "providers.az.forward_headers[1]: `Cookie` cannot be forwarded: it carries the client's credentials",
+        "providers.az.forward_headers[2]: `x bad` is not a valid HTTP header name",
+        "providers.az.forward_headers[3]: `Transfer-Encoding` cannot be forwarded",
     ] {
         assert!(out.contains(needle), "missing `{needle}` in:\n{out}");
     }

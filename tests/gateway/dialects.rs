@@ -48,11 +48,11 @@ weight = 0.2
     )
 }
 
-/// `head` (settings and users) plus one Anthropic-dialect provider at `base_url` serving
-/// model `c` as `claude-real`.
+/// `head` (settings and users) plus one Anthropic-dialect provider at `base_url` (which
+/// forwards the mock's steering headers) serving model `c` as `claude-real`.
 fn anthropic_model(head: &str, base_url: &str) -> String {
     format!(
-        "{head}[providers.an]\nbase_url = \"{base_url}\"\napi_key = \"k\"\nbackend_type = \"anthropic\"\n[models.c]\nname = \"c\"\n[[models.c.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n"
+        "{head}[providers.an]\nbase_url = \"{base_url}\"\napi_key = \"k\"\nbackend_type = \"anthropic\"\n{MOCK_STEERING}[models.c]\nname = \"c\"\n[[models.c.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n"
     )
 }
 

@@ -271,12 +271,23 @@ pub fn try_request(
     c.read_response(method == "HEAD")
 }
 
-/// Config snippet for a provider pointing at a mock.
+/// Config snippet for a provider pointing at a mock. Like a real provider it receives
+/// none of the mock's `x-mock-*` steering headers; see [`steered_provider`].
 pub fn provider(id: &str, m: &MockProvider) -> String {
     format!(
         "[providers.{id}]\nbase_url = \"{}\"\napi_key = \"key-{id}\"\n",
         m.base_url()
     )
+}
+
+/// The `forward_headers` line that lets a client steer the mock per request: every
+/// `x-mock-*` request header the mock reads (the gateway forwards only allowed headers).
+pub const MOCK_STEERING: &str = r#"forward_headers = ["x-mock-mode", "x-mock-delay-ms", "x-mock-chunks", "x-mock-interval-ms", "x-mock-retry-after", "x-mock-cache-read", "x-mock-cache-write", "x-mock-tool-use", "x-mock-tool-input", "x-mock-limits"]
+"#;
+
+/// [`provider`] that forwards the mock's steering headers ([`MOCK_STEERING`]).
+pub fn steered_provider(id: &str, m: &MockProvider) -> String {
+    format!("{}{MOCK_STEERING}", provider(id, m))
 }
 
 /// Standard fast-test settings (intervals of a second or less).
@@ -352,9 +363,9 @@ pub fn admin_backends(gw: &Gateway, admin_token: &str) -> Vec<serde_json::Value>
     r.json()["backends"].as_array().unwrap().clone()
 }
 
-/// A config with user `u` (token `tok`), providers `a` and `b` on the two mocks, and model
-/// `model-x` (key `m`) over backends `real-a` (weight 0.8, priority 1) and `real-b`
-/// (weight 0.2, priority 2) with `strategy`.
+/// A config with user `u` (token `tok`), providers `a` and `b` on the two mocks (both
+/// forward the mock's steering headers), and model `model-x` (key `m`) over backends
+/// `real-a` (weight 0.8, priority 1) and `real-b` (weight 0.2, priority 2) with `strategy`.
 pub fn two_backend_model(
     settings: &str,
     strategy: &str,
@@ -381,8 +392,8 @@ weight = 0.2
 priority = 2
 "#,
         u = user("u", "tok", ""),
-        pa = provider("a", a),
-        pb = provider("b", b),
+        pa = steered_provider("a", a),
+        pb = steered_provider("b", b),
     )
 }
 

@@ -11,7 +11,7 @@ fn config(m: &berry_mock::MockProvider) -> String {
     format!(
         "{FAST_SETTINGS}\n{}{}[models.m]\nname = \"x\"\n[[models.m.backends]]\nprovider = \"p\"\nmodel = \"r\"\n",
         user("u", "tok", ""),
-        provider("p", m)
+        steered_provider("p", m)
     )
 }
 

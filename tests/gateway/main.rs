@@ -7,6 +7,7 @@ mod dialects;
 mod errors;
 mod forwarding;
 mod harness;
+mod headers;
 mod lifecycle;
 mod operations;
 mod resilience;

@@ -722,8 +722,8 @@ fn a_providers_timeout_overrides_the_request_timeout() {
     let cfg = format!(
         "{settings}\n{u}{ps}timeout_seconds = 0.5\n{pd}[models.short]\nname = \"short\"\n[[models.short.backends]]\nprovider = \"s\"\nmodel = \"r\"\n[models.default]\nname = \"default\"\n[[models.default.backends]]\nprovider = \"d\"\nmodel = \"r\"\n",
         u = user("u", "tok", ""),
-        ps = provider("s", &slow),
-        pd = provider("d", &slow),
+        ps = steered_provider("s", &slow),
+        pd = steered_provider("d", &slow),
     );
     let gw = Gateway::start(&cfg);
     settle(&gw, &[&slow, &slow]);

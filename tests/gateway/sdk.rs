@@ -149,7 +149,7 @@ fn two_dialects(m: &MockProvider) -> Gateway {
         "{}\n{}{}backend_type = \"anthropic\"\n{}\n[models.claude]\nname = \"claude-model\"\n[[models.claude.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n[models.gpt]\nname = \"gpt-model\"\n[[models.gpt.backends]]\nprovider = \"oa\"\nmodel = \"gpt-real\"\n",
         quiet_settings(),
         user("sdk", "sdk-token", ""),
-        provider("an", m),
+        steered_provider("an", m),
         provider("oa", m),
     );
     let gw = Gateway::start(&cfg);

@@ -1,0 +1,305 @@
+//! Which client request headers reach a provider, and which provider response headers reach
+//! the client (SPEC §12).
+//!
+//! Requests: an allow-list. The gateway's built-in list ([`FORWARDED`], plus
+//! [`ANTHROPIC_CLIENT_HEADERS`] on the Anthropic routes to a backend that speaks Anthropic)
+//! and the provider's precomputed `forward_headers`; every other client header stays at
+//! the gateway (cookies, `openai-organization`, `x-forwarded-*`, the client's credentials,
+//! hop-by-hop and framing headers, `accept-encoding`, …). The gateway then sets its own.
+//!
+//! Responses: nothing that reveals the provider account ([`is_account_header`]).
+//!
+//! Both filters remove entries in place: no header is copied or re-serialised, and a
+//! removed name is copied to a stack buffer (no allocation) before it is removed.
+
+use super::ctx::Operation;
+use super::translation::Translation;
+use http::header::{ACCEPT, CONTENT_TYPE, SET_COOKIE, USER_AGENT};
+use http::{HeaderMap, HeaderName};
+use pingora_http::{RequestHeader, ResponseHeader};
+
+/// Client headers every upstream request may carry.
+pub static FORWARDED: [HeaderName; 4] = [
+    CONTENT_TYPE,
+    ACCEPT,
+    USER_AGENT,
+    HeaderName::from_static("openai-beta"),
+];
+
+/// Anthropic client headers, forwarded on `/v1/messages` and `/v1/messages/count_tokens`
+/// to backends that speak Anthropic (never to an OpenAI-family backend a Messages request
+/// is translated for, nor on the OpenAI routes unless the provider lists them).
+pub static ANTHROPIC_CLIENT_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+];
+
+/// Response headers naming the provider account, dropped from every answer.
+static ACCOUNT_HEADERS: [HeaderName; 4] = [
+    SET_COOKIE,
+    HeaderName::from_static("openai-organization"),
+    HeaderName::from_static("openai-project"),
+    HeaderName::from_static("anthropic-organization-id"),
+];
+
+/// What happens to the client's [`ANTHROPIC_CLIENT_HEADERS`] on one upstream request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnthropicHeaders {
+    /// Forwarded: an Anthropic route served by a backend that speaks Anthropic.
+    Forward,
+    /// Forwarded only when the provider lists them in `forward_headers` (the OpenAI routes).
+    IfListed,
+    /// Never forwarded: a Messages request translated for an OpenAI-family backend, which
+    /// they mean nothing to.
+    Drop,
+}
+
+/// What one upstream request may carry of the client's headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    pub anthropic: AnthropicHeaders,
+    /// The provider's `forward_headers`.
+    pub provider: &'a [HeaderName],
+}
+
+impl<'a> Forwarding<'a> {
+    /// The rule for an attempt of `op` sent with `translation` to a provider whose
+    /// `forward_headers` are `provider`.
+    pub fn for_attempt(
+        op: Operation,
+        translation: Translation,
+        provider: &'a [HeaderName],
+    ) -> Self {
+        let anthropic = match (op, translation) {
+            (_, Translation::MessagesToChat) => AnthropicHeaders::Drop,
+            (Operation::Messages | Operation::CountTokens, _) => AnthropicHeaders::Forward,
+            _ => AnthropicHeaders::IfListed,
+        };
+        Forwarding {
+            anthropic,
+            provider,
+        }
+    }
+
+    /// Whether the client header `name` may reach the provider.
+    pub fn allows(&self, name: &HeaderName) -> bool {
+        if FORWARDED.contains(name) {
+            return true;
+        }
+        if ANTHROPIC_CLIENT_HEADERS.contains(name) {
+            return match self.anthropic {
+                AnthropicHeaders::Forward => true,
+                AnthropicHeaders::IfListed => self.provider.contains(name),
+                AnthropicHeaders::Drop => false,
+            };
+        }
+        self.provider.contains(name)
+    }
+}
+
+/// Removes every client header `rule` does not allow from the upstream request.
+pub fn retain_forwarded(up: &mut RequestHeader, rule: &Forwarding<'_>) {
+    remove_where(up, |n| !rule.allows(n));
+}
+
+/// Whether an upstream response header reveals the provider account: `set-cookie`,
+/// `openai-organization`, `openai-project`, `anthropic-organization-id`, `x-ratelimit-*`
+/// and `anthropic-ratelimit-*`.
+pub fn is_account_header(name: &HeaderName) -> bool {
+    let s = name.as_str();
+    s.starts_with("x-ratelimit-")
+        || s.starts_with("anthropic-ratelimit-")
+        || ACCOUNT_HEADERS.contains(name)
+}
+
+/// Drops every header of an upstream answer that reveals the provider account
+/// ([`is_account_header`]); anything that reads them must run before.
+pub fn strip_account_headers(resp: &mut ResponseHeader) {
+    remove_where(resp, is_account_header);
+}
+
+/// A Pingora message head whose headers can be removed by name (keeping its case map in
+/// step).
+trait Head {
+    fn map(&self) -> &HeaderMap;
+    fn remove(&mut self, name: &str);
+}
+
+impl Head for RequestHeader {
+    fn map(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn remove(&mut self, name: &str) {
+        self.remove_header(name);
+    }
+}
+
+impl Head for ResponseHeader {
+    fn map(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn remove(&mut self, name: &str) {
+        self.remove_header(name);
+    }
+}
+
+/// Longest header name copied to the stack; longer ones (rare) are cloned.
+const NAME_BUF: usize = 64;
+
+/// Removes every header (all values) whose name `drop` selects. Each round finds one such
+/// name, copies it out of the map and removes it; the rounds are bounded by the number of
+/// names, so a name that would not go away cannot loop.
+fn remove_where<H: Head>(h: &mut H, drop: impl Fn(&HeaderName) -> bool) {
+    for _ in 0..h.map().keys_len() {
+        let mut buf = [0u8; NAME_BUF];
+        let found = match h.map().keys().find(|n| drop(n)) {
+            None => return,
+            Some(n) => {
+                let bytes = n.as_str().as_bytes();
+                match buf.get_mut(..bytes.len()) {
+                    Some(dst) => {
+                        dst.copy_from_slice(bytes);
+                        Ok(bytes.len())
+                    }
+                    None => Err(n.clone()),
+                }
+            }
+        };
+        match found {
+            Ok(len) => {
+                // A header name is ASCII, so the copy is a `str`.
+                if let Some(name) = buf.get(..len).and_then(|b| std::str::from_utf8(b).ok()) {
+                    h.remove(name);
+                }
+            }
+            Err(long) => h.remove(long.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
+        for (n, v) in headers {
+            r.append_header(n.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    /// The header names, sorted (removal does not keep the map's order; nothing needs it).
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut v: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    const CLIENT: [(&str, &str); 14] = [
+        ("Host", "gw"),
+        ("Authorization", "Bearer tok"),
+        ("Content-Type", "application/json"),
+        ("Accept", "text/event-stream"),
+        ("User-Agent", "sdk/1"),
+        ("OpenAI-Beta", "assistants=v2"),
+        ("OpenAI-Organization", "org-client"),
+        ("Cookie", "a=b"),
+        ("Cookie", "c=d"),
+        ("X-Forwarded-For", "10.0.0.1"),
+        ("anthropic-version", "2023-06-01"),
+        ("anthropic-beta", "x"),
+        ("X-Custom", "1"),
+        (
+            "X-A-Header-Name-Longer-Than-Sixty-Four-Bytes-Which-Takes-The-Slow-Path",
+            "1",
+        ),
+    ];
+
+    #[test]
+    fn only_allowed_client_headers_remain() {
+        let mut up = request(&CLIENT);
+        let rule = Forwarding::for_attempt(Operation::Chat, Translation::None, &[]);
+        retain_forwarded(&mut up, &rule);
+        assert_eq!(
+            names(&up.headers),
+            ["accept", "content-type", "openai-beta", "user-agent"]
+        );
+        // the case map follows: the wire form has only those, in the client's case
+        let mut wire = Vec::new();
+        up.header_to_h1_wire(&mut wire);
+        let wire = String::from_utf8(wire).unwrap();
+        assert!(wire.contains("OpenAI-Beta: assistants=v2"), "{wire}");
+        assert!(
+            !wire.contains("Cookie") && !wire.contains("X-Custom"),
+            "{wire}"
+        );
+    }
+
+    #[test]
+    fn anthropic_and_provider_headers() {
+        let custom = [
+            HeaderName::from_static("x-custom"),
+            HeaderName::from_static("anthropic-beta"),
+        ];
+        let mut up = request(&CLIENT);
+        let rule = Forwarding::for_attempt(Operation::Messages, Translation::None, &custom[..1]);
+        retain_forwarded(&mut up, &rule);
+        assert_eq!(
+            names(&up.headers),
+            [
+                "accept",
+                "anthropic-beta",
+                "anthropic-version",
+                "content-type",
+                "openai-beta",
+                "user-agent",
+                "x-custom"
+            ]
+        );
+        // a provider may list an Anthropic header for the OpenAI routes ...
+        let rule = Forwarding::for_attempt(Operation::Chat, Translation::ChatToMessages, &custom);
+        assert!(rule.allows(&custom[1]));
+        assert!(!rule.allows(&ANTHROPIC_CLIENT_HEADERS[0]));
+        // ... but a translated Messages request never carries them
+        let rule =
+            Forwarding::for_attempt(Operation::Messages, Translation::MessagesToChat, &custom);
+        assert_eq!(rule.anthropic, AnthropicHeaders::Drop);
+        assert!(!rule.allows(&custom[1]));
+        assert!(!rule.allows(&ANTHROPIC_CLIENT_HEADERS[0]));
+        assert!(rule.allows(&custom[0]));
+        let rule = Forwarding::for_attempt(Operation::CountTokens, Translation::None, &[]);
+        assert!(rule.allows(&ANTHROPIC_CLIENT_HEADERS[1]));
+    }
+
+    #[test]
+    fn account_headers_are_stripped() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for (n, v) in [
+            ("Content-Type", "application/json"),
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+            ("OpenAI-Organization", "org-x"),
+            ("openai-project", "proj"),
+            ("anthropic-organization-id", "uuid"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("X-RateLimit-Reset-Tokens", "1s"),
+            ("anthropic-ratelimit-tokens-remaining", "0"),
+            ("retry-after-ms", "20"),
+            ("x-request-id", "r"),
+            ("openai-processing-ms", "12"),
+        ] {
+            resp.append_header(n.to_string(), v).unwrap();
+        }
+        strip_account_headers(&mut resp);
+        assert_eq!(
+            names(&resp.headers),
+            [
+                "content-type",
+                "openai-processing-ms",
+                "retry-after-ms",
+                "x-request-id"
+            ]
+        );
+    }
+}
