@@ -194,8 +194,9 @@ pub fn check_admin(snap: &Snapshot, req: &RequestHeader) -> Result<(), ApiError>
     }
 }
 
-/// `GET /metrics` on any listener: the Prometheus text, behind the admin token when
-/// `metrics_auth` is on.
+/// `GET /metrics`: the Prometheus text, behind the admin token when `metrics_auth` is on.
+/// Served by the `metrics_listen` listener when one is set, else by the client listener
+/// (never by both: see [`crate::proxy::BerryProxy::new`]).
 pub fn metrics_endpoint(snap: &Snapshot, req: &RequestHeader, now_ms: u64) -> LocalResponse {
     if snap.table.settings.metrics_auth {
         if let Err(e) = check_admin(snap, req) {

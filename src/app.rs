@@ -120,7 +120,7 @@ pub fn run_gateway(cli: Cli, cfg: Config, config_path: &Path) -> ExitCode {
 
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
-        BerryProxy::new(Arc::clone(&cell)),
+        BerryProxy::new(Arc::clone(&cell), cfg.settings.metrics_listen.is_none()),
         "berry-gateway",
     );
     for addr in &listen {

@@ -68,6 +68,12 @@ async fn load_and_build(cell: &SnapshotCell, path: &std::path::Path) -> Result<u
     if cfg.settings.listen != prev.table.settings.listen {
         log::warn!("settings.listen changed; listeners change only on restart or upgrade");
     }
+    if cfg.settings.metrics_listen != prev.table.settings.metrics_listen {
+        log::warn!(
+            "settings.metrics_listen changed; the metrics listener (and whether the client \
+             listener serves /metrics) changes only on restart or upgrade"
+        );
+    }
     let next = Snapshot::build(&cfg, Some(&prev), now_ms()).map_err(ReloadError::Build)?;
     for addrs in next.table.dns_hosts() {
         if addrs.pick().is_none() && !addrs.refresh().await {

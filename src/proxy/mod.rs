@@ -35,12 +35,29 @@ use std::time::{Duration, Instant};
 #[derive(Clone)]
 pub struct BerryProxy {
     snapshots: Arc<SnapshotCell>,
+    /// `/metrics` is answered on the client listener (no separate metrics listener runs).
+    client_metrics: bool,
 }
 
 impl BerryProxy {
     /// A proxy serving whatever snapshot `snapshots` holds at each request's start.
-    pub fn new(snapshots: Arc<SnapshotCell>) -> Self {
-        BerryProxy { snapshots }
+    /// `client_metrics` = false when `settings.metrics_listen` started a separate metrics
+    /// listener: the client listener then answers `/metrics` like any unknown route (404
+    /// in the client's error shape), so scrapes go only where the operator put them.
+    pub fn new(snapshots: Arc<SnapshotCell>, client_metrics: bool) -> Self {
+        BerryProxy {
+            snapshots,
+            client_metrics,
+        }
+    }
+
+    /// The route of a client request on this listener.
+    fn route(&self, req: &RequestHeader) -> Route {
+        let path = req.uri.path();
+        if !self.client_metrics && path == "/metrics" {
+            return Route::NotFound;
+        }
+        api::route(&req.method, path)
     }
 }
 
@@ -154,7 +171,7 @@ impl ProxyHttp for BerryProxy {
         ctx.request_id = request::request_id(session, &mut ctx.rng);
         let snapshot = self.snapshots.load();
         let req = session.req_header();
-        let route = api::route(&req.method, req.uri.path());
+        let route = self.route(req);
         ctx.api = api::client_api(req.uri.path());
         let Some(op) = operation(route) else {
             let response = local_response(route, session, &snapshot, ctx.api);

@@ -58,6 +58,9 @@ pub fn set_mode(m: &MockProvider, mode: Mode) {
 pub struct Gateway {
     pub child: Option<Child>,
     pub addr: SocketAddr,
+    /// Where `/metrics` is served: the config's `settings.metrics_listen` when it sets
+    /// one (the client listener then answers 404), else the client listener.
+    pub metrics_addr: SocketAddr,
     pub dir: PathBuf,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
@@ -118,6 +121,7 @@ impl Gateway {
         let gw = Gateway {
             child: Some(child),
             addr,
+            metrics_addr: metrics_listen_of(config).unwrap_or(addr),
             dir,
             config_path,
             log_path,
@@ -207,6 +211,16 @@ impl Gateway {
         request(self.addr, "GET", path, &headers, b"")
     }
 
+    /// `GET /metrics` where the gateway serves it ([`Gateway::metrics_addr`]).
+    pub fn metrics(&self) -> Resp {
+        request(self.metrics_addr, "GET", "/metrics", &[], b"")
+    }
+
+    /// The Prometheus text of [`Gateway::metrics`].
+    pub fn metrics_text(&self) -> String {
+        self.metrics().text()
+    }
+
     /// Stops the gateway (SIGTERM, then kill) and returns its log.
     pub fn stop(&mut self) -> String {
         if let Some(mut c) = self.child.take() {
@@ -271,6 +285,20 @@ pub fn try_request(
     c.read_response(method == "HEAD")
 }
 
+/// `settings.metrics_listen` of a TOML (`metrics_listen = "…"`) or YAML
+/// (`metrics_listen: "…"`) config text, if it sets one.
+fn metrics_listen_of(config: &str) -> Option<SocketAddr> {
+    config.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("metrics_listen")?.trim_start();
+        let value = rest.strip_prefix('=').or_else(|| rest.strip_prefix(':'))?;
+        value
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .parse()
+            .ok()
+    })
+}
+
 /// Config snippet for a provider pointing at a mock. Like a real provider it receives
 /// none of the mock's `x-mock-*` steering headers; see [`steered_provider`].
 pub fn provider(id: &str, m: &MockProvider) -> String {
@@ -329,14 +357,14 @@ pub fn settle(gw: &Gateway, mocks: &[&MockProvider]) {
             && metric(gw, "berry_health_checks_total", &[])
                 >= mocks.len() as f64),
         "start-up health checks did not arrive; metrics:\n{}",
-        gw.get("/metrics", None).text()
+        gw.metrics_text()
     );
 }
 
-/// Sum of the samples of metric `name` (from the gateway's `/metrics`) whose labels include
-/// every `(label, value)` of `want`.
+/// Sum of the samples of metric `name` (from the gateway's `/metrics`, wherever it is
+/// served) whose labels include every `(label, value)` of `want`.
 pub fn metric(gw: &Gateway, name: &str, want: &[(&str, &str)]) -> f64 {
-    metric_in(&gw.get("/metrics", None).text(), name, want)
+    metric_in(&gw.metrics_text(), name, want)
 }
 
 /// [`metric`] on an already scraped exposition text.

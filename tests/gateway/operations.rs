@@ -122,7 +122,7 @@ fn sum(samples: &Samples, name: &str, want: &[(&str, &str)]) -> f64 {
 fn scrape_until(gw: &Gateway, ready: impl Fn(&Samples) -> bool) -> (String, Samples) {
     let mut last = (String::new(), Samples::new());
     wait_until(std::time::Duration::from_secs(3), || {
-        let text = gw.get("/metrics", None).text();
+        let text = gw.metrics_text();
         let s = parse_prometheus(&text);
         let ok = ready(&s);
         last = (text, s);
@@ -343,21 +343,52 @@ fn metrics_parse_and_move_with_every_outcome_and_count_tokens() {
     // no request ids or tokens as label values
     assert!(!text.contains("tok-") && !text.contains("request_id"));
 
-    // the separate metrics listener serves the same families
-    let other = request(
-        format!("127.0.0.1:{metrics_port}").parse().unwrap(),
-        "GET",
-        "/metrics",
-        &[],
-        b"",
+    // scraped from the separate metrics listener; the client listener does not serve it
+    assert_eq!(gw.metrics_addr.port(), metrics_port);
+    assert_eq!(gw.get("/metrics", None).status, 404);
+}
+
+#[test]
+fn metrics_leave_the_client_listener_when_metrics_listen_is_set() {
+    let a = mock("a");
+    let b = mock("b");
+    let metrics_port = free_port();
+    let cfg = ops_config(
+        &a,
+        &b,
+        &format!("metrics_listen = \"127.0.0.1:{metrics_port}\""),
     );
-    assert_eq!(other.status, 200);
-    let s2 = parse_prometheus(&other.text());
-    assert_eq!(
-        sum(&s2, "berry_requests_total", &[("code", "401")]),
-        1.0,
-        "same registry"
-    );
+    let gw = Gateway::start(&cfg);
+    assert_eq!(gw.metrics_addr.port(), metrics_port);
+    // the client listener answers it like any unknown route, in the client's error shape
+    for (method, token) in [
+        ("GET", None),
+        ("GET", Some(ALICE)),
+        ("HEAD", None),
+        ("POST", None),
+    ] {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        let r = request(gw.addr, method, "/metrics", &headers, b"");
+        assert_eq!(r.status, 404, "{method} /metrics: {}", r.text());
+        if method != "HEAD" {
+            assert_eq!(r.error_code(), "not_found");
+            assert!(!r.text().contains("berry_"), "{}", r.text());
+        }
+    }
+    let r = gw.metrics();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("berry_build_info"));
+    // without metrics_listen the client listener serves it
+    drop(gw);
+    let gw = Gateway::start(&ops_config(&a, &b, ""));
+    assert_eq!(gw.metrics_addr, gw.addr);
+    let r = gw.get("/metrics", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("berry_build_info"));
 }
 
 #[test]
@@ -445,7 +476,7 @@ fn user_rate_limit_boundaries() {
     // other users are not affected; the refusal went nowhere upstream
     assert_eq!(gw.chat(ALICE, "chat").status, 200);
     assert_eq!(a.hits_for("/chat/completions"), 4);
-    let s = parse_prometheus(&gw.get("/metrics", None).text());
+    let s = parse_prometheus(&gw.metrics_text());
     assert_eq!(
         sum(
             &s,
@@ -536,7 +567,7 @@ fn no_secret_in_logs_metrics_health_admin_or_errors() {
     // a failing health check round of both providers (logged as such)
     assert!(
         wait_until(std::time::Duration::from_secs(5), || {
-            let text = gw.get("/metrics", None).text();
+            let text = gw.metrics_text();
             ["a", "b"].iter().all(|p| {
                 metric_in(
                     &text,
@@ -547,7 +578,7 @@ fn no_secret_in_logs_metrics_health_admin_or_errors() {
         }),
         "no failing health check round"
     );
-    outputs.push(gw.get("/metrics", None).text());
+    outputs.push(gw.metrics_text());
     outputs.push(gw.get("/health", None).text());
     outputs.push(gw.get("/v1/models", Some(ALICE)).text());
     outputs.push(

@@ -644,7 +644,7 @@ model = "real"
         .collect();
 
     let reloads = |result: &str| -> u64 {
-        let text = gw.get("/metrics", None).text();
+        let text = gw.metrics_text();
         text.lines()
             .find(|l| {
                 l.starts_with(&format!(
