@@ -143,14 +143,15 @@ print(json.dumps(out))
 "#;
 
 /// A gateway with one Anthropic-dialect model (`claude-model` → `claude-real`) and one
-/// OpenAI-dialect model (`gpt-model` → `gpt-real`), both on mock `m`.
+/// OpenAI-dialect model (`gpt-model` → `gpt-real`), both on mock `m`; both providers
+/// forward the mock's steering headers (the scripts ask for tool calls with them).
 fn two_dialects(m: &MockProvider) -> Gateway {
     let cfg = format!(
         "{}\n{}{}backend_type = \"anthropic\"\n{}\n[models.claude]\nname = \"claude-model\"\n[[models.claude.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n[models.gpt]\nname = \"gpt-model\"\n[[models.gpt.backends]]\nprovider = \"oa\"\nmodel = \"gpt-real\"\n",
         quiet_settings(),
         user("sdk", "sdk-token", ""),
         steered_provider("an", m),
-        provider("oa", m),
+        steered_provider("oa", m),
     );
     let gw = Gateway::start(&cfg);
     settle(&gw, &[m, m]);
