@@ -12,4 +12,5 @@ mod operations;
 mod resilience;
 mod retries;
 mod sdk;
+mod streams;
 mod tls;
