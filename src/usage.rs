@@ -2292,4 +2292,37 @@ mod tests {
             assert_eq!(j.usage(), json_usage([&body[..]]));
         }
     }
+
+    #[test]
+    fn the_first_content_event_is_the_commit_point() {
+        let content = |events: &[&str]| {
+            let mut s = SseScanner::new();
+            for e in events {
+                s.feed(e.as_bytes()).unwrap();
+            }
+            s.reached_content()
+        };
+        let role = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+        assert!(!content(&[role, ": ping\n\n", "data:\n\n"]));
+        for first in [
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"refusal\":\"no\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"hm\"}}]}\n\n",
+            "data: {\"choices\":[{\"text\":\"Hi\",\"index\":0}]}\n\n",
+        ] {
+            assert!(content(&[role, first]), "{first}");
+        }
+        let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\n";
+        let ping = "event: ping\ndata: {\"type\":\"ping\"}\n\n";
+        let block = "event: content_block_start\ndata: {\"type\":\"content_block_start\"}\n\n";
+        let delta = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\"}\n\n";
+        assert!(!content(&[start, ping, block]));
+        assert!(content(&[start, ping, block, delta]));
+        // cut inside an event: the scanner knows the client may have half an event
+        let mut s = SseScanner::new();
+        s.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"He")
+            .unwrap();
+        assert!(s.is_mid_event() && !s.reached_content());
+    }
 }

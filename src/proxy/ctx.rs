@@ -479,3 +479,50 @@ impl Default for RequestCtx {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(gate: &mut Gate, chunk: &'static [u8], commit: bool) -> Option<Bytes> {
+        let mut body = Some(Bytes::from_static(chunk));
+        gate.pass(&mut body, commit);
+        body
+    }
+
+    #[test]
+    fn a_gate_holds_the_preamble_until_the_commit_point() {
+        let mut gate = Gate::closed();
+        assert_eq!(pass(&mut gate, b"role ", false), None);
+        assert_eq!(pass(&mut gate, b"ping ", false), None);
+        assert!(!gate.is_open());
+        assert_eq!(
+            pass(&mut gate, b"content", true).as_deref(),
+            Some(&b"role ping content"[..])
+        );
+        assert!(gate.is_open());
+        // open: chunks pass untouched
+        assert_eq!(
+            pass(&mut gate, b"more", false).as_deref(),
+            Some(&b"more"[..])
+        );
+        // nothing held and the first chunk commits: passed as it is
+        let mut gate = Gate::closed();
+        assert_eq!(
+            pass(&mut gate, b"content", true).as_deref(),
+            Some(&b"content"[..])
+        );
+        // a long preamble is released once it passes the cap
+        let mut gate = Gate::closed();
+        let big = vec![b'x'; MAX_PREAMBLE + 1].leak();
+        let mut body = Some(Bytes::from_static(big));
+        gate.pass(&mut body, false);
+        assert_eq!(body.map(|b| b.len()), Some(MAX_PREAMBLE + 1));
+        assert!(gate.is_open());
+        // what a failure takes is what was held
+        let mut gate = Gate::closed();
+        pass(&mut gate, b"role ", false);
+        assert_eq!(&gate.take_held()[..], b"role ");
+        assert_eq!(&gate.take_held()[..], b"");
+    }
+}

@@ -6,6 +6,7 @@ mod config_files;
 mod dialects;
 mod errors;
 mod forwarding;
+mod hardening;
 mod harness;
 mod lifecycle;
 mod operations;

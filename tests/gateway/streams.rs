@@ -420,3 +420,47 @@ fn spent_rate_limit_budgets_cool_the_backend_down_before_a_429() {
         1.0
     );
 }
+
+#[test]
+fn translated_streams_hold_their_preamble_too() {
+    // an OpenAI client: a speaks Anthropic (message_start, ping, then overloaded_error),
+    // b speaks OpenAI
+    let a = mock("a");
+    let b = mock("b");
+    let config = two_backend_model(&settings(), "failover", &a, &b).replace(
+        "api_key = \"key-a\"\n",
+        "api_key = \"key-a\"\nbackend_type = \"anthropic\"\n",
+    );
+    let gw = Gateway::start(&config);
+    settle(&gw, &[&a, &b]);
+    a.set_mode(Mode::Preamble(PreambleEnd::Error));
+    let r = gw.chat_stream("tok", "model-x");
+    assert_eq!((messages(&a), chats(&b)), (1, 1));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert_clean_events(&text);
+    assert_eq!(text.matches("\"role\":\"assistant\"").count(), 1, "{text}");
+    assert!(!text.contains("\"error\""), "{text}");
+    assert_eq!(r.sse_data().last().map(String::as_str), Some("[DONE]"));
+    // an Anthropic client: a speaks OpenAI (role chunk, then an error), b Anthropic
+    let c = mock("c");
+    let d = mock("d");
+    let config = two_backend_model(&settings(), "failover", &c, &d).replace(
+        "api_key = \"key-b\"\n",
+        "api_key = \"key-b\"\nbackend_type = \"anthropic\"\n",
+    );
+    let gw = Gateway::start(&config);
+    settle(&gw, &[&c, &d]);
+    c.set_mode(Mode::Preamble(PreambleEnd::Error));
+    let r = messages_stream(&gw);
+    assert_eq!((chats(&c), messages(&d)), (1, 1));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events = r.sse_events();
+    assert_eq!(
+        events.iter().filter(|e| *e == "message_start").count(),
+        1,
+        "{events:?}"
+    );
+    assert!(!events.iter().any(|e| e == "error"), "{events:?}");
+    assert_eq!(events.last().map(String::as_str), Some("message_stop"));
+}
