@@ -152,6 +152,31 @@ impl BodyError {
     }
 }
 
+impl BodyError {
+    /// A fixed label for metrics (`berry_invalid_requests_total{reason}`): never body
+    /// content.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BodyError::InvalidUtf8 => "invalid_utf8",
+            BodyError::InvalidJson {
+                reason: reason::CASE_FOLDED_KEY,
+                ..
+            } => "case_folded_key",
+            BodyError::InvalidJson {
+                reason: reason::DUPLICATE_STREAM | reason::DUPLICATE_STREAM_OPTIONS,
+                ..
+            }
+            | BodyError::DuplicateModel => "duplicate_key",
+            BodyError::InvalidJson { .. } => "invalid_json",
+            BodyError::NotAnObject => "not_an_object",
+            BodyError::MissingModel | BodyError::EmptyModel | BodyError::ModelNotString => {
+                "bad_model"
+            }
+            BodyError::TooDeep => "too_deep",
+        }
+    }
+}
+
 impl fmt::Display for BodyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message())

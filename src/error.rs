@@ -184,6 +184,20 @@ impl ApiError {
         )
     }
 
+    /// 502: the provider refused the gateway's own credentials (401/403) on every attempt.
+    /// The provider's body (which may quote part of the key) is never passed on.
+    pub fn upstream_auth_failed(attempts: u32) -> Self {
+        Self::new(
+            502,
+            "upstream_error",
+            "upstream_auth_failed",
+            format!(
+                "The upstream provider refused the gateway's credentials ({attempts} attempt(s)); \
+                 ask the gateway operator to check the provider key."
+            ),
+        )
+    }
+
     /// 502: the provider's response was not valid (e.g. a broken event stream).
     pub fn upstream_invalid(attempts: u32) -> Self {
         Self::new(

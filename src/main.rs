@@ -6,7 +6,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    // Pingora's HTTP/1 server warns when a second response head is written; the gateway
+    // does that on purpose when a stream fails over before its commit point after its head
+    // went out (the later head is dropped, its events follow the first one's).
+    let default_filter = "info,pingora_core::protocols::http::v1::server=error";
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
         .target(env_logger::Target::Pipe(Box::new(
             berry_gateway::logbuf::LogSink,
         )))

@@ -123,6 +123,21 @@ metric!(USER_RATE_LIMITED: IntCounterVec = register_int_counter_vec!(
     "Requests refused by a user's own rate limit, by user id and window.",
     &["user", "window"]
 ));
+metric!(PROVIDER_LIMIT_COOLDOWNS: IntCounterVec = register_int_counter_vec!(
+    "berry_provider_limit_cooldowns_total",
+    "Backends cooled down because a response said the account's rate-limit budget is spent, by source (x_ratelimit, anthropic_ratelimit, retry_after_ms).",
+    &["provider", "backend", "source"]
+));
+metric!(STREAM_FAILURES: IntCounterVec = register_int_counter_vec!(
+    "berry_stream_failures_total",
+    "Upstream event streams that broke the stream rules, by kind (incomplete, error_event, invalid) and whether the client saw it (phase: preamble = before the commit point, retried or reported; content = after it).",
+    &["provider", "kind", "phase"]
+));
+metric!(INVALID_REQUESTS: IntCounterVec = register_int_counter_vec!(
+    "berry_invalid_requests_total",
+    "Request bodies refused with 400 before routing, by reason (invalid_json, invalid_utf8, not_an_object, bad_model, duplicate_key, case_folded_key, too_deep).",
+    &["reason"]
+));
 metric!(GENAI_DURATION: HistogramVec = register_histogram_vec!(
     "gen_ai_server_request_duration_seconds",
     "OpenTelemetry GenAI: request duration.",

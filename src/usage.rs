@@ -484,6 +484,54 @@ fn may_carry(doc: &[u8], sse: bool) -> bool {
                 || key_then(doc, &MESSAGE_KEY, |b| b == b'{')))
 }
 
+/// Whether an OpenAI stream chunk carries content (see [`SseScanner::reached_content`]).
+/// Invalid JSON is not content (the scanner reports it separately).
+fn is_openai_content(data: &[u8]) -> bool {
+    use std::borrow::Cow;
+    #[derive(Deserialize)]
+    struct Chunk<'a> {
+        #[serde(default, borrow)]
+        choices: Option<Vec<Choice<'a>>>,
+    }
+    #[derive(Deserialize)]
+    struct Choice<'a> {
+        #[serde(default, borrow)]
+        delta: Option<Delta<'a>>,
+        #[serde(default, borrow)]
+        text: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Delta<'a> {
+        #[serde(default, borrow)]
+        content: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        refusal: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        reasoning_content: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        reasoning: Option<Cow<'a, str>>,
+        #[serde(default)]
+        tool_calls: Option<Vec<IgnoredAny>>,
+        #[serde(default)]
+        function_call: Option<IgnoredAny>,
+    }
+    let non_empty = |s: &Option<Cow<'_, str>>| s.as_deref().is_some_and(|s| !s.is_empty());
+    let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else {
+        return false;
+    };
+    chunk.choices.unwrap_or_default().iter().any(|c| {
+        non_empty(&c.text)
+            || c.delta.as_ref().is_some_and(|d| {
+                non_empty(&d.content)
+                    || non_empty(&d.refusal)
+                    || non_empty(&d.reasoning_content)
+                    || non_empty(&d.reasoning)
+                    || d.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
+                    || d.function_call.is_some()
+            })
+    })
+}
+
 /// `doc` is the `[DONE]` sentinel (whitespace around it allowed).
 fn is_done(doc: &[u8]) -> bool {
     let start = doc.iter().position(|&b| !is_ws(b)).unwrap_or(doc.len());
@@ -692,6 +740,8 @@ struct Observed {
     events: u64,
     finished: bool,
     error_event: bool,
+    /// The stream's first content event was seen (see [`SseScanner::reached_content`]).
+    content: bool,
     err: Option<SseError>,
     /// The current event's first `data` line has been looked at.
     first_line_done: bool,
@@ -749,6 +799,7 @@ impl Observed {
             SseFrame::EventType(name) => match name {
                 b"message_stop" => self.finished = true,
                 b"error" => self.error_event = true,
+                b"content_block_delta" => self.content = true,
                 _ => {}
             },
             SseFrame::Event(ev) => {
@@ -756,7 +807,12 @@ impl Observed {
                 self.first_line_done = false;
                 self.data_started = false;
                 self.ws_checked = 0;
-                if !is_done(ev.data) {
+                if ev.data.iter().all(|&b| is_ws(b)) {
+                    // `data:` with nothing in it: valid framing, nothing to observe.
+                } else if !is_done(ev.data) {
+                    if !self.content && ev.event.is_empty() {
+                        self.content = is_openai_content(ev.data);
+                    }
                     let found = match first {
                         Some((n, found)) if n as usize == ev.data.len() => found,
                         _ => match analyse(ev.data, true) {
@@ -858,6 +914,22 @@ impl SseScanner {
     /// or an `event: error` line was seen. Stays true.
     pub fn saw_error_event(&self) -> bool {
         self.obs.error_event || self.obs.found.flags & ERROR != 0
+    }
+
+    /// True once the stream reached its first content event — its commit point: an
+    /// Anthropic `content_block_delta`, or an OpenAI chunk (an event without a name) whose
+    /// choices carry non-empty `delta.content`, `delta.tool_calls`, `delta.function_call`,
+    /// `delta.refusal`, `delta.reasoning_content` / `delta.reasoning`, or a non-empty legacy
+    /// `text`. Role-only chunks, `message_start`, `ping` and `content_block_start` are
+    /// preamble. Each event is classified only until the first content event. Stays true.
+    pub fn reached_content(&self) -> bool {
+        self.obs.content
+    }
+
+    /// Whether the bytes fed so far end inside an event (a line or a field block without
+    /// its blank line): a stream that stops here was cut mid-event.
+    pub fn is_mid_event(&self) -> bool {
+        self.dec.is_mid_event()
     }
 
     /// Number of complete events observed: blocks with at least one `data` line whose
@@ -1297,8 +1369,6 @@ mod tests {
             "data: {\"a\":\"split\ndata: string\"}\n\n",
             "data: {\"a\":1} {\"b\":2}\n\n",
             "data: {\"a\":\n\n",
-            "data: \n\n",
-            "data\n\n",
             "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":{\"prompt_tokens\":1}\n\n",
         ] {
             let o = split_invariant(bad.as_bytes());
@@ -1314,6 +1384,10 @@ mod tests {
             "data: {\ndata: }\n\n",
             "data: [\ndata: 1,\ndata: 2]\n\n",
             "data: 1\ndata:\n\n",
+            // empty data is valid framing with nothing to observe (SPEC §12)
+            "data: \n\n",
+            "data\n\n",
+            "data:  \t\n\n",
         ] {
             let o = split_invariant(good.as_bytes());
             assert_eq!((o.result, o.events), (Ok(()), 1), "{good:?}");
@@ -2035,7 +2109,9 @@ mod tests {
             }
             body.extend_from_slice(b"\n\n");
             let o = scan(random_chunks(&mut rng, &body, 13));
-            let expect_result = if expect {
+            // A payload of only whitespace is an empty event: valid framing.
+            let blank = p.iter().all(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+            let expect_result = if expect || blank {
                 Ok(())
             } else {
                 Err(SseError::InvalidData)
@@ -2215,5 +2291,38 @@ mod tests {
             }
             assert_eq!(j.usage(), json_usage([&body[..]]));
         }
+    }
+
+    #[test]
+    fn the_first_content_event_is_the_commit_point() {
+        let content = |events: &[&str]| {
+            let mut s = SseScanner::new();
+            for e in events {
+                s.feed(e.as_bytes()).unwrap();
+            }
+            s.reached_content()
+        };
+        let role = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+        assert!(!content(&[role, ": ping\n\n", "data:\n\n"]));
+        for first in [
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"refusal\":\"no\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"hm\"}}]}\n\n",
+            "data: {\"choices\":[{\"text\":\"Hi\",\"index\":0}]}\n\n",
+        ] {
+            assert!(content(&[role, first]), "{first}");
+        }
+        let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\n";
+        let ping = "event: ping\ndata: {\"type\":\"ping\"}\n\n";
+        let block = "event: content_block_start\ndata: {\"type\":\"content_block_start\"}\n\n";
+        let delta = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\"}\n\n";
+        assert!(!content(&[start, ping, block]));
+        assert!(content(&[start, ping, block, delta]));
+        // cut inside an event: the scanner knows the client may have half an event
+        let mut s = SseScanner::new();
+        s.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"He")
+            .unwrap();
+        assert!(s.is_mid_event() && !s.reached_content());
     }
 }

@@ -14,7 +14,7 @@ use crate::routing::{Backend, BackendState, ModelRoute, Outcome};
 use crate::snapshot::Snapshot;
 use crate::translate::TokenUsage;
 use crate::usage::{JsonUsageScanner, SseScanner};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -191,6 +191,62 @@ pub enum BodyWatch {
     Translate(Box<AnswerTranslator>),
 }
 
+/// Most preamble bytes a stream's [`Gate`] holds back; past this the stream is released.
+pub const MAX_PREAMBLE: usize = 16 << 10;
+
+/// The commit point of a stream: its preamble (role-only chunks, `message_start`, `ping`,
+/// `content_block_start`) is held back until the first content event, so a failure in that
+/// window can be retried on another backend without the client seeing two streams.
+#[derive(Debug, Default)]
+pub enum Gate {
+    /// Everything passes (not a stream, or the commit point was reached).
+    #[default]
+    Open,
+    /// Holding these bytes (at most about [`MAX_PREAMBLE`] plus one chunk).
+    Closed(BytesMut),
+}
+
+impl Gate {
+    /// A gate holding a stream until its commit point.
+    pub fn closed() -> Gate {
+        Gate::Closed(BytesMut::new())
+    }
+
+    /// Whether the answer's bytes reach the client as they come.
+    pub fn is_open(&self) -> bool {
+        matches!(self, Gate::Open)
+    }
+
+    /// Passes `body` on, or holds it: while closed the chunk is kept, and when `commit` (the
+    /// first content event or the stream's end is in it) or the held bytes exceed
+    /// [`MAX_PREAMBLE`], everything held is released in `body` and the gate opens.
+    pub fn pass(&mut self, body: &mut Option<Bytes>, commit: bool) {
+        let Gate::Closed(held) = self else {
+            return;
+        };
+        if commit && held.is_empty() {
+            *self = Gate::Open; // nothing held: the chunk goes as it is
+            return;
+        }
+        if let Some(b) = body.take() {
+            held.extend_from_slice(&b);
+        }
+        if commit || held.len() > MAX_PREAMBLE {
+            let released = std::mem::take(held).freeze();
+            *body = (!released.is_empty()).then_some(released);
+            *self = Gate::Open;
+        }
+    }
+
+    /// The bytes held back so far (the gate stays as it is, now empty).
+    pub fn take_held(&mut self) -> Bytes {
+        match self {
+            Gate::Open => Bytes::new(),
+            Gate::Closed(held) => std::mem::take(held).freeze(),
+        }
+    }
+}
+
 /// The upstream answer being passed to the client (set when its head is let through).
 #[derive(Debug, Default)]
 pub struct Answer {
@@ -200,10 +256,16 @@ pub struct Answer {
     pub usage: Option<TokenUsage>,
     /// The client is sent an event stream.
     pub sse: bool,
-    /// Translated bytes not yet sent when the answer broke; the cut sends them first.
+    /// Bytes not yet sent when the answer broke (a held preamble, the chunk with an
+    /// in-band error event, translated events); the cut sends them first.
     pub held: Option<Bytes>,
     /// The upstream body ended normally.
     pub complete: bool,
+    /// Holds a stream's preamble until its commit point.
+    pub gate: Gate,
+    /// The client may have received part of an event (the stream broke on garbage): the
+    /// final error event needs a blank line first.
+    pub broke_mid_event: bool,
 }
 
 impl Answer {
@@ -212,9 +274,33 @@ impl Answer {
         self.sse
     }
 
-    /// Whether the stream already carries the client's error event.
+    /// Whether the stream already carries the client's error event (an upstream one,
+    /// passed on or translated).
     pub fn sent_error_event(&self) -> bool {
-        matches!(&self.watch, BodyWatch::Translate(t) if t.sent_error_event())
+        match &self.watch {
+            BodyWatch::Translate(t) => t.sent_error_event(),
+            BodyWatch::Sse(s) => s.saw_error_event(),
+            _ => false,
+        }
+    }
+
+    /// Whether content of this answer reached the client (not just a held preamble).
+    pub fn released(&self) -> bool {
+        self.gate.is_open()
+    }
+
+    /// Whether the bytes the client has of this stream may end inside an event, so a final
+    /// error event must start with a blank line.
+    pub fn ends_mid_event(&self) -> bool {
+        self.broke_mid_event || matches!(&self.watch, BodyWatch::Sse(s) if s.is_mid_event())
+    }
+
+    /// Everything of this answer not sent yet, in order: bytes kept when it broke, then a
+    /// preamble still held back.
+    pub fn take_unsent(&mut self) -> Vec<u8> {
+        let mut out = self.held.take().map(Vec::from).unwrap_or_default();
+        out.extend_from_slice(&self.gate.take_held());
+        out
     }
 }
 
@@ -391,5 +477,52 @@ impl RequestCtx {
 impl Default for RequestCtx {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(gate: &mut Gate, chunk: &'static [u8], commit: bool) -> Option<Bytes> {
+        let mut body = Some(Bytes::from_static(chunk));
+        gate.pass(&mut body, commit);
+        body
+    }
+
+    #[test]
+    fn a_gate_holds_the_preamble_until_the_commit_point() {
+        let mut gate = Gate::closed();
+        assert_eq!(pass(&mut gate, b"role ", false), None);
+        assert_eq!(pass(&mut gate, b"ping ", false), None);
+        assert!(!gate.is_open());
+        assert_eq!(
+            pass(&mut gate, b"content", true).as_deref(),
+            Some(&b"role ping content"[..])
+        );
+        assert!(gate.is_open());
+        // open: chunks pass untouched
+        assert_eq!(
+            pass(&mut gate, b"more", false).as_deref(),
+            Some(&b"more"[..])
+        );
+        // nothing held and the first chunk commits: passed as it is
+        let mut gate = Gate::closed();
+        assert_eq!(
+            pass(&mut gate, b"content", true).as_deref(),
+            Some(&b"content"[..])
+        );
+        // a long preamble is released once it passes the cap
+        let mut gate = Gate::closed();
+        let big = vec![b'x'; MAX_PREAMBLE + 1].leak();
+        let mut body = Some(Bytes::from_static(big));
+        gate.pass(&mut body, false);
+        assert_eq!(body.map(|b| b.len()), Some(MAX_PREAMBLE + 1));
+        assert!(gate.is_open());
+        // what a failure takes is what was held
+        let mut gate = Gate::closed();
+        pass(&mut gate, b"role ", false);
+        assert_eq!(&gate.take_held()[..], b"role ");
+        assert_eq!(&gate.take_held()[..], b"");
     }
 }

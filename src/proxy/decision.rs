@@ -18,6 +18,14 @@ pub const BROKEN_MESSAGE: &str = "The upstream connection failed in the middle o
 pub const GARBAGE_MESSAGE: &str = "The upstream provider sent an invalid stream.";
 /// Why a non-stream 2xx answer was refused: it is not one complete JSON value.
 pub const INVALID_JSON_MESSAGE: &str = "The upstream provider sent an invalid JSON response.";
+/// Why a stream failed: it ended before its terminal event (`[DONE]`, `message_stop`).
+pub const INCOMPLETE_MESSAGE: &str = "The upstream stream ended before it was complete.";
+/// Why a stream failed: the upstream sent an in-band error event (passed on to the client).
+pub const ERROR_EVENT_MESSAGE: &str = "The upstream provider reported an error in the stream.";
+/// Why a stream failed: a later attempt answered a stream request without an event stream.
+pub const NOT_A_STREAM_MESSAGE: &str = "The upstream provider answered without an event stream.";
+/// Why a stream was cut: a later attempt answered with a failure status.
+pub const STATUS_MESSAGE: &str = "The upstream provider answered with an error status.";
 
 /// What went wrong with the current attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +37,9 @@ pub enum Failure {
     /// The connection failed after it was made: before the response head (`Timeout`,
     /// `ConnectError`) or while the body was streaming (`stalled` = read timeout).
     Transport { outcome: Outcome, stalled: bool },
-    /// The body contradicts its head: a 2xx JSON answer that is not JSON, or garbage in
-    /// an event stream. The message is what a cut stream's final event says.
+    /// The body contradicts its head or breaks the stream rules: a 2xx JSON answer that is
+    /// not JSON, garbage in an event stream, a stream without its terminal event, an
+    /// in-band error event. The message is what a cut stream's final event says.
     InvalidBody(&'static str),
     /// The client went away.
     ClientGone,
@@ -63,8 +72,13 @@ impl Failure {
 /// What the decision needs to know about the request besides the failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Situation {
-    /// Response bytes (the head) already went to the client.
+    /// Content of this answer already went to the client: its head, or for a stream the
+    /// events up to and past its commit point (the first content event).
     pub committed: bool,
+    /// A final response head already went to the client (from this attempt or an earlier
+    /// one whose stream failed before its commit point): the failure can only be reported
+    /// inside the stream, never as a status.
+    pub head_sent: bool,
     /// The retry budget allows another attempt and an eligible backend remains.
     pub can_retry: bool,
     /// The failure hit a reused pooled connection before any response head, in a way a
@@ -106,11 +120,7 @@ pub fn decide(failure: Failure, s: &Situation) -> Verdict {
         return Verdict::Abandon;
     }
     if s.committed {
-        return Verdict::Cut(match failure {
-            Failure::InvalidBody(message) => message,
-            Failure::Transport { stalled: true, .. } => STALLED_MESSAGE,
-            _ => BROKEN_MESSAGE,
-        });
+        return Verdict::Cut(cut_message(failure));
     }
     if s.stale_pooled && matches!(failure, Failure::Transport { .. }) {
         return Verdict::RetryStale;
@@ -118,13 +128,34 @@ pub fn decide(failure: Failure, s: &Situation) -> Verdict {
     if failure.retryable() && s.can_retry {
         return Verdict::Retry;
     }
+    if s.head_sent {
+        return Verdict::Cut(cut_message(failure));
+    }
     match failure {
+        // The provider's body may quote the key: never passed through.
+        Failure::Status(Outcome::AuthError) => {
+            Verdict::Answer(ApiError::upstream_auth_failed(s.attempts))
+        }
         Failure::Status(_) => Verdict::PassThrough,
+        // The provider said it failed (or just stopped): not an invalid answer.
+        Failure::InvalidBody(INCOMPLETE_MESSAGE | ERROR_EVENT_MESSAGE) => {
+            Verdict::Answer(ApiError::upstream_failed(s.attempts))
+        }
         Failure::InvalidBody(_) => Verdict::Answer(ApiError::upstream_invalid(s.attempts)),
         f if f.outcome(false) == Outcome::Timeout => {
             Verdict::Answer(ApiError::upstream_timeout(s.attempts))
         }
         _ => Verdict::Answer(ApiError::upstream_failed(s.attempts)),
+    }
+}
+
+/// What the final error event of a cut stream says about `failure`.
+fn cut_message(failure: Failure) -> &'static str {
+    match failure {
+        Failure::InvalidBody(message) => message,
+        Failure::Transport { stalled: true, .. } => STALLED_MESSAGE,
+        Failure::Status(_) => STATUS_MESSAGE,
+        _ => BROKEN_MESSAGE,
     }
 }
 
@@ -178,6 +209,7 @@ mod tests {
     fn s(committed: bool, can_retry: bool, stale_pooled: bool) -> Situation {
         Situation {
             committed,
+            head_sent: committed,
             can_retry,
             stale_pooled,
             attempts: 2,
@@ -203,6 +235,20 @@ mod tests {
         retry_after_ms: None,
     });
     const GARBAGE: Failure = Failure::InvalidBody(GARBAGE_MESSAGE);
+    const S401: Failure = Failure::Status(Outcome::AuthError);
+    const INCOMPLETE: Failure = Failure::InvalidBody(INCOMPLETE_MESSAGE);
+    const ERROR_EVENT: Failure = Failure::InvalidBody(ERROR_EVENT_MESSAGE);
+
+    /// A head went out, no content yet (a stream before its commit point).
+    fn head_only(can_retry: bool) -> Situation {
+        Situation {
+            committed: false,
+            head_sent: true,
+            can_retry,
+            stale_pooled: false,
+            attempts: 2,
+        }
+    }
     const NOT_JSON: Failure = Failure::InvalidBody(INVALID_JSON_MESSAGE);
 
     /// The whole table: (failure, committed, can_retry, stale_pooled) → verdict.
@@ -255,6 +301,34 @@ mod tests {
                 Verdict::Cut(INVALID_JSON_MESSAGE),
             ),
             (RESET, s(true, true, true), Verdict::Cut(BROKEN_MESSAGE)),
+            // a refused key is retried; with nothing left the provider's body stays hidden
+            (S401, s(false, true, false), Verdict::Retry),
+            (
+                S401,
+                s(false, false, false),
+                Verdict::Answer(ApiError::upstream_auth_failed(2)),
+            ),
+            // a stream whose head went out before its commit point: retried while possible,
+            // then reported inside the stream (never a status after a head)
+            (INCOMPLETE, head_only(true), Verdict::Retry),
+            (ERROR_EVENT, head_only(true), Verdict::Retry),
+            (
+                INCOMPLETE,
+                head_only(false),
+                Verdict::Cut(INCOMPLETE_MESSAGE),
+            ),
+            (
+                ERROR_EVENT,
+                head_only(false),
+                Verdict::Cut(ERROR_EVENT_MESSAGE),
+            ),
+            (S503, head_only(false), Verdict::Cut(STATUS_MESSAGE)),
+            (S401, head_only(false), Verdict::Cut(STATUS_MESSAGE)),
+            (CONNECT, head_only(false), Verdict::Cut(BROKEN_MESSAGE)),
+            (HEADER_TIMEOUT, head_only(true), Verdict::Retry),
+            // the same before any head went out (head and preamble in one read)
+            (ERROR_EVENT, s(false, false, false), failed.clone()),
+            (INCOMPLETE, s(false, false, false), failed.clone()),
             // the client left: nothing to answer, whatever else holds
             (Failure::ClientGone, s(false, true, false), Verdict::Abandon),
             (Failure::ClientGone, s(true, false, true), Verdict::Abandon),

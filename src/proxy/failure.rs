@@ -2,8 +2,11 @@
 //! attempt's backend, and ruled on by [`decide`]; the final hook carries the verdict out
 //! (an OpenAI-shaped error, or a final SSE error event when the response had started).
 
-use super::ctx::{Phase, Proxied, RequestCtx};
-use super::decision::{decide, rule, verdict_of, Failure, Verdict, BROKEN_MESSAGE};
+use super::ctx::{Answer, Phase, Proxied, RequestCtx};
+use super::decision::{
+    decide, rule, verdict_of, Failure, Verdict, BROKEN_MESSAGE, ERROR_EVENT_MESSAGE,
+    INCOMPLETE_MESSAGE,
+};
 use super::response::InvalidBody;
 use super::upstream::situation;
 use crate::error::{ApiError, ClientApi};
@@ -67,9 +70,9 @@ pub fn on_proxy_error(
     if verdict_of(&e).is_some() {
         return e; // ruled where it was raised (a failure status)
     }
-    let committed = session.response_written().is_some();
+    let head_sent = final_head_sent(session);
     let Some(p) = ctx.proxied_mut() else {
-        let verdict = if committed {
+        let verdict = if head_sent {
             Verdict::Cut(BROKEN_MESSAGE)
         } else {
             Verdict::Answer(ApiError::internal())
@@ -88,7 +91,11 @@ pub fn on_proxy_error(
             e.etype(),
             ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
         );
-    let verdict = decide(failure, &situation(p, committed, stale_pooled));
+    let situation = situation(p, head_sent, stale_pooled);
+    let verdict = decide(failure, &situation);
+    if let (Failure::InvalidBody(message), Some(a)) = (failure, &p.answer) {
+        count_stream_failure(p, a, message, situation.committed);
+    }
     if verdict == Verdict::RetryStale {
         // A pooled keep-alive connection the provider had already closed: not the
         // backend's fault; try again (same or another backend) without counting it.
@@ -96,7 +103,8 @@ pub fn on_proxy_error(
         p.tried.pop();
         p.attempts = p.attempts.saturating_sub(1);
     } else {
-        p.finish_attempt(failure.outcome(committed));
+        // After the head arrived, a broken connection is a broken stream.
+        p.finish_attempt(failure.outcome(situation.committed || got_headers));
     }
     if verdict == Verdict::Retry {
         p.answer = None;
@@ -107,11 +115,17 @@ pub fn on_proxy_error(
 /// `fail_to_proxy`: the proxy loop ended with an error. Carries out the verdict the error
 /// holds and returns the status.
 pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Error) -> FailToProxy {
+    let head_sent = final_head_sent(session);
     let verdict = match verdict_of(e) {
+        // A head is out (a stream that failed before its commit point): an error can only
+        // travel inside the stream now.
+        Some(Verdict::Answer(_) | Verdict::PassThrough) if head_sent => {
+            Verdict::Cut(BROKEN_MESSAGE)
+        }
         Some(v) => v.clone(),
         // Not from an upstream attempt (e.g. the client failed while sending its body).
         None if *e.esource() == ErrorSource::Downstream => Verdict::Abandon,
-        None if session.response_written().is_some() => Verdict::Cut(BROKEN_MESSAGE),
+        None if head_sent => Verdict::Cut(BROKEN_MESSAGE),
         None => Verdict::Answer(ApiError::internal()),
     };
     match verdict {
@@ -119,7 +133,7 @@ pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Err
             if let Some(p) = ctx.proxied_mut() {
                 p.finish_attempt(Outcome::ClientClosed);
             }
-            let error_code = if session.response_written().is_some() {
+            let error_code = if head_sent {
                 ctx.status
             } else {
                 ctx.status = 499;
@@ -166,18 +180,34 @@ async fn cut_stream(
 ) {
     p.finish_attempt(Outcome::StreamError);
     let Some(answer) = p.answer.as_mut() else {
+        // The head came from an earlier attempt whose stream failed before its commit
+        // point; this one never answered: the stream still needs its final error event.
+        send_final(session, error_event(api, message), request_id).await;
         return;
     };
-    // Translated bytes that were ready when the answer broke go first; an event stream then
-    // gets the final error event, unless it already carries one (an upstream error event,
-    // translated).
-    let mut event = answer.held.take().map(Vec::from).unwrap_or_default();
+    // What the client should still get goes first (a held preamble, an upstream error event
+    // passed on, translated events); an event stream then gets the final error event, on an
+    // event boundary, unless it already carries an upstream one.
+    let mut event = answer.take_unsent();
     if answer.is_sse() && !answer.sent_error_event() {
-        event.extend_from_slice(&match api {
-            ClientApi::OpenAi => sse_error_event(message, "upstream_error", "stream_error"),
-            ClientApi::Anthropic => anthropic_error_event(message),
-        });
+        if answer.ends_mid_event() {
+            event.extend_from_slice(b"\n\n");
+        }
+        event.extend_from_slice(&error_event(api, message));
     }
+    send_final(session, event, request_id).await;
+}
+
+/// The gateway's final error event in the client's API.
+fn error_event(api: ClientApi, message: &str) -> Vec<u8> {
+    match api {
+        ClientApi::OpenAi => sse_error_event(message, "upstream_error", "stream_error"),
+        ClientApi::Anthropic => anthropic_error_event(message),
+    }
+}
+
+/// Writes the last bytes of a cut response and ends it.
+async fn send_final(session: &mut Session, event: Vec<u8>, request_id: &str) {
     if event.is_empty() {
         return;
     }
@@ -186,6 +216,32 @@ async fn cut_stream(
         .await
     {
         log::debug!("request {request_id}: final error event not delivered: {we}");
+    }
+}
+
+/// Whether a final (not `100 Continue`) response head went to the client.
+pub fn final_head_sent(session: &Session) -> bool {
+    session
+        .response_written()
+        .is_some_and(|h| h.status.as_u16() >= 200)
+}
+
+/// Counts a stream that broke the stream rules (`berry_stream_failures_total`).
+fn count_stream_failure(p: &Proxied, answer: &Answer, message: &str, committed: bool) {
+    if !answer.is_sse() || !crate::metrics::per_request() {
+        return;
+    }
+    let kind = match message {
+        INCOMPLETE_MESSAGE => "incomplete",
+        ERROR_EVENT_MESSAGE => "error_event",
+        _ if answer.sent_error_event() => "error_event",
+        _ => "invalid",
+    };
+    let phase = if committed { "content" } else { "preamble" };
+    if let Some(b) = p.last_backend() {
+        crate::metrics::STREAM_FAILURES
+            .with_label_values(&[&b.provider.id, kind, phase])
+            .inc();
     }
 }
 

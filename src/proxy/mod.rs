@@ -9,6 +9,7 @@ pub mod decision;
 pub mod failure;
 pub mod finish;
 pub mod headers;
+pub mod ratelimit;
 pub mod request;
 pub mod respond;
 pub mod response;
@@ -265,9 +266,12 @@ impl ProxyHttp for BerryProxy {
         let Phase::Proxied(p) = &mut ctx.phase else {
             return Err(not_proxied());
         };
-        let h1_client = session.req_header().version == http::Version::HTTP_11;
+        let client = response::ClientSide {
+            h1: session.req_header().version == http::Version::HTTP_11,
+            head_sent: failure::final_head_sent(session),
+        };
         let (id, started) = (&ctx.request_id, ctx.started);
-        let r = response::on_response_header(p, id, started, h1_client, upstream_response);
+        let r = response::on_response_header(p, id, started, client, upstream_response);
         if r.is_ok() && upstream_response.status.as_u16() >= 200 {
             ctx.status = upstream_response.status.as_u16();
         }

@@ -172,6 +172,9 @@ pub fn admit(
 ) -> Result<ProxyRequest, ApiError> {
     let scan = crate::body::scan(&body).map_err(|e| {
         use crate::body::BodyError as B;
+        crate::metrics::INVALID_REQUESTS
+            .with_label_values(&[e.kind()])
+            .inc();
         let err = ApiError::bad_request(e.message());
         match e {
             B::MissingModel | B::EmptyModel | B::ModelNotString | B::DuplicateModel => {

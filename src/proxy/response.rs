@@ -1,8 +1,11 @@
 //! The upstream response: retry-or-pass decision on the status line, and watching the body
 //! (usage, end of stream, garbage) as it streams through unchanged.
 
-use super::ctx::{Answer, BodyWatch, Proxied};
-use super::decision::{decide, rule, Failure, Verdict, GARBAGE_MESSAGE, INVALID_JSON_MESSAGE};
+use super::ctx::{Answer, BodyWatch, Gate, Proxied};
+use super::decision::{
+    decide, rule, Failure, Verdict, ERROR_EVENT_MESSAGE, GARBAGE_MESSAGE, INCOMPLETE_MESSAGE,
+    INVALID_JSON_MESSAGE, NOT_A_STREAM_MESSAGE,
+};
 use super::headers::strip_account_headers;
 use super::translation::{wants_stream_usage, Translation};
 use super::upstream::situation;
@@ -41,8 +44,19 @@ pub fn retry_after_ms(value: &[u8]) -> Option<u64> {
     )
 }
 
-/// Handles upstream response headers. A failure status (5xx, 429) that [`decide`] says to
-/// retry becomes an error carrying that verdict, so Pingora runs the next attempt;
+/// What the response hook knows about the client side.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSide {
+    /// The client speaks HTTP/1.1 (a changed body is sent chunked).
+    pub h1: bool,
+    /// A final head already went to the client (an earlier attempt's stream failed before
+    /// its commit point): only another event stream can follow it.
+    pub head_sent: bool,
+}
+
+/// Handles upstream response headers. Rate-limit headers cool the backend down. A failure
+/// status (5xx, 429, 401/403) that [`decide`] says to retry or answer locally becomes an
+/// error carrying that verdict, so Pingora runs the next attempt or the final hook answers;
 /// anything else is let through to the client and starts the [`Answer`]. A head that
 /// reaches the client (informational ones included) never carries the headers that reveal
 /// the provider account ([`strip_account_headers`]); code that reads them (rate limits)
@@ -51,7 +65,7 @@ pub fn on_response_header(
     p: &mut Proxied,
     request_id: &str,
     started: std::time::Instant,
-    h1_client: bool,
+    client: ClientSide,
     resp: &mut ResponseHeader,
 ) -> Result<()> {
     let status = resp.status.as_u16();
@@ -75,34 +89,72 @@ pub fn on_response_header(
             .with_label_values(&[&p.request.model.name, &attempt.backend.provider.id])
             .observe(ttfb.as_secs_f64());
     }
-    let retry_after = resp
-        .headers
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| retry_after_ms(v.as_bytes()));
+    let limits = super::ratelimit::reset_after_ms(&resp.headers, SystemTime::now());
+    if let Some(limit) = limits {
+        attempt
+            .state()
+            .cool_down_for(limit.ms, crate::clock::now_ms());
+        if crate::metrics::per_request() {
+            crate::metrics::PROVIDER_LIMIT_COOLDOWNS
+                .with_label_values(&[
+                    attempt.backend.provider.id.as_str(),
+                    &attempt.backend.id,
+                    limit.source,
+                ])
+                .inc();
+        }
+    }
+    let retry_after = limits
+        .filter(|l| l.source == super::ratelimit::RETRY_AFTER_MS)
+        .map(|l| l.ms)
+        .or_else(|| {
+            resp.headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| retry_after_ms(v.as_bytes()))
+        });
     let outcome = Outcome::from_status(status, retry_after);
+    let sse = is_event_stream(resp);
     if outcome != Outcome::Success {
         p.finish_attempt(outcome);
-        let verdict = decide(Failure::Status(outcome), &situation(p, false, false));
+        let verdict = decide(
+            Failure::Status(outcome),
+            &situation(p, client.head_sent, false),
+        );
         if verdict != Verdict::PassThrough {
             let e = Error::explain(ErrorType::HTTPStatus(status), "upstream failure status");
             return Err(rule(e, verdict));
         }
+    } else if client.head_sent && !sse {
+        // The client already has an event-stream head: only a stream can follow it.
+        let failure = Failure::InvalidBody(NOT_A_STREAM_MESSAGE);
+        p.finish_attempt(failure.outcome(false));
+        let verdict = decide(failure, &situation(p, true, false));
+        let e = Error::explain(
+            ErrorType::Custom("upstream_not_a_stream"),
+            NOT_A_STREAM_MESSAGE,
+        );
+        return Err(rule(e, verdict));
     }
     for h in &DROPPED_RESPONSE_HEADERS {
         resp.remove_header(h);
     }
     strip_account_headers(resp);
     resp.insert_header(super::upstream::X_REQUEST_ID.clone(), request_id)?;
-    let sse = is_event_stream(resp);
     let include_usage =
         translation == Translation::ChatToMessages && sse && wants_stream_usage(&p.request.body);
     let watch = match translation.answer(status, sse, include_usage) {
         Some(t) => {
-            translated_head(resp, translation.client_status(status), h1_client)?;
+            translated_head(resp, translation.client_status(status), client.h1)?;
             BodyWatch::Translate(Box::new(t))
         }
         None => body_watch(status, sse, resp),
     };
+    let stream = sse && (200..300).contains(&status);
+    if stream {
+        // A later attempt's events may follow these in the same response (failover before
+        // the commit point): the framing must not depend on this upstream's length.
+        own_framing(resp, client.h1)?;
+    }
     p.answer = Some(Answer {
         ttfb: started.elapsed(),
         watch,
@@ -110,14 +162,21 @@ pub fn on_response_header(
         sse,
         held: None,
         complete: false,
+        gate: if stream { Gate::closed() } else { Gate::Open },
+        broke_mid_event: false,
     });
     Ok(())
 }
 
-/// The head of a translated answer: the client's status, no `Content-Length` (the body
-/// changes size), chunked to an HTTP/1.1 client.
+/// The head of a translated answer: the client's status and the gateway's own framing.
 fn translated_head(resp: &mut ResponseHeader, status: u16, h1_client: bool) -> Result<()> {
     resp.set_status(status)?;
+    own_framing(resp, h1_client)
+}
+
+/// Framing of a body whose size the gateway decides: no `Content-Length`, chunked to an
+/// HTTP/1.1 client.
+fn own_framing(resp: &mut ResponseHeader, h1_client: bool) -> Result<()> {
     resp.remove_header(&http::header::CONTENT_LENGTH);
     if h1_client {
         resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
@@ -173,31 +232,50 @@ fn contains_ci(s: &[u8], needle: &[u8]) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// Observes one upstream body chunk of the answer. A body found broken (an event stream
-/// with garbage, a 2xx JSON answer that is not one complete JSON value) is dropped and
-/// turned into an error carrying [`Failure::InvalidBody`]; the failure hook decides.
+/// How a broken answer ends: the failure message, and whether the current chunk is kept
+/// for the client (an in-band error event is passed on) or dropped (garbage).
+struct Breakage {
+    message: &'static str,
+    keep_chunk: bool,
+}
+
+/// Observes one upstream body chunk of the answer and passes it through the stream's
+/// [`Gate`]. A body found broken (garbage in an event stream, an in-band error event, a
+/// stream that ends before its terminal event, a 2xx JSON answer that is not one complete
+/// JSON value) becomes an error carrying [`Failure::InvalidBody`]; what the client should
+/// still get is kept in [`Answer::held`] for a cut, and the failure hook decides.
 pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -> Result<()> {
-    let broken = match &mut answer.watch {
-        BodyWatch::None => None,
+    let (broken, commit) = match &mut answer.watch {
+        BodyWatch::None => (None, true),
         BodyWatch::Json(scan) => {
             if let Some(b) = body {
                 scan.feed(b);
             }
             if scan.is_invalid() || (end && !scan.is_complete()) {
-                Some(INVALID_JSON_MESSAGE)
+                (Some(drop_chunk(INVALID_JSON_MESSAGE)), true)
             } else {
                 if end {
                     answer.usage = scan.usage().map(tokens);
                 }
-                None
+                (None, true)
             }
         }
         BodyWatch::Sse(scan) => {
-            let bad = body.as_ref().is_some_and(|b| scan.feed(b).is_err());
+            let garbage = body.as_ref().is_some_and(|b| scan.feed(b).is_err());
             if let Some(u) = scan.usage() {
                 answer.usage = Some(tokens(u));
             }
-            bad.then_some(GARBAGE_MESSAGE)
+            let broken = if garbage {
+                answer.broke_mid_event = true;
+                Some(drop_chunk(GARBAGE_MESSAGE))
+            } else if scan.saw_error_event() {
+                Some(keep_chunk(ERROR_EVENT_MESSAGE))
+            } else if end && !scan.finished() {
+                Some(keep_chunk(INCOMPLETE_MESSAGE))
+            } else {
+                None
+            };
+            (broken, end || scan.reached_content() || scan.finished())
         }
         BodyWatch::Translate(t) => match t.chunk(body.as_deref(), end) {
             Ok(out) => {
@@ -205,26 +283,53 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
                 if let Some(u) = t.usage() {
                     answer.usage = Some(u);
                 }
-                None
+                (None, end || t.started_content())
             }
             Err(broken) => {
-                answer.held = (!broken.pending.is_empty()).then(|| Bytes::from(broken.pending));
-                Some(broken.reason.0)
+                *body = (!broken.pending.is_empty()).then(|| Bytes::from(broken.pending));
+                (Some(keep_chunk(broken.reason.0)), true)
             }
         },
     };
-    if let Some(message) = broken {
-        *body = None;
+    if let Some(b) = broken {
+        let mut unsent = answer.gate.take_held();
+        let chunk = body.take().filter(|_| b.keep_chunk);
+        if let Some(chunk) = chunk {
+            unsent = if unsent.is_empty() {
+                chunk
+            } else {
+                let mut all = Vec::with_capacity(unsent.len() + chunk.len());
+                all.extend_from_slice(&unsent);
+                all.extend_from_slice(&chunk);
+                Bytes::from(all)
+            };
+        }
+        answer.held = (!unsent.is_empty()).then_some(unsent);
         return Err(Error::because(
             ErrorType::Custom("upstream_invalid_body"),
             "upstream body contradicts its head",
-            InvalidBody(message),
+            InvalidBody(b.message),
         ));
     }
+    answer.gate.pass(body, commit);
     if end {
         answer.complete = true;
     }
     Ok(())
+}
+
+fn drop_chunk(message: &'static str) -> Breakage {
+    Breakage {
+        message,
+        keep_chunk: false,
+    }
+}
+
+fn keep_chunk(message: &'static str) -> Breakage {
+    Breakage {
+        message,
+        keep_chunk: true,
+    }
 }
 
 /// The cause of an `upstream_invalid_body` error: which [`Failure::InvalidBody`] it is.

@@ -198,6 +198,16 @@ impl AnswerTranslator {
         }
     }
 
+    /// Whether the answer reached its commit point: a translated stream emitted its first
+    /// content event. Whole-body answers are never held (always true).
+    pub fn started_content(&self) -> bool {
+        match self {
+            AnswerTranslator::ChatStream(s) => s.started_content(),
+            AnswerTranslator::MessagesStream(s) => s.started_content(),
+            _ => true,
+        }
+    }
+
     /// The translated stream already carries the client's error event (an in-band upstream
     /// error was translated), so a cut needs no second one.
     pub fn sent_error_event(&self) -> bool {

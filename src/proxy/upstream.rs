@@ -71,10 +71,14 @@ pub fn can_retry(p: &Proxied) -> bool {
         .any(|(i, b)| eligible(p.request.op, &p.tried, model, &user.tags, i, b))
 }
 
-/// The situation a failure of the current attempt is decided in.
-pub fn situation(p: &Proxied, committed: bool, stale_pooled: bool) -> Situation {
+/// The situation a failure of the current attempt is decided in. `head_sent`: a final
+/// response head went to the client; the answer is committed when, in addition, its content
+/// is flowing (a stream past its commit point, or any other answer).
+pub fn situation(p: &Proxied, head_sent: bool, stale_pooled: bool) -> Situation {
+    let committed = head_sent && p.answer.as_ref().is_some_and(|a| a.released());
     Situation {
         committed,
+        head_sent,
         can_retry: !committed && can_retry(p),
         stale_pooled: stale_pooled && !p.stale_retry_used,
         attempts: p.attempts,

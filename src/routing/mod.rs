@@ -8,5 +8,7 @@ pub mod state;
 pub mod strategy;
 pub mod table;
 
-pub use state::{Availability, BackendState, BreakerSettings, CircuitState, Outcome};
+pub use state::{
+    Availability, BackendState, BreakerSettings, CircuitState, Outcome, DEFAULT_COOLDOWN_MS,
+};
 pub use table::{Backend, ModelRoute, SelectInput, Selected, Table};

@@ -76,6 +76,8 @@ impl Outcome {
     }
 
     /// Whether the gateway may retry this attempt on another backend (before the first byte).
+    /// A refused key (401/403) is the backend's fault, not the request's: another account
+    /// may take it.
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
@@ -83,6 +85,7 @@ impl Outcome {
                 | Outcome::Timeout
                 | Outcome::ServerError
                 | Outcome::RateLimited { .. }
+                | Outcome::AuthError
         )
     }
 }
@@ -249,6 +252,16 @@ impl BackendState {
                 successes,
             };
         }
+    }
+
+    /// Makes the backend unavailable for `ms` from `now_ms` (capped at
+    /// [`MAX_COOLDOWN_MS`]); an already longer cooldown is kept. Neutral otherwise: no
+    /// breaker failure, no confidence change.
+    pub fn cool_down_for(&self, ms: u64, now_ms: u64) {
+        self.cooldown_until_ms.fetch_max(
+            now_ms.saturating_add(ms.min(MAX_COOLDOWN_MS)),
+            Ordering::Relaxed,
+        );
     }
 
     /// Feeds one attempt outcome into breaker, cooldown, history and confidence.
