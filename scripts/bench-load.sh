@@ -33,7 +33,8 @@
 # Run:   scripts/bench-load.sh                 (about 4 minutes with the defaults)
 # Knobs (environment): DURATION=10 (s per measurement), WARMUP=2 (s per target),
 #   ROUNDS=1 (repeat all scenarios; medians reported), CONNS=64, THREADS=2, PACE_MS=2,
-#   N_IDLE=1000 (0 = skip the open-streams part), SKIP_BUILD=1 (reuse binaries),
+#   N_IDLE=1000 (0 = skip the open-streams part), TTFT_N=200 (0 = skip the time-to-first-token
+#   part; scripts/ttft.py), TTFT_PAUSE_MS=20, SKIP_BUILD=1 (reuse binaries),
 #   GATEWAY_LOG=warn (RUST_LOG of the gateway; `info` turns the access log on — nginx runs
 #   with access_log off, so the default compares like with like), KEEP_TMP=1 (keep logs).
 #
@@ -52,6 +53,8 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 PACE_MS=${PACE_MS:-2}
 N_IDLE=${N_IDLE:-1000}
+TTFT_N=${TTFT_N:-200}
+TTFT_PAUSE_MS=${TTFT_PAUSE_MS:-20}
 GATEWAY_LOG=${GATEWAY_LOG:-warn}
 TOKEN=sk-berry-bench-7f3a9c2e5b8d4f1a6c0e9b3d7a2f5c8e
 CLIENT_MODEL=gpt-4o-mini
@@ -496,6 +499,22 @@ RSS_AFTER=$(rss_kib "$GW_PID")
 echo "==> gateway RSS after load: $RSS_AFTER KiB" >&2
 
 # ---------------------------------------------------------------------------------------
+# time to first token: the mock pauses TTFT_PAUSE_MS between events (role chunk, then the
+# first content event); the gateway holds the role chunk until the content event arrives
+# (the stream's commit point), so its first content byte should come as early as direct
+# ---------------------------------------------------------------------------------------
+TTFT_REPORT=""
+if [ "$TTFT_N" -gt 0 ]; then
+  echo "==> time to first token ($TTFT_N sequential streams per target, ${TTFT_PAUSE_MS} ms between events)" >&2
+  for target in direct gateway engine; do
+    line=$(python3 "$ROOT/scripts/ttft.py" "${TARGET_PORT[$target]}" "$TOKEN" "$CLIENT_MODEL" "$TTFT_N" \
+      "x-mock-interval-ms: $TTFT_PAUSE_MS") || die "ttft: $target failed"
+    echo "    $target: $line" >&2
+    TTFT_REPORT+=$(printf '  %-8s %s' "$target" "${line#TTFT }")$'\n'
+  done
+fi
+
+# ---------------------------------------------------------------------------------------
 # open SSE streams: memory per stream, throughput while they are open
 # ---------------------------------------------------------------------------------------
 IDLE_REPORT=""
@@ -631,6 +650,11 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
   echo "gateway RSS after the load:  $RSS_AFTER KiB"
   echo "gateway RSS at the end:      $RSS_END KiB (peak VmHWM $HWM_END KiB)"
   [ -n "$IDLE_REPORT" ] && echo "$IDLE_REPORT"
+  if [ -n "$TTFT_REPORT" ]; then
+    echo
+    echo "time to first token (request written -> first response byte / first content byte):"
+    printf '%s' "$TTFT_REPORT"
+  fi
 } >"$TMP/report.txt"
 
 cat "$TMP/report.txt"

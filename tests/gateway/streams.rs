@@ -464,3 +464,28 @@ fn translated_streams_hold_their_preamble_too() {
     assert!(!events.iter().any(|e| e == "error"), "{events:?}");
     assert_eq!(events.last().map(String::as_str), Some("message_stop"));
 }
+
+#[test]
+fn after_a_head_went_out_a_failing_last_backend_ends_the_stream_with_an_error_event() {
+    let a = mock("a");
+    let b = mock("b");
+    let gw = failover(&a, &b);
+    // a's head goes out, its preamble is held, then a fails; b answers 503: no status can
+    // follow the head, so the stream ends with the gateway's error event
+    a.set_stream_shape(3, Duration::from_millis(300));
+    a.set_mode(Mode::Preamble(PreambleEnd::Error));
+    b.set_mode(Mode::Status(503));
+    let r = gw.chat_stream("tok", "model-x");
+    assert_eq!((chats(&a), chats(&b)), (1, 1));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_clean_events(&r.text());
+    let data = r.sse_data();
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "stream_error", "{data:?}");
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
+    assert!(
+        !r.text().contains("server_error"),
+        "b's 503 body is not spliced in: {}",
+        r.text()
+    );
+}

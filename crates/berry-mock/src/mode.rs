@@ -102,7 +102,8 @@ pub enum Mode {
     Heartbeats,
     /// Streaming: a 200 and the preamble a provider sends before any content (OpenAI
     /// chat: a role-only chunk with `"content":""`; legacy completions: a chunk with
-    /// empty `text`; Anthropic: `message_start` and `ping`), then `end`. Text form
+    /// empty `text`; Anthropic: `message_start` and `ping`), then (after the chunk
+    /// interval, when there is one) `end`. Text form
     /// `preamble` (= `preamble:error`), `preamble:error`, `preamble:cut`.
     Preamble(PreambleEnd),
     /// A normal answer carrying the provider's rate-limit headers (see

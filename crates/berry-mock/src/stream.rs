@@ -143,6 +143,10 @@ impl StreamPlan {
                 if let Fault::Preamble(end) = self.fault {
                     self.dialect.early_preamble(&mut evs);
                     self.events(evs);
+                    if !self.interval.is_zero() {
+                        // The preamble reaches the client side on its own, then the end.
+                        self.queue.push_back(Step::Pause(self.interval));
+                    }
                     match end {
                         PreambleEnd::Error => self.event(self.dialect.error_event()),
                         PreambleEnd::Cut => self.queue.push_back(Step::Abort),
