@@ -67,7 +67,7 @@ pub fn on_proxy_error(
     if verdict_of(&e).is_some() {
         return e; // ruled where it was raised (a failure status)
     }
-    let committed = session.response_written().is_some();
+    let committed = super::respond::final_head_sent(session);
     let Some(p) = ctx.proxied_mut() else {
         let verdict = if committed {
             Verdict::Cut(BROKEN_MESSAGE)
@@ -107,11 +107,12 @@ pub fn on_proxy_error(
 /// `fail_to_proxy`: the proxy loop ended with an error. Carries out the verdict the error
 /// holds and returns the status.
 pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Error) -> FailToProxy {
+    let committed = super::respond::final_head_sent(session);
     let verdict = match verdict_of(e) {
         Some(v) => v.clone(),
         // Not from an upstream attempt (e.g. the client failed while sending its body).
         None if *e.esource() == ErrorSource::Downstream => Verdict::Abandon,
-        None if session.response_written().is_some() => Verdict::Cut(BROKEN_MESSAGE),
+        None if committed => Verdict::Cut(BROKEN_MESSAGE),
         None => Verdict::Answer(ApiError::internal()),
     };
     match verdict {
@@ -119,7 +120,7 @@ pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Err
             if let Some(p) = ctx.proxied_mut() {
                 p.finish_attempt(Outcome::ClientClosed);
             }
-            let error_code = if session.response_written().is_some() {
+            let error_code = if committed {
                 ctx.status
             } else {
                 ctx.status = 499;

@@ -12,6 +12,15 @@ use std::time::Duration;
 /// close), so the client receives the answer instead of a reset while it is still sending.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// Whether the final response head (status ≥ 200) went to the client: from then on the
+/// response is committed (no retry, no error answer). An interim `100 Continue` — sent
+/// before reading a body announced with `Expect: 100-continue` — does not commit anything.
+pub fn final_head_sent(session: &Session) -> bool {
+    session
+        .response_written()
+        .is_some_and(|h| h.status.as_u16() >= 200)
+}
+
 /// Writes `r` as the whole response to the client.
 pub async fn send(session: &mut Session, ctx: &mut RequestCtx, r: LocalResponse) -> Result<()> {
     let mut h = ResponseHeader::build(r.status, Some(4))?;
