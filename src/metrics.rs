@@ -123,6 +123,16 @@ metric!(USER_RATE_LIMITED: IntCounterVec = register_int_counter_vec!(
     "Requests refused by a user's own rate limit, by user id and window.",
     &["user", "window"]
 ));
+metric!(CLIENT_TIMEOUTS: IntCounterVec = register_int_counter_vec!(
+    "berry_client_timeouts_total",
+    "Client connections closed by a client limit, by kind: header (request head not complete within client_header_timeout_seconds), idle (no next request within client_idle_timeout_seconds), write (client accepted no response bytes within client_write_timeout_seconds).",
+    &["kind"]
+));
+metric!(TIMEOUTS_NOT_RETRIED: IntCounterVec = register_int_counter_vec!(
+    "berry_timeouts_not_retried_total",
+    "Attempts that timed out after their request was sent and were answered with 504 instead of retried, because retry_on_timeout = false, by model.",
+    &["model"]
+));
 metric!(GENAI_DURATION: HistogramVec = register_histogram_vec!(
     "gen_ai_server_request_duration_seconds",
     "OpenTelemetry GenAI: request duration.",
@@ -180,6 +190,10 @@ pub fn init() {
         CONFIG_RELOADS.with_label_values(&[result]);
     }
     Lazy::force(&USER_RATE_LIMITED);
+    for kind in ["header", "idle", "write"] {
+        CLIENT_TIMEOUTS.with_label_values(&[kind]);
+    }
+    Lazy::force(&TIMEOUTS_NOT_RETRIED);
     Lazy::force(&GENAI_DURATION);
     Lazy::force(&GENAI_TTFT);
     Lazy::force(&GENAI_TOKENS);

@@ -3,7 +3,9 @@
 //! (an OpenAI-shaped error, or a final SSE error event when the response had started).
 
 use super::ctx::{Phase, Proxied, RequestCtx};
-use super::decision::{decide, rule, verdict_of, Failure, Verdict, BROKEN_MESSAGE};
+use super::decision::{
+    decide, rule, timeout_retry_withheld, verdict_of, Failure, Verdict, BROKEN_MESSAGE,
+};
 use super::response::InvalidBody;
 use super::upstream::situation;
 use crate::error::{ApiError, ClientApi};
@@ -88,7 +90,13 @@ pub fn on_proxy_error(
             e.etype(),
             ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
         );
-    let verdict = decide(failure, &situation(p, committed, stale_pooled));
+    let situation = situation(p, committed, stale_pooled);
+    let verdict = decide(failure, &situation);
+    if timeout_retry_withheld(failure, &situation) && crate::metrics::per_request() {
+        crate::metrics::TIMEOUTS_NOT_RETRIED
+            .with_label_values(&[&p.request.model.name])
+            .inc();
+    }
     if verdict == Verdict::RetryStale {
         // A pooled keep-alive connection the provider had already closed: not the
         // backend's fault; try again (same or another backend) without counting it.
@@ -107,6 +115,7 @@ pub fn on_proxy_error(
 /// `fail_to_proxy`: the proxy loop ended with an error. Carries out the verdict the error
 /// holds and returns the status.
 pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Error) -> FailToProxy {
+    super::respond::note_client_error(e);
     let committed = super::respond::final_head_sent(session);
     let verdict = match verdict_of(e) {
         Some(v) => v.clone(),
@@ -194,6 +203,7 @@ async fn answer(session: &mut Session, ctx: &mut RequestCtx, err: ApiError) -> F
     let status = err.status;
     let response = crate::api::LocalResponse::error(&err, ctx.api);
     if let Err(we) = super::respond::send(session, ctx, response).await {
+        super::respond::note_client_error(&we);
         log::debug!(
             "request {}: error response not delivered: {we}",
             ctx.request_id

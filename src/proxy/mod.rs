@@ -103,6 +103,7 @@ async fn refuse(
 ) -> Result<bool> {
     ctx.phase = Phase::Local(local);
     if let Err(we) = respond::send(session, ctx, LocalResponse::error(&e, ctx.api)).await {
+        respond::note_client_error(&we);
         log::debug!("request {}: refusal not delivered: {we}", ctx.request_id);
     }
     Ok(true)
@@ -143,7 +144,10 @@ enum Refusal {
 impl ProxyHttp for BerryProxy {
     type CTX = RequestCtx;
 
+    /// Pingora creates the context right after the request head was read: the connection
+    /// loop's header deadline is disarmed here.
     fn new_ctx(&self) -> RequestCtx {
+        crate::connection::head_read();
         RequestCtx::new()
     }
 

@@ -3,7 +3,7 @@
 use super::ctx::RequestCtx;
 use crate::api::LocalResponse;
 use bytes::Bytes;
-use pingora_error::Result;
+use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 use std::time::Duration;
@@ -19,6 +19,17 @@ pub fn final_head_sent(session: &Session) -> bool {
     session
         .response_written()
         .is_some_and(|h| h.status.as_u16() >= 200)
+}
+
+/// Counts `e` in `berry_client_timeouts_total{kind="write"}` when it is a write to the
+/// client that timed out (`client_write_timeout_seconds`). Call once per failed request
+/// (on the final error, or where a write error is swallowed).
+pub fn note_client_error(e: &Error) {
+    if *e.etype() == ErrorType::WriteTimedout && *e.esource() != ErrorSource::Upstream {
+        crate::metrics::CLIENT_TIMEOUTS
+            .with_label_values(&["write"])
+            .inc();
+    }
 }
 
 /// Writes `r` as the whole response to the client.
