@@ -4,6 +4,7 @@
 use crate::cli::Cli;
 use crate::clock::now_ms;
 use crate::config::{self, Config};
+use crate::connection::ClientApp;
 use crate::health::HealthChecker;
 use crate::proxy::BerryProxy;
 use crate::reload::{ConfigReloader, DnsRefresher};
@@ -118,11 +119,14 @@ pub fn run_gateway(cli: Cli, cfg: Config, config_path: &Path) -> ExitCode {
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        BerryProxy::new(Arc::clone(&cell), cfg.settings.metrics_listen.is_none()),
-        "berry-gateway",
+    // The proxy runs under the gateway's own connection loop (client limits, see
+    // `crate::connection`). `/metrics` stays off the client listener when it has its own.
+    let berry = BerryProxy::new(Arc::clone(&cell), cfg.settings.metrics_listen.is_none());
+    let client_app = ClientApp::new(
+        pingora_proxy::http_proxy(&server.configuration, berry),
+        Arc::clone(&cell),
     );
+    let mut proxy = Service::new("berry-gateway".to_string(), client_app);
     for addr in &listen {
         // An 8 KiB read buffer per client connection instead of Pingora's 64 KiB: requests
         // are small, and memory per open stream matters at thousands of streams.

@@ -11,6 +11,7 @@ pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod demo;
 pub mod error;
 pub mod health;

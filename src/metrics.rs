@@ -138,6 +138,16 @@ metric!(INVALID_REQUESTS: IntCounterVec = register_int_counter_vec!(
     "Request bodies refused with 400 before routing, by reason (invalid_json, invalid_utf8, not_an_object, bad_model, duplicate_key, case_folded_key, too_deep).",
     &["reason"]
 ));
+metric!(CLIENT_TIMEOUTS: IntCounterVec = register_int_counter_vec!(
+    "berry_client_timeouts_total",
+    "Client connections closed by a client limit, by kind: header (request head not complete within client_header_timeout_seconds), idle (no next request within client_idle_timeout_seconds), write (client accepted no response bytes within client_write_timeout_seconds).",
+    &["kind"]
+));
+metric!(TIMEOUTS_NOT_RETRIED: IntCounterVec = register_int_counter_vec!(
+    "berry_timeouts_not_retried_total",
+    "Attempts that timed out after their request was sent and were answered with 504 instead of retried, because retry_on_timeout = false, by model.",
+    &["model"]
+));
 metric!(GENAI_DURATION: HistogramVec = register_histogram_vec!(
     "gen_ai_server_request_duration_seconds",
     "OpenTelemetry GenAI: request duration.",
@@ -195,6 +205,10 @@ pub fn init() {
         CONFIG_RELOADS.with_label_values(&[result]);
     }
     Lazy::force(&USER_RATE_LIMITED);
+    for kind in ["header", "idle", "write"] {
+        CLIENT_TIMEOUTS.with_label_values(&[kind]);
+    }
+    Lazy::force(&TIMEOUTS_NOT_RETRIED);
     Lazy::force(&GENAI_DURATION);
     Lazy::force(&GENAI_TTFT);
     Lazy::force(&GENAI_TOKENS);

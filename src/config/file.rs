@@ -55,6 +55,11 @@ pub struct FileSettings {
     pub metrics_listen: Option<String>,
     pub metrics_auth: Option<bool>,
     pub stream_include_usage: Option<bool>,
+    pub client_header_timeout_seconds: Option<f64>,
+    pub client_idle_timeout_seconds: Option<f64>,
+    pub client_write_timeout_seconds: Option<f64>,
+    pub connect_timeout_seconds: Option<f64>,
+    pub retry_on_timeout: Option<bool>,
     pub smart_ai: FileSmartAi,
 }
 

@@ -203,6 +203,19 @@ pub struct Settings {
     pub metrics_auth: bool,
     /// Add `stream_options.include_usage` to streaming requests that lack it.
     pub stream_include_usage: bool,
+    /// A client's whole request head must arrive within this (from the connection's
+    /// start, or from the first byte of a later request on a kept-alive connection).
+    pub client_header_timeout: Duration,
+    /// Longest wait for the next request on a kept-alive client connection.
+    pub client_idle_timeout: Duration,
+    /// A client that accepts no response bytes for this long is cut (and its upstream
+    /// attempt released).
+    pub client_write_timeout: Duration,
+    /// Bound on TCP connect + TLS handshake of one attempt (capped by the attempt timeout).
+    pub connect_timeout: Duration,
+    /// Retry an attempt that timed out after its request was sent (the provider may still
+    /// be generating, and billing). Connect errors and connect timeouts are always retried.
+    pub retry_on_timeout: bool,
     pub smart_ai: SmartAiSettings,
 }
 

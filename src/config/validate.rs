@@ -383,6 +383,27 @@ fn validate_settings(s: FileSettings, p: &mut Problems) -> Settings {
         metrics_listen: s.metrics_listen,
         metrics_auth,
         stream_include_usage: s.stream_include_usage.unwrap_or(false),
+        client_header_timeout: p.seconds(
+            "settings.client_header_timeout_seconds",
+            s.client_header_timeout_seconds,
+            10.0,
+        ),
+        client_idle_timeout: p.seconds(
+            "settings.client_idle_timeout_seconds",
+            s.client_idle_timeout_seconds,
+            60.0,
+        ),
+        client_write_timeout: p.seconds(
+            "settings.client_write_timeout_seconds",
+            s.client_write_timeout_seconds,
+            30.0,
+        ),
+        connect_timeout: p.seconds(
+            "settings.connect_timeout_seconds",
+            s.connect_timeout_seconds,
+            5.0,
+        ),
+        retry_on_timeout: s.retry_on_timeout.unwrap_or(true),
         smart_ai,
     }
 }
@@ -655,6 +676,7 @@ fn validate_model(
 #[cfg(test)]
 mod tests {
     use crate::config::{load_str, Config, ConfigError, Format};
+    use std::time::Duration;
 
     /// A valid config whose provider `p` has `forward_headers = {list}`.
     fn with_forward_headers(list: &str) -> Result<Config, ConfigError> {
@@ -728,5 +750,48 @@ mod tests {
     fn forward_headers_must_be_a_list_of_strings() {
         let e = with_forward_headers(r#""x-one""#).unwrap_err();
         assert_eq!(e.problems[0].path, "providers.p.forward_headers");
+    }
+
+    const BASE: &str = r#"
+[providers.p]
+base_url = "http://127.0.0.1:1/v1"
+api_key = "k"
+[models.m]
+name = "x"
+[[models.m.backends]]
+provider = "p"
+model = "r"
+"#;
+
+    #[test]
+    fn client_limits_have_defaults_and_must_be_positive() {
+        let cfg = load_str(BASE, Format::Toml, &|_| None).unwrap();
+        let s = &cfg.settings;
+        assert_eq!(s.client_header_timeout, Duration::from_secs(10));
+        assert_eq!(s.client_idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.client_write_timeout, Duration::from_secs(30));
+        assert_eq!(s.connect_timeout, Duration::from_secs(5));
+        assert!(s.retry_on_timeout);
+
+        let set = "[settings]\nclient_header_timeout_seconds = 1.5\nclient_idle_timeout_seconds = 2\nclient_write_timeout_seconds = 3\nconnect_timeout_seconds = 0.5\nretry_on_timeout = false\n";
+        let cfg = load_str(&format!("{set}{BASE}"), Format::Toml, &|_| None).unwrap();
+        let s = &cfg.settings;
+        assert_eq!(s.client_header_timeout, Duration::from_millis(1500));
+        assert_eq!(s.client_idle_timeout, Duration::from_secs(2));
+        assert_eq!(s.client_write_timeout, Duration::from_secs(3));
+        assert_eq!(s.connect_timeout, Duration::from_millis(500));
+        assert!(!s.retry_on_timeout);
+
+        let bad = "[settings]\nclient_header_timeout_seconds = 0\nclient_idle_timeout_seconds = -1\nclient_write_timeout_seconds = -0.5\nconnect_timeout_seconds = 0\n";
+        let err = load_str(&format!("{bad}{BASE}"), Format::Toml, &|_| None).unwrap_err();
+        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        for key in [
+            "settings.client_header_timeout_seconds",
+            "settings.client_idle_timeout_seconds",
+            "settings.client_write_timeout_seconds",
+            "settings.connect_timeout_seconds",
+        ] {
+            assert!(paths.contains(&key), "{key} not reported: {paths:?}");
+        }
     }
 }

@@ -59,6 +59,21 @@ impl Failure {
         }
     }
 
+    /// A timeout on a live connection after the request went out (waiting for the
+    /// response head, or a read timeout): the provider may still be generating, and
+    /// billing. Connect timeouts are not (nothing reached the provider). A request-body
+    /// write timeout is counted here too: Pingora reports it like the others, and how much
+    /// of the request the provider took is unknown.
+    fn timed_out_after_sending(self) -> bool {
+        matches!(
+            self,
+            Failure::Transport {
+                outcome: Outcome::Timeout,
+                ..
+            }
+        )
+    }
+
     /// Whether another backend could do better (the request itself is not at fault).
     fn retryable(self) -> bool {
         match self {
@@ -87,6 +102,9 @@ pub struct Situation {
     pub stale_pooled: bool,
     /// Attempts made so far (reported in the error message).
     pub attempts: u32,
+    /// `retry_on_timeout`: a timeout after the request was sent may be retried. When
+    /// false it is answered with 504 instead (the provider may still be billing).
+    pub retry_on_timeout: bool,
 }
 
 /// What to do about a failure.
@@ -125,7 +143,8 @@ pub fn decide(failure: Failure, s: &Situation) -> Verdict {
     if s.stale_pooled && matches!(failure, Failure::Transport { .. }) {
         return Verdict::RetryStale;
     }
-    if failure.retryable() && s.can_retry {
+    let timeout_allows = s.retry_on_timeout || !failure.timed_out_after_sending();
+    if failure.retryable() && s.can_retry && timeout_allows {
         return Verdict::Retry;
     }
     if s.head_sent {
@@ -157,6 +176,16 @@ fn cut_message(failure: Failure) -> &'static str {
         Failure::Status(_) => STATUS_MESSAGE,
         _ => BROKEN_MESSAGE,
     }
+}
+
+/// Whether `retry_on_timeout = false` alone kept this failure from being retried
+/// (counted in `berry_timeouts_not_retried_total`).
+pub fn timeout_retry_withheld(failure: Failure, s: &Situation) -> bool {
+    let lenient = Situation {
+        retry_on_timeout: true,
+        ..*s
+    };
+    !s.retry_on_timeout && !decide(failure, s).retries() && decide(failure, &lenient).retries()
 }
 
 /// A verdict attached to the Pingora error that carries it to `fail_to_proxy`; the
@@ -213,6 +242,15 @@ mod tests {
             can_retry,
             stale_pooled,
             attempts: 2,
+            retry_on_timeout: true,
+        }
+    }
+
+    /// `s` with `retry_on_timeout = false`.
+    fn no_timeout_retry(s: Situation) -> Situation {
+        Situation {
+            retry_on_timeout: false,
+            ..s
         }
     }
 
@@ -247,6 +285,7 @@ mod tests {
             can_retry,
             stale_pooled: false,
             attempts: 2,
+            retry_on_timeout: true,
         }
     }
     const NOT_JSON: Failure = Failure::InvalidBody(INVALID_JSON_MESSAGE);
@@ -332,6 +371,51 @@ mod tests {
             // the client left: nothing to answer, whatever else holds
             (Failure::ClientGone, s(false, true, false), Verdict::Abandon),
             (Failure::ClientGone, s(true, false, true), Verdict::Abandon),
+            // retry_on_timeout = false: a timeout after the request was sent is answered
+            // (504), even with a backend left ...
+            (
+                HEADER_TIMEOUT,
+                no_timeout_retry(s(false, true, false)),
+                timeout.clone(),
+            ),
+            (
+                STALL,
+                no_timeout_retry(s(false, true, false)),
+                timeout.clone(),
+            ),
+            // ... while connect errors, connect timeouts and failure answers still move on
+            (
+                CONNECT_TIMEOUT,
+                no_timeout_retry(s(false, true, false)),
+                Verdict::Retry,
+            ),
+            (
+                CONNECT,
+                no_timeout_retry(s(false, true, false)),
+                Verdict::Retry,
+            ),
+            (
+                RESET,
+                no_timeout_retry(s(false, true, false)),
+                Verdict::Retry,
+            ),
+            (
+                S503,
+                no_timeout_retry(s(false, true, false)),
+                Verdict::Retry,
+            ),
+            // a stale pooled connection never carried the request to a live provider
+            (
+                RESET,
+                no_timeout_retry(s(false, false, true)),
+                Verdict::RetryStale,
+            ),
+            // after the first byte nothing changes
+            (
+                STALL,
+                no_timeout_retry(s(true, true, false)),
+                Verdict::Cut(STALLED_MESSAGE),
+            ),
         ];
         for (failure, situation, want) in cases {
             assert_eq!(
@@ -340,6 +424,23 @@ mod tests {
                 "{failure:?} in {situation:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_withheld_timeout_retry_is_told_apart() {
+        let strict = no_timeout_retry(s(false, true, false));
+        assert!(timeout_retry_withheld(HEADER_TIMEOUT, &strict));
+        assert!(timeout_retry_withheld(STALL, &strict));
+        // retried anyway, or not retryable for another reason
+        assert!(!timeout_retry_withheld(CONNECT_TIMEOUT, &strict));
+        assert!(!timeout_retry_withheld(
+            HEADER_TIMEOUT,
+            &s(false, true, false)
+        ));
+        let last = no_timeout_retry(s(false, false, false));
+        assert!(!timeout_retry_withheld(HEADER_TIMEOUT, &last));
+        let committed = no_timeout_retry(s(true, true, false));
+        assert!(!timeout_retry_withheld(STALL, &committed));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use super::ctx::{Answer, Phase, Proxied, RequestCtx};
 use super::decision::{
-    decide, rule, verdict_of, Failure, Verdict, BROKEN_MESSAGE, ERROR_EVENT_MESSAGE,
-    INCOMPLETE_MESSAGE,
+    decide, rule, timeout_retry_withheld, verdict_of, Failure, Verdict, BROKEN_MESSAGE,
+    ERROR_EVENT_MESSAGE, INCOMPLETE_MESSAGE,
 };
 use super::response::InvalidBody;
 use super::upstream::situation;
@@ -70,7 +70,7 @@ pub fn on_proxy_error(
     if verdict_of(&e).is_some() {
         return e; // ruled where it was raised (a failure status)
     }
-    let head_sent = final_head_sent(session);
+    let head_sent = super::respond::final_head_sent(session);
     let Some(p) = ctx.proxied_mut() else {
         let verdict = if head_sent {
             Verdict::Cut(BROKEN_MESSAGE)
@@ -96,6 +96,11 @@ pub fn on_proxy_error(
     if let (Failure::InvalidBody(message), Some(a)) = (failure, &p.answer) {
         count_stream_failure(p, a, message, situation.committed);
     }
+    if timeout_retry_withheld(failure, &situation) && crate::metrics::per_request() {
+        crate::metrics::TIMEOUTS_NOT_RETRIED
+            .with_label_values(&[&p.request.model.name])
+            .inc();
+    }
     if verdict == Verdict::RetryStale {
         // A pooled keep-alive connection the provider had already closed: not the
         // backend's fault; try again (same or another backend) without counting it.
@@ -115,7 +120,8 @@ pub fn on_proxy_error(
 /// `fail_to_proxy`: the proxy loop ended with an error. Carries out the verdict the error
 /// holds and returns the status.
 pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Error) -> FailToProxy {
-    let head_sent = final_head_sent(session);
+    super::respond::note_client_error(e);
+    let head_sent = super::respond::final_head_sent(session);
     let verdict = match verdict_of(e) {
         // A head is out (a stream that failed before its commit point): an error can only
         // travel inside the stream now.
@@ -219,13 +225,6 @@ async fn send_final(session: &mut Session, event: Vec<u8>, request_id: &str) {
     }
 }
 
-/// Whether a final (not `100 Continue`) response head went to the client.
-pub fn final_head_sent(session: &Session) -> bool {
-    session
-        .response_written()
-        .is_some_and(|h| h.status.as_u16() >= 200)
-}
-
 /// Counts a stream that broke the stream rules (`berry_stream_failures_total`).
 fn count_stream_failure(p: &Proxied, answer: &Answer, message: &str, committed: bool) {
     if !answer.is_sse() || !crate::metrics::per_request() {
@@ -249,6 +248,7 @@ async fn answer(session: &mut Session, ctx: &mut RequestCtx, err: ApiError) -> F
     let status = err.status;
     let response = crate::api::LocalResponse::error(&err, ctx.api);
     if let Err(we) = super::respond::send(session, ctx, response).await {
+        super::respond::note_client_error(&we);
         log::debug!(
             "request {}: error response not delivered: {we}",
             ctx.request_id

@@ -122,6 +122,7 @@ async fn refuse(
 ) -> Result<bool> {
     ctx.phase = Phase::Local(local);
     if let Err(we) = respond::send(session, ctx, LocalResponse::error(&e, ctx.api)).await {
+        respond::note_client_error(&we);
         log::debug!("request {}: refusal not delivered: {we}", ctx.request_id);
     }
     Ok(true)
@@ -162,7 +163,10 @@ enum Refusal {
 impl ProxyHttp for BerryProxy {
     type CTX = RequestCtx;
 
+    /// Pingora creates the context right after the request head was read: the connection
+    /// loop's header deadline is disarmed here.
     fn new_ctx(&self) -> RequestCtx {
+        crate::connection::head_read();
         RequestCtx::new()
     }
 
@@ -268,7 +272,7 @@ impl ProxyHttp for BerryProxy {
         };
         let client = response::ClientSide {
             h1: session.req_header().version == http::Version::HTTP_11,
-            head_sent: failure::final_head_sent(session),
+            head_sent: respond::final_head_sent(session),
         };
         let (id, started) = (&ctx.request_id, ctx.started);
         let r = response::on_response_header(p, id, started, client, upstream_response);

@@ -82,6 +82,7 @@ pub fn situation(p: &Proxied, head_sent: bool, stale_pooled: bool) -> Situation 
         can_retry: !committed && can_retry(p),
         stale_pooled: stale_pooled && !p.stale_retry_used,
         attempts: p.attempts,
+        retry_on_timeout: p.snapshot.table.settings.retry_on_timeout,
     }
 }
 
@@ -165,8 +166,11 @@ fn peer_for(
     let p = &backend.provider;
     let mut peer = HttpPeer::new(addr, p.endpoint.tls, p.endpoint.host.clone());
     let o = &mut peer.options;
-    o.connection_timeout = Some(p.timeout);
-    o.total_connection_timeout = Some(p.timeout);
+    // TCP connect, and TCP connect + TLS handshake, each within `connect_timeout_seconds`
+    // (never beyond the attempt timeout).
+    let connect = settings.connect_timeout.min(p.timeout);
+    o.connection_timeout = Some(connect);
+    o.total_connection_timeout = Some(connect);
     o.write_timeout = Some(p.timeout);
     o.read_timeout = Some(if stream {
         settings.stream_idle_timeout

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code may fail loudly
 
 mod config_files;
+mod connections;
 mod dialects;
 mod errors;
 mod forwarding;
