@@ -414,6 +414,9 @@ impl SseDecoder {
                         if input.get(name.len()) == Some(&b':') && input.starts_with(name) {
                             advance(input, name.len() + 1);
                             self.line_len = name.len() + 1;
+                            // The line has started, as on the byte-wise path, even when
+                            // the value is refused right away (data over the limit).
+                            self.line = Line::AfterColon(f);
                             self.after_colon(f, input)?;
                         } else {
                             advance(input, 1);
@@ -695,6 +698,24 @@ mod tests {
         // An event name counts as a line.
         let ev = format!("event: {}\n", "e".repeat(max));
         assert_eq!(run(max, [ev.as_bytes()]).result, Err(SseError::LineTooLong));
+    }
+
+    /// Regression (found by tests/fuzz): a `data` line that starts when the event's data is
+    /// already at the limit fails in the same state (mid-line) however the input is split;
+    /// the fast path for a whole `data:` used to fail still "at the line start".
+    #[test]
+    fn data_over_the_limit_at_a_line_start_is_split_invariant() {
+        let max = 8;
+        // Three lines fill the event's data to exactly `max` (`123\n123\n`); the fourth
+        // cannot even add its `\n` separator.
+        let body = b"data:123\ndata:123\ndata:\ndata:}\n\n";
+        let whole = run(max, [&body[..]]);
+        assert_eq!(whole.result, Err(SseError::LineTooLong));
+        assert!(whole.mid_line && whole.mid_event);
+        for k in 0..=body.len() {
+            assert_eq!(run(max, [&body[..k], &body[k..]]), whole, "split at {k}");
+        }
+        assert_eq!(run(max, body.chunks(1)), whole, "byte at a time");
     }
 
     #[test]
