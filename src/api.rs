@@ -343,7 +343,19 @@ pub fn admin_config(snap: &Snapshot) -> LocalResponse {
         .users
         .users
         .iter()
-        .map(|u| json!({"id": &*u.id, "name": u.name, "tags": u.tags}))
+        .map(|u| {
+            let limits = u.limits().map(|(l, _)| {
+                json!({
+                    "requests_per_minute": l.per_minute,
+                    "requests_per_hour": l.per_hour,
+                    "requests_per_day": l.per_day,
+                    "tokens_per_minute": l.tokens_per_minute,
+                    "tokens_per_day": l.tokens_per_day,
+                    "max_concurrent": l.max_concurrent,
+                })
+            });
+            json!({"id": &*u.id, "name": u.name, "tags": u.tags, "rate_limit": limits})
+        })
         .collect();
     LocalResponse::json(
         200,
@@ -371,6 +383,13 @@ pub fn admin_config(snap: &Snapshot) -> LocalResponse {
                 "client_write_timeout_seconds": s.client_write_timeout.as_secs_f64(),
                 "connect_timeout_seconds": s.connect_timeout.as_secs_f64(),
                 "retry_on_timeout": s.retry_on_timeout,
+                // The Redis URL may carry a password: only whether one is set.
+                "shared_state": s.shared_state.as_ref().map(|ss| json!({
+                    "redis_url": "<redacted>",
+                    "key_prefix": ss.key_prefix,
+                    "timeout_ms": ss.timeout.as_millis() as u64,
+                    "on_unavailable": ss.on_unavailable.as_str(),
+                })),
             },
             "models": models,
             "providers": providers,

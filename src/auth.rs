@@ -1,15 +1,16 @@
 //! Client authentication and per-user policy: token → user, allowed models, tags, and the
-//! user's request quotas.
+//! user's limits (enforced by [`crate::quota`]).
 //!
 //! Tokens are looked up by their SHA-256 digest (the map lookup compares digests, never a
 //! token prefix) and confirmed with a constant-time comparison. Unknown, missing and
 //! disabled tokens are indistinguishable to the caller.
 
 use crate::config::{Config, RateLimit};
+use crate::quota::LocalQuota;
 use crate::routing::Table;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// A user as the request path needs it.
@@ -23,7 +24,7 @@ pub struct UserEntry {
     allowed: Option<Vec<bool>>,
     digest: [u8; 32],
     enabled: bool,
-    rate: Option<(RateLimit, Arc<RateState>)>,
+    rate: Option<(RateLimit, Arc<LocalQuota>)>,
 }
 
 impl UserEntry {
@@ -35,13 +36,9 @@ impl UserEntry {
         }
     }
 
-    /// Takes one request from the user's quotas. `Err((window, retry_after_secs))` when a
-    /// window is exhausted; then nothing is consumed.
-    pub fn take_quota(&self, now_ms: u64) -> Result<(), (&'static str, u64)> {
-        match &self.rate {
-            None => Ok(()),
-            Some((limit, state)) => state.take(limit, now_ms),
-        }
+    /// The user's limits and their in-process state; `None` when the user has none.
+    pub fn limits(&self) -> Option<(&RateLimit, &LocalQuota)> {
+        self.rate.as_ref().map(|(l, q)| (l, &**q))
     }
 }
 
@@ -60,7 +57,7 @@ fn digest(token: &[u8]) -> [u8; 32] {
 impl Users {
     /// Builds the user directory; quota state carries over from `prev` by user id.
     pub fn build(cfg: &Config, table: &Table, prev: Option<&Users>) -> Users {
-        let prev_rates: HashMap<&str, &Arc<RateState>> = prev
+        let prev_rates: HashMap<&str, &Arc<LocalQuota>> = prev
             .map(|p| {
                 p.users
                     .iter()
@@ -143,88 +140,6 @@ pub fn request_token(req: &pingora_http::RequestHeader) -> Option<&[u8]> {
 /// Compares a presented secret with the expected one in constant time (admin token).
 pub fn secret_matches(presented: &[u8], expected: &str) -> bool {
     bool::from(digest(presented).ct_eq(&digest(expected.as_bytes())))
-}
-
-const WINDOWS: [(&str, u64); 3] = [("minute", 60_000), ("hour", 3_600_000), ("day", 86_400_000)];
-
-/// Sliding-window request counters for one user: per window the current and previous
-/// fixed-window counts (O(1) memory, no timestamps per request). The estimate for the
-/// sliding window is `previous × (1 − elapsed/window) + current`.
-#[derive(Debug, Default)]
-pub struct RateState {
-    windows: Mutex<[Counter; 3]>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Counter {
-    start_ms: u64,
-    current: u64,
-    previous: u64,
-}
-
-impl Counter {
-    fn roll(&mut self, now_ms: u64, len: u64) {
-        if self.start_ms == 0 {
-            self.start_ms = now_ms - now_ms % len;
-        }
-        let elapsed_windows = now_ms.saturating_sub(self.start_ms) / len;
-        if elapsed_windows >= 1 {
-            self.previous = if elapsed_windows == 1 {
-                self.current
-            } else {
-                0
-            };
-            self.current = 0;
-            self.start_ms += elapsed_windows * len;
-        }
-    }
-
-    fn estimate(&self, now_ms: u64, len: u64) -> f64 {
-        let elapsed = now_ms.saturating_sub(self.start_ms) as f64 / len as f64;
-        self.previous as f64 * (1.0 - elapsed).max(0.0) + self.current as f64
-    }
-
-    /// Milliseconds until one more request fits under `limit`.
-    fn wait_ms(&self, now_ms: u64, len: u64, limit: u64) -> u64 {
-        let end = self.start_ms + len;
-        if self.current + 1 > limit || self.previous == 0 {
-            // Only the next window can make room.
-            return end.saturating_sub(now_ms).max(1);
-        }
-        // previous × (1 − t/len) + current + 1 ≤ limit  ⇒  t ≥ len × (1 − (limit − current − 1)/previous)
-        let room = (limit - self.current - 1) as f64;
-        let t = len as f64 * (1.0 - room / self.previous as f64);
-        let at = self.start_ms + t.ceil().max(0.0) as u64;
-        at.saturating_sub(now_ms).clamp(1, len)
-    }
-}
-
-impl RateState {
-    /// Admits one request against every configured window, or refuses without consuming.
-    pub fn take(&self, limit: &RateLimit, now_ms: u64) -> Result<(), (&'static str, u64)> {
-        let limits = [limit.per_minute, limit.per_hour, limit.per_day];
-        let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let mut refusal: Option<(&'static str, u64)> = None;
-        for (i, (name, len)) in WINDOWS.iter().enumerate() {
-            let Some(max) = limits[i] else { continue };
-            w[i].roll(now_ms, *len);
-            if w[i].estimate(now_ms, *len) + 1.0 > max as f64 {
-                let wait = w[i].wait_ms(now_ms, *len, max).div_ceil(1000).max(1);
-                if refusal.is_none_or(|(_, r)| wait > r) {
-                    refusal = Some((name, wait));
-                }
-            }
-        }
-        if let Some(r) = refusal {
-            return Err(r);
-        }
-        for (i, _) in WINDOWS.iter().enumerate() {
-            if limits[i].is_some() {
-                w[i].current += 1;
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -311,62 +226,5 @@ model = "z"
     fn admin_secret_compare() {
         assert!(secret_matches(b"adm", "adm"));
         assert!(!secret_matches(b"adm2", "adm"));
-    }
-
-    #[test]
-    fn minute_limit_boundaries() {
-        let s = RateState::default();
-        let l = RateLimit {
-            per_minute: Some(3),
-            ..Default::default()
-        };
-        let t0 = 60_000 * 10; // window start
-        for i in 0..3 {
-            assert!(s.take(&l, t0 + i).is_ok(), "request {i}");
-        }
-        let (w, retry) = s.take(&l, t0 + 10).unwrap_err();
-        assert_eq!(w, "minute");
-        assert_eq!(retry, 60);
-        // refusals do not consume: still refused, then the next window admits with the
-        // previous window weighing in (3 × (1 − elapsed) + current)
-        assert!(s.take(&l, t0 + 59_999).is_err());
-        // 1/3 into the next window the previous 3 count as 2: one more fits
-        assert!(s.take(&l, t0 + 60_000 + 20_001).is_ok());
-        assert!(s.take(&l, t0 + 60_000 + 20_002).is_err());
-        // two windows later everything is forgotten
-        for i in 0..3 {
-            assert!(s.take(&l, t0 + 180_000 + i).is_ok());
-        }
-    }
-
-    #[test]
-    fn retry_after_reaches_a_time_that_admits() {
-        let s = RateState::default();
-        let l = RateLimit {
-            per_minute: Some(10),
-            ..Default::default()
-        };
-        let t0 = 600_000;
-        for i in 0..10 {
-            s.take(&l, t0 + 30_000 + i).unwrap();
-        }
-        // next window, 5 s in: previous 10 weigh ~9.2 → refused until enough decays
-        let now = t0 + 65_000;
-        let (_, retry) = s.take(&l, now).unwrap_err();
-        assert!(s.take(&l, now + retry * 1000).is_ok(), "retry {retry}");
-    }
-
-    #[test]
-    fn every_window_is_checked_and_none_consumed_on_refusal() {
-        let s = RateState::default();
-        let l = RateLimit {
-            per_minute: Some(100),
-            per_hour: Some(2),
-            per_day: Some(1000),
-        };
-        assert!(s.take(&l, 1).is_ok());
-        assert!(s.take(&l, 2).is_ok());
-        let (w, _) = s.take(&l, 3).unwrap_err();
-        assert_eq!(w, "hour");
     }
 }

@@ -159,6 +159,42 @@ impl ApiError {
         e
     }
 
+    /// 429: a user's token budget (input + output tokens per sliding minute or day) is spent.
+    pub fn user_token_budget_exceeded(window: &str, retry_after: u64) -> Self {
+        let mut e = Self::new(
+            429,
+            "rate_limit_error",
+            "user_token_budget_exceeded",
+            format!("Token budget exceeded for this {window}. Retry after {retry_after} s."),
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 429: the user already has `max_concurrent` requests in flight.
+    pub fn user_concurrency_exceeded(retry_after: u64) -> Self {
+        let mut e = Self::new(
+            429,
+            "rate_limit_error",
+            "user_concurrency_exceeded",
+            "Too many concurrent requests for this user. Retry when one has finished.",
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 503: the shared limits (Redis) could not be checked and `on_unavailable = "deny"`.
+    pub fn shared_state_unavailable() -> Self {
+        let mut e = Self::new(
+            503,
+            "upstream_error",
+            "shared_state_unavailable",
+            "The gateway cannot check this user's limits right now. Retry shortly.",
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
     /// 503: no backend could be tried.
     pub fn no_backend(model: &str) -> Self {
         Self::new(

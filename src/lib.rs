@@ -20,6 +20,7 @@ pub mod logbuf;
 pub mod metrics;
 pub mod providers;
 pub mod proxy;
+pub mod quota;
 pub mod reload;
 pub mod routing;
 pub mod snapshot;

@@ -55,12 +55,24 @@ pub struct FileSettings {
     pub metrics_listen: Option<String>,
     pub metrics_auth: Option<bool>,
     pub stream_include_usage: Option<bool>,
+    /// `[settings.shared_state]`: limits shared across replicas on Redis.
+    pub shared_state: Option<FileSharedState>,
     pub client_header_timeout_seconds: Option<f64>,
     pub client_idle_timeout_seconds: Option<f64>,
     pub client_write_timeout_seconds: Option<f64>,
     pub connect_timeout_seconds: Option<f64>,
     pub retry_on_timeout: Option<bool>,
     pub smart_ai: FileSmartAi,
+}
+
+/// `[settings.shared_state]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FileSharedState {
+    pub redis_url: Option<String>,
+    pub key_prefix: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub on_unavailable: Option<String>,
 }
 
 /// `[settings.smart_ai]` (Berry's confidence strategy).
@@ -108,6 +120,9 @@ pub struct FileRateLimit {
     pub requests_per_minute: Option<u64>,
     pub requests_per_hour: Option<u64>,
     pub requests_per_day: Option<u64>,
+    pub tokens_per_minute: Option<u64>,
+    pub tokens_per_day: Option<u64>,
+    pub max_concurrent: Option<u64>,
 }
 
 /// `[providers.<id>]`.

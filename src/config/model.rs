@@ -203,6 +203,8 @@ pub struct Settings {
     pub metrics_auth: bool,
     /// Add `stream_options.include_usage` to streaming requests that lack it.
     pub stream_include_usage: bool,
+    /// Limits shared across replicas; `None` = in this process only.
+    pub shared_state: Option<SharedStateConfig>,
     /// A client's whole request head must arrive within this (from the connection's
     /// start, or from the first byte of a later request on a kept-alive connection).
     pub client_header_timeout: Duration,
@@ -219,12 +221,54 @@ pub struct Settings {
     pub smart_ai: SmartAiSettings,
 }
 
-/// Per-user request quotas; `None` = unlimited for that window.
+/// Per-user limits; `None` = unlimited for that one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RateLimit {
+    /// Requests per sliding minute, hour, day.
     pub per_minute: Option<u64>,
     pub per_hour: Option<u64>,
     pub per_day: Option<u64>,
+    /// Token budgets (input + output from usage) per sliding minute and day: a request is
+    /// admitted while the window is under budget; its tokens count when it ends.
+    pub tokens_per_minute: Option<u64>,
+    pub tokens_per_day: Option<u64>,
+    /// Requests in flight at once.
+    pub max_concurrent: Option<u64>,
+}
+
+/// What a replica does when the shared state (Redis) cannot answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnavailable {
+    /// Enforce the limits in this replica alone (the default).
+    Local,
+    /// Refuse with 503 `shared_state_unavailable`.
+    Deny,
+    /// Admit without limits.
+    Allow,
+}
+
+impl OnUnavailable {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnavailable::Local => "local",
+            OnUnavailable::Deny => "deny",
+            OnUnavailable::Allow => "allow",
+        }
+    }
+}
+
+/// `[settings.shared_state]`: per-user limits and backend cooldowns shared by every
+/// replica on one Redis (or Valkey).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedStateConfig {
+    /// `redis://` or `rediss://` (may carry a password: never printed).
+    pub redis_url: Secret,
+    /// Prefix of every key (default `berry:`).
+    pub key_prefix: String,
+    /// Longest a request waits on Redis (default 50 ms).
+    pub timeout: Duration,
+    pub on_unavailable: OnUnavailable,
 }
 
 /// A gateway user (`[users.<id>]`).

@@ -174,6 +174,9 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
                 ("requests_per_minute", r.requests_per_minute),
                 ("requests_per_hour", r.requests_per_hour),
                 ("requests_per_day", r.requests_per_day),
+                ("tokens_per_minute", r.tokens_per_minute),
+                ("tokens_per_day", r.tokens_per_day),
+                ("max_concurrent", r.max_concurrent),
             ] {
                 if v == Some(0) {
                     p.add(format!("{path}.rate_limit.{k}"), "must be at least 1");
@@ -183,6 +186,9 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
                 per_minute: r.requests_per_minute,
                 per_hour: r.requests_per_hour,
                 per_day: r.requests_per_day,
+                tokens_per_minute: r.tokens_per_minute,
+                tokens_per_day: r.tokens_per_day,
+                max_concurrent: r.max_concurrent,
             }
         });
         users.push(User {
@@ -404,8 +410,65 @@ fn validate_settings(s: FileSettings, p: &mut Problems) -> Settings {
             5.0,
         ),
         retry_on_timeout: s.retry_on_timeout.unwrap_or(true),
+        shared_state: s.shared_state.and_then(|ss| validate_shared_state(ss, p)),
         smart_ai,
     }
+}
+
+/// `[settings.shared_state]`: a `redis://` / `rediss://` URL with a host, a prefix, a
+/// timeout of 1..=10000 ms, and what to do when Redis does not answer.
+fn validate_shared_state(s: FileSharedState, p: &mut Problems) -> Option<SharedStateConfig> {
+    const PATH: &str = "settings.shared_state";
+    let url = match s.redis_url {
+        None => {
+            p.add(format!("{PATH}.redis_url"), "is required");
+            return None;
+        }
+        Some(u) => u,
+    };
+    // Never echo the URL: it may carry a password.
+    match url.split_once("://") {
+        Some(("redis" | "rediss", rest)) if !rest.is_empty() && !rest.starts_with('/') => {}
+        _ => p.add(
+            format!("{PATH}.redis_url"),
+            "must be a redis://host[:port][/db] or rediss://… URL",
+        ),
+    }
+    let key_prefix = s.key_prefix.unwrap_or_else(|| "berry:".to_string());
+    if key_prefix
+        .chars()
+        .any(|c| c.is_control() || c == '{' || c == '}')
+    {
+        p.add(
+            format!("{PATH}.key_prefix"),
+            "must not contain control characters or braces (braces are Redis hash tags)",
+        );
+    }
+    let timeout_ms = s.timeout_ms.unwrap_or(50);
+    if !(1..=10_000).contains(&timeout_ms) {
+        p.add(
+            format!("{PATH}.timeout_ms"),
+            format!("must be between 1 and 10000 (got {timeout_ms})"),
+        );
+    }
+    let on_unavailable = match s.on_unavailable.as_deref() {
+        None | Some("local") => OnUnavailable::Local,
+        Some("deny") => OnUnavailable::Deny,
+        Some("allow") => OnUnavailable::Allow,
+        Some(other) => {
+            p.add(
+                format!("{PATH}.on_unavailable"),
+                format!("`{other}` is not one of local, deny, allow"),
+            );
+            OnUnavailable::Local
+        }
+    };
+    Some(SharedStateConfig {
+        redis_url: Secret::new(url),
+        key_prefix,
+        timeout: Duration::from_millis(timeout_ms),
+        on_unavailable,
+    })
 }
 
 fn validate_provider(id: String, fp: FileProvider, p: &mut Problems) -> Provider {

@@ -10,6 +10,7 @@ use crate::auth::UserEntry;
 use crate::clock::now_ms;
 use crate::error::ClientApi;
 use crate::providers::Dialect;
+use crate::quota::Grant;
 use crate::routing::{Backend, BackendState, ModelRoute, Outcome};
 use crate::snapshot::Snapshot;
 use crate::translate::TokenUsage;
@@ -348,11 +349,13 @@ pub struct Proxied {
     pub answer: Option<Answer>,
     /// Counts the request in `berry_inflight_requests` while held.
     pub inflight: Option<InflightGuard>,
+    /// What the user's limits granted (a concurrency slot), settled when the request ends.
+    pub grant: Option<Grant>,
 }
 
 impl Proxied {
-    /// A freshly admitted request; no attempt yet.
-    pub fn new(snapshot: Arc<Snapshot>, request: ProxyRequest) -> Self {
+    /// A freshly admitted request holding `grant`; no attempt yet.
+    pub fn new(snapshot: Arc<Snapshot>, request: ProxyRequest, grant: Grant) -> Self {
         let inflight =
             crate::metrics::per_request().then(|| InflightGuard::new(&request.model.name));
         Proxied {
@@ -365,6 +368,7 @@ impl Proxied {
             attempt: None,
             answer: None,
             inflight,
+            grant: Some(grant),
         }
     }
 

@@ -70,10 +70,19 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
         record_metrics(&r, status, duration, overhead);
     }
     log_access(&ctx.request_id, &r, status, duration);
-    // End in-flight accounting now, not when the context is dropped.
+    // End in-flight accounting now, not when the context is dropped; the user's token
+    // budgets count this request's tokens.
     if let Some(p) = ctx.proxied_mut() {
         p.attempt = None;
         p.inflight = None;
+        let tokens = p
+            .answer
+            .as_ref()
+            .and_then(|a| a.usage)
+            .map_or(0, |u| u.input + u.output + u.cache_read + u.cache_write);
+        if let Some(grant) = p.grant.take() {
+            grant.finish(&p.request.user, tokens, crate::clock::now_ms());
+        }
     }
 }
 

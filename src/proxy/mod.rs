@@ -135,7 +135,7 @@ async fn admit(
     snap: &Arc<Snapshot>,
     local: &mut LocalAnswer,
     overhead: &mut Duration,
-) -> std::result::Result<ctx::ProxyRequest, Refusal> {
+) -> std::result::Result<(ctx::ProxyRequest, crate::quota::Grant), Refusal> {
     let user = request::authenticate(session, snap).map_err(Refusal::Answer)?;
     local.user = Some(Arc::clone(&user));
     let settings = &snap.table.settings;
@@ -146,9 +146,13 @@ async fn admit(
         Err(request::BodyFailure::Io(e)) => return Err(Refusal::Io(e)),
     };
     let t0 = Instant::now();
-    let admitted = request::admit(op, body, user, snap, now_ms()).map_err(Refusal::Answer);
+    let admitted = request::admit(op, body, user, snap).map_err(Refusal::Answer);
+    let granted = admitted.and_then(|request| {
+        let grant = crate::quota::admit(&request.user, now_ms()).map_err(Refusal::Answer)?;
+        Ok((request, grant))
+    });
     *overhead += t0.elapsed();
-    admitted
+    granted
 }
 
 /// Why a proxied request was not admitted.
@@ -187,8 +191,8 @@ impl ProxyHttp for BerryProxy {
         };
         let mut local = LocalAnswer::new(Arc::clone(&snapshot), true, false);
         match admit(session, op, &snapshot, &mut local, &mut ctx.overhead).await {
-            Ok(request) => {
-                ctx.phase = Phase::Proxied(Box::new(Proxied::new(snapshot, request)));
+            Ok((request, grant)) => {
+                ctx.phase = Phase::Proxied(Box::new(Proxied::new(snapshot, request, grant)));
                 Ok(false)
             }
             Err(Refusal::Answer(e)) => refuse(session, ctx, local, e).await,

@@ -162,13 +162,14 @@ async fn read_all(
     Ok(buf.freeze())
 }
 
-/// Validates a read body against the snapshot: model scan, existence, permission, quota.
+/// Validates a read body against the snapshot: model scan, existence, permission, and
+/// whether the model's backends can express it. The user's limits come after
+/// ([`crate::quota::admit`]).
 pub fn admit(
     op: Operation,
     body: Bytes,
     user: Arc<UserEntry>,
     snap: &Snapshot,
-    now_ms: u64,
 ) -> Result<ProxyRequest, ApiError> {
     let scan = crate::body::scan(&body).map_err(|e| {
         use crate::body::BodyError as B;
@@ -215,12 +216,6 @@ pub fn admit(
             checked.push(t);
             t.check(&body)?;
         }
-    }
-    if let Err((window, retry_after)) = user.take_quota(now_ms) {
-        crate::metrics::USER_RATE_LIMITED
-            .with_label_values(&[&user.id, window])
-            .inc();
-        return Err(ApiError::user_rate_limited(window, retry_after));
     }
     // `stream_options` is OpenAI's: never added to an Anthropic client's body.
     let openai_op = matches!(op, Operation::Chat | Operation::TextCompletion);

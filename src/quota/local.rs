@@ -1,0 +1,293 @@
+//! The in-process quota of one user: O(1) memory per window, one short lock per admission
+//! and per finished request (never held across an await).
+
+use super::{Limit, Refusal};
+use crate::config::RateLimit;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+const MINUTE_MS: u64 = 60_000;
+const HOUR_MS: u64 = 3_600_000;
+const DAY_MS: u64 = 86_400_000;
+
+/// Two fixed windows (current and previous) of one length: the sliding-window estimate is
+/// `previous × (1 − elapsed/len) + current`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counter {
+    start_ms: u64,
+    current: u64,
+    previous: u64,
+}
+
+impl Counter {
+    /// Moves the windows forward to `now_ms`.
+    pub fn roll(&mut self, now_ms: u64, len: u64) {
+        if self.start_ms == 0 {
+            self.start_ms = now_ms - now_ms % len;
+        }
+        let elapsed_windows = now_ms.saturating_sub(self.start_ms) / len;
+        if elapsed_windows >= 1 {
+            self.previous = if elapsed_windows == 1 {
+                self.current
+            } else {
+                0
+            };
+            self.current = 0;
+            self.start_ms += elapsed_windows * len;
+        }
+    }
+
+    /// The sliding-window count at `now_ms` (after [`roll`](Self::roll)).
+    pub fn estimate(&self, now_ms: u64, len: u64) -> f64 {
+        let elapsed = now_ms.saturating_sub(self.start_ms) as f64 / len as f64;
+        self.previous as f64 * (1.0 - elapsed).max(0.0) + self.current as f64
+    }
+
+    /// Milliseconds until the estimate plus `need` fits under `limit` (at least 1).
+    pub fn wait_ms(&self, now_ms: u64, len: u64, limit: u64, need: u64) -> u64 {
+        let end = self.start_ms + len;
+        if self.current + need > limit || self.previous == 0 {
+            // Only the next window can make room.
+            return end.saturating_sub(now_ms).max(1);
+        }
+        // previous × (1 − t/len) + current + need ≤ limit ⇒ t ≥ len × (1 − room/previous)
+        let room = (limit - self.current - need) as f64;
+        let t = len as f64 * (1.0 - room / self.previous as f64);
+        let at = self.start_ms + t.ceil().max(0.0) as u64;
+        at.saturating_sub(now_ms).clamp(1, len)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Windows {
+    /// Requests per minute, hour, day.
+    requests: [Counter; 3],
+    /// Tokens per minute, day.
+    tokens: [Counter; 2],
+}
+
+/// One user's quota in this process. Carried across reloads by user id.
+#[derive(Debug, Default)]
+pub struct LocalQuota {
+    windows: Mutex<Windows>,
+    in_flight: Arc<AtomicU64>,
+}
+
+/// A held concurrency slot; released when dropped (the request ended, however).
+#[derive(Debug)]
+pub struct ConcurrencySlot(Arc<AtomicU64>);
+
+impl Drop for ConcurrencySlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl LocalQuota {
+    fn windows(&self) -> std::sync::MutexGuard<'_, Windows> {
+        // A poisoned lock only means a panic elsewhere; the data is plain counters.
+        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits one request against every configured limit, or refuses (the longest wait
+    /// among the failing limits) without consuming anything. Token budgets admit while the
+    /// window's tokens are under budget. A granted request with `max_concurrent` holds a
+    /// slot until the returned guard is dropped.
+    pub fn admit(
+        &self,
+        limit: &RateLimit,
+        now_ms: u64,
+    ) -> Result<Option<ConcurrencySlot>, Refusal> {
+        let mut refusal: Option<Refusal> = None;
+        // Keeps the longest wait among the failing limits.
+        fn refuse(refusal: &mut Option<Refusal>, limit: Limit, wait_ms: u64) {
+            let secs = wait_ms.div_ceil(1000).max(1);
+            if refusal.is_none_or(|r| secs > r.retry_after_secs) {
+                *refusal = Some(Refusal {
+                    limit,
+                    retry_after_secs: secs,
+                });
+            }
+        }
+        let mut w = self.windows();
+        let request_limits = [
+            (Limit::RequestsPerMinute, limit.per_minute, MINUTE_MS),
+            (Limit::RequestsPerHour, limit.per_hour, HOUR_MS),
+            (Limit::RequestsPerDay, limit.per_day, DAY_MS),
+        ];
+        for (c, (name, max, len)) in w.requests.iter_mut().zip(request_limits) {
+            let Some(max) = max else { continue };
+            c.roll(now_ms, len);
+            if c.estimate(now_ms, len) + 1.0 > max as f64 {
+                refuse(&mut refusal, name, c.wait_ms(now_ms, len, max, 1));
+            }
+        }
+        let token_limits = [
+            (Limit::TokensPerMinute, limit.tokens_per_minute, MINUTE_MS),
+            (Limit::TokensPerDay, limit.tokens_per_day, DAY_MS),
+        ];
+        for (c, (name, max, len)) in w.tokens.iter_mut().zip(token_limits) {
+            let Some(max) = max else { continue };
+            c.roll(now_ms, len);
+            if c.estimate(now_ms, len) >= max as f64 {
+                // Under budget again once the estimate drops below it (room for one token).
+                refuse(&mut refusal, name, c.wait_ms(now_ms, len, max, 1));
+            }
+        }
+        let slot = match limit.max_concurrent {
+            None => None,
+            Some(max) => {
+                let taken = self
+                    .in_flight
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < max && refusal.is_none()).then_some(n + 1)
+                    });
+                match taken {
+                    Ok(_) => Some(ConcurrencySlot(Arc::clone(&self.in_flight))),
+                    Err(n) if n >= max => {
+                        refuse(&mut refusal, Limit::Concurrency, 1000);
+                        None
+                    }
+                    Err(_) => None, // refused by another limit: nothing taken
+                }
+            }
+        };
+        if let Some(r) = refusal {
+            drop(slot);
+            return Err(r);
+        }
+        for (c, max) in w
+            .requests
+            .iter_mut()
+            .zip([limit.per_minute, limit.per_hour, limit.per_day])
+        {
+            if max.is_some() {
+                c.current += 1;
+            }
+        }
+        Ok(slot)
+    }
+
+    /// Adds a finished request's tokens (input + output) to the token windows.
+    pub fn add_tokens(&self, limit: &RateLimit, tokens: u64, now_ms: u64) {
+        if tokens == 0 || (limit.tokens_per_minute.is_none() && limit.tokens_per_day.is_none()) {
+            return;
+        }
+        let mut w = self.windows();
+        for (c, len) in w.tokens.iter_mut().zip([MINUTE_MS, DAY_MS]) {
+            c.roll(now_ms, len);
+            c.current = c.current.saturating_add(tokens);
+        }
+    }
+
+    /// Requests of this user in flight here (held concurrency slots).
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rpm(n: u64) -> RateLimit {
+        RateLimit {
+            per_minute: Some(n),
+            ..RateLimit::default()
+        }
+    }
+
+    #[test]
+    fn minute_limit_boundaries() {
+        let s = LocalQuota::default();
+        let l = rpm(3);
+        let t0 = 60_000 * 10; // window start
+        for i in 0..3 {
+            assert!(s.admit(&l, t0 + i).is_ok(), "request {i}");
+        }
+        let r = s.admit(&l, t0 + 10).unwrap_err();
+        assert_eq!(
+            (r.limit, r.retry_after_secs),
+            (Limit::RequestsPerMinute, 60)
+        );
+        // refusals do not consume: still refused, then the next window admits with the
+        // previous window weighing in (3 × (1 − elapsed) + current)
+        assert!(s.admit(&l, t0 + 59_999).is_err());
+        // 1/3 into the next window the previous 3 count as 2: one more fits
+        assert!(s.admit(&l, t0 + 60_000 + 20_001).is_ok());
+        assert!(s.admit(&l, t0 + 60_000 + 20_002).is_err());
+        // two windows later everything is forgotten
+        for i in 0..3 {
+            assert!(s.admit(&l, t0 + 180_000 + i).is_ok());
+        }
+    }
+
+    #[test]
+    fn retry_after_reaches_a_time_that_admits() {
+        let s = LocalQuota::default();
+        let l = rpm(10);
+        let t0 = 600_000;
+        for i in 0..10 {
+            s.admit(&l, t0 + 30_000 + i).unwrap();
+        }
+        // next window, 5 s in: the previous 10 weigh ~9.2, refused until enough decays
+        let now = t0 + 65_000;
+        let r = s.admit(&l, now).unwrap_err();
+        assert!(
+            s.admit(&l, now + r.retry_after_secs * 1000).is_ok(),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn every_limit_is_checked_and_none_consumed_on_refusal() {
+        let s = LocalQuota::default();
+        let l = RateLimit {
+            per_minute: Some(5),
+            per_hour: Some(2),
+            max_concurrent: Some(10),
+            ..RateLimit::default()
+        };
+        let a = s.admit(&l, 1).unwrap();
+        let b = s.admit(&l, 2).unwrap();
+        let r = s.admit(&l, 3).unwrap_err();
+        assert_eq!(r.limit, Limit::RequestsPerHour);
+        assert_eq!(s.in_flight(), 2, "the refused request holds no slot");
+        drop((a, b));
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn token_budgets_admit_while_under_budget() {
+        let s = LocalQuota::default();
+        let l = RateLimit {
+            tokens_per_minute: Some(100),
+            ..RateLimit::default()
+        };
+        let t0 = 1_000_000_000 * MINUTE_MS;
+        assert!(s.admit(&l, t0).is_ok());
+        s.add_tokens(&l, 99, t0 + 1);
+        assert!(s.admit(&l, t0 + 2).is_ok(), "99 < 100: still under budget");
+        s.add_tokens(&l, 30, t0 + 3);
+        let r = s.admit(&l, t0 + 4).unwrap_err();
+        assert_eq!(r.limit, Limit::TokensPerMinute);
+        assert!(r.limit.is_tokens());
+        // the window slides: well into the next minute the old tokens weigh less
+        assert!(s.admit(&l, t0 + 60_000 + 40_000).is_ok());
+    }
+
+    #[test]
+    fn concurrency_slots_are_held_until_dropped() {
+        let s = LocalQuota::default();
+        let l = RateLimit {
+            max_concurrent: Some(2),
+            ..RateLimit::default()
+        };
+        let a = s.admit(&l, 1).unwrap();
+        let _b = s.admit(&l, 2).unwrap();
+        let r = s.admit(&l, 3).unwrap_err();
+        assert_eq!((r.limit, r.retry_after_secs), (Limit::Concurrency, 1));
+        drop(a);
+        assert!(s.admit(&l, 4).is_ok());
+    }
+}
