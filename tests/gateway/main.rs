@@ -12,6 +12,7 @@ mod harness;
 mod headers;
 mod lifecycle;
 mod operations;
+mod quotas;
 mod resilience;
 mod retries;
 mod sdk;
