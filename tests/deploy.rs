@@ -592,7 +592,16 @@ fn kubernetes_manifests() {
     );
     let pod = &dep["spec"]["template"];
     let c = &seq(&pod["spec"]["containers"])[0];
-    assert_eq!(dep["spec"]["replicas"].as_u64(), Some(2));
+    assert_eq!(dep["spec"]["replicas"].as_u64(), Some(3));
+    // The autoscaler scales this Deployment from those 3 replicas up.
+    let hpa = &k["HorizontalPodAutoscaler"];
+    assert_eq!(s(&hpa["spec"]["scaleTargetRef"]["kind"]), "Deployment");
+    assert_eq!(
+        s(&hpa["spec"]["scaleTargetRef"]["name"]),
+        s(&dep["metadata"]["name"])
+    );
+    assert_eq!(hpa["spec"]["minReplicas"].as_u64(), Some(3));
+    assert!(hpa["spec"]["maxReplicas"].as_u64().unwrap() > 3);
 
     // Config: every ${VAR} of berry.toml comes from the Secret the pod's env uses, and the
     // file passes --check-config with exactly the Secret's (placeholder) values.
@@ -642,6 +651,10 @@ fn kubernetes_manifests() {
     );
     let settings: toml::Value = toml::from_str(toml_text).expect("berry.toml");
     let metrics_listen = settings["settings"]["metrics_listen"].as_str().unwrap();
+    // Replicas share limits on Redis; its URL (and password) comes from the Secret.
+    let shared = &settings["settings"]["shared_state"];
+    assert_eq!(shared["redis_url"].as_str(), Some("${BERRY_REDIS_URL}"));
+    assert!(env["BERRY_REDIS_URL"].starts_with("rediss://"));
 
     // Server conf and shutdown timing.
     let conf = server_conf(s(&cm["data"]["pingora.yaml"]), "ConfigMap pingora.yaml");
