@@ -155,11 +155,14 @@ pub struct RateState {
     windows: Mutex<[Counter; 3]>,
 }
 
+/// One window's state: its start and the current and previous fixed-window counts. The
+/// shared (Redis) limiter keeps the same three numbers per window and rolls them the same
+/// way in its script; it computes Retry-After with [`Counter::wait_ms`].
 #[derive(Debug, Default, Clone, Copy)]
-struct Counter {
-    start_ms: u64,
-    current: u64,
-    previous: u64,
+pub(crate) struct Counter {
+    pub(crate) start_ms: u64,
+    pub(crate) current: u64,
+    pub(crate) previous: u64,
 }
 
 impl Counter {
@@ -185,7 +188,7 @@ impl Counter {
     }
 
     /// Milliseconds until one more request fits under `limit`.
-    fn wait_ms(&self, now_ms: u64, len: u64, limit: u64) -> u64 {
+    pub(crate) fn wait_ms(&self, now_ms: u64, len: u64, limit: u64) -> u64 {
         let end = self.start_ms + len;
         if self.current + 1 > limit || self.previous == 0 {
             // Only the next window can make room.

@@ -22,6 +22,7 @@ pub mod providers;
 pub mod proxy;
 pub mod reload;
 pub mod routing;
+pub mod shared;
 pub mod snapshot;
 pub mod sse;
 pub mod translate;
