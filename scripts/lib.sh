@@ -27,6 +27,12 @@ ensure_cmake() {
   command -v cmake >/dev/null 2>&1 || apt_install cmake
 }
 
+# tests/shared_state.rs starts real redis-server processes (Debian package `redis-server`)
+# on free ports of its own; a system Redis the package may start is not used.
+ensure_redis_server() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+}
+
 ensure_cargo() {
   if ! command -v cargo >/dev/null 2>&1; then
     echo "error: cargo (Rust) is required: https://rustup.rs" >&2

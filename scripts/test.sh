@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit + integration tests (including the
 # official OpenAI Python SDK against the gateway). Installs what a fresh machine lacks
-# (cmake, the SDK in .venv). Used unchanged by CI (.ci/run).
+# (cmake, redis-server, the SDK in .venv). Used unchanged by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -9,6 +9,7 @@ source scripts/lib.sh
 
 ensure_cargo
 ensure_cmake
+ensure_redis_server
 ensure_sdk_venv
 export BERRY_TEST_PYTHON="$PWD/.venv/bin/python"
 # promtool (Debian package `prometheus`) checks the alert rules and scrape config in

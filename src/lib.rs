@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod quota;
 pub mod reload;
 pub mod routing;
+pub mod shared;
 pub mod snapshot;
 pub mod sse;
 pub mod translate;

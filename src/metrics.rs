@@ -7,8 +7,9 @@
 
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_histogram, register_histogram_vec, register_int_counter_vec, register_int_gauge_vec,
-    Encoder, Histogram, HistogramVec, IntCounterVec, IntGaugeVec, TextEncoder,
+    register_histogram, register_histogram_vec, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, Encoder, Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    TextEncoder,
 };
 
 /// Latency buckets in seconds, from a fast cached reply to a long generation.
@@ -147,6 +148,17 @@ metric!(TIMEOUTS_NOT_RETRIED: IntCounterVec = register_int_counter_vec!(
     "berry_timeouts_not_retried_total",
     "Attempts that timed out after their request was sent and were answered with 504 instead of retried, because retry_on_timeout = false, by model.",
     &["model"]
+));
+// The shared-state families appear once `[settings.shared_state]` starts (not in `init`):
+// a replica without Redis exports no `berry_shared_state_up 0` to alert on.
+metric!(SHARED_STATE_UP: IntGauge = register_int_gauge!(
+    "berry_shared_state_up",
+    "1 while the shared-state Redis answers, 0 while it is down (limits then follow on_unavailable)."
+));
+metric!(SHARED_STATE_ERRORS: IntCounterVec = register_int_counter_vec!(
+    "berry_shared_state_errors_total",
+    "Failed or timed-out shared-state Redis operations, by op (admit, flush, poll, probe).",
+    &["op"]
 ));
 metric!(GENAI_DURATION: HistogramVec = register_histogram_vec!(
     "gen_ai_server_request_duration_seconds",

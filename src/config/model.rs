@@ -236,6 +236,13 @@ pub struct RateLimit {
     pub max_concurrent: Option<u64>,
 }
 
+impl RateLimit {
+    /// Nothing is limited: admission needs no bookkeeping at all.
+    pub fn is_empty(&self) -> bool {
+        *self == RateLimit::default()
+    }
+}
+
 /// What a replica does when the shared state (Redis) cannot answer in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnUnavailable {

@@ -14,9 +14,9 @@ const DAY_MS: u64 = 86_400_000;
 /// `previous × (1 − elapsed/len) + current`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counter {
-    start_ms: u64,
-    current: u64,
-    previous: u64,
+    pub(crate) start_ms: u64,
+    pub(crate) current: u64,
+    pub(crate) previous: u64,
 }
 
 impl Counter {
@@ -129,8 +129,8 @@ impl LocalQuota {
         for (c, (name, max, len)) in w.tokens.iter_mut().zip(token_limits) {
             let Some(max) = max else { continue };
             c.roll(now_ms, len);
-            if c.estimate(now_ms, len) >= max as f64 {
-                // Under budget again once the estimate drops below it (room for one token).
+            if c.estimate(now_ms, len) + 1.0 > max as f64 {
+                // Under budget while there is room for one more token (the request rule).
                 refuse(&mut refusal, name, c.wait_ms(now_ms, len, max, 1));
             }
         }

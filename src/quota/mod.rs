@@ -12,7 +12,7 @@ pub mod local;
 pub use local::{ConcurrencySlot, LocalQuota};
 
 /// Which limit refused a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Limit {
     RequestsPerMinute,
     RequestsPerHour,

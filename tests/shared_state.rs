@@ -1,0 +1,707 @@
+//! Shared state across replicas (SPEC §13) against a real `redis-server`: two
+//! `SharedState` instances in one process stand for two replicas sharing one Redis.
+//!
+//! Every test starts its own server on a free port. Waits poll observable state with
+//! generous deadlines; no test asserts on latency (the latency test only prints numbers).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code may fail loudly
+
+#[allow(dead_code)]
+#[path = "common/redis.rs"]
+mod redis_server;
+
+use berry_gateway::quota::LocalQuota;
+use berry_gateway::clock;
+use berry_gateway::config::{RateLimit, Secret};
+use berry_gateway::routing::state::BackendState;
+use berry_gateway::shared::{Admission, Lease, Limit, SharedSettings, SharedState};
+use redis::Commands;
+use redis_server::RedisServer;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Settings for functional tests: a 1 s timeout, so a loaded test machine does not turn a
+/// slow answer into `Unavailable` (the down/frozen tests use the 50 ms default).
+fn settings(server: &RedisServer) -> SharedSettings {
+    SharedSettings {
+        timeout: Duration::from_secs(1),
+        ..SharedSettings::new(Secret::new(server.url()))
+    }
+}
+
+/// Settings with the default 50 ms timeout.
+fn default_settings(server: &RedisServer) -> SharedSettings {
+    SharedSettings::new(Secret::new(server.url()))
+}
+
+/// Starts a replica and waits until its probe has seen Redis.
+async fn replica(settings: SharedSettings) -> Arc<SharedState> {
+    let s = SharedState::start(settings);
+    wait_until("shared state up", || s.is_up()).await;
+    s
+}
+
+/// Polls `f` every 20 ms until it holds; panics naming `what` after 5 s.
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An admission with the 50 ms default timeout: a loaded test machine may miss it once
+/// (which marks Redis down until the next probe), so retry for up to 5 s.
+async fn admit_eventually(r: &SharedState, user: &str, limits: &RateLimit) -> Admission {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match r.admit(user, limits).await {
+            Ok(a) => return a,
+            Err(e) => assert!(Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn admitted(a: &Admission) -> bool {
+    matches!(a, Admission::Admitted(_))
+}
+
+fn refused_by(a: &Admission) -> Option<(Limit, u64)> {
+    match a {
+        Admission::Refused {
+            limit,
+            retry_after_secs,
+        } => Some((*limit, *retry_after_secs)),
+        Admission::Admitted(_) => None,
+    }
+}
+
+fn lease(a: Admission) -> Lease {
+    match a {
+        Admission::Admitted(Some(l)) => l,
+        other => panic!("expected a lease, got {other:?}"),
+    }
+}
+
+/// What a window key counts: current + previous (a window boundary may fall mid-test).
+fn count(server: &RedisServer, key: &str) -> u64 {
+    let (c, p): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+        .arg(key)
+        .arg("c")
+        .arg("p")
+        .query(&mut server.client())
+        .unwrap();
+    c.unwrap_or(0) + p.unwrap_or(0)
+}
+
+/// A sample of this process's metrics (`/metrics` text).
+fn metric_value(series: &str) -> f64 {
+    let (text, _) = berry_gateway::metrics::render();
+    String::from_utf8(text)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_limits_are_exact_across_replicas() {
+    let server = RedisServer::start();
+    let a = replica(settings(&server)).await;
+    let b = replica(settings(&server)).await;
+    let limits = RateLimit {
+        per_minute: Some(10),
+        ..Default::default()
+    };
+    let mut ok = 0;
+    for i in 0..20 {
+        let r = if i % 2 == 0 { &a } else { &b };
+        let adm = r.admit("alice", &limits).await.unwrap();
+        if admitted(&adm) {
+            ok += 1;
+        } else {
+            let (limit, retry) = refused_by(&adm).unwrap();
+            assert_eq!(limit, Limit::RequestsPerMinute);
+            assert_eq!(limit.label(), "minute");
+            assert!((1..=60).contains(&retry), "retry after {retry}");
+        }
+    }
+    assert_eq!(ok, 10, "two replicas admit the configured 10, not 20");
+    // another user has their own windows
+    assert!(admitted(&b.admit("bob", &limits).await.unwrap()));
+    assert_eq!(
+        count(&server, "berry:{alice}:req:minute"),
+        10,
+        "refusals counted nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_consumes_nothing() {
+    let server = RedisServer::start();
+    let a = replica(settings(&server)).await;
+    let b = replica(settings(&server)).await;
+    let tight = RateLimit {
+        per_minute: Some(10),
+        per_hour: Some(3),
+        ..Default::default()
+    };
+    for _ in 0..3 {
+        assert!(admitted(&a.admit("carol", &tight).await.unwrap()));
+    }
+    for r in [&a, &b, &a, &b, &a] {
+        let adm = r.admit("carol", &tight).await.unwrap();
+        assert_eq!(
+            refused_by(&adm).map(|(l, _)| l),
+            Some(Limit::RequestsPerHour)
+        );
+    }
+    // The hour refusals took nothing from the minute window: with the hour limit raised,
+    // exactly 10 − 3 more fit in the minute.
+    let loose = RateLimit {
+        per_hour: Some(100),
+        ..tight
+    };
+    let mut more = 0;
+    for i in 0..12 {
+        let r = if i % 2 == 0 { &a } else { &b };
+        if admitted(&r.admit("carol", &loose).await.unwrap()) {
+            more += 1;
+        }
+    }
+    assert_eq!(more, 7);
+    assert_eq!(count(&server, "berry:{carol}:req:minute"), 10);
+    assert_eq!(count(&server, "berry:{carol}:req:hour"), 10);
+    // a concurrency refusal takes no lease and counts no request either
+    let capped = RateLimit {
+        per_minute: Some(100),
+        max_concurrent: Some(1),
+        ..Default::default()
+    };
+    let held = lease(a.admit("dave", &capped).await.unwrap());
+    for r in [&a, &b] {
+        let adm = r.admit("dave", &capped).await.unwrap();
+        assert_eq!(refused_by(&adm), Some((Limit::Concurrency, 1)));
+    }
+    assert_eq!(count(&server, "berry:{dave}:req:minute"), 1);
+    let members: u64 = server.client().zcard("berry:{dave}:leases").unwrap();
+    assert_eq!(members, 1);
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_windows_and_retry_after_as_the_local_limiter() {
+    // The script's windows are quota::local::Counter's: replay one sequence of instants through the
+    // local limiter and through Redis (admit_at pins the script's clock) and compare every
+    // answer, Retry-After included.
+    let server = RedisServer::start();
+    let a = replica(settings(&server)).await;
+    let b = replica(settings(&server)).await;
+    let local = LocalQuota::default();
+    let rate = RateLimit {
+        per_minute: Some(5),
+        per_hour: Some(40),
+        ..Default::default()
+    };
+    let limits = rate;
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut now: u64 = 1_700_000_000_000;
+    let (mut admitted_n, mut refused_n) = (0, 0);
+    for i in 0..600 {
+        now += match rng.u8(..10) {
+            0 => rng.u64(60_000..200_000),
+            1..=3 => rng.u64(1_000..20_000),
+            _ => rng.u64(0..1_500),
+        };
+        let expected = local
+            .admit(&rate, now)
+            .map(drop)
+            .map_err(|r| (r.limit.label(), r.retry_after_secs));
+        let r = if i % 2 == 0 { &a } else { &b };
+        let got = r.admit_at("erin", &limits, now).await.unwrap();
+        match (expected, &got) {
+            (Ok(()), Admission::Admitted(None)) => admitted_n += 1,
+            (Err((window, retry)), Admission::Refused { .. }) => {
+                let (limit, shared_retry) = refused_by(&got).unwrap();
+                assert_eq!(
+                    (limit.label(), shared_retry),
+                    (window, retry),
+                    "step {i} at {now}"
+                );
+                refused_n += 1;
+            }
+            (e, g) => panic!("step {i} at {now}: local {e:?}, shared {g:?}"),
+        }
+    }
+    assert!(
+        admitted_n > 50 && refused_n > 50,
+        "{admitted_n} / {refused_n}"
+    );
+
+    // auth.rs's own boundary scenario, through Redis
+    let l = RateLimit {
+        per_minute: Some(3),
+        ..Default::default()
+    };
+    let t0 = 60_000 * 28_333_333; // a window start
+    for i in 0..3 {
+        assert!(admitted(&a.admit_at("frank", &l, t0 + i).await.unwrap()));
+    }
+    let r = a.admit_at("frank", &l, t0 + 10).await.unwrap();
+    assert_eq!(refused_by(&r), Some((Limit::RequestsPerMinute, 60)));
+    assert!(!admitted(
+        &b.admit_at("frank", &l, t0 + 59_999).await.unwrap()
+    ));
+    assert!(admitted(
+        &b.admit_at("frank", &l, t0 + 80_001).await.unwrap()
+    ));
+    assert!(!admitted(
+        &a.admit_at("frank", &l, t0 + 80_002).await.unwrap()
+    ));
+    for i in 0..3 {
+        assert!(admitted(
+            &a.admit_at("frank", &l, t0 + 180_000 + i).await.unwrap()
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_budgets_refuse_once_spent() {
+    let server = RedisServer::start();
+    let a = replica(settings(&server)).await;
+    let b = replica(settings(&server)).await;
+    let limits = RateLimit {
+        tokens_per_minute: Some(100),
+        tokens_per_day: Some(10_000),
+        ..Default::default()
+    };
+    // under budget: admitted, and requests are not limited
+    for _ in 0..5 {
+        assert!(admitted(&a.admit("gina", &limits).await.unwrap()));
+    }
+    a.finish("gina", &limits, None, 60);
+    a.flush().await;
+    assert!(
+        admitted(&b.admit("gina", &limits).await.unwrap()),
+        "60 < 100"
+    );
+    b.finish("gina", &limits, None, 90);
+    // the flusher sends it by itself (no explicit flush)
+    let mut refusal = None;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while refusal.is_none() {
+        assert!(Instant::now() < deadline, "token budget never refused");
+        refusal = refused_by(&a.admit("gina", &limits).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (limit, retry) = refusal.unwrap();
+    assert_eq!(limit, Limit::TokensPerMinute);
+    assert!(limit.is_tokens());
+    assert!((1..=60).contains(&retry), "retry after {retry}");
+    assert_eq!(count(&server, "berry:{gina}:tok:minute"), 150);
+    assert_eq!(count(&server, "berry:{gina}:tok:day"), 150);
+    let r = b.admit("gina", &limits).await.unwrap();
+    assert_eq!(refused_by(&r).map(|(l, _)| l), Some(Limit::TokensPerMinute));
+
+    // the day budget
+    let daily = RateLimit {
+        tokens_per_day: Some(1_000),
+        ..Default::default()
+    };
+    assert!(admitted(&a.admit("hank", &daily).await.unwrap()));
+    a.finish("hank", &daily, None, 5_000);
+    a.flush().await;
+    let r = b.admit("hank", &daily).await.unwrap();
+    assert_eq!(refused_by(&r).map(|(l, _)| l), Some(Limit::TokensPerDay));
+    assert_eq!(Limit::TokensPerDay.label(), "tokens_day");
+
+    // tokens of a user without a token budget are not written
+    let plain = RateLimit {
+        per_minute: Some(10),
+        ..Default::default()
+    };
+    a.finish("ivy", &plain, None, 500);
+    a.flush().await;
+    let exists: bool = server.client().exists("berry:{ivy}:tok:minute").unwrap();
+    assert!(!exists);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_capped_across_replicas() {
+    let server = RedisServer::start();
+    let a = replica(settings(&server)).await;
+    let b = replica(settings(&server)).await;
+    let limits = RateLimit {
+        max_concurrent: Some(2),
+        ..Default::default()
+    };
+    let la = lease(a.admit("jane", &limits).await.unwrap());
+    let lb = lease(b.admit("jane", &limits).await.unwrap());
+    for r in [&a, &b] {
+        let adm = r.admit("jane", &limits).await.unwrap();
+        assert_eq!(refused_by(&adm), Some((Limit::Concurrency, 1)));
+        assert_eq!(Limit::Concurrency.label(), "concurrency");
+    }
+    // finishing on one replica frees a slot for the other
+    a.finish("jane", &limits, Some(la), 0);
+    let mut again = None;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while again.is_none() {
+        assert!(Instant::now() < deadline, "released slot never reusable");
+        if let Admission::Admitted(Some(l)) = b.admit("jane", &limits).await.unwrap() {
+            again = Some(l);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // dropping a lease (a request that died without finish) releases it too
+    drop(lb);
+    wait_until_admitted(&a, "jane", &limits).await;
+}
+
+async fn wait_until_admitted(r: &SharedState, user: &str, limits: &RateLimit) -> Lease {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Admission::Admitted(Some(l)) = r.admit(user, limits).await.unwrap() {
+            return l;
+        }
+        assert!(Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_are_renewed_while_held_and_expire_when_a_replica_dies() {
+    let server = RedisServer::start();
+    let ttl = Duration::from_millis(1_500);
+    let short = SharedSettings {
+        lease_ttl: ttl,
+        ..settings(&server)
+    };
+    let a = replica(short.clone()).await;
+    let b = replica(short).await;
+    let limits = RateLimit {
+        max_concurrent: Some(2),
+        ..Default::default()
+    };
+    let held = [
+        lease(a.admit("kim", &limits).await.unwrap()),
+        lease(a.admit("kim", &limits).await.unwrap()),
+    ];
+    // Three lease lifetimes later a still holds both: renewal keeps them.
+    let until = Instant::now() + ttl * 3;
+    while Instant::now() < until {
+        let adm = b.admit("kim", &limits).await.unwrap();
+        assert_eq!(
+            refused_by(&adm),
+            Some((Limit::Concurrency, 1)),
+            "a held lease expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The replica dies without finishing: no release is ever sent.
+    drop(a);
+    std::mem::forget(held);
+    let started = Instant::now();
+    let _l = wait_until_admitted(&b, "kim", &limits).await;
+    println!(
+        "slot of a dead replica free after {:?} (lease TTL {ttl:?})",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooldowns_reach_the_other_replica() {
+    let server = RedisServer::start();
+    let a = replica(settings(&server)).await;
+    let b = replica(settings(&server)).await;
+    let id: Arc<str> = "gpt4/openai/gpt-4o".into();
+    let other: Arc<str> = "gpt4/azure/gpt-4o".into();
+    let state = Arc::new(BackendState::new(0.8, clock::now_ms()));
+    let untouched = Arc::new(BackendState::new(0.8, clock::now_ms()));
+    b.watch_backends(vec![
+        (Arc::clone(&id), Arc::clone(&state)),
+        (Arc::clone(&other), Arc::clone(&untouched)),
+    ]);
+    let published = Instant::now();
+    a.publish_cooldown(&id, 20_000);
+    wait_until("cooldown applied on the other replica", || {
+        state.cooldown_remaining_ms(clock::now_ms()) > 10_000
+    })
+    .await;
+    println!(
+        "cooldown seen by the other replica after {:?}",
+        published.elapsed()
+    );
+    assert_eq!(untouched.cooldown_remaining_ms(clock::now_ms()), 0);
+    let key = "berry:{cool}:gpt4/openai/gpt-4o";
+    // a shorter cooldown does not shorten what Redis holds
+    a.publish_cooldown(&id, 2_000);
+    a.flush().await;
+    let pttl: i64 = server.client().pttl(key).unwrap();
+    assert!(pttl > 10_000, "pttl {pttl}");
+    // longer ones extend it, capped at 300 s like local cooldowns
+    b.publish_cooldown(&id, 10_000_000);
+    b.flush().await;
+    let pttl: i64 = server.client().pttl(key).unwrap();
+    assert!((200_000..=300_000).contains(&pttl), "pttl {pttl}");
+    // the watch list is replaced on reload
+    b.watch_backends(vec![(Arc::clone(&other), Arc::clone(&untouched))]);
+    a.publish_cooldown(&other, 30_000);
+    wait_until("cooldown of the newly watched backend", || {
+        untouched.cooldown_remaining_ms(clock::now_ms()) > 10_000
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_means_unavailable_at_once_and_it_comes_back_by_itself() {
+    let mut server = RedisServer::start();
+    let a = replica(default_settings(&server)).await;
+    let limits = RateLimit {
+        per_minute: Some(1_000),
+        ..Default::default()
+    };
+    assert!(admitted(&admit_eventually(&a, "lena", &limits).await));
+    let errors = || {
+        metric_value("berry_shared_state_errors_total{op=\"admit\"}")
+            + metric_value("berry_shared_state_errors_total{op=\"probe\"}")
+    };
+    let errors_before = errors();
+
+    server.stop();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let r = a.admit("lena", &limits).await;
+        slowest = slowest.max(t.elapsed());
+        assert!(r.is_err(), "admitted with Redis stopped: {r:?}");
+    }
+    println!("Redis stopped: slowest admit {slowest:?} (timeout 50 ms)");
+    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+    assert!(!a.is_up());
+    // a user without limits needs no Redis
+    assert!(admitted(
+        &a.admit("lena", &RateLimit::default()).await.unwrap()
+    ));
+    // writes made while down stay queued…
+    let budget = RateLimit {
+        tokens_per_minute: Some(1_000),
+        ..limits
+    };
+    a.finish("lena", &budget, None, 10);
+    a.flush().await;
+    assert!(errors() > errors_before);
+
+    server.restart();
+    let t = Instant::now();
+    wait_until("back up after restart", || a.is_up()).await;
+    println!("back up {:?} after the restart", t.elapsed());
+    assert!(admitted(&admit_eventually(&a, "lena", &limits).await));
+    // …and reach Redis once it is back (late, not lost)
+    wait_until("tokens queued while down", || {
+        count(&server, "berry:{lena}:tok:minute") == 10
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_costs_at_most_the_timeout() {
+    let server = RedisServer::start();
+    let a = replica(default_settings(&server)).await;
+    let limits = RateLimit {
+        per_minute: Some(1_000),
+        max_concurrent: Some(10),
+        ..Default::default()
+    };
+    assert!(admitted(&admit_eventually(&a, "mia", &limits).await));
+    server.pause();
+    let t = Instant::now();
+    let first = a.admit("mia", &limits).await;
+    let first_took = t.elapsed();
+    assert!(first.is_err());
+    let t = Instant::now();
+    for _ in 0..10 {
+        assert!(a.admit("mia", &limits).await.is_err());
+    }
+    let rest_took = t.elapsed();
+    println!(
+        "frozen Redis: first admit {first_took:?} (timeout 50 ms), next 10 together {rest_took:?}"
+    );
+    assert!(first_took < Duration::from_secs(1), "{first_took:?}");
+    assert!(!a.is_up());
+    server.resume();
+    wait_until("back up after SIGCONT", || a.is_up()).await;
+    assert!(admitted(&admit_eventually(&a, "mia", &limits).await));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_while_redis_is_down() {
+    let mut server = RedisServer::start();
+    let s = settings(&server);
+    server.stop();
+    let a = SharedState::start(s);
+    let limits = RateLimit {
+        per_minute: Some(5),
+        ..Default::default()
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!a.is_up());
+    assert!(a.admit("nora", &limits).await.is_err());
+    server.restart();
+    wait_until("up once Redis appears", || a.is_up()).await;
+    assert!(admitted(&a.admit("nora", &limits).await.unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_script_cache_is_reloaded() {
+    let server = RedisServer::start();
+    let a = replica(settings(&server)).await;
+    let limits = RateLimit {
+        per_minute: Some(10),
+        tokens_per_minute: Some(1_000),
+        max_concurrent: Some(5),
+        ..Default::default()
+    };
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut server.client())
+        .unwrap();
+    let l = lease(a.admit("olga", &limits).await.unwrap());
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut server.client())
+        .unwrap();
+    a.finish("olga", &limits, Some(l), 42);
+    a.publish_cooldown("m/p/x", 5_000);
+    a.flush().await;
+    assert!(a.is_up());
+    assert_eq!(count(&server, "berry:{olga}:tok:minute"), 42);
+    let members: u64 = server.client().zcard("berry:{olga}:leases").unwrap();
+    assert_eq!(members, 0, "the lease was released");
+    let pttl: i64 = server.client().pttl("berry:{cool}:m/p/x").unwrap();
+    assert!(pttl > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_evalsha_per_admission_and_its_latency() {
+    let server = RedisServer::start();
+    let a = replica(settings(&server)).await;
+    let windows = RateLimit {
+        per_minute: Some(1_000_000),
+        per_hour: Some(1_000_000),
+        tokens_per_minute: Some(1_000_000),
+        ..Default::default()
+    };
+    let with_lease = RateLimit {
+        max_concurrent: Some(1_000_000),
+        ..windows
+    };
+    // warm up (connection, script cache)
+    for _ in 0..50 {
+        a.admit("pat", &windows).await.unwrap();
+    }
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut server.client())
+        .unwrap();
+    const N: usize = 2_000;
+    let mut took = Vec::with_capacity(N);
+    for _ in 0..N {
+        let t = Instant::now();
+        let adm = a.admit("pat", &windows).await.unwrap();
+        took.push(t.elapsed());
+        assert!(admitted(&adm));
+    }
+    // (no leases held, nothing queued: the only other traffic is the probe's PING)
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut server.client())
+        .unwrap();
+    let calls = |cmd: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    println!("commandstats after {N} admissions:\n{stats}");
+    assert_eq!(calls("evalsha"), N as u64, "one EVALSHA per admission");
+    for cmd in ["eval", "script|load", "multi", "exec", "get", "set"] {
+        assert_eq!(calls(cmd), 0, "{cmd}");
+    }
+    print_latency("3 windows", &mut took);
+    let mut took = Vec::with_capacity(N);
+    for _ in 0..N {
+        let t = Instant::now();
+        let adm = a.admit("pat", &with_lease).await.unwrap();
+        took.push(t.elapsed());
+        drop(lease(adm));
+    }
+    print_latency("3 windows + lease", &mut took);
+    let t = Instant::now();
+    let n_unlimited = 100_000;
+    for _ in 0..n_unlimited {
+        a.admit("quinn", &RateLimit::default()).await.unwrap();
+    }
+    println!(
+        "admit without limits (no round trip): {:?} each",
+        t.elapsed() / n_unlimited
+    );
+}
+
+fn print_latency(what: &str, took: &mut [Duration]) {
+    took.sort();
+    let n = took.len();
+    let pct = |p: f64| took[((n as f64 * p) as usize).min(n - 1)];
+    let mean = took.iter().sum::<Duration>() / n as u32;
+    println!(
+        "admit latency, {what}, {n} sequential calls against a local redis-server \
+         (this build profile): mean {mean:?}, p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        took[n - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_through_rustls() {
+    // A throwaway CA, trusted through SSL_CERT_FILE (read by the system-roots loader the
+    // redis client uses); no other test of this binary uses TLS.
+    let dir = std::env::temp_dir().join(format!("berry-redis-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "berry redis test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
+    std::env::set_var("SSL_CERT_FILE", dir.join("ca.pem"));
+    let server = RedisServer::start_tls(&dir);
+    assert!(server.url().starts_with("rediss://"));
+    let a = replica(settings(&server)).await;
+    let b = replica(settings(&server)).await;
+    let limits = RateLimit {
+        per_minute: Some(3),
+        ..Default::default()
+    };
+    let mut ok = 0;
+    for r in [&a, &b, &a, &b, &a] {
+        if admitted(&r.admit("rita", &limits).await.unwrap()) {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
