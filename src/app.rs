@@ -8,6 +8,7 @@ use crate::connection::ClientApp;
 use crate::health::HealthChecker;
 use crate::proxy::BerryProxy;
 use crate::reload::{ConfigReloader, DnsRefresher};
+use crate::shared::{SharedLink, SharedStateService};
 use crate::snapshot::{Snapshot, SnapshotCell};
 use async_trait::async_trait;
 use pingora_core::apps::http_app::ServeHttp;
@@ -121,7 +122,17 @@ pub fn run_gateway(cli: Cli, cfg: Config, config_path: &Path) -> ExitCode {
 
     // The proxy runs under the gateway's own connection loop (client limits, see
     // `crate::connection`). `/metrics` stays off the client listener when it has its own.
-    let berry = BerryProxy::new(Arc::clone(&cell), cfg.settings.metrics_listen.is_none());
+    let mut berry = BerryProxy::new(Arc::clone(&cell), cfg.settings.metrics_listen.is_none());
+    // Limits shared with the other replicas: connected by a background service (on its
+    // runtime), read by the request path through the link.
+    if let Some(shared) = &cfg.settings.shared_state {
+        let link = Arc::new(SharedLink::new(shared.on_unavailable));
+        berry = berry.with_shared_state(Arc::clone(&link));
+        server.add_service(background_service(
+            "shared state",
+            SharedStateService::new(shared, link, Arc::clone(&cell)),
+        ));
+    }
     let client_app = ClientApp::new(
         pingora_proxy::http_proxy(&server.configuration, berry),
         Arc::clone(&cell),

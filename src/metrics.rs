@@ -160,6 +160,11 @@ metric!(SHARED_STATE_ERRORS: IntCounterVec = register_int_counter_vec!(
     "Failed or timed-out shared-state Redis operations, by op (admit, flush, poll, probe).",
     &["op"]
 ));
+metric!(SHARED_STATE_FALLBACKS: IntCounterVec = register_int_counter_vec!(
+    "berry_shared_state_fallbacks_total",
+    "Admissions decided by settings.shared_state.on_unavailable because Redis could not answer in time, by that setting (local, deny, allow).",
+    &["on_unavailable"]
+));
 metric!(GENAI_DURATION: HistogramVec = register_histogram_vec!(
     "gen_ai_server_request_duration_seconds",
     "OpenTelemetry GenAI: request duration.",

@@ -74,6 +74,12 @@ async fn load_and_build(cell: &SnapshotCell, path: &std::path::Path) -> Result<u
              listener serves /metrics) changes only on restart or upgrade"
         );
     }
+    if cfg.settings.shared_state != prev.table.settings.shared_state {
+        log::warn!(
+            "settings.shared_state changed; the Redis connection changes only on restart or \
+             upgrade"
+        );
+    }
     let next = Snapshot::build(&cfg, Some(&prev), now_ms()).map_err(ReloadError::Build)?;
     for addrs in next.table.dns_hosts() {
         if addrs.pick().is_none() && !addrs.refresh().await {

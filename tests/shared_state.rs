@@ -10,9 +10,9 @@
 #[path = "common/redis.rs"]
 mod redis_server;
 
-use berry_gateway::quota::LocalQuota;
 use berry_gateway::clock;
 use berry_gateway::config::{RateLimit, Secret};
+use berry_gateway::quota::LocalQuota;
 use berry_gateway::routing::state::BackendState;
 use berry_gateway::shared::{Admission, Lease, Limit, SharedSettings, SharedState};
 use redis::Commands;

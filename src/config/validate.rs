@@ -426,9 +426,12 @@ fn validate_shared_state(s: FileSharedState, p: &mut Problems) -> Option<SharedS
         }
         Some(u) => u,
     };
-    // Never echo the URL: it may carry a password.
-    match url.split_once("://") {
-        Some(("redis" | "rediss", rest)) if !rest.is_empty() && !rest.starts_with('/') => {}
+    // Never echo the URL: it may carry a password. The client crate parses it as it will
+    // when connecting.
+    let parsed = crate::shared::SharedSettings::new(Secret::new(url.clone())).validate();
+    match (url.split_once("://"), parsed) {
+        (Some(("redis" | "rediss", rest)), Ok(()))
+            if !rest.is_empty() && !rest.starts_with('/') => {}
         _ => p.add(
             format!("{PATH}.redis_url"),
             "must be a redis://host[:port][/db] or rediss://… URL",

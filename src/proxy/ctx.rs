@@ -12,6 +12,7 @@ use crate::error::ClientApi;
 use crate::providers::Dialect;
 use crate::quota::Grant;
 use crate::routing::{Backend, BackendState, ModelRoute, Outcome};
+use crate::shared::SharedState;
 use crate::snapshot::Snapshot;
 use crate::translate::TokenUsage;
 use crate::usage::{JsonUsageScanner, SseScanner};
@@ -351,6 +352,8 @@ pub struct Proxied {
     pub inflight: Option<InflightGuard>,
     /// What the user's limits granted (a concurrency slot), settled when the request ends.
     pub grant: Option<Grant>,
+    /// The replicas' shared state, where backend cooldowns learnt here are published.
+    pub shared: Option<Arc<SharedState>>,
 }
 
 impl Proxied {
@@ -369,6 +372,7 @@ impl Proxied {
             answer: None,
             inflight,
             grant: Some(grant),
+            shared: None,
         }
     }
 
@@ -388,6 +392,10 @@ impl Proxied {
         backend
             .state
             .record(outcome, now_ms(), &table.breaker, &table.settings.smart_ai);
+        if let (Outcome::RateLimited { retry_after_ms }, Some(shared)) = (outcome, &self.shared) {
+            let ms = retry_after_ms.unwrap_or(crate::routing::DEFAULT_COOLDOWN_MS);
+            shared.publish_cooldown(&backend.id, ms.min(crate::routing::MAX_COOLDOWN_MS));
+        }
         if outcome == Outcome::Success {
             backend.provider.health.mark_healthy_by_traffic();
         }

@@ -20,6 +20,7 @@ pub mod watchdog;
 use crate::api::{self, LocalResponse, Route};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ClientApi};
+use crate::shared::SharedLink;
 use crate::snapshot::{Snapshot, SnapshotCell};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -38,6 +39,8 @@ pub struct BerryProxy {
     snapshots: Arc<SnapshotCell>,
     /// `/metrics` is answered on the client listener (no separate metrics listener runs).
     client_metrics: bool,
+    /// Limits and cooldowns shared with the other replicas (`[settings.shared_state]`).
+    shared: Option<Arc<SharedLink>>,
 }
 
 impl BerryProxy {
@@ -49,7 +52,15 @@ impl BerryProxy {
         BerryProxy {
             snapshots,
             client_metrics,
+            shared: None,
         }
+    }
+
+    /// The same proxy enforcing user limits and backend cooldowns through `link` (shared
+    /// with the other replicas on Redis).
+    pub fn with_shared_state(mut self, link: Arc<SharedLink>) -> Self {
+        self.shared = Some(link);
+        self
     }
 
     /// The route of a client request on this listener.
@@ -133,6 +144,7 @@ async fn admit(
     session: &mut Session,
     op: Operation,
     snap: &Arc<Snapshot>,
+    shared: Option<&SharedLink>,
     local: &mut LocalAnswer,
     overhead: &mut Duration,
 ) -> std::result::Result<(ctx::ProxyRequest, crate::quota::Grant), Refusal> {
@@ -146,13 +158,14 @@ async fn admit(
         Err(request::BodyFailure::Io(e)) => return Err(Refusal::Io(e)),
     };
     let t0 = Instant::now();
-    let admitted = request::admit(op, body, user, snap).map_err(Refusal::Answer);
-    let granted = admitted.and_then(|request| {
-        let grant = crate::quota::admit(&request.user, now_ms()).map_err(Refusal::Answer)?;
-        Ok((request, grant))
-    });
+    let request = request::admit(op, body, user, snap).map_err(Refusal::Answer);
     *overhead += t0.elapsed();
-    granted
+    let request = request?;
+    // Not counted as overhead: with shared state this is a Redis round trip.
+    let grant = crate::quota::admit(&request.user, shared, now_ms())
+        .await
+        .map_err(Refusal::Answer)?;
+    Ok((request, grant))
 }
 
 /// Why a proxied request was not admitted.
@@ -190,9 +203,21 @@ impl ProxyHttp for BerryProxy {
             return Ok(true);
         };
         let mut local = LocalAnswer::new(Arc::clone(&snapshot), true, false);
-        match admit(session, op, &snapshot, &mut local, &mut ctx.overhead).await {
+        let shared = self.shared.as_deref();
+        match admit(
+            session,
+            op,
+            &snapshot,
+            shared,
+            &mut local,
+            &mut ctx.overhead,
+        )
+        .await
+        {
             Ok((request, grant)) => {
-                ctx.phase = Phase::Proxied(Box::new(Proxied::new(snapshot, request, grant)));
+                let mut p = Proxied::new(snapshot, request, grant);
+                p.shared = shared.and_then(|l| l.get()).cloned();
+                ctx.phase = Phase::Proxied(Box::new(p));
                 Ok(false)
             }
             Err(Refusal::Answer(e)) => refuse(session, ctx, local, e).await,

@@ -49,34 +49,86 @@ pub struct Refusal {
 }
 
 use crate::auth::UserEntry;
+use crate::config::OnUnavailable;
 use crate::error::ApiError;
+use crate::shared::{Admission, Lease, SharedLink, SharedState};
+use std::sync::Arc;
 
 /// What an admitted request holds until it ends; [`Grant::finish`] settles it.
 #[derive(Debug, Default)]
 pub struct Grant {
     /// A local concurrency slot (released on drop, also when the request dies).
     slot: Option<ConcurrencySlot>,
+    /// Admitted by the shared state: its lease (released on drop) and where to report the
+    /// request's tokens.
+    shared: Option<(Arc<SharedState>, Option<Lease>)>,
 }
 
 impl Grant {
     /// The request ended with `tokens` (input + output): counted against the user's token
-    /// budgets; the concurrency slot is released.
+    /// budgets (in Redis when it admitted the request, else here); the concurrency slot or
+    /// lease is released.
     pub fn finish(self, user: &UserEntry, tokens: u64, now_ms: u64) {
-        if let Some((limit, local)) = user.limits() {
-            local.add_tokens(limit, tokens, now_ms);
+        let Some((limit, local)) = user.limits() else {
+            return;
+        };
+        match self.shared {
+            Some((state, lease)) => state.finish(&user.id, limit, lease, tokens),
+            None => local.add_tokens(limit, tokens, now_ms),
         }
         drop(self.slot);
     }
 }
 
-/// Admits one request of `user` against its limits, or the 429 that refuses it (nothing
-/// consumed then). Counts refusals in `berry_user_rate_limited_total{user,window}`.
-pub fn admit(user: &UserEntry, now_ms: u64) -> Result<Grant, ApiError> {
+/// Admits one request of `user` against its limits, or the answer that refuses it (nothing
+/// consumed then): on the shared state when `shared` links one (one Redis round trip,
+/// bounded by its timeout), else — or when Redis cannot answer and `on_unavailable` is
+/// `local` — in this process. Counts refusals in `berry_user_rate_limited_total` and
+/// fallbacks in `berry_shared_state_fallbacks_total`.
+pub async fn admit(
+    user: &UserEntry,
+    shared: Option<&SharedLink>,
+    now_ms: u64,
+) -> Result<Grant, ApiError> {
     let Some((limit, local)) = user.limits() else {
         return Ok(Grant::default());
     };
+    if let Some(link) = shared {
+        if let Some(state) = link.get() {
+            match state.admit(&user.id, limit).await {
+                Ok(Admission::Admitted(lease)) => {
+                    return Ok(Grant {
+                        slot: None,
+                        shared: Some((Arc::clone(state), lease)),
+                    })
+                }
+                Ok(Admission::Refused {
+                    limit,
+                    retry_after_secs,
+                }) => {
+                    return Err(refused(
+                        user,
+                        Refusal {
+                            limit,
+                            retry_after_secs,
+                        },
+                    ))
+                }
+                Err(_unavailable) => {}
+            }
+        }
+        let mode = link.on_unavailable();
+        crate::metrics::SHARED_STATE_FALLBACKS
+            .with_label_values(&[mode.as_str()])
+            .inc();
+        match mode {
+            OnUnavailable::Deny => return Err(ApiError::shared_state_unavailable()),
+            OnUnavailable::Allow => return Ok(Grant::default()),
+            OnUnavailable::Local => {}
+        }
+    }
     match local.admit(limit, now_ms) {
-        Ok(slot) => Ok(Grant { slot }),
+        Ok(slot) => Ok(Grant { slot, shared: None }),
         Err(r) => Err(refused(user, r)),
     }
 }

@@ -10,5 +10,6 @@ pub mod table;
 
 pub use state::{
     Availability, BackendState, BreakerSettings, CircuitState, Outcome, DEFAULT_COOLDOWN_MS,
+    MAX_COOLDOWN_MS,
 };
 pub use table::{Backend, ModelRoute, SelectInput, Selected, Table};

@@ -20,13 +20,16 @@
 //! renewed with `ZADD XX`, so one that expired during an outage is not brought back.
 
 mod scripts;
+pub mod service;
 
-use crate::config::RateLimit;
-pub use crate::quota::Limit;
-use crate::quota::local::Counter;
+pub use service::{SharedLink, SharedStateService};
+
 use crate::clock;
+use crate::config::RateLimit;
 use crate::config::Secret;
 use crate::metrics::{SHARED_STATE_ERRORS, SHARED_STATE_UP};
+use crate::quota::local::Counter;
+pub use crate::quota::Limit;
 use crate::routing::state::{BackendState, MAX_COOLDOWN_MS};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -364,11 +367,7 @@ impl SharedState {
     /// Otherwise `Err(Unavailable)` at once while Redis is known down, or after at most the
     /// timeout when the round trip fails or is slow (which marks it down). A request the
     /// script counted before a timeout stays counted, and its lease expires within the TTL.
-    pub async fn admit(
-        &self,
-        user_id: &str,
-        limits: &RateLimit,
-    ) -> Result<Admission, Unavailable> {
+    pub async fn admit(&self, user_id: &str, limits: &RateLimit) -> Result<Admission, Unavailable> {
         self.admit_at(user_id, limits, 0).await
     }
 
@@ -533,7 +532,10 @@ fn decide(reply: &[i64], windows: &[Option<u64>; 5]) -> Option<Decision> {
                     current: u(check[2]),
                     previous: u(check[3]),
                 };
-                (limit, counter.wait_ms(now, len, max, 1).div_ceil(1000).max(1))
+                (
+                    limit,
+                    counter.wait_ms(now, len, max, 1).div_ceil(1000).max(1),
+                )
             }
             6 => (Limit::Concurrency, 1),
             _ => return None,

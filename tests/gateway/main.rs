@@ -16,5 +16,6 @@ mod quotas;
 mod resilience;
 mod retries;
 mod sdk;
+mod shared_state;
 mod streams;
 mod tls;

@@ -22,9 +22,21 @@ fn config(redis: &RedisServer, on_unavailable: &str, a: &MockProvider, b: &MockP
             redis.url()
         );
     let users = [
-        user("rpm", "tok-rpm", "[users.rpm.rate_limit]\nrequests_per_minute = 6"),
-        user("tpm", "tok-tpm", "[users.tpm.rate_limit]\ntokens_per_minute = 60"),
-        user("conc", "tok-conc", "[users.conc.rate_limit]\nmax_concurrent = 2"),
+        user(
+            "rpm",
+            "tok-rpm",
+            "[users.rpm.rate_limit]\nrequests_per_minute = 6",
+        ),
+        user(
+            "tpm",
+            "tok-tpm",
+            "[users.tpm.rate_limit]\ntokens_per_minute = 60",
+        ),
+        user(
+            "conc",
+            "tok-conc",
+            "[users.conc.rate_limit]\nmax_concurrent = 2",
+        ),
         user("free", "tok-free", ""),
     ]
     .concat();
@@ -36,7 +48,11 @@ fn replicas(config: &str) -> (Gateway, Gateway) {
     let g2 = Gateway::start(config);
     for g in [&g1, &g2] {
         assert!(
-            wait_until(Duration::from_secs(5), || metric(g, "berry_shared_state_up", &[]) == 1.0),
+            wait_until(Duration::from_secs(5), || metric(
+                g,
+                "berry_shared_state_up",
+                &[]
+            ) == 1.0),
             "shared state not up: {}",
             g.log()
         );
@@ -91,7 +107,9 @@ fn two_replicas_enforce_one_set_of_limits() {
         let held: Vec<_> = (0..2)
             .map(|_| s.spawn(|| g1.chat_stream("tok-conc", "model-x")))
             .collect();
-        assert!(wait_until(Duration::from_secs(3), || a.active_connections() >= 2));
+        assert!(wait_until(Duration::from_secs(3), || a
+            .active_connections()
+            >= 2));
         std::thread::sleep(Duration::from_millis(200));
         let r = g2.chat("tok-conc", "model-x");
         assert_eq!(r.status, 429, "{}", r.text());
@@ -101,7 +119,10 @@ fn two_replicas_enforce_one_set_of_limits() {
         }
     });
     // released when the streams ended (batched release: allow a moment)
-    assert!(wait_until(Duration::from_secs(3), || g2.chat("tok-conc", "model-x").status == 200));
+    assert!(wait_until(Duration::from_secs(3), || g2
+        .chat("tok-conc", "model-x")
+        .status
+        == 200));
     // a user without limits is never refused
     for g in [&g1, &g2] {
         assert_eq!(g.chat("tok-free", "model-x").status, 200);
@@ -118,7 +139,12 @@ fn a_cooldown_learnt_by_one_replica_keeps_both_off_the_backend() {
         retry_after: Some("30".into()),
     });
     let r = g1.chat("tok-free", "model-x");
-    assert_eq!((r.status, served_by(&r).as_str()), (200, "b"), "{}", r.text());
+    assert_eq!(
+        (r.status, served_by(&r).as_str()),
+        (200, "b"),
+        "{}",
+        r.text()
+    );
     a.set_mode(Mode::Ok);
     let tried = a.hits_for("/chat/completions");
     // g2 never saw the 429: within a second Redis tells it
@@ -135,7 +161,11 @@ fn a_cooldown_learnt_by_one_replica_keeps_both_off_the_backend() {
         let r = g2.chat("tok-free", "model-x");
         assert_eq!(served_by(&r), "b");
     }
-    assert_eq!(a.hits_for("/chat/completions"), tried, "no replica went back to a");
+    assert_eq!(
+        a.hits_for("/chat/completions"),
+        tried,
+        "no replica went back to a"
+    );
 }
 
 #[test]
@@ -145,8 +175,13 @@ fn losing_redis_switches_to_on_unavailable_and_recovers_by_itself() {
     let b = mock("b");
     let cfg = config(&redis, "local", &a, &b);
     let (g1, _g2) = replicas(&cfg);
-    let deny = Gateway::start(&cfg.replace("on_unavailable = \"local\"", "on_unavailable = \"deny\""));
-    assert!(wait_until(Duration::from_secs(5), || metric(&deny, "berry_shared_state_up", &[]) == 1.0));
+    let deny =
+        Gateway::start(&cfg.replace("on_unavailable = \"local\"", "on_unavailable = \"deny\""));
+    assert!(wait_until(Duration::from_secs(5), || metric(
+        &deny,
+        "berry_shared_state_up",
+        &[]
+    ) == 1.0));
     redis.stop();
     // local: requests keep flowing, limited by this replica alone
     for _ in 0..3 {
@@ -167,7 +202,11 @@ fn losing_redis_switches_to_on_unavailable_and_recovers_by_itself() {
     redis.restart();
     for g in [&g1, &deny] {
         assert!(
-            wait_until(Duration::from_secs(5), || metric(g, "berry_shared_state_up", &[]) == 1.0),
+            wait_until(Duration::from_secs(5), || metric(
+                g,
+                "berry_shared_state_up",
+                &[]
+            ) == 1.0),
             "no reconnect"
         );
     }
@@ -182,7 +221,8 @@ fn a_reload_that_changes_limits_applies_to_the_fleet() {
     let redis = RedisServer::start();
     let a = mock("a");
     let b = mock("b");
-    let cfg = config(&redis, "local", &a, &b).replace("requests_per_minute = 6", "requests_per_minute = 2");
+    let cfg = config(&redis, "local", &a, &b)
+        .replace("requests_per_minute = 6", "requests_per_minute = 2");
     let (g1, g2) = replicas(&cfg);
     assert_eq!(g1.chat("tok-rpm", "model-x").status, 200);
     assert_eq!(g2.chat("tok-rpm", "model-x").status, 200);
