@@ -355,16 +355,16 @@ fn per_request(
 ) -> Bytes {
     let token = client_token(Some(req.authorization.as_slice()), None).expect("token");
     let user = snap.users.authenticate(token).expect("known user");
-    let admitted = match admit(
-        Operation::Chat,
-        req.body.clone(),
-        Arc::clone(user),
-        snap,
-        now,
-    ) {
+    let admitted = match admit(Operation::Chat, req.body.clone(), Arc::clone(user), snap) {
         Ok(r) => r,
         Err(e) => panic!("request refused: {e:?}"),
     };
+    // The user's limits in this process (the local half of `quota::admit`).
+    if let Some((limit, quota)) = admitted.user.limits() {
+        if let Err(r) = quota.admit(limit, now) {
+            panic!("request refused: {r:?}");
+        }
+    }
     let model = &admitted.model;
     let tags = &admitted.user.tags;
     let mut input = SelectInput {

@@ -7,6 +7,7 @@ use crate::harness::*;
 use berry_mock::{MockProvider, Mode};
 use std::time::Duration;
 
+#[allow(dead_code)] // the gateway tests use part of the helper
 #[path = "../common/redis.rs"]
 mod redis_server;
 use redis_server::RedisServer;
