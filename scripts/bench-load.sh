@@ -34,7 +34,8 @@
 # Knobs (environment): DURATION=10 (s per measurement), WARMUP=2 (s per target),
 #   ROUNDS=1 (repeat all scenarios; medians reported), CONNS=64, THREADS=2, PACE_MS=2,
 #   N_IDLE=1000 (0 = skip the open-streams part), TTFT_N=200 (0 = skip the time-to-first-token
-#   part; scripts/ttft.py), TTFT_PAUSE_MS=20, SKIP_BUILD=1 (reuse binaries),
+#   part; scripts/ttft.py), TTFT_PAUSE_MS=20, SHARED=1 (0 = skip the shared-state leg: a
+#   gateway enforcing user limits on a local redis-server, installed with apt-get if missing), SKIP_BUILD=1 (reuse binaries),
 #   GATEWAY_LOG=warn (RUST_LOG of the gateway; `info` turns the access log on — nginx runs
 #   with access_log off, so the default compares like with like), KEEP_TMP=1 (keep logs).
 #
@@ -54,6 +55,7 @@ THREADS=${THREADS:-2}
 PACE_MS=${PACE_MS:-2}
 N_IDLE=${N_IDLE:-1000}
 TTFT_N=${TTFT_N:-200}
+SHARED=${SHARED:-1}
 TTFT_PAUSE_MS=${TTFT_PAUSE_MS:-20}
 GATEWAY_LOG=${GATEWAY_LOG:-warn}
 TOKEN=sk-berry-bench-7f3a9c2e5b8d4f1a6c0e9b3d7a2f5c8e
@@ -66,6 +68,7 @@ REAL_MODEL=gpt-4o-mini-2024-07-18
 # ---------------------------------------------------------------------------------------
 ensure_cargo
 command -v wrk >/dev/null 2>&1 || apt_install wrk
+if [ "$SHARED" = 1 ]; then ensure_redis_server; fi
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   apt_install nginx-light 2>/dev/null || apt_install nginx
 fi
@@ -242,10 +245,12 @@ listen = ["127.0.0.1:$GW_PORT"]
 request_timeout_seconds = 30
 stream_idle_timeout_seconds = 600
 health_check_interval_seconds = 30
+${EXTRA_SETTINGS:-}
 
 [users.bench]
 name = "Benchmark"
 token = "$TOKEN"
+${EXTRA_USER:-}
 
 # The idle-stream leg steers the mock with x-mock-interval-ms (forwarded on purpose).
 [providers.acct-a]
@@ -583,6 +588,43 @@ GW_PORT=$MAIN_GW_PORT
 GW_PID=$MAIN_GW_PID
 
 # ---------------------------------------------------------------------------------------
+# cost of shared state: a gateway whose bench user has (never reached) limits enforced on
+# a local redis-server, so every request makes its one admission round trip; measured
+# alternately with the main gateway (same user without limits, no Redis)
+# ---------------------------------------------------------------------------------------
+if [ "$SHARED" = 1 ]; then
+  echo "==> shared state cost: gateway with [settings.shared_state] on a local redis-server" >&2
+  REDIS_PORT=$(free_port) || die "no free port"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    >"$TMP/redis.log" 2>&1 &
+  PIDS+=("$!")
+  REDIS_PID=$!
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break
+    sleep 0.1
+  done
+  EXTRA_SETTINGS=$(printf '[settings.shared_state]\nredis_url = "redis://127.0.0.1:%s/"\ntimeout_ms = 200' "$REDIS_PORT")
+  # A separate table, after [users.bench]'s keys.
+  EXTRA_USER=$(printf '[users.bench.rate_limit]\nrequests_per_minute = 1000000000\ntokens_per_day = 1000000000000')
+  start_gateway gateway-shared
+  EXTRA_SETTINGS="" EXTRA_USER=""
+  wait_http "$GW_PORT" berry-gateway-shared "$GW_PID"
+  SHARED_PORT=$GW_PORT
+  SHARED_PID=$GW_PID
+  GW_PORT=$MAIN_GW_PORT
+  GW_PID=$MAIN_GW_PID
+  wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" -s "$TMP/json.lua" \
+    "http://127.0.0.1:$SHARED_PORT/v1/chat/completions" >/dev/null 2>&1 || true
+  for round in $(seq 1 "$ROUNDS"); do
+    run_wrk shared gateway_off "$round" "$CONNS" "$TMP/json.lua" "$MAIN_GW_PORT" "$MAIN_GW_PID"
+    run_wrk shared gateway_on "$round" "$CONNS" "$TMP/json.lua" "$SHARED_PORT" "$SHARED_PID" "$REDIS_PID"
+    run_wrk shared_lat gateway_off "$round" 8 "$TMP/json_paced.lua" "$MAIN_GW_PORT" "$MAIN_GW_PID"
+    run_wrk shared_lat gateway_on "$round" 8 "$TMP/json_paced.lua" "$SHARED_PORT" "$SHARED_PID" "$REDIS_PID"
+  done
+  redis_calls=$(redis-cli -p "$REDIS_PORT" info commandstats 2>/dev/null | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\).*/\1/p')
+fi
+
+# ---------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -645,6 +687,14 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
     -v con="$(col metrics gateway_on 8)" -v coff="$(col metrics gateway_off 8)" -v c="$CONNS" \
     'BEGIN { printf "per-request metrics (json, -c %s): req/s on %.0f / off %.0f = %.2f; CPU us/req on %.1f / off %.1f = %.2f\n",
              c, on, off, on / off, con, coff, con / coff }'
+  if [ "$SHARED" = 1 ]; then
+    awk -v on="$(col shared gateway_on 4)" -v off="$(col shared gateway_off 4)" \
+      -v con="$(col shared gateway_on 8)" -v coff="$(col shared gateway_off 8)" \
+      -v pon="$(col shared_lat gateway_on 6)" -v poff="$(col shared_lat gateway_off 6)" -v c="$CONNS" \
+      'BEGIN { printf "shared state on a local Redis (json, -c %s): req/s on %.0f / off %.0f = %.2f; CPU us/req (gateway + redis) on %.1f / off %.1f; json_lat p99 on %.3f / off %.3f ms\n",
+               c, on, off, on / off, con, coff, pon / 1000, poff / 1000 }'
+    echo "redis EVALSHA calls during the shared-state runs: ${redis_calls:-?} (one per admitted request)"
+  fi
   echo
   echo "gateway RSS idle:            $RSS_IDLE KiB ($(awk -v k="$RSS_IDLE" 'BEGIN { printf "%.1f", k / 1024 }') MiB; target: < 30 MiB)"
   echo "gateway RSS after the load:  $RSS_AFTER KiB"
