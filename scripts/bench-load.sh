@@ -564,6 +564,29 @@ if [ "$N_IDLE" -gt 0 ]; then
     "gateway RSS open + JSON load:    $rss_open_load KiB" \
     "gateway RSS after closing them:  $rss_closed KiB (gateway->mock connections still open: $upstream_after)")
 fi
+# The same held streams through the engine floor: its memory per open stream, the floor the
+# gateway is compared with.
+if [ "$N_IDLE" -gt 0 ]; then
+  echo "==> opening $N_IDLE idle SSE streams through the engine floor" >&2
+  eng_before=$(rss_kib "$ENGINE_PID")
+  hold=20
+  wrk -t 2 -c "$N_IDLE" -d "${hold}s" --timeout "$((hold + 10))s" -s "$TMP/sse_idle.lua" \
+    "http://127.0.0.1:$ENGINE_PORT/v1/chat/completions" >/dev/null 2>&1 &
+  HOLD_PID=$!
+  PIDS+=("$HOLD_PID")
+  for _ in $(seq 1 300); do
+    [ "$(established_on "$ENGINE_PORT")" -ge "$N_IDLE" ] && break
+    sleep 0.1
+  done
+  sleep 2
+  eng_open=$(established_on "$ENGINE_PORT")
+  eng_rss=$(rss_kib "$ENGINE_PID")
+  eng_per_stream=$(awk -v a="$eng_rss" -v b="$eng_before" -v n="$eng_open" 'BEGIN { printf "%.1f", (n > 0 ? (a - b) / n : 0) }')
+  echo "    engine: $eng_open open; RSS $eng_before -> $eng_rss KiB = $eng_per_stream KiB/stream" >&2
+  kill -TERM "$HOLD_PID" 2>/dev/null || true
+  wait "$HOLD_PID" 2>/dev/null || true
+  IDLE_REPORT+=$'\n'"engine floor with $eng_open open streams: RSS $eng_before -> $eng_rss KiB => $eng_per_stream KiB per open stream (gateway: $per_stream; target: gateway <= engine + 8 KiB)"
+fi
 RSS_END=$(rss_kib "$GW_PID")
 HWM_END=$(hwm_kib "$GW_PID")
 
