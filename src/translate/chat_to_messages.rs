@@ -36,8 +36,8 @@
 //! and any other unknown field. `null` values count as absent.
 
 use super::json::{self, inner, is_null, is_obj, is_str, push_str, push_u64, Obj, Str};
+use super::stream::{EventTranslator, StreamTranslator};
 use super::{Refusal, TokenUsage, UpstreamBroken};
-use crate::sse::{SseDecoder, SseFrame};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -885,14 +885,11 @@ pub const MAX_OPEN_BLOCKS: usize = 16;
 /// `message_stop` (other than `ping`), more than [`MAX_OPEN_BLOCKS`] open blocks, an id and
 /// model longer than [`MAX_ID_BYTES`] together.
 /// Unknown event and delta types are ignored (Anthropic may add them).
-#[derive(Debug)]
-pub struct Stream {
-    dec: SseDecoder,
-    st: State,
-}
+pub type Stream = StreamTranslator<State>;
 
+/// The per-event state of an Anthropic → OpenAI stream ([`Stream`]).
 #[derive(Debug)]
-struct State {
+pub struct State {
     include_usage: bool,
     created: u64,
     /// `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,`
@@ -905,7 +902,6 @@ struct State {
     finished: bool,
     started: bool,
     saw_error: bool,
-    broken: Option<UpstreamBroken>,
 }
 
 impl Stream {
@@ -917,74 +913,49 @@ impl Stream {
 
     /// [`Stream::new`] with a fixed `created` timestamp.
     pub fn new_at(include_usage: bool, created: u64) -> Self {
-        Stream {
-            dec: SseDecoder::new(),
-            st: State {
-                include_usage,
-                created,
-                head: Vec::new(),
-                phase: Phase::Start,
-                blocks: Vec::new(),
-                next_tool: 0,
-                usage: None,
-                finished: false,
-                started: false,
-                saw_error: false,
-                broken: None,
-            },
-        }
+        StreamTranslator::with_state(State {
+            include_usage,
+            created,
+            head: Vec::new(),
+            phase: Phase::Start,
+            blocks: Vec::new(),
+            next_tool: 0,
+            usage: None,
+            finished: false,
+            started: false,
+            saw_error: false,
+        })
+    }
+}
+
+impl EventTranslator for State {
+    fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
+        self.on_event(name, data, out)
     }
 
-    /// Feeds upstream bytes (any split), appends translated bytes to `out`. Only whole
-    /// translated events are appended. Errors are sticky.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if let Some(e) = &self.st.broken {
-            return Err(e.clone());
-        }
-        let mut input = chunk;
-        loop {
-            let r = match self.dec.next_frame(&mut input) {
-                Ok(Some(SseFrame::Event(ev))) => self.st.event(ev.event, ev.data, out),
-                Ok(Some(_)) => Ok(()),
-                Ok(None) => return Ok(()),
-                Err(_) => Err(UpstreamBroken("not an event stream")),
-            };
-            if let Err(e) = r {
-                self.st.broken = Some(e.clone());
-                return Err(e);
-            }
-        }
-    }
-
-    /// The upstream body ended: Ok when the stream was complete (`message_stop` seen and
-    /// `data: [DONE]` already emitted), Err otherwise (including after an `error` event).
-    /// Appends nothing.
-    pub fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if let Some(e) = &self.st.broken {
-            return Err(e.clone());
-        }
-        match self.st.phase {
+    /// Complete once `message_stop` was seen (and `data: [DONE]` emitted).
+    fn complete(&self) -> Result<(), UpstreamBroken> {
+        match self.phase {
             Phase::Done => Ok(()),
             Phase::Errored => Err(UpstreamBroken("stream ended with an error event")),
             Phase::Start | Phase::Open => Err(UpstreamBroken("stream ended before message_stop")),
         }
     }
 
-    /// Usage so far: input and cache tokens from `message_start`, output from the latest
+    /// Input and cache tokens from `message_start`, output from the latest
     /// `message_delta`. `None` before `message_start`.
-    pub fn usage(&self) -> Option<TokenUsage> {
-        self.st.usage
+    fn usage(&self) -> Option<TokenUsage> {
+        self.usage
     }
 
-    /// True once the first content chunk (text delta, tool call start or arguments delta)
-    /// was emitted: the stream's commit point.
-    pub fn started_content(&self) -> bool {
-        self.st.started
+    /// The first content chunk (text delta, tool call start or arguments delta).
+    fn started_content(&self) -> bool {
+        self.started
     }
 
-    /// An in-band upstream error event (`event: error`) was seen and translated.
-    pub fn saw_error(&self) -> bool {
-        self.st.saw_error
+    /// An `event: error` was seen and translated.
+    fn saw_error(&self) -> bool {
+        self.saw_error
     }
 }
 
@@ -993,7 +964,12 @@ fn broken(why: &'static str) -> UpstreamBroken {
 }
 
 impl State {
-    fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
+    fn on_event(
+        &mut self,
+        name: &[u8],
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), UpstreamBroken> {
         if self.phase == Phase::Errored || data.is_empty() {
             return Ok(());
         }

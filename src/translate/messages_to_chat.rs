@@ -37,8 +37,8 @@
 use super::json::{
     self, inner, is_null, is_obj, is_str, push_escaped, push_str, push_u64, Obj, OpenAiUsage, Str,
 };
+use super::stream::{EventTranslator, StreamTranslator};
 use super::{Refusal, TokenUsage, UpstreamBroken};
-use crate::sse::{SseDecoder, SseFrame};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -818,14 +818,11 @@ enum Open {
 /// [`UpstreamBroken`] (sticky): not SSE, data that is neither `[DONE]` nor a JSON object, a
 /// tool-call delta for a tool call whose block was already closed, a new tool call without
 /// a function name, `[DONE]` before any chunk, data after `[DONE]`.
-#[derive(Debug)]
-pub struct Stream {
-    dec: SseDecoder,
-    st: State,
-}
+pub type Stream = StreamTranslator<State>;
 
+/// The per-event state of an OpenAI → Anthropic stream ([`Stream`]).
 #[derive(Debug)]
-struct State {
+pub struct State {
     phase: Phase,
     open: Open,
     /// Anthropic index of the next block.
@@ -840,7 +837,6 @@ struct State {
     usage: Option<TokenUsage>,
     started: bool,
     saw_error: bool,
-    broken: Option<UpstreamBroken>,
     /// Reused scratch buffer for one event's JSON.
     buf: Vec<u8>,
 }
@@ -854,53 +850,30 @@ impl Default for Stream {
 impl Stream {
     /// A translator at the start of a stream.
     pub fn new() -> Self {
-        Stream {
-            dec: SseDecoder::new(),
-            st: State {
-                phase: Phase::Start,
-                open: Open::None,
-                next_block: 0,
-                last_tool: None,
-                tool_id: 0,
-                msg_hash: 0,
-                stop_reason: None,
-                usage: None,
-                started: false,
-                saw_error: false,
-                broken: None,
-                buf: Vec::new(),
-            },
-        }
+        StreamTranslator::with_state(State {
+            phase: Phase::Start,
+            open: Open::None,
+            next_block: 0,
+            last_tool: None,
+            tool_id: 0,
+            msg_hash: 0,
+            stop_reason: None,
+            usage: None,
+            started: false,
+            saw_error: false,
+            buf: Vec::new(),
+        })
+    }
+}
+
+impl EventTranslator for State {
+    fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
+        self.on_event(name, data, out)
     }
 
-    /// Feeds upstream bytes (any split), appends translated bytes (whole events) to `out`.
-    /// Errors are sticky.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if let Some(e) = &self.st.broken {
-            return Err(e.clone());
-        }
-        let mut input = chunk;
-        loop {
-            let r = match self.dec.next_frame(&mut input) {
-                Ok(Some(SseFrame::Event(ev))) => self.st.event(ev.event, ev.data, out),
-                Ok(Some(_)) => Ok(()),
-                Ok(None) => return Ok(()),
-                Err(_) => Err(UpstreamBroken("not an event stream")),
-            };
-            if let Err(e) = r {
-                self.st.broken = Some(e.clone());
-                return Err(e);
-            }
-        }
-    }
-
-    /// The upstream body ended: Ok when `[DONE]` was seen (and `message_stop` emitted), Err
-    /// otherwise (including after an in-band error). Appends nothing.
-    pub fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if let Some(e) = &self.st.broken {
-            return Err(e.clone());
-        }
-        match self.st.phase {
+    /// Complete once `[DONE]` was seen (and `message_stop` emitted).
+    fn complete(&self) -> Result<(), UpstreamBroken> {
+        match self.phase {
             Phase::Done => Ok(()),
             Phase::Errored => Err(UpstreamBroken("stream ended with an error event")),
             Phase::Start | Phase::Open => Err(UpstreamBroken("stream ended before [DONE]")),
@@ -908,19 +881,19 @@ impl Stream {
     }
 
     /// Usage from the backend's usage chunk (`None` until one arrived).
-    pub fn usage(&self) -> Option<TokenUsage> {
-        self.st.usage
+    fn usage(&self) -> Option<TokenUsage> {
+        self.usage
     }
 
-    /// True once the first content event was emitted (a `text_delta`, a `tool_use` block
-    /// start or an `input_json_delta`): the stream's commit point.
-    pub fn started_content(&self) -> bool {
-        self.st.started
+    /// The first content event (a `text_delta`, a `tool_use` block start or an
+    /// `input_json_delta`).
+    fn started_content(&self) -> bool {
+        self.started
     }
 
-    /// An in-band upstream error (`data: {"error": …}`) was seen and translated.
-    pub fn saw_error(&self) -> bool {
-        self.st.saw_error
+    /// An in-band `data: {"error": …}` was seen and translated.
+    fn saw_error(&self) -> bool {
+        self.saw_error
     }
 }
 
@@ -956,7 +929,12 @@ fn emit(out: &mut Vec<u8>, name: &[u8], data: &[u8]) {
 }
 
 impl State {
-    fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
+    fn on_event(
+        &mut self,
+        name: &[u8],
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), UpstreamBroken> {
         if self.phase == Phase::Errored || data.is_empty() {
             return Ok(());
         }

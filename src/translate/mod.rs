@@ -22,6 +22,7 @@ pub mod chat_to_messages;
 pub mod errors;
 mod json;
 pub mod messages_to_chat;
+pub mod stream;
 
 /// Token usage in the partition the gateway counts: `input` = prompt tokens neither read
 /// from nor written to a cache; `cache_read`; `cache_write`; `output`.

@@ -1,0 +1,86 @@
+//! The shell every stream translator shares: SSE decoding of the upstream bytes, whole
+//! events handed to the dialect's [`EventTranslator`], sticky errors, and the end-of-body
+//! verdict. The dialect modules only say what one event becomes.
+
+use super::{TokenUsage, UpstreamBroken};
+use crate::sse::{SseDecoder, SseFrame};
+
+/// One direction's per-event translation state.
+pub trait EventTranslator {
+    /// Translates one whole upstream event (its `event:` name, possibly empty, and its
+    /// data), appending whole client events to `out`. An `Err` breaks the stream.
+    fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken>;
+    /// Whether the upstream body may end here: Ok after the terminal event, Err (why)
+    /// before it or after an in-band error.
+    fn complete(&self) -> Result<(), UpstreamBroken>;
+    /// Token usage so far.
+    fn usage(&self) -> Option<TokenUsage>;
+    /// The first content event was emitted (the stream's commit point).
+    fn started_content(&self) -> bool;
+    /// An in-band upstream error was seen and translated.
+    fn saw_error(&self) -> bool;
+}
+
+/// A stream translator: upstream bytes in any split → whole translated events. The output
+/// is the same for every split of the same input; errors are sticky.
+#[derive(Debug)]
+pub struct StreamTranslator<T> {
+    dec: SseDecoder,
+    st: T,
+    broken: Option<UpstreamBroken>,
+}
+
+impl<T: EventTranslator> StreamTranslator<T> {
+    /// A translator at the start of a stream, with per-event state `st`.
+    pub(crate) fn with_state(st: T) -> Self {
+        StreamTranslator {
+            dec: SseDecoder::new(),
+            st,
+            broken: None,
+        }
+    }
+
+    /// Feeds upstream bytes (any split), appends translated bytes (whole events) to `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
+        let mut input = chunk;
+        loop {
+            let r = match self.dec.next_frame(&mut input) {
+                Ok(Some(SseFrame::Event(ev))) => self.st.event(ev.event, ev.data, out),
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => return Ok(()),
+                Err(_) => Err(UpstreamBroken("not an event stream")),
+            };
+            if let Err(e) = r {
+                self.broken = Some(e.clone());
+                return Err(e);
+            }
+        }
+    }
+
+    /// The upstream body ended: Ok when the stream was complete (its terminal event seen),
+    /// Err otherwise (including after an in-band error event). Appends nothing.
+    pub fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
+        match &self.broken {
+            Some(e) => Err(e.clone()),
+            None => self.st.complete(),
+        }
+    }
+
+    /// Token usage so far (see the dialect's state for which events carry it).
+    pub fn usage(&self) -> Option<TokenUsage> {
+        self.st.usage()
+    }
+
+    /// True once the first content event was emitted: the stream's commit point.
+    pub fn started_content(&self) -> bool {
+        self.st.started_content()
+    }
+
+    /// An in-band upstream error event was seen and translated.
+    pub fn saw_error(&self) -> bool {
+        self.st.saw_error()
+    }
+}
