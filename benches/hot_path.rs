@@ -355,15 +355,13 @@ fn per_request(
 ) -> Bytes {
     let token = client_token(Some(req.authorization.as_slice()), None).expect("token");
     let user = snap.users.authenticate(token).expect("known user");
-    let admitted = match admit(
-        Operation::Chat,
-        req.body.clone(),
-        Arc::clone(user),
-        snap,
-        now,
-    ) {
+    let admitted = match admit(Operation::Chat, req.body.clone(), Arc::clone(user), snap) {
         Ok(r) => r,
         Err(e) => panic!("request refused: {e:?}"),
+    };
+    let grant = match berry_gateway::quota::admit(&admitted.user, now) {
+        Ok(g) => g,
+        Err(e) => panic!("request refused by a limit: {e:?}"),
     };
     let model = &admitted.model;
     let tags = &admitted.user.tags;
@@ -377,7 +375,9 @@ fn per_request(
             eligible(Operation::Chat, tried, model, tags, i, b)
         })
         .expect("a backend");
-    attempt_body(&admitted, &model.backends[sel.index].model_literal)
+    let body = attempt_body(&admitted, &model.backends[sel.index].model_literal);
+    grant.finish(&admitted.user, 0, now);
+    body
 }
 
 fn bench_per_request(c: &mut Criterion) {

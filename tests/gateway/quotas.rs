@@ -67,7 +67,11 @@ fn max_concurrent_caps_requests_in_flight() {
         assert_eq!(r.status, 429, "{}", r.text());
         assert_eq!(r.error_code(), "user_concurrency_exceeded");
         assert_eq!(r.header("retry-after"), Some("1"));
-        assert_eq!(gw.chat("tok-free", "model-x").status, 200, "other users unaffected");
+        assert_eq!(
+            gw.chat("tok-free", "model-x").status,
+            200,
+            "other users unaffected"
+        );
         for t in streams {
             let done = t.join().unwrap();
             assert_eq!(done.sse_data().last().map(String::as_str), Some("[DONE]"));
