@@ -168,8 +168,8 @@ pub struct InflightGuard(prometheus::IntGauge);
 
 impl InflightGuard {
     /// Counts one request of `model` in flight until dropped.
-    pub fn new(model: &str) -> Self {
-        let g = crate::metrics::INFLIGHT.with_label_values(&[model]);
+    pub fn new(model: &ModelRoute) -> Self {
+        let g = crate::metrics::inflight(model).clone();
         g.inc();
         InflightGuard(g)
     }
@@ -356,8 +356,7 @@ pub struct Proxied {
 impl Proxied {
     /// A freshly admitted request holding `grant`; no attempt yet.
     pub fn new(snapshot: Arc<Snapshot>, request: ProxyRequest, grant: Grant) -> Self {
-        let inflight =
-            crate::metrics::per_request().then(|| InflightGuard::new(&request.model.name));
+        let inflight = crate::metrics::per_request().then(|| InflightGuard::new(&request.model));
         Proxied {
             snapshot,
             request,
@@ -392,9 +391,9 @@ impl Proxied {
             backend.provider.health.mark_healthy_by_traffic();
         }
         if crate::metrics::per_request() {
-            crate::metrics::UPSTREAM_ATTEMPTS
-                .with_label_values(&[backend.provider.id.as_str(), &backend.id, outcome.label()])
-                .inc();
+            if let Some(c) = crate::metrics::upstream_attempts(backend, outcome) {
+                c.inc();
+            }
         }
     }
 

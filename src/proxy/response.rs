@@ -85,9 +85,7 @@ pub fn on_response_header(
     let ttfb = attempt.started.elapsed();
     attempt.state().observe_ttfb_ms(ttfb.as_secs_f64() * 1000.0);
     if crate::metrics::per_request() {
-        crate::metrics::TTFB
-            .with_label_values(&[&p.request.model.name, &attempt.backend.provider.id])
-            .observe(ttfb.as_secs_f64());
+        crate::metrics::ttfb(&attempt.backend).observe(ttfb.as_secs_f64());
     }
     let limits = super::ratelimit::reset_after_ms(&resp.headers, SystemTime::now());
     if let Some(limit) = limits {

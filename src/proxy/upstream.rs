@@ -116,14 +116,10 @@ pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpP
     p.tried.push(sel.index);
     p.attempts += 1;
     if p.attempts > 1 && crate::metrics::per_request() {
-        crate::metrics::RETRIES
-            .with_label_values(&[&model.name])
-            .inc();
+        crate::metrics::retries(&model).inc();
     }
     if sel.last_resort {
-        crate::metrics::LAST_RESORT
-            .with_label_values(&[&model.name])
-            .inc();
+        crate::metrics::last_resort(&model).inc();
     }
     let translation = Translation::of(p.request.op, &backend.provider.dialect);
     let body = match translation.request_body(&p.request, backend) {
