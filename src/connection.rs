@@ -37,8 +37,11 @@ use pingora_core::server::ShutdownWatch;
 use pingora_proxy::HttpProxy;
 use std::cell::Cell;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 
 tokio::task_local! {
     /// Whether the request head of the request this connection task is serving was read.
@@ -99,32 +102,39 @@ enum NextRequest {
     /// Its first byte arrived (or the stream cannot peek: Pingora's keep-alive timeout
     /// bounds the wait instead).
     Arrived,
-    /// Nothing within the idle timeout.
+    /// Nothing before `idle` expired.
     Idle,
     /// The client closed the connection, or the server is shutting down.
     Closed,
 }
 
-/// Waits for the first byte of the next request, at most `idle`.
-async fn next_request(
+/// Waits for the first byte of the next request, until `idle` expires or `stopping` (the
+/// connection's shutdown notification) completes. Neither is polled again by the caller
+/// once it completed: a `Closed` answer ends the connection.
+async fn next_request<S>(
     stream: &mut Stream,
-    idle: Duration,
+    idle: Pin<&mut Sleep>,
+    stopping: Pin<&mut S>,
     shutdown: &ShutdownWatch,
-) -> NextRequest {
+) -> NextRequest
+where
+    S: Future,
+{
     if *shutdown.borrow() {
         return NextRequest::Closed;
     }
-    let mut shutdown = shutdown.clone();
     let mut first = [0u8; 1];
     // `try_peek` reads one byte and puts it back (cancel-safe: a one-byte read either
-    // completes in a poll or reads nothing).
+    // completes in a poll or reads nothing). Polled first: a request already waiting is
+    // taken without looking at the timer or the shutdown signal.
     tokio::select! {
-        peeked = tokio::time::timeout(idle, stream.try_peek(&mut first)) => match peeked {
-            Ok(Ok(_)) => NextRequest::Arrived,
-            Ok(Err(_)) => NextRequest::Closed,
-            Err(_) => NextRequest::Idle,
+        biased;
+        peeked = stream.try_peek(&mut first) => match peeked {
+            Ok(_) => NextRequest::Arrived,
+            Err(_) => NextRequest::Closed,
         },
-        _ = shutdown.changed() => NextRequest::Closed,
+        () = idle => NextRequest::Idle,
+        _ = stopping => NextRequest::Closed,
     }
 }
 
@@ -137,19 +147,22 @@ enum Served {
 }
 
 /// Runs `serve` (one request: head, proxying, response) unless its head is not read
-/// within `deadline`.
-async fn within_head_deadline<F>(serve: F, deadline: Duration) -> Served
+/// before `deadline` expires. `deadline` may fire later (the request runs on past it):
+/// once the head is read, its expiry changes nothing.
+async fn within_head_deadline<F>(serve: F, mut deadline: Pin<&mut Sleep>) -> Served
 where
     F: Future<Output = Option<ReusedHttpStream>>,
 {
     HEAD_READ
         .scope(Cell::new(false), async move {
-            let expiry = async {
-                tokio::time::sleep(deadline).await;
+            // Once the head is read the deadline is not even polled again (the task is
+            // woken for every step of the proxying; the timer needs no new waker).
+            let expiry = std::future::poll_fn(|cx| {
                 if HEAD_READ.try_with(Cell::get).unwrap_or(true) {
-                    std::future::pending::<()>().await;
+                    return Poll::Pending;
                 }
-            };
+                deadline.as_mut().poll(cx)
+            });
             tokio::select! {
                 biased;
                 reused = serve => Served::Done(reused),
@@ -157,6 +170,14 @@ where
             }
         })
         .await
+}
+
+/// Moves `timer` to `after` from now. The connection keeps one timer per deadline kind and
+/// moves it for every request: a deadline later than the registered one only updates the
+/// timer in place (no timer-wheel work, no allocation), where a fresh `Sleep` per request
+/// would register and deregister an entry each time.
+fn rearm(timer: Pin<&mut Sleep>, after: Duration) {
+    timer.reset(Instant::now() + after);
 }
 
 #[async_trait]
@@ -172,10 +193,17 @@ impl ServerApp for ClientApp {
         let mut stream = stream;
         let mut carried: Option<HttpPersistentSettings> = None;
         let mut first = true;
+        // Per-connection state, set up once: the two deadline timers (armed by `rearm`
+        // before each use) and one registration for the shutdown notification.
+        let mut idle = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut header = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut watch = shutdown.clone();
+        let mut stopping = std::pin::pin!(watch.changed());
         loop {
             let limits = ClientLimits::current(&self.snapshots);
             if !first {
-                match next_request(&mut stream, limits.idle, shutdown).await {
+                rearm(idle.as_mut(), limits.idle);
+                match next_request(&mut stream, idle.as_mut(), stopping.as_mut(), shutdown).await {
                     NextRequest::Arrived => {}
                     NextRequest::Idle => {
                         CLIENT_TIMEOUTS.with_label_values(&["idle"]).inc();
@@ -194,7 +222,8 @@ impl ServerApp for ClientApp {
             session.set_keepalive(keepalive);
             session.set_write_timeout(Some(limits.write));
             let serve = self.proxy.process_new_http(session, shutdown);
-            match within_head_deadline(serve, limits.header).await {
+            rearm(header.as_mut(), limits.header);
+            match within_head_deadline(serve, header.as_mut()).await {
                 Served::Done(Some(reused)) => (stream, carried) = reused.consume(),
                 Served::Done(None) => return None,
                 Served::HeadTimeout => {
@@ -232,14 +261,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(300)).await;
             None
         };
-        let r = within_head_deadline(slow, Duration::from_millis(20)).await;
+        let deadline = std::pin::pin!(tokio::time::sleep(Duration::from_millis(20)));
+        let r = within_head_deadline(slow, deadline).await;
         assert!(matches!(r, Served::HeadTimeout));
         let read_then_slow = async {
             head_read();
             tokio::time::sleep(Duration::from_millis(300)).await;
             None
         };
-        let r = within_head_deadline(read_then_slow, Duration::from_millis(20)).await;
+        let deadline = std::pin::pin!(tokio::time::sleep(Duration::from_millis(20)));
+        let r = within_head_deadline(read_then_slow, deadline).await;
         assert!(matches!(r, Served::Done(None)));
         // outside the loop, marking a head read is a no-op
         head_read();
