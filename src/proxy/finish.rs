@@ -69,7 +69,7 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
     if metrics::per_request() {
         record_metrics(&r, status, duration, overhead);
     }
-    log_access(&ctx.request_id, &r, status, duration);
+    log_access(ctx.request_id.as_str(), &r, status, duration);
     // End in-flight accounting now, not when the context is dropped; the user's token
     // budgets count this request's tokens.
     if let Some(p) = ctx.proxied_mut() {

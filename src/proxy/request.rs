@@ -2,12 +2,13 @@
 //! model resolution and policy checks, in this order (a refused request consumes no
 //! quota): token → body → model exists → user may use it → user rate limit → routing.
 
-use super::ctx::{Operation, ProxyRequest};
+use super::ctx::{Operation, ProxyRequest, RequestId};
 use super::translation::Translation;
 use crate::auth::UserEntry;
 use crate::error::ApiError;
 use crate::snapshot::Snapshot;
 use bytes::{Bytes, BytesMut};
+use http::HeaderValue;
 use pingora_proxy::Session;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,18 +17,43 @@ use std::time::Duration;
 /// single body read Pingora returns).
 const RETRY_TAIL: u64 = 64 * 1024;
 
-/// A valid client `x-request-id` is reused (printable ASCII, at most 128 bytes); otherwise
-/// a random 32-hex-digit id is generated.
-pub fn request_id(session: &Session, rng: &mut fastrand::Rng) -> String {
+/// A valid client `x-request-id` is reused (printable ASCII, at most 128 bytes; the
+/// client's header value itself, not a copy); otherwise a random 32-hex-digit id is
+/// generated (one allocation, shared by every header that carries it).
+pub fn request_id(session: &Session, rng: &mut fastrand::Rng) -> RequestId {
     if let Some(v) = session.req_header().headers.get("x-request-id") {
         let b = v.as_bytes();
         if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| (0x21..0x7f).contains(c)) {
-            if let Ok(s) = std::str::from_utf8(b) {
-                return s.to_string();
-            }
+            return RequestId::new(v.clone());
         }
     }
-    format!("{:016x}{:016x}", rng.u64(..), rng.u64(..))
+    generated_id(rng)
+}
+
+/// A random id: 32 lower-case hex digits.
+fn generated_id(rng: &mut fastrand::Rng) -> RequestId {
+    let mut hex = [0u8; 32];
+    let random = rng.u128(..).to_be_bytes();
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(random) {
+        if let [hi, lo] = pair {
+            *hi = hex_digit(byte >> 4);
+            *lo = hex_digit(byte & 0x0f);
+        }
+    }
+    match HeaderValue::from_maybe_shared(Bytes::from_owner(hex)) {
+        Ok(v) => RequestId::new(v),
+        // Unreachable: hex digits are valid header bytes.
+        Err(_) => RequestId::default(),
+    }
+}
+
+/// The lower-case hex digit of `n` (< 16).
+fn hex_digit(n: u8) -> u8 {
+    if n < 10 {
+        b'0' + n
+    } else {
+        b'a' + (n - 10)
+    }
 }
 
 /// The authenticated user, or the uniform 401.
@@ -255,4 +281,28 @@ pub fn attempt_body(req: &ProxyRequest, model_literal: &[u8]) -> Bytes {
         });
     }
     Bytes::from(crate::body::apply_edits(&req.body, &mut edits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_32_lower_case_hex_digits() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let a = generated_id(&mut rng);
+        let b = generated_id(&mut rng);
+        for id in [&a, &b] {
+            let s = id.as_str();
+            assert_eq!(s.len(), 32, "{s}");
+            assert!(s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')), "{s}");
+            assert_eq!(id.header().map(|v| v.len()), Some(32));
+        }
+        assert_ne!(a.as_str(), b.as_str());
+        // the digits are those of `{:032x}` of the random number
+        let mut rng = fastrand::Rng::with_seed(7);
+        assert_eq!(a.as_str(), format!("{:032x}", rng.u128(..)));
+        assert_eq!(RequestId::default().as_str(), "");
+        assert!(RequestId::default().header().is_none());
+    }
 }

@@ -63,7 +63,7 @@ pub struct ClientSide {
 /// runs before the strip.
 pub fn on_response_header(
     p: &mut Proxied,
-    request_id: &str,
+    request_id: &super::ctx::RequestId,
     started: std::time::Instant,
     client: ClientSide,
     resp: &mut ResponseHeader,
@@ -137,7 +137,9 @@ pub fn on_response_header(
         resp.remove_header(h);
     }
     strip_account_headers(resp);
-    resp.insert_header(super::upstream::X_REQUEST_ID.clone(), request_id)?;
+    if let Some(id) = request_id.header() {
+        resp.insert_header(super::upstream::X_REQUEST_ID, id)?;
+    }
     let include_usage =
         translation == Translation::ChatToMessages && sse && wants_stream_usage(&p.request.body);
     let watch = match translation.answer(status, sse, include_usage) {
