@@ -136,17 +136,62 @@ pub async fn read_body(
     }
 }
 
+/// A body being read: the first chunk itself until a second one arrives (most bodies come
+/// in one read, and are then never copied), after that one buffer.
+enum Body {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::One(b) => b.len(),
+            Body::Many(b) => b.len(),
+        }
+    }
+
+    /// Appends `chunk`; `capacity` sizes the buffer when a second chunk makes one.
+    fn push(&mut self, chunk: Bytes, capacity: usize) {
+        match self {
+            Body::Empty => *self = Body::One(chunk),
+            Body::One(first) => {
+                let mut buf = BytesMut::with_capacity(capacity.max(first.len() + chunk.len()));
+                buf.extend_from_slice(first);
+                buf.extend_from_slice(&chunk);
+                *self = Body::Many(buf);
+            }
+            Body::Many(buf) => buf.extend_from_slice(&chunk),
+        }
+    }
+
+    fn freeze(self) -> Bytes {
+        match self {
+            Body::Empty => Bytes::new(),
+            Body::One(b) => b,
+            Body::Many(b) => b.freeze(),
+        }
+    }
+}
+
 async fn read_all(
     session: &mut Session,
     content_length: Option<u64>,
     max: u64,
 ) -> Result<Bytes, BodyFailure> {
     let capacity = content_length.unwrap_or(16 * 1024).min(max) as usize;
-    let mut buf = BytesMut::with_capacity(capacity);
+    let mut body = Body::Empty;
     let retry_tail_from = content_length.map(|n| n.saturating_sub(RETRY_TAIL));
-    if retry_tail_from.is_none_or(|from| from == 0) {
+    let mut buffering = retry_tail_from.is_none_or(|from| from == 0);
+    if buffering {
         session.as_downstream_mut().enable_retry_buffering();
     }
+    // Pingora's retry buffer holds every chunk read once buffering is on (unless it
+    // overflowed): whether it holds anything is tracked here instead of asking it for a
+    // copy of its contents.
+    let mut tail_captured = false;
     loop {
         let chunk = session
             .as_downstream_mut()
@@ -154,16 +199,19 @@ async fn read_all(
             .await
             .map_err(BodyFailure::Io)?;
         let Some(chunk) = chunk else { break };
-        if buf.len() as u64 + chunk.len() as u64 > max {
+        if body.len() as u64 + chunk.len() as u64 > max {
             return Err(BodyFailure::Refuse(ApiError::too_large(max)));
         }
-        buf.extend_from_slice(&chunk);
+        tail_captured |= buffering && !chunk.is_empty();
+        body.push(chunk, capacity);
         if let Some(from) = retry_tail_from {
-            if buf.len() as u64 >= from {
+            if !buffering && body.len() as u64 >= from {
                 session.as_downstream_mut().enable_retry_buffering();
+                buffering = true;
             }
         }
     }
+    let buf = body.freeze();
     if let Some(n) = content_length {
         if (buf.len() as u64) < n {
             return Err(BodyFailure::Refuse(ApiError::bad_request(
@@ -180,12 +228,12 @@ async fn read_all(
     if downstream.retry_buffer_truncated() {
         return Err(BodyFailure::Refuse(ApiError::length_required()));
     }
-    if downstream.get_retry_buffer().is_none() {
+    if !tail_captured {
         // Pingora would forward nothing: refuse rather than hang.
         log::error!("request body tail was not captured for forwarding");
         return Err(BodyFailure::Refuse(ApiError::internal()));
     }
-    Ok(buf.freeze())
+    Ok(buf)
 }
 
 /// Validates a read body against the snapshot: model scan, existence, permission, and
@@ -295,7 +343,10 @@ mod tests {
         for id in [&a, &b] {
             let s = id.as_str();
             assert_eq!(s.len(), 32, "{s}");
-            assert!(s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')), "{s}");
+            assert!(
+                s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+                "{s}"
+            );
             assert_eq!(id.header().map(|v| v.len()), Some(32));
         }
         assert_ne!(a.as_str(), b.as_str());
