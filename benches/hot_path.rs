@@ -359,12 +359,15 @@ fn per_request(
         Ok(r) => r,
         Err(e) => panic!("request refused: {e:?}"),
     };
-    // The user's limits in this process (the local half of `quota::admit`).
-    if let Some((limit, quota)) = admitted.user.limits() {
-        if let Err(r) = quota.admit(limit, now) {
-            panic!("request refused: {r:?}");
-        }
-    }
+    // The user's limits in this process (the local half of `quota::admit`); the slot, if
+    // any, is held until the request ends.
+    let slot = match admitted.user.limits() {
+        Some((limit, quota)) => match quota.admit(limit, now) {
+            Ok(slot) => slot,
+            Err(r) => panic!("request refused by a limit: {r:?}"),
+        },
+        None => None,
+    };
     let model = &admitted.model;
     let tags = &admitted.user.tags;
     let mut input = SelectInput {
@@ -377,7 +380,9 @@ fn per_request(
             eligible(Operation::Chat, tried, model, tags, i, b)
         })
         .expect("a backend");
-    attempt_body(&admitted, &model.backends[sel.index].model_literal)
+    let body = attempt_body(&admitted, &model.backends[sel.index].model_literal);
+    drop(slot);
+    body
 }
 
 fn bench_per_request(c: &mut Criterion) {

@@ -17,6 +17,9 @@
 //!   context right after the head is parsed; `new_ctx` calls [`head_read`], which marks
 //!   this task's head as complete, and the deadline then never fires. When it fires first,
 //!   the unfinished head read is dropped and the connection closed.
+//! * The upstream header deadline of a streaming attempt ([`crate::proxy::watchdog`]) is
+//!   handed to the loop ([`watch_upstream_deadline`]) and polled next to the request with a
+//!   third per-connection timer, so no stream needs a task of its own for it.
 //! * `client_write_timeout_seconds`: Pingora's own downstream write timeout, set on every
 //!   session (it bounds each response body write; an expired write fails the request as a
 //!   client error, which ends the upstream attempt and releases its connection). The
@@ -27,6 +30,7 @@
 //! left to Pingora's own loop.
 
 use crate::metrics::CLIENT_TIMEOUTS;
+use crate::proxy::watchdog::Deadline;
 use crate::proxy::BerryProxy;
 use crate::snapshot::SnapshotCell;
 use async_trait::async_trait;
@@ -35,20 +39,58 @@ use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 use pingora_proxy::HttpProxy;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// What the connection loop tracks for the request its task is serving.
+struct RequestScope {
+    /// The request head was read: its header deadline no longer applies.
+    head_read: Cell<bool>,
+    /// The upstream header deadline of the current attempt, if one is armed, and how many
+    /// were armed so far (each new one moves the loop's timer). Held weakly: the attempt's
+    /// `Watchdog` owns it, and dropping that disarms it.
+    upstream: RefCell<(Option<Weak<Deadline>>, u64)>,
+}
 
 tokio::task_local! {
-    /// Whether the request head of the request this connection task is serving was read.
-    static HEAD_READ: Cell<bool>;
+    static SCOPE: RequestScope;
 }
 
 /// Marks the current request's head as read (disarms its header deadline). Called from
 /// the proxy's `new_ctx`; does nothing outside the connection loop.
 pub fn head_read() {
-    let _ = HEAD_READ.try_with(|read| read.set(true));
+    let _ = SCOPE.try_with(|s| s.head_read.set(true));
+}
+
+/// Has the connection loop serving the current task's request fire `deadline` when
+/// `deadline.at` passes, unless every strong reference to it was dropped before (it is
+/// held weakly). Replaces a deadline handed over earlier in the same request. `false`
+/// outside a connection loop (HTTP/2 clients): the caller must wait for it itself.
+pub fn watch_upstream_deadline(deadline: &Arc<Deadline>) -> bool {
+    SCOPE
+        .try_with(|s| {
+            let mut slot = s.upstream.borrow_mut();
+            *slot = (Some(Arc::downgrade(deadline)), slot.1.wrapping_add(1));
+        })
+        .is_ok()
+}
+
+/// The armed upstream deadline of the current request, if any (still held by its
+/// attempt), with its arming number.
+fn armed_upstream_deadline() -> Option<(Arc<Deadline>, u64)> {
+    SCOPE
+        .try_with(|s| {
+            let slot = s.upstream.borrow();
+            slot.0.as_ref().and_then(Weak::upgrade).map(|d| (d, slot.1))
+        })
+        .ok()
+        .flatten()
 }
 
 /// The client listener's application: the proxy behind the limits of [`ClientLimits`].
@@ -99,32 +141,39 @@ enum NextRequest {
     /// Its first byte arrived (or the stream cannot peek: Pingora's keep-alive timeout
     /// bounds the wait instead).
     Arrived,
-    /// Nothing within the idle timeout.
+    /// Nothing before `idle` expired.
     Idle,
     /// The client closed the connection, or the server is shutting down.
     Closed,
 }
 
-/// Waits for the first byte of the next request, at most `idle`.
-async fn next_request(
+/// Waits for the first byte of the next request, until `idle` expires or `stopping` (the
+/// connection's shutdown notification) completes. Neither is polled again by the caller
+/// once it completed: a `Closed` answer ends the connection.
+async fn next_request<S>(
     stream: &mut Stream,
-    idle: Duration,
+    idle: Pin<&mut Sleep>,
+    stopping: Pin<&mut S>,
     shutdown: &ShutdownWatch,
-) -> NextRequest {
+) -> NextRequest
+where
+    S: Future,
+{
     if *shutdown.borrow() {
         return NextRequest::Closed;
     }
-    let mut shutdown = shutdown.clone();
     let mut first = [0u8; 1];
     // `try_peek` reads one byte and puts it back (cancel-safe: a one-byte read either
-    // completes in a poll or reads nothing).
+    // completes in a poll or reads nothing). Polled first: a request already waiting is
+    // taken without looking at the timer or the shutdown signal.
     tokio::select! {
-        peeked = tokio::time::timeout(idle, stream.try_peek(&mut first)) => match peeked {
-            Ok(Ok(_)) => NextRequest::Arrived,
-            Ok(Err(_)) => NextRequest::Closed,
-            Err(_) => NextRequest::Idle,
+        biased;
+        peeked = stream.try_peek(&mut first) => match peeked {
+            Ok(_) => NextRequest::Arrived,
+            Err(_) => NextRequest::Closed,
         },
-        _ = shutdown.changed() => NextRequest::Closed,
+        () = idle => NextRequest::Idle,
+        _ = stopping => NextRequest::Closed,
     }
 }
 
@@ -137,26 +186,65 @@ enum Served {
 }
 
 /// Runs `serve` (one request: head, proxying, response) unless its head is not read
-/// within `deadline`.
-async fn within_head_deadline<F>(serve: F, deadline: Duration) -> Served
+/// before `deadline` expires. `deadline` may fire later (the request runs on past it):
+/// once the head is read, its expiry changes nothing. Meanwhile fires the upstream header
+/// deadline the request arms ([`watch_upstream_deadline`]) with `upstream`, a timer moved
+/// to each armed deadline.
+async fn within_head_deadline<F>(
+    serve: F,
+    mut deadline: Pin<&mut Sleep>,
+    mut upstream: Pin<&mut Sleep>,
+) -> Served
 where
     F: Future<Output = Option<ReusedHttpStream>>,
 {
-    HEAD_READ
-        .scope(Cell::new(false), async move {
-            let expiry = async {
-                tokio::time::sleep(deadline).await;
-                if HEAD_READ.try_with(Cell::get).unwrap_or(true) {
-                    std::future::pending::<()>().await;
+    let scope = RequestScope {
+        head_read: Cell::new(false),
+        upstream: RefCell::new((None, 0)),
+    };
+    SCOPE
+        .scope(scope, async move {
+            // Once the head is read the deadline is not even polled again (the task is
+            // woken for every step of the proxying; the timer needs no new waker).
+            let expiry = std::future::poll_fn(|cx| {
+                if SCOPE.try_with(|s| s.head_read.get()).unwrap_or(true) {
+                    return Poll::Pending;
                 }
-            };
+                deadline.as_mut().poll(cx)
+            });
+            // Never completes: a fired deadline shuts the upstream socket down, and the
+            // request (`serve`) fails its read and goes on from there.
+            let mut timer_set_for = 0;
+            let upstream_deadline = std::future::poll_fn(|cx| -> Poll<Infallible> {
+                let Some((armed, arming)) = armed_upstream_deadline() else {
+                    return Poll::Pending;
+                };
+                if timer_set_for != arming {
+                    upstream.as_mut().reset(armed.at);
+                    timer_set_for = arming;
+                }
+                if upstream.as_mut().poll(cx).is_ready() {
+                    armed.fire();
+                    let _ = SCOPE.try_with(|s| s.upstream.borrow_mut().0 = None);
+                }
+                Poll::Pending
+            });
             tokio::select! {
                 biased;
                 reused = serve => Served::Done(reused),
                 () = expiry => Served::HeadTimeout,
+                never = upstream_deadline => match never {},
             }
         })
         .await
+}
+
+/// Moves `timer` to `after` from now. The connection keeps one timer per deadline kind and
+/// moves it for every request: a deadline later than the registered one only updates the
+/// timer in place (no timer-wheel work, no allocation), where a fresh `Sleep` per request
+/// would register and deregister an entry each time.
+fn rearm(timer: Pin<&mut Sleep>, after: Duration) {
+    timer.reset(Instant::now() + after);
 }
 
 #[async_trait]
@@ -172,10 +260,19 @@ impl ServerApp for ClientApp {
         let mut stream = stream;
         let mut carried: Option<HttpPersistentSettings> = None;
         let mut first = true;
+        // Per-connection state, set up once: the deadline timers (idle and header, armed by
+        // `rearm` before each use; upstream, moved to each armed upstream deadline) and one
+        // registration for the shutdown notification.
+        let mut idle = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut header = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut upstream = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut watch = shutdown.clone();
+        let mut stopping = std::pin::pin!(watch.changed());
         loop {
             let limits = ClientLimits::current(&self.snapshots);
             if !first {
-                match next_request(&mut stream, limits.idle, shutdown).await {
+                rearm(idle.as_mut(), limits.idle);
+                match next_request(&mut stream, idle.as_mut(), stopping.as_mut(), shutdown).await {
                     NextRequest::Arrived => {}
                     NextRequest::Idle => {
                         CLIENT_TIMEOUTS.with_label_values(&["idle"]).inc();
@@ -194,7 +291,8 @@ impl ServerApp for ClientApp {
             session.set_keepalive(keepalive);
             session.set_write_timeout(Some(limits.write));
             let serve = self.proxy.process_new_http(session, shutdown);
-            match within_head_deadline(serve, limits.header).await {
+            rearm(header.as_mut(), limits.header);
+            match within_head_deadline(serve, header.as_mut(), upstream.as_mut()).await {
                 Served::Done(Some(reused)) => (stream, carried) = reused.consume(),
                 Served::Done(None) => return None,
                 Served::HeadTimeout => {
@@ -232,16 +330,73 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(300)).await;
             None
         };
-        let r = within_head_deadline(slow, Duration::from_millis(20)).await;
+        let deadline = std::pin::pin!(tokio::time::sleep(Duration::from_millis(20)));
+        let upstream = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let r = within_head_deadline(slow, deadline, upstream).await;
         assert!(matches!(r, Served::HeadTimeout));
         let read_then_slow = async {
             head_read();
             tokio::time::sleep(Duration::from_millis(300)).await;
             None
         };
-        let r = within_head_deadline(read_then_slow, Duration::from_millis(20)).await;
+        let deadline = std::pin::pin!(tokio::time::sleep(Duration::from_millis(20)));
+        let upstream = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let r = within_head_deadline(read_then_slow, deadline, upstream).await;
         assert!(matches!(r, Served::Done(None)));
         // outside the loop, marking a head read is a no-op
         head_read();
+    }
+
+    #[tokio::test]
+    async fn the_loop_fires_an_armed_upstream_deadline_and_forgets_a_dropped_one() {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let connected = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let ours = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (peer, _) = listener.accept().unwrap();
+            (ours, peer)
+        };
+        // armed inside the request and already due: the loop shuts the socket down, and
+        // the request sees its watchdog fired
+        let (ours, mut peer) = connected();
+        let serve = async {
+            head_read();
+            let w =
+                crate::proxy::watchdog::Watchdog::arm(ours.as_raw_fd(), Duration::ZERO).unwrap();
+            for _ in 0..1000 {
+                if w.fired() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert!(w.fired());
+            None
+        };
+        let header = std::pin::pin!(tokio::time::sleep(Duration::from_secs(3600)));
+        let upstream = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let r = within_head_deadline(serve, header, upstream).await;
+        assert!(matches!(r, Served::Done(None)));
+        assert_eq!(peer.read(&mut [0u8; 8]).unwrap(), 0);
+
+        // armed and dropped before it is due: nothing happens to the socket
+        let (ours, peer) = connected();
+        let serve = async {
+            head_read();
+            let w =
+                crate::proxy::watchdog::Watchdog::arm(ours.as_raw_fd(), Duration::ZERO).unwrap();
+            drop(w);
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            None
+        };
+        let header = std::pin::pin!(tokio::time::sleep(Duration::from_secs(3600)));
+        let upstream = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let r = within_head_deadline(serve, header, upstream).await;
+        assert!(matches!(r, Served::Done(None)));
+        peer.set_nonblocking(true).unwrap();
+        let e = (&peer).read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "still open: {e}");
     }
 }

@@ -5,12 +5,15 @@
 //! are low-cardinality: model names, user ids, provider ids and backend ids from the
 //! config — never a token, key, request id or URL.
 
+use crate::proxy::ctx::Operation;
+use crate::routing::{Backend, ModelRoute, Outcome};
 use once_cell::sync::Lazy;
 use prometheus::{
     register_histogram, register_histogram_vec, register_int_counter_vec, register_int_gauge,
-    register_int_gauge_vec, Encoder, Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
-    TextEncoder,
+    register_int_gauge_vec, Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, TextEncoder,
 };
+use std::sync::{Arc, OnceLock};
 
 /// Latency buckets in seconds, from a fast cached reply to a long generation.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -196,6 +199,190 @@ pub fn per_request() -> bool {
     *PER_REQUEST
 }
 
+// ---------------------------------------------------------------------------------------
+// Handles resolved once per snapshot
+// ---------------------------------------------------------------------------------------
+//
+// `with_label_values` hashes the label values, takes the vector's lock and clones the
+// series' handle (two more shared atomics) on every call. The per-request series whose
+// labels come from the config (model, provider, backend, backend type) are resolved once
+// instead and kept in the snapshot's `ModelRoute` / `Backend`: each handle is resolved on its
+// first use, so a series appears in the registry exactly when `with_label_values` would have
+// created it (never earlier: `/metrics` is unchanged). A reload builds new, empty caches;
+// the series themselves live in the process-wide registry and carry on. Series labelled by
+// user (`berry_requests_total`, `berry_tokens_total`) are still looked up per request.
+
+/// The per-request handles of one model (`ModelRoute::metrics`).
+#[derive(Debug, Default)]
+pub struct ModelMetrics {
+    duration: OnceLock<Histogram>,
+    inflight: OnceLock<IntGauge>,
+    retries: OnceLock<IntCounter>,
+    last_resort: OnceLock<IntCounter>,
+}
+
+/// `berry_request_duration_seconds{model}` of `m`.
+pub fn request_duration(m: &ModelRoute) -> &Histogram {
+    m.metrics
+        .duration
+        .get_or_init(|| REQUEST_DURATION.with_label_values(&[&m.name]))
+}
+
+/// `berry_inflight_requests{model}` of `m`.
+pub fn inflight(m: &ModelRoute) -> &IntGauge {
+    m.metrics
+        .inflight
+        .get_or_init(|| INFLIGHT.with_label_values(&[&m.name]))
+}
+
+/// `berry_retries_total{model}` of `m`.
+pub fn retries(m: &ModelRoute) -> &IntCounter {
+    m.metrics
+        .retries
+        .get_or_init(|| RETRIES.with_label_values(&[&m.name]))
+}
+
+/// `berry_last_resort_selections_total{model}` of `m`.
+pub fn last_resort(m: &ModelRoute) -> &IntCounter {
+    m.metrics
+        .last_resort
+        .get_or_init(|| LAST_RESORT.with_label_values(&[&m.name]))
+}
+
+/// Distinct `outcome` labels of `berry_upstream_attempts_total`, indexed by [`outcome_slot`].
+const OUTCOME_LABELS: [&str; 8] = [
+    "success",
+    "connect_error",
+    "timeout",
+    "http_429",
+    "http_5xx",
+    "http_4xx",
+    "stream_error",
+    "client_closed",
+];
+
+/// Index of `o.label()` in [`OUTCOME_LABELS`].
+fn outcome_slot(o: Outcome) -> usize {
+    match o {
+        Outcome::Success => 0,
+        Outcome::ConnectError => 1,
+        Outcome::Timeout => 2,
+        Outcome::RateLimited { .. } => 3,
+        Outcome::ServerError => 4,
+        Outcome::AuthError | Outcome::ModelError | Outcome::ClientError => 5,
+        Outcome::StreamError => 6,
+        Outcome::ClientClosed => 7,
+    }
+}
+
+/// Operations, indexed by [`operation_slot`].
+const OPERATIONS: usize = 5;
+
+fn operation_slot(op: Operation) -> usize {
+    match op {
+        Operation::Chat => 0,
+        Operation::TextCompletion => 1,
+        Operation::Embeddings => 2,
+        Operation::Messages => 3,
+        Operation::CountTokens => 4,
+    }
+}
+
+/// Token kinds of `gen_ai_client_token_usage` (`gen_ai_token_type`), in slot order.
+pub const TOKEN_KINDS: [&str; 4] = ["input", "output", "cache_read", "cache_write"];
+
+/// The per-request handles of one backend (`Backend::metrics`).
+#[derive(Debug)]
+pub struct BackendMetrics {
+    /// Client-facing name of the backend's model (the `model` label).
+    model: Arc<str>,
+    ttfb: OnceLock<Histogram>,
+    attempts: [OnceLock<IntCounter>; OUTCOME_LABELS.len()],
+    /// GenAI series by operation (boxed on first use: most backends see one operation).
+    genai: [OnceLock<Box<GenAiMetrics>>; OPERATIONS],
+}
+
+/// The `gen_ai_*` series of one (operation, backend type, model).
+#[derive(Debug, Default)]
+struct GenAiMetrics {
+    duration: OnceLock<Histogram>,
+    ttft: OnceLock<Histogram>,
+    tokens: [OnceLock<Histogram>; TOKEN_KINDS.len()],
+}
+
+impl BackendMetrics {
+    /// Empty handles of a backend of the model whose client-facing name is `model`.
+    pub fn new(model: &str) -> Self {
+        BackendMetrics {
+            model: model.into(),
+            ttfb: OnceLock::new(),
+            attempts: Default::default(),
+            genai: Default::default(),
+        }
+    }
+}
+
+/// `berry_time_to_first_byte_seconds{model, provider}` of `b`.
+pub fn ttfb(b: &Backend) -> &Histogram {
+    b.metrics
+        .ttfb
+        .get_or_init(|| TTFB.with_label_values(&[&*b.metrics.model, b.provider.id.as_str()]))
+}
+
+/// `berry_upstream_attempts_total{provider, backend, outcome}` of `b` (always `Some`: the
+/// slots cover every outcome).
+pub fn upstream_attempts(b: &Backend, outcome: Outcome) -> Option<&IntCounter> {
+    let slot = outcome_slot(outcome);
+    let (label, cell) = OUTCOME_LABELS.get(slot).zip(b.metrics.attempts.get(slot))?;
+    Some(cell.get_or_init(|| {
+        UPSTREAM_ATTEMPTS.with_label_values(&[b.provider.id.as_str(), &b.id, label])
+    }))
+}
+
+/// The `gen_ai_*` handles of `op` on `b` (always `Some`: the slots cover every operation).
+fn genai(b: &Backend, op: Operation) -> Option<&GenAiMetrics> {
+    let cell = b.metrics.genai.get(operation_slot(op))?;
+    Some(cell.get_or_init(Box::default))
+}
+
+/// Labels of the `gen_ai_*` series of `op` on `b`.
+fn genai_labels(b: &Backend, op: Operation) -> [&str; 3] {
+    [
+        op.otel_name(),
+        b.provider.backend_type.as_str(),
+        &b.metrics.model,
+    ]
+}
+
+/// `gen_ai_server_request_duration_seconds` of `op` on `b` (always `Some`).
+pub fn genai_duration(b: &Backend, op: Operation) -> Option<&Histogram> {
+    let g = genai(b, op)?;
+    Some(
+        g.duration
+            .get_or_init(|| GENAI_DURATION.with_label_values(&genai_labels(b, op))),
+    )
+}
+
+/// `gen_ai_server_time_to_first_token_seconds` of `op` on `b` (always `Some`).
+pub fn genai_ttft(b: &Backend, op: Operation) -> Option<&Histogram> {
+    let g = genai(b, op)?;
+    Some(
+        g.ttft
+            .get_or_init(|| GENAI_TTFT.with_label_values(&genai_labels(b, op))),
+    )
+}
+
+/// `gen_ai_client_token_usage` of `op` on `b` for token kind `TOKEN_KINDS[kind]` (`None`
+/// only for a kind out of range).
+pub fn genai_tokens(b: &Backend, op: Operation, kind: usize) -> Option<&Histogram> {
+    let name = *TOKEN_KINDS.get(kind)?;
+    let slot = genai(b, op)?.tokens.get(kind)?;
+    Some(slot.get_or_init(|| {
+        let [o, t, m] = genai_labels(b, op);
+        GENAI_TOKENS.with_label_values(&[o, t, m, name])
+    }))
+}
+
 /// Registers every metric (so families appear before their first sample) and sets build info.
 pub fn init() {
     BUILD_INFO
@@ -240,4 +427,30 @@ pub fn render() -> (Vec<u8>, String) {
         log::error!("encoding metrics failed: {e}");
     }
     (buf, encoder.format_type().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_slots_match_the_labels() {
+        let all = [
+            Outcome::Success,
+            Outcome::ConnectError,
+            Outcome::Timeout,
+            Outcome::RateLimited {
+                retry_after_ms: None,
+            },
+            Outcome::ServerError,
+            Outcome::AuthError,
+            Outcome::ModelError,
+            Outcome::ClientError,
+            Outcome::StreamError,
+            Outcome::ClientClosed,
+        ];
+        for o in all {
+            assert_eq!(OUTCOME_LABELS[outcome_slot(o)], o.label());
+        }
+    }
 }

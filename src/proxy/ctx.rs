@@ -17,6 +17,7 @@ use crate::snapshot::Snapshot;
 use crate::translate::TokenUsage;
 use crate::usage::{JsonUsageScanner, SseScanner};
 use bytes::{Bytes, BytesMut};
+use http::HeaderValue;
 use smallvec::SmallVec;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -169,8 +170,8 @@ pub struct InflightGuard(prometheus::IntGauge);
 
 impl InflightGuard {
     /// Counts one request of `model` in flight until dropped.
-    pub fn new(model: &str) -> Self {
-        let g = crate::metrics::INFLIGHT.with_label_values(&[model]);
+    pub fn new(model: &ModelRoute) -> Self {
+        let g = crate::metrics::inflight(model).clone();
         g.inc();
         InflightGuard(g)
     }
@@ -359,8 +360,7 @@ pub struct Proxied {
 impl Proxied {
     /// A freshly admitted request holding `grant`; no attempt yet.
     pub fn new(snapshot: Arc<Snapshot>, request: ProxyRequest, grant: Grant) -> Self {
-        let inflight =
-            crate::metrics::per_request().then(|| InflightGuard::new(&request.model.name));
+        let inflight = crate::metrics::per_request().then(|| InflightGuard::new(&request.model));
         Proxied {
             snapshot,
             request,
@@ -400,9 +400,9 @@ impl Proxied {
             backend.provider.health.mark_healthy_by_traffic();
         }
         if crate::metrics::per_request() {
-            crate::metrics::UPSTREAM_ATTEMPTS
-                .with_label_values(&[backend.provider.id.as_str(), &backend.id, outcome.label()])
-                .inc();
+            if let Some(c) = crate::metrics::upstream_attempts(backend, outcome) {
+                c.inc();
+            }
         }
     }
 
@@ -424,12 +424,45 @@ pub enum Phase {
     Proxied(Box<Proxied>),
 }
 
+/// A request's id (`x-request-id`): the client's when valid, else 32 random hex digits
+/// ([`super::request::request_id`]); empty until `request_filter` sets it. Held as a header
+/// value, so the upstream request and the answer carry it by reference count (no copy, no
+/// formatting); logs use [`RequestId::as_str`] or `Display`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestId(Option<HeaderValue>);
+
+impl RequestId {
+    /// Wraps `value`, which must be printable ASCII (what [`RequestId::as_str`] returns).
+    pub fn new(value: HeaderValue) -> Self {
+        RequestId(Some(value))
+    }
+
+    /// The id as text (empty when unset).
+    pub fn as_str(&self) -> &str {
+        self.0
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The id as a header value (a reference-counted clone), `None` when unset.
+    pub fn header(&self) -> Option<HeaderValue> {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything one request accumulates on its way through the hooks.
 #[derive(Debug)]
 pub struct RequestCtx {
     pub started: Instant,
     /// `x-request-id` (client's when valid, else generated).
-    pub request_id: String,
+    pub request_id: RequestId,
     pub rng: fastrand::Rng,
     /// Final status sent to the client (0 until one is sent).
     pub status: u16,
@@ -460,7 +493,7 @@ impl RequestCtx {
         ACTIVE_REQUESTS.fetch_add(1, Ordering::AcqRel);
         RequestCtx {
             started: Instant::now(),
-            request_id: String::new(),
+            request_id: RequestId::default(),
             rng: fastrand::Rng::new(),
             status: 0,
             overhead: Duration::ZERO,

@@ -152,7 +152,7 @@ pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Err
         }
         Verdict::Cut(message) => {
             if let Phase::Proxied(p) = &mut ctx.phase {
-                cut_stream(session, p, ctx.api, message, &ctx.request_id).await;
+                cut_stream(session, p, ctx.api, message, ctx.request_id.as_str()).await;
             }
             FailToProxy {
                 error_code: ctx.status,

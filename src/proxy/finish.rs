@@ -69,7 +69,7 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
     if metrics::per_request() {
         record_metrics(&r, status, duration, overhead);
     }
-    log_access(&ctx.request_id, &r, status, duration);
+    log_access(ctx.request_id.as_str(), &r, status, duration);
     // End in-flight accounting now, not when the context is dropped; the user's token
     // budgets count this request's tokens.
     if let Some(p) = ctx.proxied_mut() {
@@ -110,58 +110,49 @@ fn settle_last_attempt(p: &mut Proxied, status: u16, error: bool) {
 
 fn record_metrics(r: &Resolved<'_>, status: u16, duration: Duration, overhead: Option<Duration>) {
     if r.proxied {
-        let code = itoa::Buffer::new().format(status).to_string();
+        let mut code = itoa::Buffer::new();
         metrics::REQUESTS
             .with_label_values(&[
                 r.model.map_or(UNKNOWN, |m| m.name.as_str()),
                 r.user.map_or(UNKNOWN, |u| &u.id),
-                &code,
+                code.format(status),
             ])
             .inc();
     }
     let (Some(m), Some(op)) = (r.model, r.op) else {
         return;
     };
-    metrics::REQUEST_DURATION
-        .with_label_values(&[&m.name])
-        .observe(duration.as_secs_f64());
+    metrics::request_duration(m).observe(duration.as_secs_f64());
     if let Some(o) = overhead {
         metrics::OVERHEAD.observe(o.as_secs_f64());
     }
     let Some(b) = r.backend else {
         return;
     };
-    let genai = [
-        op.otel_name(),
-        b.provider.backend_type.as_str(),
-        m.name.as_str(),
-    ];
-    metrics::GENAI_DURATION
-        .with_label_values(&genai)
-        .observe(duration.as_secs_f64());
-    if let Some(t) = r.ttfb {
-        metrics::GENAI_TTFT
-            .with_label_values(&genai)
-            .observe(t.as_secs_f64());
+    if let Some(h) = metrics::genai_duration(b, op) {
+        h.observe(duration.as_secs_f64());
+    }
+    if let (Some(t), Some(h)) = (r.ttfb, metrics::genai_ttft(b, op)) {
+        h.observe(t.as_secs_f64());
     }
     if let (Some(u), Some(usage)) = (r.user, r.usage) {
-        let kinds = [
-            ("input", usage.input),
-            ("output", usage.output),
-            ("cache_read", usage.cache_read),
-            ("cache_write", usage.cache_write),
+        let counts = [
+            usage.input,
+            usage.output,
+            usage.cache_read,
+            usage.cache_write,
         ];
         // Cache counts only when there are some: most answers have none.
-        for (kind, n) in kinds
-            .into_iter()
-            .filter(|(k, n)| *n > 0 || !k.starts_with("cache"))
-        {
+        for (kind, (name, n)) in metrics::TOKEN_KINDS.iter().zip(counts).enumerate() {
+            if n == 0 && name.starts_with("cache") {
+                continue;
+            }
             metrics::TOKENS
-                .with_label_values(&[m.name.as_str(), &u.id, &b.provider.id, kind])
+                .with_label_values(&[m.name.as_str(), &u.id, &b.provider.id, name])
                 .inc_by(n);
-            metrics::GENAI_TOKENS
-                .with_label_values(&[genai[0], genai[1], genai[2], kind])
-                .observe(n as f64);
+            if let Some(h) = metrics::genai_tokens(b, op, kind) {
+                h.observe(n as f64);
+            }
         }
     }
 }

@@ -9,8 +9,9 @@
 //!
 //! Responses: nothing that reveals the provider account ([`is_account_header`]).
 //!
-//! Both filters remove entries in place: no header is copied or re-serialised, and a
-//! removed name is copied to a stack buffer (no allocation) before it is removed.
+//! Both filters remove entries in place: no header is copied or re-serialised. A removed
+//! name is removed by `HeaderName` (a copy of the enum for the standard names, a reference
+//! count for the others), so neither of Pingora's two maps parses it again.
 
 use super::ctx::Operation;
 use super::translation::Translation;
@@ -122,14 +123,14 @@ pub fn strip_account_headers(resp: &mut ResponseHeader) {
 /// step).
 trait Head {
     fn map(&self) -> &HeaderMap;
-    fn remove(&mut self, name: &str);
+    fn remove(&mut self, name: &HeaderName);
 }
 
 impl Head for RequestHeader {
     fn map(&self) -> &HeaderMap {
         &self.headers
     }
-    fn remove(&mut self, name: &str) {
+    fn remove(&mut self, name: &HeaderName) {
         self.remove_header(name);
     }
 }
@@ -138,42 +139,21 @@ impl Head for ResponseHeader {
     fn map(&self) -> &HeaderMap {
         &self.headers
     }
-    fn remove(&mut self, name: &str) {
+    fn remove(&mut self, name: &HeaderName) {
         self.remove_header(name);
     }
 }
 
-/// Longest header name copied to the stack; longer ones (rare) are cloned.
-const NAME_BUF: usize = 64;
-
 /// Removes every header (all values) whose name `drop` selects. Each round finds one such
-/// name, copies it out of the map and removes it; the rounds are bounded by the number of
-/// names, so a name that would not go away cannot loop.
+/// name, takes it out of the map's borrow (a clone: no allocation for a standard name) and
+/// removes it; the rounds are bounded by the number of names, so a name that would not go
+/// away cannot loop.
 fn remove_where<H: Head>(h: &mut H, drop: impl Fn(&HeaderName) -> bool) {
     for _ in 0..h.map().keys_len() {
-        let mut buf = [0u8; NAME_BUF];
-        let found = match h.map().keys().find(|n| drop(n)) {
-            None => return,
-            Some(n) => {
-                let bytes = n.as_str().as_bytes();
-                match buf.get_mut(..bytes.len()) {
-                    Some(dst) => {
-                        dst.copy_from_slice(bytes);
-                        Ok(bytes.len())
-                    }
-                    None => Err(n.clone()),
-                }
-            }
+        let Some(name) = h.map().keys().find(|n| drop(n)).cloned() else {
+            return;
         };
-        match found {
-            Ok(len) => {
-                // A header name is ASCII, so the copy is a `str`.
-                if let Some(name) = buf.get(..len).and_then(|b| std::str::from_utf8(b).ok()) {
-                    h.remove(name);
-                }
-            }
-            Err(long) => h.remove(long.as_str()),
-        }
+        h.remove(&name);
     }
 }
 

@@ -68,6 +68,11 @@ static ANTHROPIC: [(HeaderName, HeaderName); 4] = [
 /// `retry-after-ms` wins over the budget headers when present (it is the provider's own
 /// answer to "when may I retry").
 pub fn reset_after_ms(headers: &HeaderMap, now: SystemTime) -> Option<Limit> {
+    // One pass over the (few) names first: an answer without any rate-limit header, the
+    // common case outside OpenAI and Anthropic, costs no lookups of the ten names below.
+    if !headers.keys().any(is_rate_limit_name) {
+        return None;
+    }
     if let Some(ms) = headers
         .get(&RETRY_AFTER_MS_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -91,6 +96,14 @@ pub fn reset_after_ms(headers: &HeaderMap, now: SystemTime) -> Option<Limit> {
         (Some(a), Some(b)) => Some(if a.ms >= b.ms { a } else { b }),
         (a, b) => a.or(b),
     }
+}
+
+/// Whether `name` is one [`reset_after_ms`] may read.
+fn is_rate_limit_name(name: &HeaderName) -> bool {
+    let s = name.as_str();
+    s.starts_with("x-ratelimit-")
+        || s.starts_with("anthropic-ratelimit-")
+        || *name == RETRY_AFTER_MS_HEADER
 }
 
 /// The longest reset among the budgets whose remaining count is 0.

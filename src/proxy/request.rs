@@ -2,12 +2,13 @@
 //! model resolution and policy checks, in this order (a refused request consumes no
 //! quota): token → body → model exists → user may use it → user rate limit → routing.
 
-use super::ctx::{Operation, ProxyRequest};
+use super::ctx::{Operation, ProxyRequest, RequestId};
 use super::translation::Translation;
 use crate::auth::UserEntry;
 use crate::error::ApiError;
 use crate::snapshot::Snapshot;
 use bytes::{Bytes, BytesMut};
+use http::HeaderValue;
 use pingora_proxy::Session;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,18 +17,43 @@ use std::time::Duration;
 /// single body read Pingora returns).
 const RETRY_TAIL: u64 = 64 * 1024;
 
-/// A valid client `x-request-id` is reused (printable ASCII, at most 128 bytes); otherwise
-/// a random 32-hex-digit id is generated.
-pub fn request_id(session: &Session, rng: &mut fastrand::Rng) -> String {
+/// A valid client `x-request-id` is reused (printable ASCII, at most 128 bytes; the
+/// client's header value itself, not a copy); otherwise a random 32-hex-digit id is
+/// generated (one allocation, shared by every header that carries it).
+pub fn request_id(session: &Session, rng: &mut fastrand::Rng) -> RequestId {
     if let Some(v) = session.req_header().headers.get("x-request-id") {
         let b = v.as_bytes();
         if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| (0x21..0x7f).contains(c)) {
-            if let Ok(s) = std::str::from_utf8(b) {
-                return s.to_string();
-            }
+            return RequestId::new(v.clone());
         }
     }
-    format!("{:016x}{:016x}", rng.u64(..), rng.u64(..))
+    generated_id(rng)
+}
+
+/// A random id: 32 lower-case hex digits.
+fn generated_id(rng: &mut fastrand::Rng) -> RequestId {
+    let mut hex = [0u8; 32];
+    let random = rng.u128(..).to_be_bytes();
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(random) {
+        if let [hi, lo] = pair {
+            *hi = hex_digit(byte >> 4);
+            *lo = hex_digit(byte & 0x0f);
+        }
+    }
+    match HeaderValue::from_maybe_shared(Bytes::from_owner(hex)) {
+        Ok(v) => RequestId::new(v),
+        // Unreachable: hex digits are valid header bytes.
+        Err(_) => RequestId::default(),
+    }
+}
+
+/// The lower-case hex digit of `n` (< 16).
+fn hex_digit(n: u8) -> u8 {
+    if n < 10 {
+        b'0' + n
+    } else {
+        b'a' + (n - 10)
+    }
 }
 
 /// The authenticated user, or the uniform 401.
@@ -110,17 +136,62 @@ pub async fn read_body(
     }
 }
 
+/// A body being read: the first chunk itself until a second one arrives (most bodies come
+/// in one read, and are then never copied), after that one buffer.
+enum Body {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::One(b) => b.len(),
+            Body::Many(b) => b.len(),
+        }
+    }
+
+    /// Appends `chunk`; `capacity` sizes the buffer when a second chunk makes one.
+    fn push(&mut self, chunk: Bytes, capacity: usize) {
+        match self {
+            Body::Empty => *self = Body::One(chunk),
+            Body::One(first) => {
+                let mut buf = BytesMut::with_capacity(capacity.max(first.len() + chunk.len()));
+                buf.extend_from_slice(first);
+                buf.extend_from_slice(&chunk);
+                *self = Body::Many(buf);
+            }
+            Body::Many(buf) => buf.extend_from_slice(&chunk),
+        }
+    }
+
+    fn freeze(self) -> Bytes {
+        match self {
+            Body::Empty => Bytes::new(),
+            Body::One(b) => b,
+            Body::Many(b) => b.freeze(),
+        }
+    }
+}
+
 async fn read_all(
     session: &mut Session,
     content_length: Option<u64>,
     max: u64,
 ) -> Result<Bytes, BodyFailure> {
     let capacity = content_length.unwrap_or(16 * 1024).min(max) as usize;
-    let mut buf = BytesMut::with_capacity(capacity);
+    let mut body = Body::Empty;
     let retry_tail_from = content_length.map(|n| n.saturating_sub(RETRY_TAIL));
-    if retry_tail_from.is_none_or(|from| from == 0) {
+    let mut buffering = retry_tail_from.is_none_or(|from| from == 0);
+    if buffering {
         session.as_downstream_mut().enable_retry_buffering();
     }
+    // Pingora's retry buffer holds every chunk read once buffering is on (unless it
+    // overflowed): whether it holds anything is tracked here instead of asking it for a
+    // copy of its contents.
+    let mut tail_captured = false;
     loop {
         let chunk = session
             .as_downstream_mut()
@@ -128,16 +199,19 @@ async fn read_all(
             .await
             .map_err(BodyFailure::Io)?;
         let Some(chunk) = chunk else { break };
-        if buf.len() as u64 + chunk.len() as u64 > max {
+        if body.len() as u64 + chunk.len() as u64 > max {
             return Err(BodyFailure::Refuse(ApiError::too_large(max)));
         }
-        buf.extend_from_slice(&chunk);
+        tail_captured |= buffering && !chunk.is_empty();
+        body.push(chunk, capacity);
         if let Some(from) = retry_tail_from {
-            if buf.len() as u64 >= from {
+            if !buffering && body.len() as u64 >= from {
                 session.as_downstream_mut().enable_retry_buffering();
+                buffering = true;
             }
         }
     }
+    let buf = body.freeze();
     if let Some(n) = content_length {
         if (buf.len() as u64) < n {
             return Err(BodyFailure::Refuse(ApiError::bad_request(
@@ -154,12 +228,12 @@ async fn read_all(
     if downstream.retry_buffer_truncated() {
         return Err(BodyFailure::Refuse(ApiError::length_required()));
     }
-    if downstream.get_retry_buffer().is_none() {
+    if !tail_captured {
         // Pingora would forward nothing: refuse rather than hang.
         log::error!("request body tail was not captured for forwarding");
         return Err(BodyFailure::Refuse(ApiError::internal()));
     }
-    Ok(buf.freeze())
+    Ok(buf)
 }
 
 /// Validates a read body against the snapshot: model scan, existence, permission, and
@@ -255,4 +329,31 @@ pub fn attempt_body(req: &ProxyRequest, model_literal: &[u8]) -> Bytes {
         });
     }
     Bytes::from(crate::body::apply_edits(&req.body, &mut edits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_32_lower_case_hex_digits() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let a = generated_id(&mut rng);
+        let b = generated_id(&mut rng);
+        for id in [&a, &b] {
+            let s = id.as_str();
+            assert_eq!(s.len(), 32, "{s}");
+            assert!(
+                s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+                "{s}"
+            );
+            assert_eq!(id.header().map(|v| v.len()), Some(32));
+        }
+        assert_ne!(a.as_str(), b.as_str());
+        // the digits are those of `{:032x}` of the random number
+        let mut rng = fastrand::Rng::with_seed(7);
+        assert_eq!(a.as_str(), format!("{:032x}", rng.u128(..)));
+        assert_eq!(RequestId::default().as_str(), "");
+        assert!(RequestId::default().header().is_none());
+    }
 }

@@ -37,8 +37,8 @@ pub async fn send(session: &mut Session, ctx: &mut RequestCtx, r: LocalResponse)
     let mut h = ResponseHeader::build(r.status, Some(4))?;
     h.insert_header(http::header::CONTENT_TYPE, r.content_type)?;
     h.insert_header(http::header::CONTENT_LENGTH, r.body.len())?;
-    if !ctx.request_id.is_empty() {
-        h.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if let Some(id) = ctx.request_id.header() {
+        h.insert_header("x-request-id", id)?;
     }
     for (name, value) in &r.headers {
         h.insert_header(*name, value.as_str())?;

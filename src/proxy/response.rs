@@ -63,7 +63,7 @@ pub struct ClientSide {
 /// runs before the strip.
 pub fn on_response_header(
     p: &mut Proxied,
-    request_id: &str,
+    request_id: &super::ctx::RequestId,
     started: std::time::Instant,
     client: ClientSide,
     resp: &mut ResponseHeader,
@@ -85,9 +85,7 @@ pub fn on_response_header(
     let ttfb = attempt.started.elapsed();
     attempt.state().observe_ttfb_ms(ttfb.as_secs_f64() * 1000.0);
     if crate::metrics::per_request() {
-        crate::metrics::TTFB
-            .with_label_values(&[&p.request.model.name, &attempt.backend.provider.id])
-            .observe(ttfb.as_secs_f64());
+        crate::metrics::ttfb(&attempt.backend).observe(ttfb.as_secs_f64());
     }
     let limits = super::ratelimit::reset_after_ms(&resp.headers, SystemTime::now());
     if let Some(limit) = limits {
@@ -143,7 +141,9 @@ pub fn on_response_header(
         resp.remove_header(h);
     }
     strip_account_headers(resp);
-    resp.insert_header(super::upstream::X_REQUEST_ID.clone(), request_id)?;
+    if let Some(id) = request_id.header() {
+        resp.insert_header(super::upstream::X_REQUEST_ID, id)?;
+    }
     let include_usage =
         translation == Translation::ChatToMessages && sse && wants_stream_usage(&p.request.body);
     let watch = match translation.answer(status, sse, include_usage) {

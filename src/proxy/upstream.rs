@@ -1,6 +1,6 @@
 //! Choosing the backend for an attempt and shaping the request sent to it.
 
-use super::ctx::{Attempt, Operation, Proxied};
+use super::ctx::{Attempt, Operation, Proxied, RequestId};
 use super::decision::{decide, ruled, Failure, Situation, Verdict};
 use super::headers::{retain_forwarded, Forwarding};
 use super::translation::Translation;
@@ -23,8 +23,9 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 /// `anthropic-version`.
 static ANTHROPIC_VERSION_HEADER: HeaderName = HeaderName::from_static("anthropic-version");
 
-/// `x-request-id`.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `x-request-id`, as a `&'static str` so Pingora keeps it as the header's case without
+/// copying it (a `HeaderName` outside Pingora's title-case table is copied on every insert).
+pub const X_REQUEST_ID: &str = "x-request-id";
 
 /// Whether backend `i` may take an attempt of this request: it serves the operation,
 /// is visible to the user's tags, not tried yet, and its provider is under its
@@ -116,14 +117,10 @@ pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpP
     p.tried.push(sel.index);
     p.attempts += 1;
     if p.attempts > 1 && crate::metrics::per_request() {
-        crate::metrics::RETRIES
-            .with_label_values(&[&model.name])
-            .inc();
+        crate::metrics::retries(&model).inc();
     }
     if sel.last_resort {
-        crate::metrics::LAST_RESORT
-            .with_label_values(&[&model.name])
-            .inc();
+        crate::metrics::last_resort(&model).inc();
     }
     let translation = Translation::of(p.request.op, &backend.provider.dialect);
     let body = match translation.request_body(&p.request, backend) {
@@ -208,7 +205,11 @@ fn upstream_alpn(stream: bool, header_deadline: Duration, idle: Duration) -> ALP
 /// selection, hop-by-hop or framing headers); then the gateway's own: `Host`, the
 /// provider's credentials and configured headers, `Content-Length`, the request id and a
 /// default `Content-Type`. Arms the header watchdog for HTTP/1 streams.
-pub fn rewrite_request(p: &mut Proxied, request_id: &str, up: &mut RequestHeader) -> Result<()> {
+pub fn rewrite_request(
+    p: &mut Proxied,
+    request_id: &RequestId,
+    up: &mut RequestHeader,
+) -> Result<()> {
     let idle = p.snapshot.table.settings.stream_idle_timeout;
     let (stream, op) = (p.request.stream, p.request.op);
     let Some(attempt) = p.attempt.as_mut() else {
@@ -238,13 +239,15 @@ pub fn rewrite_request(p: &mut Proxied, request_id: &str, up: &mut RequestHeader
         up.insert_header(name.clone(), value.clone())?;
     }
     up.insert_header(http::header::CONTENT_LENGTH, attempt.body.len())?;
-    up.insert_header(X_REQUEST_ID.clone(), request_id)?;
+    if let Some(id) = request_id.header() {
+        up.insert_header(X_REQUEST_ID, id)?;
+    }
     if !up.headers.contains_key(http::header::CONTENT_TYPE) {
         up.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     }
     let timeout = provider.timeout;
     if up.version == http::Version::HTTP_11 && needs_header_watchdog(stream, timeout, idle) {
-        arm_watchdog(attempt, timeout, request_id);
+        arm_watchdog(attempt, timeout, request_id.as_str());
     }
     Ok(())
 }

@@ -30,6 +30,8 @@ pub struct Backend {
     /// Tagged `premium` (smart_ai's stability bonus goes to the others).
     pub premium: bool,
     pub state: Arc<BackendState>,
+    /// Per-request metric handles, resolved on first use ([`crate::metrics`]).
+    pub metrics: crate::metrics::BackendMetrics,
 }
 
 impl Backend {
@@ -72,6 +74,8 @@ pub struct ModelRoute {
     pub backends: Vec<Arc<Backend>>,
     /// Round-robin cursor, carried over on reload.
     pub cursor: Arc<AtomicU64>,
+    /// Per-request metric handles, resolved on first use ([`crate::metrics`]).
+    pub metrics: crate::metrics::ModelMetrics,
 }
 
 /// The backend chosen for one attempt.
@@ -275,6 +279,7 @@ impl Table {
                     tags: b.tags.clone(),
                     premium: b.tags.iter().any(|t| t == "premium"),
                     state,
+                    metrics: crate::metrics::BackendMetrics::new(&m.name),
                 }));
             }
             let cursor = prev_cursors
@@ -290,6 +295,7 @@ impl Table {
                 strategy: m.strategy,
                 backends,
                 cursor,
+                metrics: Default::default(),
             }));
         }
         Ok(Table {
