@@ -13,6 +13,10 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_proxy::{ProxyHttp, Session};
 use std::net::SocketAddr;
 
+/// The gateway's allocator, so the floor and the gateway are compared like with like.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 struct Floor(SocketAddr);
 
 #[async_trait]
