@@ -98,9 +98,13 @@ impl<'a> Forwarding<'a> {
     }
 }
 
-/// Removes every client header `rule` does not allow from the upstream request.
-pub fn retain_forwarded(up: &mut RequestHeader, rule: &Forwarding<'_>) {
-    remove_where(up, |n| !rule.allows(n));
+/// Removes every client header `rule` does not allow from the upstream request, except
+/// the names in `overwritten`: headers the caller sets right after, whatever the client
+/// sent (`Host`, `Content-Length`). Those keep their place and get the caller's value in
+/// place, which is cheaper than removing them from both of Pingora's maps and adding them
+/// again; the caller must set every one of them.
+pub fn retain_forwarded(up: &mut RequestHeader, rule: &Forwarding<'_>, overwritten: &[HeaderName]) {
+    remove_where(up, |n| !rule.allows(n) && !overwritten.contains(n));
 }
 
 /// Whether an upstream response header reveals the provider account: `set-cookie`,
@@ -200,7 +204,7 @@ mod tests {
     fn only_allowed_client_headers_remain() {
         let mut up = request(&CLIENT);
         let rule = Forwarding::for_attempt(Operation::Chat, Translation::None, &[]);
-        retain_forwarded(&mut up, &rule);
+        retain_forwarded(&mut up, &rule, &[]);
         assert_eq!(
             names(&up.headers),
             ["accept", "content-type", "openai-beta", "user-agent"]
@@ -217,6 +221,30 @@ mod tests {
     }
 
     #[test]
+    fn overwritten_headers_keep_their_place_and_get_the_new_value() {
+        let mut up = request(&CLIENT);
+        let rule = Forwarding::for_attempt(Operation::Chat, Translation::None, &[]);
+        retain_forwarded(&mut up, &rule, &[http::header::HOST]);
+        assert_eq!(
+            names(&up.headers),
+            [
+                "accept",
+                "content-type",
+                "host",
+                "openai-beta",
+                "user-agent"
+            ]
+        );
+        up.insert_header(http::header::HOST, "provider.example")
+            .unwrap();
+        let mut wire = Vec::new();
+        up.header_to_h1_wire(&mut wire);
+        let wire = String::from_utf8(wire).unwrap();
+        assert!(wire.starts_with("Host: provider.example\r\n"), "{wire}");
+        assert!(!wire.contains("gw"), "{wire}");
+    }
+
+    #[test]
     fn anthropic_and_provider_headers() {
         let custom = [
             HeaderName::from_static("x-custom"),
@@ -224,7 +252,7 @@ mod tests {
         ];
         let mut up = request(&CLIENT);
         let rule = Forwarding::for_attempt(Operation::Messages, Translation::None, &custom[..1]);
-        retain_forwarded(&mut up, &rule);
+        retain_forwarded(&mut up, &rule, &[]);
         assert_eq!(
             names(&up.headers),
             [

@@ -17,6 +17,9 @@ use pingora_http::RequestHeader;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Client headers `rewrite_request` always sets itself (see [`retain_forwarded`]).
+static OVERWRITTEN: [HeaderName; 2] = [http::header::HOST, http::header::CONTENT_LENGTH];
+
 /// Idle time a pooled upstream connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
@@ -227,7 +230,9 @@ pub fn rewrite_request(
         .or_err(ErrorType::InternalError, "upstream path is not a valid URI")?;
     up.set_uri(uri);
     let forwarding = Forwarding::for_attempt(op, attempt.translation, &provider.forward_headers);
-    retain_forwarded(up, &forwarding);
+    // Host and Content-Length are set below whatever the client sent: left in place and
+    // overwritten.
+    retain_forwarded(up, &forwarding, &OVERWRITTEN);
     up.insert_header(http::header::HOST, provider.host_header.clone())?;
     // On the Anthropic routes the client's own `anthropic-version` wins over the default.
     let client_version = matches!(op, Operation::Messages | Operation::CountTokens)
