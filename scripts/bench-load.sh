@@ -36,7 +36,9 @@
 #   N_IDLE=1000 (0 = skip the open-streams part), TTFT_N=200 (0 = skip the time-to-first-token
 #   part; scripts/ttft.py), TTFT_PAUSE_MS=20, SHARED=1 (0 = skip the shared-state leg: a
 #   gateway enforcing user limits on a local redis-server, installed with apt-get if missing), SKIP_BUILD=1 (reuse binaries),
-#   GATEWAY_LOG=warn (RUST_LOG of the gateway; `info` turns the access log on — nginx runs
+#   PIN=1 (the proxy under test on CPU 1, wrk and the mock on CPU 0, with taskset: each proxy
+#   then has a core of its own, so req/s ≈ 1 / its CPU per request and the ratios move far
+#   less from run to run; the default shares both cores among all), GATEWAY_LOG=warn (RUST_LOG of the gateway; `info` turns the access log on — nginx runs
 #   with access_log off, so the default compares like with like), KEEP_TMP=1 (keep logs).
 #
 # Caveat: wrk, the proxy under test and the mock share the machine's cores, so absolute
@@ -58,6 +60,7 @@ TTFT_N=${TTFT_N:-200}
 SHARED=${SHARED:-1}
 TTFT_PAUSE_MS=${TTFT_PAUSE_MS:-20}
 GATEWAY_LOG=${GATEWAY_LOG:-warn}
+PIN=${PIN:-0}
 TOKEN=sk-berry-bench-7f3a9c2e5b8d4f1a6c0e9b3d7a2f5c8e
 CLIENT_MODEL=gpt-4o-mini
 XLAT_MODEL=claude-bench
@@ -68,6 +71,14 @@ REAL_MODEL=gpt-4o-mini-2024-07-18
 # ---------------------------------------------------------------------------------------
 ensure_cargo
 command -v wrk >/dev/null 2>&1 || apt_install wrk
+ON_PROXY_CPU=()
+ON_LOAD_CPU=()
+if [ "$PIN" = 1 ]; then
+  command -v taskset >/dev/null 2>&1 || apt_install util-linux
+  [ "$(nproc)" -ge 2 ] || { echo "error: PIN=1 needs 2 CPUs" >&2; exit 1; }
+  ON_PROXY_CPU=(taskset -c 1)
+  ON_LOAD_CPU=(taskset -c 0)
+fi
 if [ "$SHARED" = 1 ]; then ensure_redis_server; fi
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   apt_install nginx-light 2>/dev/null || apt_install nginx
@@ -221,7 +232,7 @@ connections_to() {
 # start: mock, gateway, nginx
 # ---------------------------------------------------------------------------------------
 echo "==> starting berry-mock" >&2
-"$MOCK_BIN" --no-record --threads 2 --chunks 5 --interval-ms 0 \
+"${ON_LOAD_CPU[@]}" "$MOCK_BIN" --no-record --threads 2 --chunks 5 --interval-ms 0 \
   --models "$REAL_MODEL,$CLIENT_MODEL" >"$TMP/mock.out" 2>"$TMP/mock.log" &
 MOCK_PID=$!
 PIDS+=("$MOCK_PID")
@@ -298,7 +309,7 @@ upgrade_sock: $TMP/$name-upgrade.sock
 grace_period_seconds: 1
 graceful_shutdown_timeout_seconds: 1
 EOF
-  env RUST_LOG="$GATEWAY_LOG" "$@" "$GATEWAY_BIN" --config "$TMP/$name.toml" -c "$TMP/$name-pingora.yaml" \
+  "${ON_PROXY_CPU[@]}" env RUST_LOG="$GATEWAY_LOG" "$@" "$GATEWAY_BIN" --config "$TMP/$name.toml" -c "$TMP/$name-pingora.yaml" \
     >"$TMP/$name.out" 2>"$TMP/$name.log" &
   GW_PID=$!
   PIDS+=("$GW_PID")
@@ -310,7 +321,7 @@ wait_http "$GW_PORT" berry-gateway "$GW_PID"
 echo "==> starting the engine floor (hook-less Pingora proxy, same threads)" >&2
 ENGINE_PORT=$(free_port) || die "no free port"
 sed "s#$TMP/gateway#$TMP/engine#g" "$TMP/gateway-pingora.yaml" >"$TMP/engine-pingora.yaml"
-"$ENGINE_BIN" "127.0.0.1:$ENGINE_PORT" "$MOCK_ADDR" -c "$TMP/engine-pingora.yaml" \
+"${ON_PROXY_CPU[@]}" "$ENGINE_BIN" "127.0.0.1:$ENGINE_PORT" "$MOCK_ADDR" -c "$TMP/engine-pingora.yaml" \
   >"$TMP/engine.out" 2>"$TMP/engine.log" &
 ENGINE_PID=$!
 PIDS+=("$ENGINE_PID")
@@ -354,7 +365,7 @@ http {
   }
 }
 EOF
-"$NGINX" -e "$TMP/nginx.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >"$TMP/nginx.out" 2>"$TMP/nginx.stderr.log" &
+"${ON_PROXY_CPU[@]}" "$NGINX" -e "$TMP/nginx.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >"$TMP/nginx.out" 2>"$TMP/nginx.stderr.log" &
 NGX_PID=$!
 PIDS+=("$NGX_PID")
 wait_http "$NGX_PORT" nginx "$NGX_PID"
@@ -440,7 +451,7 @@ run_wrk() {
   local threads=$THREADS out line c0 c1
   [ "$conns" -lt "$threads" ] && threads=$conns
   c0=$(cpu_ticks "$@")
-  out=$(wrk -t "$threads" -c "$conns" -d "${DURATION}s" --timeout 10s --latency -s "$lua" \
+  out=$("${ON_LOAD_CPU[@]}" wrk -t "$threads" -c "$conns" -d "${DURATION}s" --timeout 10s --latency -s "$lua" \
     "http://127.0.0.1:$port/v1/chat/completions" 2>&1) || true
   c1=$(cpu_ticks "$@")
   printf '### %s %s round %s (-t %s -c %s -d %ss)\n%s\n\n' "$scenario" "$target" "$round" "$threads" "$conns" "$DURATION" "$out" >>"$RAW"
@@ -667,6 +678,9 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
   echo "json_c8 = -c 8 unpaced; *_lat = -c 8 with ${PACE_MS} ms pause per connection between requests."
   echo "mock: --threads 2, SSE 5 chunks, no pauses; gateway: threads 2, RUST_LOG=$GATEWAY_LOG; nginx: 2 workers, keepalive 256."
   echo "proxy CPU = CPU time of the process under test per request (direct: the mock itself)."
+  if [ "$PIN" = 1 ]; then
+    echo "PIN=1: the proxy under test on CPU 1; wrk and the mock on CPU 0 (taskset)."
+  fi
   echo
   printf '%-15s %-8s %11s %10s %10s %7s %13s\n' scenario target "req/s" "p50 ms" "p99 ms" errors "proxy CPU us"
   for s in json sse json_c8 json_lat sse_lat json_with_idle json_xlat sse_xlat json_xlat_lat sse_xlat_lat; do

@@ -14,6 +14,7 @@ pub mod config;
 pub mod connection;
 pub mod demo;
 pub mod error;
+pub mod fault;
 pub mod health;
 pub mod listener;
 pub mod logbuf;

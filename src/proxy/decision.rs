@@ -7,6 +7,7 @@
 //! ([`Ruling`], the error's cause), so no hook has to leave notes for another.
 
 use crate::error::ApiError;
+use crate::fault::{BodyFault, UpstreamBroken};
 use crate::routing::Outcome;
 use pingora_error::{Error, ErrorType};
 
@@ -39,8 +40,8 @@ pub enum Failure {
     Transport { outcome: Outcome, stalled: bool },
     /// The body contradicts its head or breaks the stream rules: a 2xx JSON answer that is
     /// not JSON, garbage in an event stream, a stream without its terminal event, an
-    /// in-band error event. The message is what a cut stream's final event says.
-    InvalidBody(&'static str),
+    /// in-band error event. Its `why` is what a cut stream's final event says.
+    InvalidBody(UpstreamBroken),
     /// The client went away.
     ClientGone,
 }
@@ -157,9 +158,10 @@ pub fn decide(failure: Failure, s: &Situation) -> Verdict {
         }
         Failure::Status(_) => Verdict::PassThrough,
         // The provider said it failed (or just stopped): not an invalid answer.
-        Failure::InvalidBody(INCOMPLETE_MESSAGE | ERROR_EVENT_MESSAGE) => {
-            Verdict::Answer(ApiError::upstream_failed(s.attempts))
-        }
+        Failure::InvalidBody(UpstreamBroken {
+            fault: BodyFault::Incomplete | BodyFault::ErrorEvent,
+            ..
+        }) => Verdict::Answer(ApiError::upstream_failed(s.attempts)),
         Failure::InvalidBody(_) => Verdict::Answer(ApiError::upstream_invalid(s.attempts)),
         f if f.outcome(false) == Outcome::Timeout => {
             Verdict::Answer(ApiError::upstream_timeout(s.attempts))
@@ -171,7 +173,7 @@ pub fn decide(failure: Failure, s: &Situation) -> Verdict {
 /// What the final error event of a cut stream says about `failure`.
 fn cut_message(failure: Failure) -> &'static str {
     match failure {
-        Failure::InvalidBody(message) => message,
+        Failure::InvalidBody(broken) => broken.why,
         Failure::Transport { stalled: true, .. } => STALLED_MESSAGE,
         Failure::Status(_) => STATUS_MESSAGE,
         _ => BROKEN_MESSAGE,
@@ -272,10 +274,12 @@ mod tests {
     const S429: Failure = Failure::Status(Outcome::RateLimited {
         retry_after_ms: None,
     });
-    const GARBAGE: Failure = Failure::InvalidBody(GARBAGE_MESSAGE);
+    const GARBAGE: Failure = Failure::InvalidBody(UpstreamBroken::invalid(GARBAGE_MESSAGE));
     const S401: Failure = Failure::Status(Outcome::AuthError);
-    const INCOMPLETE: Failure = Failure::InvalidBody(INCOMPLETE_MESSAGE);
-    const ERROR_EVENT: Failure = Failure::InvalidBody(ERROR_EVENT_MESSAGE);
+    const INCOMPLETE: Failure =
+        Failure::InvalidBody(UpstreamBroken::incomplete(INCOMPLETE_MESSAGE));
+    const ERROR_EVENT: Failure =
+        Failure::InvalidBody(UpstreamBroken::error_event(ERROR_EVENT_MESSAGE));
 
     /// A head went out, no content yet (a stream before its commit point).
     fn head_only(can_retry: bool) -> Situation {
@@ -288,7 +292,7 @@ mod tests {
             retry_on_timeout: true,
         }
     }
-    const NOT_JSON: Failure = Failure::InvalidBody(INVALID_JSON_MESSAGE);
+    const NOT_JSON: Failure = Failure::InvalidBody(UpstreamBroken::invalid(INVALID_JSON_MESSAGE));
 
     /// The whole table: (failure, committed, can_retry, stale_pooled) → verdict.
     #[test]

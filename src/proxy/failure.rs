@@ -5,11 +5,10 @@
 use super::ctx::{Answer, Phase, Proxied, RequestCtx};
 use super::decision::{
     decide, rule, timeout_retry_withheld, verdict_of, Failure, Verdict, BROKEN_MESSAGE,
-    ERROR_EVENT_MESSAGE, INCOMPLETE_MESSAGE,
 };
-use super::response::InvalidBody;
 use super::upstream::situation;
 use crate::error::{ApiError, ClientApi};
+use crate::fault::{BodyFault, UpstreamBroken};
 use crate::routing::Outcome;
 use crate::usage::{anthropic_error_event, sse_error_event};
 use bytes::Bytes;
@@ -19,8 +18,12 @@ use pingora_proxy::{FailToProxy, Session};
 /// Describes a Pingora error of the current attempt. `deadline_fired`: the header
 /// watchdog shut the connection down.
 pub fn describe(e: &Error, deadline_fired: bool) -> Failure {
-    if let Some(InvalidBody(message)) = e.cause.as_deref().and_then(|c| c.downcast_ref()) {
-        return Failure::InvalidBody(message);
+    if let Some(broken) = e
+        .cause
+        .as_deref()
+        .and_then(|c| c.downcast_ref::<UpstreamBroken>())
+    {
+        return Failure::InvalidBody(*broken);
     }
     if deadline_fired {
         return Failure::Transport {
@@ -93,8 +96,8 @@ pub fn on_proxy_error(
         );
     let situation = situation(p, head_sent, stale_pooled);
     let verdict = decide(failure, &situation);
-    if let (Failure::InvalidBody(message), Some(a)) = (failure, &p.answer) {
-        count_stream_failure(p, a, message, situation.committed);
+    if let (Failure::InvalidBody(broken), Some(a)) = (failure, &p.answer) {
+        count_stream_failure(p, a, broken.fault, situation.committed);
     }
     if timeout_retry_withheld(failure, &situation) && crate::metrics::per_request() {
         crate::metrics::TIMEOUTS_NOT_RETRIED
@@ -226,15 +229,13 @@ async fn send_final(session: &mut Session, event: Vec<u8>, request_id: &str) {
 }
 
 /// Counts a stream that broke the stream rules (`berry_stream_failures_total`).
-fn count_stream_failure(p: &Proxied, answer: &Answer, message: &str, committed: bool) {
+fn count_stream_failure(p: &Proxied, answer: &Answer, fault: BodyFault, committed: bool) {
     if !answer.is_sse() || !crate::metrics::per_request() {
         return;
     }
-    let kind = match message {
-        INCOMPLETE_MESSAGE => "incomplete",
-        ERROR_EVENT_MESSAGE => "error_event",
-        _ if answer.sent_error_event() => "error_event",
-        _ => "invalid",
+    let kind = match fault {
+        BodyFault::Invalid if answer.sent_error_event() => BodyFault::ErrorEvent.label(),
+        f => f.label(),
     };
     let phase = if committed { "content" } else { "preamble" };
     if let Some(b) = p.last_backend() {

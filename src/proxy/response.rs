@@ -9,6 +9,7 @@ use super::decision::{
 use super::headers::strip_account_headers;
 use super::translation::{wants_stream_usage, Translation};
 use super::upstream::situation;
+use crate::fault::UpstreamBroken;
 use crate::routing::Outcome;
 use crate::translate::TokenUsage;
 use crate::usage::Usage;
@@ -128,7 +129,7 @@ pub fn on_response_header(
         }
     } else if client.head_sent && !sse {
         // The client already has an event-stream head: only a stream can follow it.
-        let failure = Failure::InvalidBody(NOT_A_STREAM_MESSAGE);
+        let failure = Failure::InvalidBody(UpstreamBroken::invalid(NOT_A_STREAM_MESSAGE));
         p.finish_attempt(failure.outcome(false));
         let verdict = decide(failure, &situation(p, true, false));
         let e = Error::explain(
@@ -236,10 +237,10 @@ fn contains_ci(s: &[u8], needle: &[u8]) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// How a broken answer ends: the failure message, and whether the current chunk is kept
-/// for the client (an in-band error event is passed on) or dropped (garbage).
+/// How a broken answer ends: what broke, and whether the current chunk is kept for the
+/// client (an in-band error event is passed on) or dropped (garbage).
 struct Breakage {
-    message: &'static str,
+    broken: UpstreamBroken,
     keep_chunk: bool,
 }
 
@@ -256,7 +257,10 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
                 scan.feed(b);
             }
             if scan.is_invalid() || (end && !scan.is_complete()) {
-                (Some(drop_chunk(INVALID_JSON_MESSAGE)), true)
+                (
+                    Some(drop_chunk(UpstreamBroken::invalid(INVALID_JSON_MESSAGE))),
+                    true,
+                )
             } else {
                 if end {
                     answer.usage = scan.usage().map(tokens);
@@ -271,11 +275,11 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
             }
             let broken = if garbage {
                 answer.broke_mid_event = true;
-                Some(drop_chunk(GARBAGE_MESSAGE))
+                Some(drop_chunk(UpstreamBroken::invalid(GARBAGE_MESSAGE)))
             } else if scan.saw_error_event() {
-                Some(keep_chunk(ERROR_EVENT_MESSAGE))
+                Some(keep_chunk(UpstreamBroken::error_event(ERROR_EVENT_MESSAGE)))
             } else if end && !scan.finished() {
-                Some(keep_chunk(INCOMPLETE_MESSAGE))
+                Some(keep_chunk(UpstreamBroken::incomplete(INCOMPLETE_MESSAGE)))
             } else {
                 None
             };
@@ -291,7 +295,7 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
             }
             Err(broken) => {
                 *body = (!broken.pending.is_empty()).then(|| Bytes::from(broken.pending));
-                (Some(keep_chunk(broken.reason.0)), true)
+                (Some(keep_chunk(broken.reason)), true)
             }
         },
     };
@@ -312,7 +316,7 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
         return Err(Error::because(
             ErrorType::Custom("upstream_invalid_body"),
             "upstream body contradicts its head",
-            InvalidBody(b.message),
+            b.broken,
         ));
     }
     answer.gate.pass(body, commit);
@@ -322,31 +326,19 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
     Ok(())
 }
 
-fn drop_chunk(message: &'static str) -> Breakage {
+fn drop_chunk(broken: UpstreamBroken) -> Breakage {
     Breakage {
-        message,
+        broken,
         keep_chunk: false,
     }
 }
 
-fn keep_chunk(message: &'static str) -> Breakage {
+fn keep_chunk(broken: UpstreamBroken) -> Breakage {
     Breakage {
-        message,
+        broken,
         keep_chunk: true,
     }
 }
-
-/// The cause of an `upstream_invalid_body` error: which [`Failure::InvalidBody`] it is.
-#[derive(Debug, Clone, Copy)]
-pub struct InvalidBody(pub &'static str);
-
-impl std::fmt::Display for InvalidBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for InvalidBody {}
 
 #[cfg(test)]
 mod tests {

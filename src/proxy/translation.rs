@@ -231,7 +231,7 @@ pub struct Broken {
 fn collect(buf: &mut Vec<u8>, body: Option<&[u8]>) -> Result<(), UpstreamBroken> {
     if let Some(b) = body {
         if buf.len() + b.len() > MAX_TRANSLATED_BODY {
-            return Err(UpstreamBroken(
+            return Err(UpstreamBroken::invalid(
                 "the upstream answer is too large to translate",
             ));
         }
@@ -248,7 +248,7 @@ fn end_of_stream(
     saw_error: bool,
 ) -> Result<(), UpstreamBroken> {
     if saw_error {
-        return Err(UpstreamBroken(
+        return Err(UpstreamBroken::invalid(
             "the upstream provider reported an error in the stream",
         ));
     }

@@ -714,13 +714,13 @@ pub fn response(body: &[u8]) -> Result<(Vec<u8>, TokenUsage), UpstreamBroken> {
 
 /// [`response`] with a fixed `created` timestamp.
 pub fn response_at(body: &[u8], created: u64) -> Result<(Vec<u8>, TokenUsage), UpstreamBroken> {
-    let m: AMessage<'_> =
-        serde_json::from_slice(body).map_err(|_| UpstreamBroken("invalid message JSON"))?;
+    let m: AMessage<'_> = serde_json::from_slice(body)
+        .map_err(|_| UpstreamBroken::invalid("invalid message JSON"))?;
     if m.ty.as_ref().is_some_and(|t| t.as_str() != "message") {
-        return Err(UpstreamBroken("not a message object"));
+        return Err(UpstreamBroken::invalid("not a message object"));
     }
     if !is_str(m.id) || !is_str(m.model) {
-        return Err(UpstreamBroken("message id/model not strings"));
+        return Err(UpstreamBroken::invalid("message id/model not strings"));
     }
     let usage = m.usage.as_ref().map(tokens).unwrap_or_default();
     let mut out = Vec::with_capacity(body.len() + 256);
@@ -737,7 +737,7 @@ pub fn response_at(body: &[u8], created: u64) -> Result<(Vec<u8>, TokenUsage), U
     for b in &m.content {
         if b.ty.as_str() == "text" {
             let Some(t) = b.text.and_then(inner) else {
-                return Err(UpstreamBroken("text block without string text"));
+                return Err(UpstreamBroken::invalid("text block without string text"));
             };
             if !any_text {
                 out.push(b'"');
@@ -758,7 +758,7 @@ pub fn response_at(body: &[u8], created: u64) -> Result<(Vec<u8>, TokenUsage), U
         }
         let (Some(id), Some(name)) = (b.id.filter(|v| is_str(v)), b.name.filter(|v| is_str(v)))
         else {
-            return Err(UpstreamBroken("tool_use block without id/name"));
+            return Err(UpstreamBroken::invalid("tool_use block without id/name"));
         };
         out.extend_from_slice(if k == 0 { b",\"tool_calls\":[" } else { b"," });
         k += 1;
@@ -770,7 +770,7 @@ pub fn response_at(body: &[u8], created: u64) -> Result<(Vec<u8>, TokenUsage), U
         match b.input {
             Some(i) if is_obj(i) => push_str(&mut out, json::text(i)),
             None => out.extend_from_slice(b"\"{}\""),
-            Some(_) => return Err(UpstreamBroken("tool_use input not an object")),
+            Some(_) => return Err(UpstreamBroken::invalid("tool_use input not an object")),
         }
         out.extend_from_slice(b"}}");
     }
@@ -937,8 +937,12 @@ impl EventTranslator for State {
     fn complete(&self) -> Result<(), UpstreamBroken> {
         match self.phase {
             Phase::Done => Ok(()),
-            Phase::Errored => Err(UpstreamBroken("stream ended with an error event")),
-            Phase::Start | Phase::Open => Err(UpstreamBroken("stream ended before message_stop")),
+            Phase::Errored => Err(UpstreamBroken::error_event(
+                "stream ended with an error event",
+            )),
+            Phase::Start | Phase::Open => Err(UpstreamBroken::incomplete(
+                "stream ended before message_stop",
+            )),
         }
     }
 
@@ -960,7 +964,7 @@ impl EventTranslator for State {
 }
 
 fn broken(why: &'static str) -> UpstreamBroken {
-    UpstreamBroken(why)
+    UpstreamBroken::invalid(why)
 }
 
 impl State {

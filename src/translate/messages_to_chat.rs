@@ -657,10 +657,10 @@ fn arguments_json<'a>(args: Option<&'a Str<'_>>) -> Option<&'a str> {
 /// the parsed arguments). Only the first choice is used. Malformed JSON, no choices, or tool
 /// arguments that are not a JSON object are [`UpstreamBroken`].
 pub fn response(body: &[u8]) -> Result<(Vec<u8>, TokenUsage), UpstreamBroken> {
-    let c: Completion<'_> =
-        serde_json::from_slice(body).map_err(|_| UpstreamBroken("invalid completion JSON"))?;
+    let c: Completion<'_> = serde_json::from_slice(body)
+        .map_err(|_| UpstreamBroken::invalid("invalid completion JSON"))?;
     let Some(choice) = c.choices.first() else {
-        return Err(UpstreamBroken("completion without choices"));
+        return Err(UpstreamBroken::invalid("completion without choices"));
     };
     let usage = c.usage.map(|u| u.tokens()).unwrap_or_default();
     let mut out = Vec::with_capacity(body.len() + 256);
@@ -682,9 +682,9 @@ pub fn response(body: &[u8]) -> Result<(Vec<u8>, TokenUsage), UpstreamBroken> {
         m.refusal.filter(|v| !is_null(v)),
     ) {
         (Some(t), _) if is_str(t) => Some(t),
-        (Some(_), _) => return Err(UpstreamBroken("message content not a string")),
+        (Some(_), _) => return Err(UpstreamBroken::invalid("message content not a string")),
         (None, Some(r)) if is_str(r) => Some(r),
-        (None, Some(_)) => return Err(UpstreamBroken("message refusal not a string")),
+        (None, Some(_)) => return Err(UpstreamBroken::invalid("message refusal not a string")),
         (None, None) => None,
     };
     if let Some(t) = text.filter(|t| json::text(t) != "\"\"") {
@@ -695,10 +695,12 @@ pub fn response(body: &[u8]) -> Result<(Vec<u8>, TokenUsage), UpstreamBroken> {
     }
     for tc in m.tool_calls.iter().flatten() {
         if !is_str(tc.id) || !is_str(tc.function.name) {
-            return Err(UpstreamBroken("tool call id/name not strings"));
+            return Err(UpstreamBroken::invalid("tool call id/name not strings"));
         }
         let Some(input) = arguments_json(tc.function.arguments.as_ref()) else {
-            return Err(UpstreamBroken("tool call arguments not a JSON object"));
+            return Err(UpstreamBroken::invalid(
+                "tool call arguments not a JSON object",
+            ));
         };
         if n > 0 {
             out.push(b',');
@@ -875,8 +877,12 @@ impl EventTranslator for State {
     fn complete(&self) -> Result<(), UpstreamBroken> {
         match self.phase {
             Phase::Done => Ok(()),
-            Phase::Errored => Err(UpstreamBroken("stream ended with an error event")),
-            Phase::Start | Phase::Open => Err(UpstreamBroken("stream ended before [DONE]")),
+            Phase::Errored => Err(UpstreamBroken::error_event(
+                "stream ended with an error event",
+            )),
+            Phase::Start | Phase::Open => {
+                Err(UpstreamBroken::incomplete("stream ended before [DONE]"))
+            }
         }
     }
 
@@ -898,7 +904,7 @@ impl EventTranslator for State {
 }
 
 fn broken(why: &'static str) -> UpstreamBroken {
-    UpstreamBroken(why)
+    UpstreamBroken::invalid(why)
 }
 
 /// FNV-1a, 64 bits (never 0 for the inputs that matter: 0 means "none").

@@ -83,18 +83,10 @@ impl fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
-/// A broken upstream body/stream (malformed JSON, impossible event order): the proxy treats it
-/// as an upstream failure (retry before the first byte, error event after).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamBroken(pub &'static str);
-
-impl fmt::Display for UpstreamBroken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "upstream answer broken: {}", self.0)
-    }
-}
-
-impl std::error::Error for UpstreamBroken {}
+/// A broken upstream body/stream (malformed JSON, impossible event order, an early end):
+/// the proxy treats it as an upstream failure (retry before the commit point, error event
+/// after).
+pub use crate::fault::UpstreamBroken;
 
 use std::fmt;
 

@@ -43,7 +43,7 @@ impl<T: EventTranslator> StreamTranslator<T> {
     /// Feeds upstream bytes (any split), appends translated bytes (whole events) to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
         if let Some(e) = &self.broken {
-            return Err(e.clone());
+            return Err(*e);
         }
         let mut input = chunk;
         loop {
@@ -51,10 +51,10 @@ impl<T: EventTranslator> StreamTranslator<T> {
                 Ok(Some(SseFrame::Event(ev))) => self.st.event(ev.event, ev.data, out),
                 Ok(Some(_)) => Ok(()),
                 Ok(None) => return Ok(()),
-                Err(_) => Err(UpstreamBroken("not an event stream")),
+                Err(_) => Err(UpstreamBroken::invalid("not an event stream")),
             };
             if let Err(e) = r {
-                self.broken = Some(e.clone());
+                self.broken = Some(e);
                 return Err(e);
             }
         }
@@ -64,7 +64,7 @@ impl<T: EventTranslator> StreamTranslator<T> {
     /// Err otherwise (including after an in-band error event). Appends nothing.
     pub fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
         match &self.broken {
-            Some(e) => Err(e.clone()),
+            Some(e) => Err(*e),
             None => self.st.complete(),
         }
     }

@@ -1590,7 +1590,7 @@ fn huge_and_deep_inputs_do_not_break() {
     )]);
     assert_eq!(
         run_chunks(chat_to_messages::Stream::new(false), &[&input]).feed,
-        Err(UpstreamBroken("message id/model too long"))
+        Err(UpstreamBroken::invalid("message id/model too long"))
     );
     // Over the limit: broken, not buffered forever.
     let huge = "x".repeat(2 << 20);

@@ -19,3 +19,4 @@ mod sdk;
 mod shared_state;
 mod streams;
 mod tls;
+mod wire;
