@@ -36,7 +36,7 @@
 //! and any other unknown field. `null` values count as absent.
 
 use super::json::{self, inner, is_null, is_obj, is_str, push_str, push_u64, Obj, Str};
-use super::stream::{EventTranslator, StreamTranslator};
+use super::stream::{EventTranslator, Phase, Progress, StreamTranslator};
 use super::{Refusal, TokenUsage, UpstreamBroken};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -838,18 +838,6 @@ pub(crate) struct ErrorBody<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Before `message_start`.
-    Start,
-    /// Between `message_start` and `message_stop`.
-    Open,
-    /// `message_stop` seen, `[DONE]` emitted.
-    Done,
-    /// An in-band `error` event was translated; the rest is ignored.
-    Errored,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Block {
     Text,
     /// A `tool_use` block: its OpenAI `tool_calls[].index`.
@@ -894,14 +882,14 @@ pub struct State {
     created: u64,
     /// `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,`
     head: Vec<u8>,
-    phase: Phase,
+    /// Usage: input and cache tokens from `message_start`, output from the latest
+    /// `message_delta` (`None` before `message_start`). Commit point: the first content
+    /// chunk (text delta, tool call start or arguments delta). Error: an `event: error`.
+    progress: Progress,
     /// Open blocks: (Anthropic index, kind).
     blocks: Vec<(u64, Block)>,
     next_tool: u32,
-    usage: Option<TokenUsage>,
     finished: bool,
-    started: bool,
-    saw_error: bool,
 }
 
 impl Stream {
@@ -917,49 +905,23 @@ impl Stream {
             include_usage,
             created,
             head: Vec::new(),
-            phase: Phase::Start,
+            progress: Progress::default(),
             blocks: Vec::new(),
             next_tool: 0,
-            usage: None,
             finished: false,
-            started: false,
-            saw_error: false,
         })
     }
 }
 
 impl EventTranslator for State {
+    const ENDED_EARLY: &'static str = "stream ended before message_stop";
+
     fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
         self.on_event(name, data, out)
     }
 
-    /// Complete once `message_stop` was seen (and `data: [DONE]` emitted).
-    fn complete(&self) -> Result<(), UpstreamBroken> {
-        match self.phase {
-            Phase::Done => Ok(()),
-            Phase::Errored => Err(UpstreamBroken::error_event(
-                "stream ended with an error event",
-            )),
-            Phase::Start | Phase::Open => Err(UpstreamBroken::incomplete(
-                "stream ended before message_stop",
-            )),
-        }
-    }
-
-    /// Input and cache tokens from `message_start`, output from the latest
-    /// `message_delta`. `None` before `message_start`.
-    fn usage(&self) -> Option<TokenUsage> {
-        self.usage
-    }
-
-    /// The first content chunk (text delta, tool call start or arguments delta).
-    fn started_content(&self) -> bool {
-        self.started
-    }
-
-    /// An `event: error` was seen and translated.
-    fn saw_error(&self) -> bool {
-        self.saw_error
+    fn progress(&self) -> &Progress {
+        &self.progress
     }
 }
 
@@ -974,7 +936,7 @@ impl State {
         data: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), UpstreamBroken> {
-        if self.phase == Phase::Errored || data.is_empty() {
+        if self.progress.phase == Phase::Errored || data.is_empty() {
             return Ok(());
         }
         let ev: Event<'_> =
@@ -993,14 +955,14 @@ impl State {
                 t.and_then(super::errors::known_anthropic_type),
                 m.unwrap_or("The upstream provider reported an error."),
             ));
-            self.phase = Phase::Errored;
-            self.saw_error = true;
+            self.progress.phase = Phase::Errored;
+            self.progress.saw_error = true;
             return Ok(());
         }
         if ty == "ping" {
             return Ok(());
         }
-        match self.phase {
+        match self.progress.phase {
             Phase::Start if ty != "message_start" => {
                 return Err(broken("event before message_start"))
             }
@@ -1009,7 +971,7 @@ impl State {
         }
         match ty {
             "message_start" => {
-                if self.phase != Phase::Start {
+                if self.progress.phase != Phase::Start {
                     return Err(broken("second message_start"));
                 }
                 let Some(m) = ev.message else {
@@ -1031,8 +993,8 @@ impl State {
                 self.head.extend_from_slice(b",\"model\":");
                 self.head.extend_from_slice(json::text(m.model).as_bytes());
                 self.head.push(b',');
-                self.usage = Some(m.usage.as_ref().map(tokens).unwrap_or_default());
-                self.phase = Phase::Open;
+                self.progress.usage = Some(m.usage.as_ref().map(tokens).unwrap_or_default());
+                self.progress.phase = Phase::Open;
                 self.chunk(out, &[b"{\"role\":\"assistant\",\"content\":\"\"}"], None);
             }
             "content_block_start" => {
@@ -1073,7 +1035,7 @@ impl State {
                         }
                         d.extend_from_slice(b"}}]}");
                         self.chunk(out, &[&d], None);
-                        self.started = true;
+                        self.progress.started = true;
                         Block::Tool(k)
                     }
                     _ => Block::Other,
@@ -1095,7 +1057,7 @@ impl State {
                         let t = json::text(t);
                         if t != "\"\"" {
                             self.chunk(out, &[b"{\"content\":", t.as_bytes(), b"}"], None);
-                            self.started = true;
+                            self.progress.started = true;
                         }
                     }
                     (Some("input_json_delta"), Block::Tool(k)) => {
@@ -1117,7 +1079,7 @@ impl State {
                                 ],
                                 None,
                             );
-                            self.started = true;
+                            self.progress.started = true;
                         }
                     }
                     (Some("text_delta"), _) | (Some("input_json_delta"), _)
@@ -1139,7 +1101,7 @@ impl State {
             }
             "message_delta" => {
                 if let Some(u) = &ev.usage {
-                    let cur = self.usage.get_or_insert_with(TokenUsage::default);
+                    let cur = self.progress.usage.get_or_insert_with(TokenUsage::default);
                     if let Some(o) = u.output_tokens {
                         cur.output = o;
                     }
@@ -1171,11 +1133,11 @@ impl State {
                 if self.include_usage {
                     out.extend_from_slice(&self.head);
                     out.extend_from_slice(b"\"choices\":[],\"usage\":");
-                    push_openai_usage(out, self.usage.unwrap_or_default());
+                    push_openai_usage(out, self.progress.usage.unwrap_or_default());
                     out.extend_from_slice(b"}\n\n");
                 }
                 out.extend_from_slice(b"data: [DONE]\n\n");
-                self.phase = Phase::Done;
+                self.progress.phase = Phase::Done;
             }
             _ => {} // unknown event types are ignored
         }

@@ -37,7 +37,7 @@
 use super::json::{
     self, inner, is_null, is_obj, is_str, push_escaped, push_str, push_u64, Obj, OpenAiUsage, Str,
 };
-use super::stream::{EventTranslator, StreamTranslator};
+use super::stream::{EventTranslator, Phase, Progress, StreamTranslator};
 use super::{Refusal, TokenUsage, UpstreamBroken};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -781,18 +781,6 @@ struct FnDelta<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// No chunk yet.
-    Start,
-    /// `message_start` emitted.
-    Open,
-    /// `[DONE]` seen, `message_stop` emitted.
-    Done,
-    /// An in-band error was translated; the rest is ignored.
-    Errored,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
     None,
     Text,
@@ -825,7 +813,10 @@ pub type Stream = StreamTranslator<State>;
 /// The per-event state of an OpenAI → Anthropic stream ([`Stream`]).
 #[derive(Debug)]
 pub struct State {
-    phase: Phase,
+    /// Usage: from the backend's usage chunk (`None` until one arrived). Commit point: the
+    /// first content event (a `text_delta`, a `tool_use` block start or an
+    /// `input_json_delta`). Error: an in-band `data: {"error": …}`.
+    progress: Progress,
     open: Open,
     /// Anthropic index of the next block.
     next_block: u64,
@@ -836,9 +827,6 @@ pub struct State {
     /// Hash of the message id (for generated tool-call ids).
     msg_hash: u64,
     stop_reason: Option<&'static str>,
-    usage: Option<TokenUsage>,
-    started: bool,
-    saw_error: bool,
     /// Reused scratch buffer for one event's JSON.
     buf: Vec<u8>,
 }
@@ -853,53 +841,27 @@ impl Stream {
     /// A translator at the start of a stream.
     pub fn new() -> Self {
         StreamTranslator::with_state(State {
-            phase: Phase::Start,
+            progress: Progress::default(),
             open: Open::None,
             next_block: 0,
             last_tool: None,
             tool_id: 0,
             msg_hash: 0,
             stop_reason: None,
-            usage: None,
-            started: false,
-            saw_error: false,
             buf: Vec::new(),
         })
     }
 }
 
 impl EventTranslator for State {
+    const ENDED_EARLY: &'static str = "stream ended before [DONE]";
+
     fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
         self.on_event(name, data, out)
     }
 
-    /// Complete once `[DONE]` was seen (and `message_stop` emitted).
-    fn complete(&self) -> Result<(), UpstreamBroken> {
-        match self.phase {
-            Phase::Done => Ok(()),
-            Phase::Errored => Err(UpstreamBroken::error_event(
-                "stream ended with an error event",
-            )),
-            Phase::Start | Phase::Open => {
-                Err(UpstreamBroken::incomplete("stream ended before [DONE]"))
-            }
-        }
-    }
-
-    /// Usage from the backend's usage chunk (`None` until one arrived).
-    fn usage(&self) -> Option<TokenUsage> {
-        self.usage
-    }
-
-    /// The first content event (a `text_delta`, a `tool_use` block start or an
-    /// `input_json_delta`).
-    fn started_content(&self) -> bool {
-        self.started
-    }
-
-    /// An in-band `data: {"error": …}` was seen and translated.
-    fn saw_error(&self) -> bool {
-        self.saw_error
+    fn progress(&self) -> &Progress {
+        &self.progress
     }
 }
 
@@ -941,13 +903,13 @@ impl State {
         data: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), UpstreamBroken> {
-        if self.phase == Phase::Errored || data.is_empty() {
+        if self.progress.phase == Phase::Errored || data.is_empty() {
             return Ok(());
         }
         if data == b"[DONE]" {
             return self.done(out);
         }
-        if self.phase == Phase::Done {
+        if self.progress.phase == Phase::Done {
             return Err(broken("data after [DONE]"));
         }
         let c: Chunk<'_> =
@@ -967,15 +929,15 @@ impl State {
                 ty,
                 msg.unwrap_or("The upstream provider reported an error."),
             ));
-            self.phase = Phase::Errored;
-            self.saw_error = true;
+            self.progress.phase = Phase::Errored;
+            self.progress.saw_error = true;
             return Ok(());
         }
         if let Some(u) = &c.usage {
-            self.usage = Some(u.tokens());
+            self.progress.usage = Some(u.tokens());
         }
-        if self.phase == Phase::Start {
-            self.phase = Phase::Open;
+        if self.progress.phase == Phase::Start {
+            self.progress.phase = Phase::Open;
             let b = &mut self.buf;
             b.clear();
             b.extend_from_slice(b"{\"type\":\"message_start\",\"message\":{\"id\":");
@@ -994,7 +956,7 @@ impl State {
             b.extend_from_slice(
                 b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":",
             );
-            push_anthropic_usage(b, self.usage.unwrap_or_default());
+            push_anthropic_usage(b, self.progress.usage.unwrap_or_default());
             b.extend_from_slice(b"}}");
             emit(out, b"message_start", &self.buf);
         }
@@ -1091,7 +1053,7 @@ impl State {
             self.open_block(out, Open::Tool(index), &start);
             self.last_tool = Some(self.last_tool.map_or(index, |l| l.max(index)));
             self.tool_id = id_hash.unwrap_or(0);
-            self.started = true;
+            self.progress.started = true;
         }
         if let Some(a) = args {
             let a = json::text(a);
@@ -1125,7 +1087,7 @@ impl State {
         b.extend_from_slice(raw.as_bytes());
         b.extend_from_slice(b"}}");
         emit(out, b"content_block_delta", &self.buf);
-        self.started = true;
+        self.progress.started = true;
     }
 
     fn close(&mut self, out: &mut Vec<u8>) {
@@ -1143,7 +1105,7 @@ impl State {
     }
 
     fn done(&mut self, out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        match self.phase {
+        match self.progress.phase {
             Phase::Start => return Err(broken("[DONE] before any chunk")),
             Phase::Done => return Err(broken("second [DONE]")),
             _ => {}
@@ -1154,7 +1116,7 @@ impl State {
         b.extend_from_slice(b"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"");
         b.extend_from_slice(self.stop_reason.unwrap_or("end_turn").as_bytes());
         b.extend_from_slice(b"\",\"stop_sequence\":null},\"usage\":");
-        match self.usage {
+        match self.progress.usage {
             Some(u) => {
                 b.extend_from_slice(b"{\"input_tokens\":");
                 push_u64(b, u.input);
@@ -1169,7 +1131,7 @@ impl State {
         b.push(b'}');
         emit(out, b"message_delta", &self.buf);
         emit(out, b"message_stop", b"{\"type\":\"message_stop\"}");
-        self.phase = Phase::Done;
+        self.progress.phase = Phase::Done;
         Ok(())
     }
 }

@@ -5,20 +5,57 @@
 use super::{TokenUsage, UpstreamBroken};
 use crate::sse::{SseDecoder, SseFrame};
 
+/// Where a translated stream is; the same four steps in both directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Before the upstream's first message event.
+    #[default]
+    Start,
+    /// The message is open: its start was translated, its terminal event not yet seen.
+    Open,
+    /// The terminal event was seen and its translation emitted; the stream is complete.
+    Done,
+    /// An in-band upstream error was translated; the rest of the input is ignored.
+    Errored,
+}
+
+/// What every direction tracks besides its own state: the phase, the usage so far, the
+/// commit point and whether an in-band error was passed on.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub phase: Phase,
+    /// Token usage so far (which events carry it is the direction's business).
+    pub usage: Option<TokenUsage>,
+    /// The first content event was emitted (the stream's commit point).
+    pub started: bool,
+    /// An in-band upstream error was seen and translated.
+    pub saw_error: bool,
+}
+
+impl Progress {
+    /// Whether the upstream body may end here: Ok after the terminal event, Err before it
+    /// (`ended_early` says which event was missing) or after an in-band error.
+    fn complete(&self, ended_early: &'static str) -> Result<(), UpstreamBroken> {
+        match self.phase {
+            Phase::Done => Ok(()),
+            Phase::Errored => Err(UpstreamBroken::error_event(
+                "stream ended with an error event",
+            )),
+            Phase::Start | Phase::Open => Err(UpstreamBroken::incomplete(ended_early)),
+        }
+    }
+}
+
 /// One direction's per-event translation state.
 pub trait EventTranslator {
+    /// Why a stream that ended before its terminal event is incomplete, e.g. "stream
+    /// ended before [DONE]".
+    const ENDED_EARLY: &'static str;
     /// Translates one whole upstream event (its `event:` name, possibly empty, and its
     /// data), appending whole client events to `out`. An `Err` breaks the stream.
     fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken>;
-    /// Whether the upstream body may end here: Ok after the terminal event, Err (why)
-    /// before it or after an in-band error.
-    fn complete(&self) -> Result<(), UpstreamBroken>;
-    /// Token usage so far.
-    fn usage(&self) -> Option<TokenUsage>;
-    /// The first content event was emitted (the stream's commit point).
-    fn started_content(&self) -> bool;
-    /// An in-band upstream error was seen and translated.
-    fn saw_error(&self) -> bool;
+    /// The phase, usage, commit point and in-band error state.
+    fn progress(&self) -> &Progress;
 }
 
 /// A stream translator: upstream bytes in any split → whole translated events. The output
@@ -65,22 +102,22 @@ impl<T: EventTranslator> StreamTranslator<T> {
     pub fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
         match &self.broken {
             Some(e) => Err(*e),
-            None => self.st.complete(),
+            None => self.st.progress().complete(T::ENDED_EARLY),
         }
     }
 
     /// Token usage so far (see the dialect's state for which events carry it).
     pub fn usage(&self) -> Option<TokenUsage> {
-        self.st.usage()
+        self.st.progress().usage
     }
 
     /// True once the first content event was emitted: the stream's commit point.
     pub fn started_content(&self) -> bool {
-        self.st.started_content()
+        self.st.progress().started
     }
 
     /// An in-band upstream error event was seen and translated.
     pub fn saw_error(&self) -> bool {
-        self.st.saw_error()
+        self.st.progress().saw_error
     }
 }

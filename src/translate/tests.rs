@@ -2,6 +2,7 @@
 //! inputs and a deterministic fuzz loop.
 
 use super::*;
+use crate::fault::BodyFault;
 use serde_json::{json, Value};
 
 fn v(b: &[u8]) -> Value {
@@ -562,7 +563,7 @@ fn c2m_stream_error_and_truncation() {
     input.extend_from_slice(&sse(&[("ping", json!({"type": "ping"}))]));
     let r = split_invariant(|| chat_to_messages::Stream::new_at(false, 1), &input);
     assert_eq!(r.feed, Ok(()));
-    assert!(r.finish.is_err());
+    assert_eq!(r.finish.map_err(|e| e.fault), Err(BodyFault::ErrorEvent));
     assert!(r.saw_error && !r.started);
     let evs = events(&r.out);
     assert_eq!(evs.len(), 2);
@@ -573,7 +574,12 @@ fn c2m_stream_error_and_truncation() {
     // Truncated: no message_stop.
     let r = split_invariant(|| chat_to_messages::Stream::new_at(false, 1), &start);
     assert_eq!(r.feed, Ok(()));
-    assert!(r.finish.is_err());
+    assert_eq!(
+        r.finish,
+        Err(UpstreamBroken::incomplete(
+            "stream ended before message_stop"
+        ))
+    );
     assert_eq!(r.usage.map(|u| u.input), Some(5));
     // Cut mid-event after message_stop would still be complete... but mid-event before is not.
     let mut cut = start.clone();
@@ -665,7 +671,7 @@ fn c2m_stream_broken() {
         let mut s = chat_to_messages::Stream::new(true);
         let mut out = Vec::new();
         let e = s.feed(&input, &mut out).unwrap_err();
-        assert_eq!(s.feed(b"data: {}\n\n", &mut out), Err(e.clone()));
+        assert_eq!(s.feed(b"data: {}\n\n", &mut out), Err(e));
         assert_eq!(s.finish(&mut out), Err(e));
     }
     // Too many open blocks.
@@ -1091,13 +1097,18 @@ fn m2c_stream_full() {
 fn m2c_stream_error_and_truncation() {
     let first = sse(&[("", chunk(json!({"role": "assistant"}), Value::Null))]);
     let r = split_invariant(messages_to_chat::Stream::new, &first);
-    assert!(r.finish.is_err() && !r.started);
+    assert_eq!(
+        r.finish,
+        Err(UpstreamBroken::incomplete("stream ended before [DONE]"))
+    );
+    assert!(!r.started);
     assert_eq!(events(&r.out).len(), 1);
     let mut input = first.clone();
     input.extend_from_slice(b"data: {\"error\":{\"message\":\"Rate limit \\\"x\\\"\",\"type\":\"requests\",\"code\":\"rate_limit_exceeded\"}}\n\ndata: [DONE]\n\n");
     let r = split_invariant(messages_to_chat::Stream::new, &input);
     assert_eq!(r.feed, Ok(()));
-    assert!(r.finish.is_err() && r.saw_error);
+    assert_eq!(r.finish.map_err(|e| e.fault), Err(BodyFault::ErrorEvent));
+    assert!(r.saw_error);
     let evs = events(&r.out);
     assert_eq!(evs.len(), 2);
     assert_eq!(evs[1].0, "error");
