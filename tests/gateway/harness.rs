@@ -114,8 +114,14 @@ impl Gateway {
             .env_remove("CONFIG_PATH")
             .stdout(Stdio::null())
             .stderr(log);
+        // An empty value removes the variable (e.g. `RUST_LOG`, to run on the binary's
+        // default log filter).
         for (k, v) in env {
-            cmd.env(k, v);
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let child = cmd.spawn().expect("spawn gateway");
         let gw = Gateway {

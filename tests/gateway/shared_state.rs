@@ -241,3 +241,48 @@ fn a_reload_that_changes_limits_applies_to_the_fleet() {
     assert_eq!(g1.chat("tok-rpm", "model-x").status, 200);
     assert_eq!(g2.chat("tok-rpm", "model-x").status, 429, "4 for the pair");
 }
+
+/// The Redis URL's password never leaves the config: not in the log (Redis unreachable, so
+/// every probe and admission fails and is logged), not in `/metrics`, `/health` or
+/// `/admin/config`.
+#[test]
+fn the_redis_password_is_never_printed() {
+    const PASSWORD: &str = "r3dis-pw-7c1e9a";
+    let (a, b) = (mock("pw-a"), mock("pw-b"));
+    let unreachable = free_port();
+    let settings = quiet_settings()
+        + &format!(
+            "admin_token = \"{ADMIN}\"\n[settings.shared_state]\nredis_url = \"redis://:{PASSWORD}@127.0.0.1:{unreachable}/0\"\ntimeout_ms = 100\n"
+        );
+    let cfg = two_backend_model(&settings, "failover", &a, &b).replace(
+        &user("u", "tok", ""),
+        &user(
+            "rpm",
+            "tok-rpm",
+            "[users.rpm.rate_limit]\nrequests_per_minute = 100",
+        ),
+    );
+    let mut gw = Gateway::start(&cfg);
+    assert!(wait_until(Duration::from_secs(5), || metric(
+        &gw,
+        "berry_shared_state_errors_total",
+        &[]
+    ) >= 1.0));
+    // Admitted by the local fallback.
+    assert_eq!(gw.chat("tok-rpm", "model-x").status, 200);
+    let mut seen = gw.metrics_text();
+    seen += &gw.get("/health", None).text();
+    let admin = gw.get("/admin/config", Some(ADMIN));
+    assert_eq!(admin.status, 200, "{}", admin.text());
+    assert!(admin.text().contains("<redacted>"), "{}", admin.text());
+    seen += &admin.text();
+    seen += &gw.stop();
+    assert!(
+        seen.contains("shared"),
+        "the log says nothing of shared state: {seen}"
+    );
+    assert!(
+        !seen.contains(PASSWORD),
+        "the Redis password leaked: {seen}"
+    );
+}

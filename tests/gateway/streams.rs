@@ -139,6 +139,35 @@ fn a_failure_before_the_first_content_event_fails_over_unseen() {
     assert_eq!(attempts(&gw, "m/b/real-b", "success"), 4.0);
 }
 
+/// A stream that fails over after its head went out makes Pingora warn that a second
+/// response head was dropped; that is the gateway's intent, and its default log filter
+/// (no `RUST_LOG`) keeps the warning out of the operator's log. With `RUST_LOG=info` it
+/// shows, so the scenario does produce it.
+#[test]
+fn the_default_log_filter_hides_the_dropped_second_head_warning() {
+    const WARNING: &str = "Respond header is already sent";
+    for (rust_log, shown) in [("", false), ("info", true)] {
+        let a = mock("a");
+        let b = mock("b");
+        let cfg = two_backend_model(&settings(), "failover", &a, &b);
+        let mut gw = Gateway::start_with(&cfg, "toml", &[], &[("RUST_LOG", rust_log)]);
+        a.set_stream_shape(3, Duration::from_millis(300));
+        a.set_mode(Mode::Preamble(PreambleEnd::Error));
+        let r = gw.chat_stream("tok", "model-x");
+        assert!(
+            r.text().contains("\"system_fingerprint\":\"b\""),
+            "{}",
+            r.text()
+        );
+        let log = gw.stop();
+        assert!(
+            log.contains(" INFO "),
+            "RUST_LOG={rust_log:?}: no info lines: {log}"
+        );
+        assert_eq!(log.contains(WARNING), shown, "RUST_LOG={rust_log:?}: {log}");
+    }
+}
+
 #[test]
 fn anthropic_overload_after_message_start_fails_over_unseen() {
     let a = mock("a");
