@@ -220,12 +220,15 @@ established_on() {
 }
 
 # Established connections of process $1 to remote port $2 (matched by socket inode).
+# The inode list goes through a pipe: with thousands of sockets it is too long for an
+# argument.
 connections_to() {
-  local hex inodes
+  local hex
   hex=$(printf ':%04X' "$2")
-  inodes=$(find "/proc/$1/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n' | tr '\n' ' ')
-  awk -v h="$hex" -v ins=" $inodes" 'FNR > 1 && $4 == "01" && substr($3, length($3) - 4) == h && index(ins, " " $10 " ") { n++ }
-    END { print n + 0 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+  find "/proc/$1/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n' |
+    awk -v h="$hex" 'FILENAME == "-" { ins[$1] = 1; next }
+      FNR > 1 && $4 == "01" && substr($3, length($3) - 4) == h && ($10 in ins) { n++ }
+      END { print n + 0 }' - /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
 # ---------------------------------------------------------------------------------------
