@@ -19,8 +19,9 @@ struct Hello {
     alpn: Vec<String>,
 }
 
-/// Starts a TLS relay for `localhost` to `target`; returns its address and the CA (PEM).
-fn tls_relay(target: SocketAddr, seen: Arc<Mutex<Vec<Hello>>>) -> (SocketAddr, String) {
+/// A TLS server config for `localhost` with a throwaway CA, speaking `alpn`; returns it
+/// and the CA (PEM).
+fn server_config(alpn: &[&[u8]]) -> (Arc<ServerConfig>, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -41,9 +42,15 @@ fn tls_relay(target: SocketAddr, seen: Arc<Mutex<Vec<Hello>>>) -> (SocketAddr, S
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
         )
         .unwrap();
-    // The relay speaks HTTP/1.1 only (the mock behind it does).
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let config = Arc::new(config);
+    (config, ca.pem())
+}
+
+/// Starts a TLS relay for `localhost` to `target`; returns its address and the CA (PEM).
+/// The relay speaks HTTP/1.1 only (the mock behind it does).
+fn tls_relay(target: SocketAddr, seen: Arc<Mutex<Vec<Hello>>>) -> (SocketAddr, String) {
+    let (config, ca_pem) = server_config(&[b"http/1.1"]);
 
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -82,7 +89,7 @@ fn tls_relay(target: SocketAddr, seen: Arc<Mutex<Vec<Hello>>>) -> (SocketAddr, S
             }
         });
     });
-    (rx.recv().unwrap(), ca.pem())
+    (rx.recv().unwrap(), ca_pem)
 }
 
 /// A config with one HTTPS provider behind the relay; streams have a 1 s header deadline
@@ -158,5 +165,106 @@ fn https_provider_with_sni_verification_and_alpn() {
     let gw = Gateway::start(&cfg);
     let r = gw.chat("tok", "x");
     assert_eq!(r.status, 502, "{}", r.text());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// What the HTTP/2 provider saw of one request: method, path, body length.
+type Seen2 = Arc<Mutex<Vec<(String, String, usize)>>>;
+
+/// Starts an HTTPS provider for `localhost` that speaks HTTP/2 only (ALPN `h2`) and answers
+/// every POST with a chat completion; returns its address, the CA (PEM) and what it saw.
+fn h2_provider() -> (SocketAddr, String, Seen2) {
+    let (config, ca_pem) = server_config(&[b"h2"]);
+    let seen: Seen2 = Arc::default();
+    let record = seen.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, record) = (acceptor.clone(), record.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut conn) = h2::server::handshake(tls).await else {
+                        return;
+                    };
+                    while let Some(Ok((req, mut respond))) = conn.accept().await {
+                        let record = record.clone();
+                        tokio::spawn(async move {
+                            let (head, mut body) = req.into_parts();
+                            let mut len = 0;
+                            while let Some(Ok(chunk)) = body.data().await {
+                                len += chunk.len();
+                                let _ = body.flow_control().release_capacity(chunk.len());
+                            }
+                            record.lock().unwrap().push((
+                                head.method.to_string(),
+                                head.uri.path().to_string(),
+                                len,
+                            ));
+                            let answer = r#"{"id":"chatcmpl-h2","object":"chat.completion","created":1,"model":"r","system_fingerprint":"over-h2","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+                            let resp = http::Response::builder()
+                                .status(200)
+                                .header("content-type", "application/json")
+                                .body(())
+                                .unwrap();
+                            if let Ok(mut send) = respond.send_response(resp, false) {
+                                let _ = send.send_data(bytes::Bytes::from_static(answer.as_bytes()), true);
+                            }
+                        });
+                    }
+                });
+            }
+        });
+    });
+    (rx.recv().unwrap(), ca_pem, seen)
+}
+
+/// An HTTPS provider that speaks HTTP/2: requests (with their bodies) and answers go through
+/// on one multiplexed connection, over the buffered upstream stream of the vendored
+/// Pingora patch (vendor/pingora-core/BERRY-PATCH.md), whose every write path must flush.
+#[test]
+fn https_provider_over_http2() {
+    let (addr, ca_pem, seen) = h2_provider();
+    let dir = temp_dir("tls-h2");
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca_pem).unwrap();
+    let ca = ca_path.to_string_lossy().to_string();
+    let gw = Gateway::start_with(
+        &tls_config(addr),
+        "toml",
+        &[],
+        &[("SSL_CERT_FILE", ca.as_str())],
+    );
+    for i in 0..3 {
+        let r = gw.chat("tok", "x");
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert_eq!(r.json()["system_fingerprint"], "over-h2", "{}", r.text());
+    }
+    let posts: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, _, _)| m == "POST")
+        .cloned()
+        .collect();
+    assert_eq!(posts.len(), 3, "{posts:?}");
+    for (_, path, len) in &posts {
+        assert_eq!(path, "/v1/chat/completions");
+        assert!(*len > 20, "the body reached the provider: {posts:?}");
+    }
+    drop(gw);
     let _ = std::fs::remove_dir_all(dir);
 }
