@@ -533,6 +533,36 @@ fn dockerfile_and_dockerignore() {
             );
         }
     }
+    // Every local path the workspace manifest builds from (members, patched crates) is in
+    // the build context.
+    let copied: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+        .flat_map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            parts[1..parts.len() - 1].to_vec()
+        })
+        .collect();
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
+    let mut local_paths: Vec<String> = manifest["workspace"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    if let Some(patches) = manifest.get("patch").and_then(|p| p.get("crates-io")) {
+        for dep in patches.as_table().unwrap().values() {
+            local_paths.push(dep["path"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(local_paths.iter().any(|p| p.starts_with("vendor/")));
+    for path in &local_paths {
+        let top = path.split('/').next().unwrap();
+        assert!(
+            copied.contains(&top),
+            "the Dockerfile does not copy {top} (needed for {path}): {copied:?}"
+        );
+    }
     let conf = server_conf(
         &read("deploy/docker/pingora.yaml"),
         "deploy/docker/pingora.yaml",
