@@ -256,6 +256,27 @@ fn a_stream_without_its_terminal_event_is_a_failure() {
         "{events:?}"
     );
     assert_eq!(messages(&b2), 0);
+    // and for an OpenAI client on those Anthropic backends: the translator's early end is
+    // the same kind of failure (incomplete, not invalid)
+    let r = gw2.chat_stream("tok", "model-x");
+    let data = r.sse_data();
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "stream_error", "{data:?}");
+    assert_eq!(
+        metric(
+            &gw2,
+            "berry_stream_failures_total",
+            &[("kind", "incomplete"), ("phase", "content")]
+        ),
+        2.0,
+        "{}",
+        gw2.metrics_text()
+    );
+    assert_eq!(
+        metric(&gw2, "berry_stream_failures_total", &[("kind", "invalid")]),
+        0.0
+    );
 }
 
 #[test]
