@@ -925,10 +925,6 @@ impl EventTranslator for State {
     }
 }
 
-fn broken(why: &'static str) -> UpstreamBroken {
-    UpstreamBroken::invalid(why)
-}
-
 impl State {
     fn on_event(
         &mut self,
@@ -939,8 +935,8 @@ impl State {
         if self.progress.phase == Phase::Errored || data.is_empty() {
             return Ok(());
         }
-        let ev: Event<'_> =
-            serde_json::from_slice(data).map_err(|_| broken("invalid event JSON"))?;
+        let ev: Event<'_> = serde_json::from_slice(data)
+            .map_err(|_| UpstreamBroken::invalid("invalid event JSON"))?;
         let ty = ev.ty.as_str();
         if name == b"error" || ty == "error" {
             let (t, m) = match &ev.error {
@@ -964,25 +960,25 @@ impl State {
         }
         match self.progress.phase {
             Phase::Start if ty != "message_start" => {
-                return Err(broken("event before message_start"))
+                return Err(UpstreamBroken::invalid("event before message_start"))
             }
-            Phase::Done => return Err(broken("event after message_stop")),
+            Phase::Done => return Err(UpstreamBroken::invalid("event after message_stop")),
             _ => {}
         }
         match ty {
             "message_start" => {
                 if self.progress.phase != Phase::Start {
-                    return Err(broken("second message_start"));
+                    return Err(UpstreamBroken::invalid("second message_start"));
                 }
                 let Some(m) = ev.message else {
-                    return Err(broken("message_start without message"));
+                    return Err(UpstreamBroken::invalid("message_start without message"));
                 };
                 if !is_str(m.id) || !is_str(m.model) {
-                    return Err(broken("message id/model not strings"));
+                    return Err(UpstreamBroken::invalid("message id/model not strings"));
                 }
                 // They are repeated in every chunk: a huge one would multiply the output.
                 if m.id.get().len() + m.model.get().len() > MAX_ID_BYTES {
-                    return Err(broken("message id/model too long"));
+                    return Err(UpstreamBroken::invalid("message id/model too long"));
                 }
                 self.head.clear();
                 self.head.extend_from_slice(b"data: {\"id\":");
@@ -999,13 +995,15 @@ impl State {
             }
             "content_block_start" => {
                 let (Some(index), Some(b)) = (ev.index, ev.content_block) else {
-                    return Err(broken("content_block_start without index/block"));
+                    return Err(UpstreamBroken::invalid(
+                        "content_block_start without index/block",
+                    ));
                 };
                 if self.blocks.iter().any(|(i, _)| *i == index) {
-                    return Err(broken("content block started twice"));
+                    return Err(UpstreamBroken::invalid("content block started twice"));
                 }
                 if self.blocks.len() >= MAX_OPEN_BLOCKS {
-                    return Err(broken("too many open content blocks"));
+                    return Err(UpstreamBroken::invalid("too many open content blocks"));
                 }
                 let kind = match b.ty.as_str() {
                     "text" => Block::Text,
@@ -1013,7 +1011,7 @@ impl State {
                         let (Some(id), Some(name)) =
                             (b.id.filter(|v| is_str(v)), b.name.filter(|v| is_str(v)))
                         else {
-                            return Err(broken("tool_use block without id/name"));
+                            return Err(UpstreamBroken::invalid("tool_use block without id/name"));
                         };
                         let k = self.next_tool;
                         self.next_tool = k.saturating_add(1);
@@ -1044,15 +1042,19 @@ impl State {
             }
             "content_block_delta" => {
                 let (Some(index), Some(d)) = (ev.index, ev.delta) else {
-                    return Err(broken("content_block_delta without index/delta"));
+                    return Err(UpstreamBroken::invalid(
+                        "content_block_delta without index/delta",
+                    ));
                 };
                 let Some(&(_, kind)) = self.blocks.iter().find(|(i, _)| *i == index) else {
-                    return Err(broken("delta for a block that is not open"));
+                    return Err(UpstreamBroken::invalid(
+                        "delta for a block that is not open",
+                    ));
                 };
                 match (d.ty.as_ref().map(|t| t.as_str()), kind) {
                     (Some("text_delta"), Block::Text) => {
                         let Some(t) = d.text.filter(|t| is_str(t)) else {
-                            return Err(broken("text_delta without text"));
+                            return Err(UpstreamBroken::invalid("text_delta without text"));
                         };
                         let t = json::text(t);
                         if t != "\"\"" {
@@ -1062,7 +1064,9 @@ impl State {
                     }
                     (Some("input_json_delta"), Block::Tool(k)) => {
                         let Some(p) = d.partial_json.filter(|t| is_str(t)) else {
-                            return Err(broken("input_json_delta without partial_json"));
+                            return Err(UpstreamBroken::invalid(
+                                "input_json_delta without partial_json",
+                            ));
                         };
                         let p = json::text(p);
                         if p != "\"\"" {
@@ -1085,17 +1089,19 @@ impl State {
                     (Some("text_delta"), _) | (Some("input_json_delta"), _)
                         if kind != Block::Other =>
                     {
-                        return Err(broken("delta kind does not match its block"));
+                        return Err(UpstreamBroken::invalid(
+                            "delta kind does not match its block",
+                        ));
                     }
                     _ => {} // thinking, signature, citations, unknown: dropped
                 }
             }
             "content_block_stop" => {
                 let Some(index) = ev.index else {
-                    return Err(broken("content_block_stop without index"));
+                    return Err(UpstreamBroken::invalid("content_block_stop without index"));
                 };
                 let Some(pos) = self.blocks.iter().position(|(i, _)| *i == index) else {
-                    return Err(broken("stop for a block that is not open"));
+                    return Err(UpstreamBroken::invalid("stop for a block that is not open"));
                 };
                 self.blocks.swap_remove(pos);
             }

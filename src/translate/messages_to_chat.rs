@@ -865,10 +865,6 @@ impl EventTranslator for State {
     }
 }
 
-fn broken(why: &'static str) -> UpstreamBroken {
-    UpstreamBroken::invalid(why)
-}
-
 /// FNV-1a, 64 bits (never 0 for the inputs that matter: 0 means "none").
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -910,10 +906,10 @@ impl State {
             return self.done(out);
         }
         if self.progress.phase == Phase::Done {
-            return Err(broken("data after [DONE]"));
+            return Err(UpstreamBroken::invalid("data after [DONE]"));
         }
-        let c: Chunk<'_> =
-            serde_json::from_slice(data).map_err(|_| broken("invalid chunk JSON"))?;
+        let c: Chunk<'_> = serde_json::from_slice(data)
+            .map_err(|_| UpstreamBroken::invalid("invalid chunk JSON"))?;
         if name == b"error" || c.error.is_some() {
             let (ty, msg) = match &c.error {
                 Some(e) => (
@@ -974,7 +970,7 @@ impl State {
                     continue;
                 }
                 if !is_str(t) {
-                    return Err(broken("delta content not a string"));
+                    return Err(UpstreamBroken::invalid("delta content not a string"));
                 }
                 let t = json::text(t);
                 if t == "\"\"" {
@@ -1016,14 +1012,16 @@ impl State {
             .filter(|a| !is_null(a));
         if let Some(a) = args {
             if !is_str(a) {
-                return Err(broken("tool call arguments not a string"));
+                return Err(UpstreamBroken::invalid("tool call arguments not a string"));
             }
         }
         if self.open != Open::Tool(index) || new_id {
             // A new call: a higher index, or a different id (some providers number every
             // call 0).
             if !new_id && self.last_tool.is_some_and(|l| index <= l) {
-                return Err(broken("tool call delta after its block closed"));
+                return Err(UpstreamBroken::invalid(
+                    "tool call delta after its block closed",
+                ));
             }
             let Some(name) = tc
                 .function
@@ -1031,7 +1029,7 @@ impl State {
                 .and_then(|f| f.name)
                 .filter(|n| is_str(n) && json::text(n) != "\"\"")
             else {
-                return Err(broken("new tool call without a name"));
+                return Err(UpstreamBroken::invalid("new tool call without a name"));
             };
             self.close(out);
             let mut start = Vec::with_capacity(96);
@@ -1106,8 +1104,8 @@ impl State {
 
     fn done(&mut self, out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
         match self.progress.phase {
-            Phase::Start => return Err(broken("[DONE] before any chunk")),
-            Phase::Done => return Err(broken("second [DONE]")),
+            Phase::Start => return Err(UpstreamBroken::invalid("[DONE] before any chunk")),
+            Phase::Done => return Err(UpstreamBroken::invalid("second [DONE]")),
             _ => {}
         }
         self.close(out);
