@@ -253,65 +253,8 @@ start_gateway() {
   local name=${1:-gateway}
   shift || true
   GW_PORT=$(free_port) || die "no free port"
-  cat >"$TMP/$name.toml" <<EOF
-[settings]
-listen = ["127.0.0.1:$GW_PORT"]
-request_timeout_seconds = 30
-stream_idle_timeout_seconds = 600
-health_check_interval_seconds = 30
-${EXTRA_SETTINGS:-}
-
-[users.bench]
-name = "Benchmark"
-token = "$TOKEN"
-${EXTRA_USER:-}
-
-# The idle-stream leg steers the mock with x-mock-interval-ms (forwarded on purpose).
-[providers.acct-a]
-base_url = "http://$MOCK_ADDR/v1"
-api_key = "sk-mock-key-a"
-models = ["$REAL_MODEL"]
-forward_headers = ["x-mock-interval-ms"]
-
-[providers.acct-b]
-base_url = "http://$MOCK_ADDR/v1"
-api_key = "sk-mock-key-b"
-models = ["$REAL_MODEL"]
-forward_headers = ["x-mock-interval-ms"]
-
-[models.mini]
-name = "$CLIENT_MODEL"
-strategy = "weighted_random"
-[[models.mini.backends]]
-provider = "acct-a"
-model = "$REAL_MODEL"
-weight = 0.7
-[[models.mini.backends]]
-provider = "acct-b"
-model = "$REAL_MODEL"
-weight = 0.3
-
-# The translated leg: an OpenAI client on an Anthropic-dialect account of the same mock.
-[providers.acct-anthropic]
-base_url = "http://$MOCK_ADDR"
-api_key = "sk-mock-key-anthropic"
-backend_type = "anthropic"
-
-[models.translated]
-name = "$XLAT_MODEL"
-[[models.translated.backends]]
-provider = "acct-anthropic"
-model = "claude-real"
-EOF
-  cat >"$TMP/$name-pingora.yaml" <<EOF
----
-version: 1
-threads: 2
-pid_file: $TMP/$name.pid
-upgrade_sock: $TMP/$name-upgrade.sock
-grace_period_seconds: 1
-graceful_shutdown_timeout_seconds: 1
-EOF
+  bench_gateway_toml "$GW_PORT" "$MOCK_ADDR" >"$TMP/$name.toml"
+  bench_pingora_yaml "$TMP" "$name" >"$TMP/$name-pingora.yaml"
   "${ON_PROXY_CPU[@]}" env RUST_LOG="$GATEWAY_LOG" "$@" "$GATEWAY_BIN" --config "$TMP/$name.toml" -c "$TMP/$name-pingora.yaml" \
     >"$TMP/$name.out" 2>"$TMP/$name.log" &
   GW_PID=$!
@@ -323,7 +266,7 @@ wait_http "$GW_PORT" berry-gateway "$GW_PID"
 
 echo "==> starting the engine floor (hook-less Pingora proxy, same threads)" >&2
 ENGINE_PORT=$(free_port) || die "no free port"
-sed "s#$TMP/gateway#$TMP/engine#g" "$TMP/gateway-pingora.yaml" >"$TMP/engine-pingora.yaml"
+bench_pingora_yaml "$TMP" engine >"$TMP/engine-pingora.yaml"
 "${ON_PROXY_CPU[@]}" "$ENGINE_BIN" "127.0.0.1:$ENGINE_PORT" "$MOCK_ADDR" -c "$TMP/engine-pingora.yaml" \
   >"$TMP/engine.out" 2>"$TMP/engine.log" &
 ENGINE_PID=$!

@@ -55,3 +55,68 @@ ensure_sdk_venv() {
     .venv/bin/python -m pip install -q --disable-pip-version-check 'openai>=1.40,<3' 'anthropic>=0.40,<1'
   fi
 }
+
+# The load scripts' gateway (scripts/bench-load.sh, scripts/profile-instructions.sh): two
+# accounts of the mock behind one weighted model whose real name differs from the client's
+# (so the body is spliced), and an Anthropic-dialect account for the translated leg.
+# bench_gateway_toml PORT MOCK_ADDR prints the config; it reads TOKEN, CLIENT_MODEL,
+# REAL_MODEL, XLAT_MODEL and, when set, EXTRA_SETTINGS and EXTRA_USER.
+bench_gateway_toml() {
+  cat <<EOF
+[settings]
+listen = ["127.0.0.1:$1"]
+request_timeout_seconds = 30
+stream_idle_timeout_seconds = 600
+health_check_interval_seconds = 30
+${EXTRA_SETTINGS:-}
+
+[users.bench]
+name = "Benchmark"
+token = "$TOKEN"
+${EXTRA_USER:-}
+
+# The idle-stream leg steers the mock with x-mock-interval-ms (forwarded on purpose).
+[providers.acct-a]
+base_url = "http://$2/v1"
+api_key = "sk-mock-key-a"
+models = ["$REAL_MODEL"]
+forward_headers = ["x-mock-interval-ms"]
+
+[providers.acct-b]
+base_url = "http://$2/v1"
+api_key = "sk-mock-key-b"
+models = ["$REAL_MODEL"]
+forward_headers = ["x-mock-interval-ms"]
+
+[models.mini]
+name = "$CLIENT_MODEL"
+strategy = "weighted_random"
+[[models.mini.backends]]
+provider = "acct-a"
+model = "$REAL_MODEL"
+weight = 0.7
+[[models.mini.backends]]
+provider = "acct-b"
+model = "$REAL_MODEL"
+weight = 0.3
+
+# The translated leg: an OpenAI client on an Anthropic-dialect account of the same mock.
+[providers.acct-anthropic]
+base_url = "http://$2"
+api_key = "sk-mock-key-anthropic"
+backend_type = "anthropic"
+
+[models.translated]
+name = "$XLAT_MODEL"
+[[models.translated.backends]]
+provider = "acct-anthropic"
+model = "claude-real"
+EOF
+}
+
+# bench_pingora_yaml DIR NAME prints the Pingora server conf of proxy NAME (2 threads, pid
+# file and upgrade socket in DIR).
+bench_pingora_yaml() {
+  printf -- '---\nversion: 1\nthreads: 2\npid_file: %s/%s.pid\nupgrade_sock: %s/%s-upgrade.sock\ngrace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 1\n' \
+    "$1" "$2" "$1" "$2"
+}

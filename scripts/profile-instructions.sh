@@ -39,6 +39,7 @@ GATEWAY_LOG=${GATEWAY_LOG:-warn}
 TOKEN=sk-berry-bench-7f3a9c2e5b8d4f1a6c0e9b3d7a2f5c8e
 CLIENT_MODEL=gpt-4o-mini
 REAL_MODEL=gpt-4o-mini-2024-07-18
+XLAT_MODEL=claude-bench
 
 ensure_cargo
 command -v wrk >/dev/null 2>&1 || apt_install wrk
@@ -109,42 +110,9 @@ MOCK_ADDR=$(sed -n '1s|^listening on http://||p' "$OUT/mock.out")
 
 GW_PORT=$(free_port)
 ENGINE_PORT=$(free_port)
-cat >"$OUT/gateway.toml" <<EOF
-[settings]
-listen = ["127.0.0.1:$GW_PORT"]
-request_timeout_seconds = 30
-stream_idle_timeout_seconds = 600
-health_check_interval_seconds = 30
-
-[users.bench]
-name = "Benchmark"
-token = "$TOKEN"
-
-[providers.acct-a]
-base_url = "http://$MOCK_ADDR/v1"
-api_key = "sk-mock-key-a"
-models = ["$REAL_MODEL"]
-
-[providers.acct-b]
-base_url = "http://$MOCK_ADDR/v1"
-api_key = "sk-mock-key-b"
-models = ["$REAL_MODEL"]
-
-[models.mini]
-name = "$CLIENT_MODEL"
-strategy = "weighted_random"
-[[models.mini.backends]]
-provider = "acct-a"
-model = "$REAL_MODEL"
-weight = 0.7
-[[models.mini.backends]]
-provider = "acct-b"
-model = "$REAL_MODEL"
-weight = 0.3
-EOF
+bench_gateway_toml "$GW_PORT" "$MOCK_ADDR" >"$OUT/gateway.toml"
 for name in gateway engine; do
-  printf -- '---\nversion: 1\nthreads: 2\npid_file: %s/%s.pid\nupgrade_sock: %s/%s-upgrade.sock\ngrace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 1\n' \
-    "$OUT" "$name" "$OUT" "$name" >"$OUT/$name-pingora.yaml"
+  bench_pingora_yaml "$OUT" "$name" >"$OUT/$name-pingora.yaml"
 done
 env RUST_LOG="$GATEWAY_LOG" valgrind --tool=callgrind --instr-atstart=no --dump-instr=no \
   --separate-threads=no --callgrind-out-file="$OUT/gateway.final.callgrind" \
