@@ -47,11 +47,13 @@ fn server_config(alpn: &[&[u8]]) -> (Arc<ServerConfig>, String) {
     (config, ca.pem())
 }
 
-/// Starts a TLS relay for `localhost` to `target`; returns its address and the CA (PEM).
-/// The relay speaks HTTP/1.1 only (the mock behind it does).
-fn tls_relay(target: SocketAddr, seen: Arc<Mutex<Vec<Hello>>>) -> (SocketAddr, String) {
-    let (config, ca_pem) = server_config(&[b"http/1.1"]);
-
+/// Serves every TCP connection to a fresh loopback port with `on_conn`, on a one-thread
+/// runtime of its own; returns the address.
+fn serve_tcp<F, Fut>(on_conn: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -62,34 +64,41 @@ fn tls_relay(target: SocketAddr, seen: Arc<Mutex<Vec<Hello>>>) -> (SocketAddr, S
         rt.block_on(async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let (config, seen) = (config.clone(), seen.clone());
-                tokio::spawn(async move {
-                    let acceptor = LazyConfigAcceptor::new(Default::default(), tcp);
-                    let Ok(start) = acceptor.await else { return };
-                    let hello = start.client_hello();
-                    seen.lock().unwrap().push(Hello {
-                        sni: hello.server_name().map(str::to_string),
-                        alpn: hello
-                            .alpn()
-                            .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
-                            .unwrap_or_default(),
-                    });
-                    let Ok(mut tls) = start.into_stream(config).await else {
-                        return;
-                    };
-                    let Ok(mut up) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let _ = copy_bidirectional(&mut tls, &mut up).await;
-                });
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(on_conn(tcp));
             }
         });
     });
-    (rx.recv().unwrap(), ca_pem)
+    rx.recv().unwrap()
+}
+
+/// Starts a TLS relay for `localhost` to `target`; returns its address and the CA (PEM).
+/// The relay speaks HTTP/1.1 only (the mock behind it does).
+fn tls_relay(target: SocketAddr, seen: Arc<Mutex<Vec<Hello>>>) -> (SocketAddr, String) {
+    let (config, ca_pem) = server_config(&[b"http/1.1"]);
+    let addr = serve_tcp(move |tcp| {
+        let (config, seen) = (config.clone(), seen.clone());
+        async move {
+            let acceptor = LazyConfigAcceptor::new(Default::default(), tcp);
+            let Ok(start) = acceptor.await else { return };
+            let hello = start.client_hello();
+            seen.lock().unwrap().push(Hello {
+                sni: hello.server_name().map(str::to_string),
+                alpn: hello
+                    .alpn()
+                    .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
+                    .unwrap_or_default(),
+            });
+            let Ok(mut tls) = start.into_stream(config).await else {
+                return;
+            };
+            let Ok(mut up) = TcpStream::connect(target).await else {
+                return;
+            };
+            let _ = copy_bidirectional(&mut tls, &mut up).await;
+        }
+    });
+    (addr, ca_pem)
 }
 
 /// A config with one HTTPS provider behind the relay; streams have a 1 s header deadline
@@ -177,59 +186,49 @@ fn h2_provider() -> (SocketAddr, String, Seen2) {
     let (config, ca_pem) = server_config(&[b"h2"]);
     let seen: Seen2 = Arc::default();
     let record = seen.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let (acceptor, record) = (acceptor.clone(), record.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let Ok(mut conn) = h2::server::handshake(tls).await else {
-                        return;
-                    };
-                    while let Some(Ok((req, mut respond))) = conn.accept().await {
-                        let record = record.clone();
-                        tokio::spawn(async move {
-                            let (head, mut body) = req.into_parts();
-                            let mut len = 0;
-                            while let Some(Ok(chunk)) = body.data().await {
-                                len += chunk.len();
-                                let _ = body.flow_control().release_capacity(chunk.len());
-                            }
-                            record.lock().unwrap().push((
-                                head.method.to_string(),
-                                head.uri.path().to_string(),
-                                len,
-                            ));
-                            let answer = r#"{"id":"chatcmpl-h2","object":"chat.completion","created":1,"model":"r","system_fingerprint":"over-h2","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
-                            let resp = http::Response::builder()
-                                .status(200)
-                                .header("content-type", "application/json")
-                                .body(())
-                                .unwrap();
-                            if let Ok(mut send) = respond.send_response(resp, false) {
-                                let _ = send.send_data(bytes::Bytes::from_static(answer.as_bytes()), true);
-                            }
-                        });
-                    }
-                });
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let addr = serve_tcp(move |tcp| {
+        let (acceptor, record) = (acceptor.clone(), record.clone());
+        async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let Ok(mut conn) = h2::server::handshake(tls).await else {
+                return;
+            };
+            while let Some(Ok((req, respond))) = conn.accept().await {
+                tokio::spawn(answer_h2(req, respond, record.clone()));
             }
-        });
+        }
     });
-    (rx.recv().unwrap(), ca_pem, seen)
+    (addr, ca_pem, seen)
+}
+
+/// Reads one HTTP/2 request whole, records it and answers with a chat completion.
+async fn answer_h2(
+    req: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<bytes::Bytes>,
+    record: Seen2,
+) {
+    let (head, mut body) = req.into_parts();
+    let mut len = 0;
+    while let Some(Ok(chunk)) = body.data().await {
+        len += chunk.len();
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    record
+        .lock()
+        .unwrap()
+        .push((head.method.to_string(), head.uri.path().to_string(), len));
+    let answer = r#"{"id":"chatcmpl-h2","object":"chat.completion","created":1,"model":"r","system_fingerprint":"over-h2","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+    let resp = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    if let Ok(mut send) = respond.send_response(resp, false) {
+        let _ = send.send_data(bytes::Bytes::from_static(answer.as_bytes()), true);
+    }
 }
 
 /// An HTTPS provider that speaks HTTP/2: requests (with their bodies) and answers go through
