@@ -917,21 +917,6 @@ impl EventTranslator for State {
     const ENDED_EARLY: &'static str = "stream ended before message_stop";
 
     fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        self.on_event(name, data, out)
-    }
-
-    fn progress(&self) -> &Progress {
-        &self.progress
-    }
-}
-
-impl State {
-    fn on_event(
-        &mut self,
-        name: &[u8],
-        data: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), UpstreamBroken> {
         if self.progress.phase == Phase::Errored || data.is_empty() {
             return Ok(());
         }
@@ -1150,6 +1135,12 @@ impl State {
         Ok(())
     }
 
+    fn progress(&self) -> &Progress {
+        &self.progress
+    }
+}
+
+impl State {
     /// One chunk: `head` + `"choices":[{"index":0,"delta":<delta>,"logprobs":null,"finish_reason":…}]}`.
     /// `delta` is the delta object's JSON in pieces (concatenated).
     fn chunk(&self, out: &mut Vec<u8>, delta: &[&[u8]], finish: Option<&str>) {

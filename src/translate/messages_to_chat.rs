@@ -857,48 +857,6 @@ impl EventTranslator for State {
     const ENDED_EARLY: &'static str = "stream ended before [DONE]";
 
     fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        self.on_event(name, data, out)
-    }
-
-    fn progress(&self) -> &Progress {
-        &self.progress
-    }
-}
-
-/// FNV-1a, 64 bits (never 0 for the inputs that matter: 0 means "none").
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h.max(1)
-}
-
-/// Append `n` as 16 lowercase hex digits.
-fn push_hex(out: &mut Vec<u8>, n: u64) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..16).rev() {
-        out.push(HEX[((n >> (i * 4)) & 0xf) as usize]);
-    }
-}
-
-/// `event: <name>\ndata: <json>\n\n`.
-fn emit(out: &mut Vec<u8>, name: &[u8], data: &[u8]) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(name);
-    out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\n\n");
-}
-
-impl State {
-    fn on_event(
-        &mut self,
-        name: &[u8],
-        data: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), UpstreamBroken> {
         if self.progress.phase == Phase::Errored || data.is_empty() {
             return Ok(());
         }
@@ -993,6 +951,39 @@ impl State {
         Ok(())
     }
 
+    fn progress(&self) -> &Progress {
+        &self.progress
+    }
+}
+
+/// FNV-1a, 64 bits (never 0 for the inputs that matter: 0 means "none").
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+/// Append `n` as 16 lowercase hex digits.
+fn push_hex(out: &mut Vec<u8>, n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..16).rev() {
+        out.push(HEX[((n >> (i * 4)) & 0xf) as usize]);
+    }
+}
+
+/// `event: <name>\ndata: <json>\n\n`.
+fn emit(out: &mut Vec<u8>, name: &[u8], data: &[u8]) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name);
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+}
+
+impl State {
     fn tool_delta(&mut self, tc: &ToolDelta<'_>, out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
         // An empty id counts as absent (some providers send `""` on continuation deltas).
         let id = tc.id.filter(|v| is_str(v) && json::text(v) != "\"\"");
