@@ -249,19 +249,10 @@ pub fn last_resort(m: &ModelRoute) -> &IntCounter {
         .get_or_init(|| LAST_RESORT.with_label_values(&[&m.name]))
 }
 
-/// Distinct `outcome` labels of `berry_upstream_attempts_total`, indexed by [`outcome_slot`].
-const OUTCOME_LABELS: [&str; 8] = [
-    "success",
-    "connect_error",
-    "timeout",
-    "http_429",
-    "http_5xx",
-    "http_4xx",
-    "stream_error",
-    "client_closed",
-];
+/// Distinct `outcome` labels (`Outcome::label`) of `berry_upstream_attempts_total`.
+const OUTCOMES: usize = 8;
 
-/// Index of `o.label()` in [`OUTCOME_LABELS`].
+/// One slot per distinct `o.label()`, below [`OUTCOMES`].
 fn outcome_slot(o: Outcome) -> usize {
     match o {
         Outcome::Success => 0,
@@ -297,7 +288,7 @@ pub struct BackendMetrics {
     /// Client-facing name of the backend's model (the `model` label).
     model: Arc<str>,
     ttfb: OnceLock<Histogram>,
-    attempts: [OnceLock<IntCounter>; OUTCOME_LABELS.len()],
+    attempts: [OnceLock<IntCounter>; OUTCOMES],
     /// GenAI series by operation (boxed on first use: most backends see one operation).
     genai: [OnceLock<Box<GenAiMetrics>>; OPERATIONS],
 }
@@ -333,9 +324,9 @@ pub fn ttfb(b: &Backend) -> &Histogram {
 /// slots cover every outcome).
 pub fn upstream_attempts(b: &Backend, outcome: Outcome) -> Option<&IntCounter> {
     let slot = outcome_slot(outcome);
-    let (label, cell) = OUTCOME_LABELS.get(slot).zip(b.metrics.attempts.get(slot))?;
+    let cell = b.metrics.attempts.get(slot)?;
     Some(cell.get_or_init(|| {
-        UPSTREAM_ATTEMPTS.with_label_values(&[b.provider.id.as_str(), &b.id, label])
+        UPSTREAM_ATTEMPTS.with_label_values(&[b.provider.id.as_str(), &b.id, outcome.label()])
     }))
 }
 
@@ -449,8 +440,14 @@ mod tests {
             Outcome::StreamError,
             Outcome::ClientClosed,
         ];
+        // Same slot exactly when same label, every slot used.
         for o in all {
-            assert_eq!(OUTCOME_LABELS[outcome_slot(o)], o.label());
+            assert!(outcome_slot(o) < OUTCOMES);
+            for p in all {
+                assert_eq!(outcome_slot(o) == outcome_slot(p), o.label() == p.label());
+            }
         }
+        let used: std::collections::HashSet<_> = all.iter().map(|&o| outcome_slot(o)).collect();
+        assert_eq!(used.len(), OUTCOMES);
     }
 }

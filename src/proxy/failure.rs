@@ -234,6 +234,7 @@ fn count_stream_failure(p: &Proxied, answer: &Answer, fault: BodyFault, committe
         return;
     }
     let kind = match fault {
+        // A passthrough stream whose in-band error event was followed by garbage.
         BodyFault::Invalid if answer.sent_error_event() => BodyFault::ErrorEvent.label(),
         f => f.label(),
     };

@@ -248,7 +248,7 @@ fn end_of_stream(
     saw_error: bool,
 ) -> Result<(), UpstreamBroken> {
     if saw_error {
-        return Err(UpstreamBroken::invalid(
+        return Err(UpstreamBroken::error_event(
             "the upstream provider reported an error in the stream",
         ));
     }

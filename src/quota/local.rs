@@ -168,7 +168,7 @@ impl LocalQuota {
         Ok(slot)
     }
 
-    /// Adds a finished request's tokens (input + output) to the token windows.
+    /// Adds a finished request's tokens (all prompt tokens, cached or not, plus output) to the token windows.
     pub fn add_tokens(&self, limit: &RateLimit, tokens: u64, now_ms: u64) {
         if tokens == 0 || (limit.tokens_per_minute.is_none() && limit.tokens_per_day.is_none()) {
             return;
