@@ -16,7 +16,7 @@ fn config(a: &berry_mock::MockProvider, limits: &str) -> String {
 fn a_spent_token_budget_refuses_until_the_window_slides() {
     let a = mock("a");
     let gw = Gateway::start(&config(&a, "tokens_per_minute = 60"));
-    let mut used = 0;
+    let (mut used, mut last) = (0, 0);
     let mut admitted = 0;
     let refused = loop {
         let r = gw.chat("tok", "model-x");
@@ -24,7 +24,14 @@ fn a_spent_token_budget_refuses_until_the_window_slides() {
             break r;
         }
         admitted += 1;
-        used += r.json()["usage"]["total_tokens"].as_u64().unwrap();
+        last = r.json()["usage"]["total_tokens"].as_u64().unwrap();
+        used += last;
+        // its tokens are counted when the request ends, just after the answer went out
+        assert!(wait_until(Duration::from_secs(2), || metric(
+            &gw,
+            "berry_tokens_total",
+            &[("user", "u")]
+        ) >= used as f64));
         assert!(admitted < 20, "the budget never ran out");
     };
     assert_eq!(refused.status, 429, "{}", refused.text());
@@ -34,6 +41,7 @@ fn a_spent_token_budget_refuses_until_the_window_slides() {
     assert!((1..=60).contains(&retry), "{retry}");
     // admitted while under budget: the last admitted request started under 60 tokens
     assert!(used >= 60, "refused at {used} tokens");
+    assert!(used - last < 60, "admitted over budget: {used} tokens");
     assert!(admitted >= 2, "{admitted} admitted");
     // another user is not affected, and the refusal was counted
     assert_eq!(gw.chat("tok-free", "model-x").status, 200);

@@ -84,7 +84,7 @@ fn two_replicas_enforce_one_set_of_limits() {
     }
     assert_eq!(ok, 6, "the pair admitted {ok}");
     // tokens: once the pair's window is over budget, both refuse
-    let mut used = 0;
+    let (mut used, mut last) = (0, 0);
     for i in 0..20 {
         let g = if i % 2 == 0 { &g1 } else { &g2 };
         let r = g.chat("tok-tpm", "model-x");
@@ -93,11 +93,18 @@ fn two_replicas_enforce_one_set_of_limits() {
             break;
         }
         assert_eq!(r.status, 200, "{}", r.text());
-        used += r.json()["usage"]["total_tokens"].as_u64().unwrap();
+        last = r.json()["usage"]["total_tokens"].as_u64().unwrap();
+        used += last;
         // tokens are added when a request ends (in the background, batched)
         std::thread::sleep(Duration::from_millis(150));
     }
     assert!(used >= 60, "refused at {used} tokens");
+    // the last admitted request started under the pair's budget: counted per replica, the
+    // pair would have gone on to about twice the budget
+    assert!(
+        used - last < 60,
+        "admitted past the shared budget: {used} tokens"
+    );
     for g in [&g1, &g2] {
         let r = g.chat("tok-tpm", "model-x");
         assert_eq!(r.error_code(), "user_token_budget_exceeded", "{}", r.text());
@@ -176,26 +183,52 @@ fn losing_redis_switches_to_on_unavailable_and_recovers_by_itself() {
     let b = mock("b");
     let cfg = config(&redis, "local", &a, &b);
     let (g1, _g2) = replicas(&cfg);
-    let deny =
-        Gateway::start(&cfg.replace("on_unavailable = \"local\"", "on_unavailable = \"deny\""));
-    assert!(wait_until(Duration::from_secs(5), || metric(
-        &deny,
-        "berry_shared_state_up",
-        &[]
-    ) == 1.0));
+    let mode = |m: &str| {
+        cfg.replace(
+            "on_unavailable = \"local\"",
+            &format!("on_unavailable = \"{m}\""),
+        )
+    };
+    let deny = Gateway::start(&mode("deny"));
+    let allow = Gateway::start(&mode("allow"));
+    for g in [&deny, &allow] {
+        assert!(wait_until(Duration::from_secs(5), || metric(
+            g,
+            "berry_shared_state_up",
+            &[]
+        ) == 1.0));
+    }
     redis.stop();
-    // local: requests keep flowing, limited by this replica alone
-    for _ in 0..3 {
+    // local: requests keep flowing, limited by this replica alone (6 a minute)
+    for i in 0..7 {
         let r = g1.chat("tok-rpm", "model-x");
-        assert_eq!(r.status, 200, "{}", r.text());
+        if i < 6 {
+            assert_eq!(r.status, 200, "{i}: {}", r.text());
+        } else {
+            assert_eq!(r.status, 429, "{}", r.text());
+            assert_eq!(r.error_code(), "user_rate_limited");
+        }
     }
     assert_eq!(metric(&g1, "berry_shared_state_up", &[]), 0.0);
     assert!(metric(&g1, "berry_shared_state_errors_total", &[]) >= 1.0);
+    assert!(
+        metric(
+            &g1,
+            "berry_shared_state_fallbacks_total",
+            &[("on_unavailable", "local")]
+        ) >= 7.0
+    );
+    // allow: admitted past the limit
+    for _ in 0..8 {
+        let r = allow.chat("tok-rpm", "model-x");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
     // deny: a clear 503, quickly
     let t0 = std::time::Instant::now();
     let r = deny.chat("tok-rpm", "model-x");
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.error_code(), "shared_state_unavailable");
+    assert_eq!(r.header("retry-after"), Some("1"));
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     // users without limits never need Redis
     assert_eq!(deny.chat("tok-free", "model-x").status, 200);
