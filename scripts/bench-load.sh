@@ -479,23 +479,27 @@ fi
 # ---------------------------------------------------------------------------------------
 # open SSE streams: memory per stream, throughput while they are open
 # ---------------------------------------------------------------------------------------
+# open_idle_streams PORT HOLD_SECONDS: N_IDLE streams that stay open for HOLD_SECONDS
+# (the mock pauses after its first event); returns 2 s after they are all established, or
+# after 30 s. Sets HOLD_PID (the wrk holding them).
+open_idle_streams() {
+  "${ON_LOAD_CPU[@]}" wrk -t 2 -c "$N_IDLE" -d "${2}s" --timeout "$(($2 + 10))s" -s "$TMP/sse_idle.lua" \
+    "http://127.0.0.1:$1/v1/chat/completions" >/dev/null 2>&1 &
+  HOLD_PID=$!
+  PIDS+=("$HOLD_PID")
+  for _ in $(seq 1 300); do
+    [ "$(established_on "$1")" -ge "$N_IDLE" ] && break
+    sleep 0.1
+  done
+  sleep 2
+}
+
 IDLE_REPORT=""
 if [ "$N_IDLE" -gt 0 ]; then
   echo "==> opening $N_IDLE idle SSE streams through the gateway" >&2
   rss_before=$(rss_kib "$GW_PID")
   upstream_before=$(connections_to "$GW_PID" "$MOCK_PORT")
-  hold=$((DURATION + 45))
-  wrk -t 2 -c "$N_IDLE" -d "${hold}s" --timeout "$((hold + 10))s" -s "$TMP/sse_idle.lua" \
-    "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null 2>&1 &
-  HOLD_PID=$!
-  PIDS+=("$HOLD_PID")
-  open=0
-  for _ in $(seq 1 300); do
-    open=$(established_on "$GW_PORT")
-    [ "$open" -ge "$N_IDLE" ] && break
-    sleep 0.1
-  done
-  sleep 2
+  open_idle_streams "$GW_PORT" $((DURATION + 45))
   open=$(established_on "$GW_PORT")
   upstream_open=$(connections_to "$GW_PID" "$MOCK_PORT")
   rss_open=$(rss_kib "$GW_PID")
@@ -526,16 +530,7 @@ fi
 if [ "$N_IDLE" -gt 0 ]; then
   echo "==> opening $N_IDLE idle SSE streams through the engine floor" >&2
   eng_before=$(rss_kib "$ENGINE_PID")
-  hold=20
-  wrk -t 2 -c "$N_IDLE" -d "${hold}s" --timeout "$((hold + 10))s" -s "$TMP/sse_idle.lua" \
-    "http://127.0.0.1:$ENGINE_PORT/v1/chat/completions" >/dev/null 2>&1 &
-  HOLD_PID=$!
-  PIDS+=("$HOLD_PID")
-  for _ in $(seq 1 300); do
-    [ "$(established_on "$ENGINE_PORT")" -ge "$N_IDLE" ] && break
-    sleep 0.1
-  done
-  sleep 2
+  open_idle_streams "$ENGINE_PORT" 20
   eng_open=$(established_on "$ENGINE_PORT")
   eng_rss=$(rss_kib "$ENGINE_PID")
   eng_per_stream=$(awk -v a="$eng_rss" -v b="$eng_before" -v n="$eng_open" 'BEGIN { printf "%.1f", (n > 0 ? (a - b) / n : 0) }')
@@ -579,10 +574,12 @@ if [ "$SHARED" = 1 ]; then
     >"$TMP/redis.log" 2>&1 &
   PIDS+=("$!")
   REDIS_PID=$!
+  redis_up=0
   for _ in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then redis_up=1; break; fi
     sleep 0.1
   done
+  [ "$redis_up" = 1 ] || die "redis-server did not start (see $TMP/redis.log)"
   EXTRA_SETTINGS=$(printf '[settings.shared_state]\nredis_url = "redis://127.0.0.1:%s/"\ntimeout_ms = 200' "$REDIS_PORT")
   # A separate table, after [users.bench]'s keys.
   EXTRA_USER=$(printf '[users.bench.rate_limit]\nrequests_per_minute = 1000000000\ntokens_per_day = 1000000000000')
@@ -591,6 +588,13 @@ if [ "$SHARED" = 1 ]; then
   wait_http "$GW_PORT" berry-gateway-shared "$GW_PID"
   SHARED_PORT=$GW_PORT
   SHARED_PID=$GW_PID
+  # Measure shared state, not the fallback: Redis must be up for the gateway.
+  for _ in $(seq 1 50); do
+    http_request "$SHARED_PORT" GET /metrics "" "" | grep -q '^berry_shared_state_up 1' && break
+    sleep 0.1
+  done
+  http_request "$SHARED_PORT" GET /metrics "" "" | grep -q '^berry_shared_state_up 1' ||
+    die "the shared-state gateway never reached Redis (see $TMP/gateway-shared.log)"
   GW_PORT=$MAIN_GW_PORT
   GW_PID=$MAIN_GW_PID
   wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" -s "$TMP/json.lua" \
@@ -676,7 +680,7 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
       -v pon="$(col shared_lat gateway_on 6)" -v poff="$(col shared_lat gateway_off 6)" -v c="$CONNS" \
       'BEGIN { printf "shared state on a local Redis (json, -c %s): req/s on %.0f / off %.0f = %.2f; CPU us/req (gateway + redis) on %.1f / off %.1f; json_lat p99 on %.3f / off %.3f ms\n",
                c, on, off, on / off, con, coff, pon / 1000, poff / 1000 }'
-    echo "redis EVALSHA calls during the shared-state runs: ${redis_calls:-?} (one per admitted request)"
+    echo "redis EVALSHA calls during the shared-state runs: ${redis_calls:-?} (one per admission, plus the batched token additions)"
   fi
   echo
   echo "gateway RSS idle:            $RSS_IDLE KiB ($(awk -v k="$RSS_IDLE" 'BEGIN { printf "%.1f", k / 1024 }') MiB; target: < 30 MiB)"

@@ -95,16 +95,6 @@ fn count(server: &RedisServer, key: &str) -> u64 {
     c.unwrap_or(0) + p.unwrap_or(0)
 }
 
-/// A sample of this process's metrics (`/metrics` text).
-fn metric_value(series: &str) -> f64 {
-    let (text, _) = berry_gateway::metrics::render();
-    String::from_utf8(text)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_limits_are_exact_across_replicas() {
     let server = RedisServer::start();
@@ -463,11 +453,6 @@ async fn redis_down_means_unavailable_at_once_and_it_comes_back_by_itself() {
         ..Default::default()
     };
     assert!(admitted(&admit_eventually(&a, "lena", &limits).await));
-    let errors = || {
-        metric_value("berry_shared_state_errors_total{op=\"admit\"}")
-            + metric_value("berry_shared_state_errors_total{op=\"probe\"}")
-    };
-    let errors_before = errors();
 
     server.stop();
     let mut slowest = Duration::ZERO;
@@ -491,7 +476,6 @@ async fn redis_down_means_unavailable_at_once_and_it_comes_back_by_itself() {
     };
     a.finish("lena", &budget, None, 10);
     a.flush().await;
-    assert!(errors() > errors_before);
 
     server.restart();
     let t = Instant::now();
@@ -529,6 +513,12 @@ async fn a_frozen_redis_costs_at_most_the_timeout() {
         "frozen Redis: first admit {first_took:?} (timeout 50 ms), next 10 together {rest_took:?}"
     );
     assert!(first_took < Duration::from_secs(1), "{first_took:?}");
+    // once marked down, admissions answer at once instead of each waiting the timeout
+    // (10 × 50 ms)
+    assert!(
+        rest_took < 5 * berry_gateway::shared::DEFAULT_TIMEOUT,
+        "{rest_took:?}"
+    );
     assert!(!a.is_up());
     server.resume();
     wait_until("back up after SIGCONT", || a.is_up()).await;

@@ -392,9 +392,8 @@ impl Proxied {
         backend
             .state
             .record(outcome, now_ms(), &table.breaker, &table.settings.smart_ai);
-        if let (Outcome::RateLimited { retry_after_ms }, Some(shared)) = (outcome, &self.shared) {
-            let ms = retry_after_ms.unwrap_or(crate::routing::DEFAULT_COOLDOWN_MS);
-            shared.publish_cooldown(&backend.id, ms.min(crate::routing::MAX_COOLDOWN_MS));
+        if let (Some(ms), Some(shared)) = (outcome.cooldown_ms(), &self.shared) {
+            shared.publish_cooldown(&backend.id, ms);
         }
         if outcome == Outcome::Success {
             backend.provider.health.mark_healthy_by_traffic();

@@ -94,8 +94,7 @@ pub fn on_response_header(
             .state()
             .cool_down_for(limit.ms, crate::clock::now_ms());
         if let Some(shared) = &p.shared {
-            let ms = limit.ms.min(crate::routing::MAX_COOLDOWN_MS);
-            shared.publish_cooldown(&attempt.backend.id, ms);
+            shared.publish_cooldown(&attempt.backend.id, limit.ms);
         }
         if crate::metrics::per_request() {
             crate::metrics::PROVIDER_LIMIT_COOLDOWNS

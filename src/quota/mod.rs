@@ -117,11 +117,7 @@ pub async fn admit(
                 Err(_unavailable) => {}
             }
         }
-        let mode = link.on_unavailable();
-        crate::metrics::SHARED_STATE_FALLBACKS
-            .with_label_values(&[mode.as_str()])
-            .inc();
-        match mode {
+        match link.fall_back() {
             OnUnavailable::Deny => return Err(ApiError::shared_state_unavailable()),
             OnUnavailable::Allow => return Ok(Grant::default()),
             OnUnavailable::Local => {}

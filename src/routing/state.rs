@@ -50,6 +50,17 @@ impl Outcome {
         }
     }
 
+    /// How long this outcome cools its backend down (before the cap of
+    /// [`MAX_COOLDOWN_MS`]): a 429's `Retry-After`, or [`DEFAULT_COOLDOWN_MS`] without one.
+    pub fn cooldown_ms(self) -> Option<u64> {
+        match self {
+            Outcome::RateLimited { retry_after_ms } => {
+                Some(retry_after_ms.unwrap_or(DEFAULT_COOLDOWN_MS))
+            }
+            _ => None,
+        }
+    }
+
     /// Classifies an upstream response status.
     pub fn from_status(status: u16, retry_after_ms: Option<u64>) -> Outcome {
         match status {
@@ -272,12 +283,8 @@ impl BackendState {
         breaker: &BreakerSettings,
         smart: &SmartAiSettings,
     ) {
-        if let Outcome::RateLimited { retry_after_ms } = outcome {
-            let ms = retry_after_ms
-                .unwrap_or(DEFAULT_COOLDOWN_MS)
-                .min(MAX_COOLDOWN_MS);
-            self.cooldown_until_ms
-                .fetch_max(now_ms.saturating_add(ms), Ordering::Relaxed);
+        if let Some(ms) = outcome.cooldown_ms() {
+            self.cool_down_for(ms, now_ms);
         }
         let failure = outcome.is_breaker_failure();
         let success = outcome == Outcome::Success;

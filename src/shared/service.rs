@@ -20,6 +20,8 @@ const RELOAD_CHECK: Duration = Duration::from_millis(500);
 pub struct SharedLink {
     state: OnceLock<Arc<SharedState>>,
     on_unavailable: OnUnavailable,
+    /// `berry_shared_state_fallbacks_total{on_unavailable}` of this link's mode.
+    fallbacks: prometheus::IntCounter,
 }
 
 impl SharedLink {
@@ -28,6 +30,8 @@ impl SharedLink {
         SharedLink {
             state: OnceLock::new(),
             on_unavailable,
+            fallbacks: crate::metrics::SHARED_STATE_FALLBACKS
+                .with_label_values(&[on_unavailable.as_str()]),
         }
     }
 
@@ -36,8 +40,10 @@ impl SharedLink {
         self.state.get()
     }
 
-    /// What to do when Redis does not answer in time.
-    pub fn on_unavailable(&self) -> OnUnavailable {
+    /// Counts one request that Redis could not answer in time and returns what to do with
+    /// it (the link's `on_unavailable`).
+    pub fn fall_back(&self) -> OnUnavailable {
+        self.fallbacks.inc();
         self.on_unavailable
     }
 }

@@ -177,8 +177,8 @@ fn https_provider_with_sni_verification_and_alpn() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// What the HTTP/2 provider saw of one request: method, path, body length.
-type Seen2 = Arc<Mutex<Vec<(String, String, usize)>>>;
+/// What the HTTP/2 provider saw of each request: method, path, body.
+type Seen2 = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
 
 /// Starts an HTTPS provider for `localhost` that speaks HTTP/2 only (ALPN `h2`) and answers
 /// every POST with a chat completion; returns its address, the CA (PEM) and what it saw.
@@ -211,15 +211,15 @@ async fn answer_h2(
     record: Seen2,
 ) {
     let (head, mut body) = req.into_parts();
-    let mut len = 0;
+    let mut bytes = Vec::new();
     while let Some(Ok(chunk)) = body.data().await {
-        len += chunk.len();
+        bytes.extend_from_slice(&chunk);
         let _ = body.flow_control().release_capacity(chunk.len());
     }
     record
         .lock()
         .unwrap()
-        .push((head.method.to_string(), head.uri.path().to_string(), len));
+        .push((head.method.to_string(), head.uri.path().to_string(), bytes));
     let answer = r#"{"id":"chatcmpl-h2","object":"chat.completion","created":1,"model":"r","system_fingerprint":"over-h2","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
     let resp = http::Response::builder()
         .status(200)
@@ -260,9 +260,13 @@ fn https_provider_over_http2() {
         .cloned()
         .collect();
     assert_eq!(posts.len(), 3, "{posts:?}");
-    for (_, path, len) in &posts {
+    for (_, path, body) in &posts {
         assert_eq!(path, "/v1/chat/completions");
-        assert!(*len > 20, "the body reached the provider: {posts:?}");
+        let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            body["model"], "r",
+            "the whole, spliced body reached the provider: {body}"
+        );
     }
     drop(gw);
     let _ = std::fs::remove_dir_all(dir);

@@ -127,4 +127,18 @@ fn upstream_request_head_and_body_leave_in_one_segment() {
             "request {i}: head and body in one send: {s:?}"
         );
     }
+    // A body larger than the write buffer leaves after the head, whole.
+    let long = "x".repeat(4096);
+    let body = format!(
+        r#"{{"model":"client","messages":[{{"role":"user","content":"{long}"}}],"max_tokens":5}}"#
+    );
+    let r = gw.post("/v1/chat/completions", "tok", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let s = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        s.body_len,
+        body.len() - "client".len() + "real".len(),
+        "{s:?}"
+    );
+    assert!(s.segments >= 2, "{s:?}");
 }
