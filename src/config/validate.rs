@@ -818,6 +818,56 @@ mod tests {
         assert_eq!(e.problems[0].path, "providers.p.forward_headers");
     }
 
+    /// The problems of `BASE` with `[settings.shared_state]` = `table`, as `path: message`.
+    fn shared_state_problems(table: &str) -> Vec<String> {
+        let text = format!("[settings.shared_state]\n{table}\n{BASE}");
+        match load_str(&text, Format::Toml, &|_| None) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn shared_state_settings_are_checked_with_key_paths_and_never_echo_the_url() {
+        assert!(shared_state_problems("redis_url = \"redis://127.0.0.1:6379/0\"").is_empty());
+        assert!(shared_state_problems(
+            "redis_url = \"rediss://:pw@cache:6380\"\nkey_prefix = \"b:\"\ntimeout_ms = 10000\non_unavailable = \"deny\""
+        )
+        .is_empty());
+        let cases = [
+            (
+                "on_unavailable = \"local\"",
+                "settings.shared_state.redis_url: is required",
+            ),
+            (
+                "redis_url = \"http://:s3cret@cache:6379\"",
+                "settings.shared_state.redis_url: must be a redis://",
+            ),
+            (
+                "redis_url = \"redis://cache\"\nkey_prefix = \"{b}:\"",
+                "settings.shared_state.key_prefix: must not contain",
+            ),
+            (
+                "redis_url = \"redis://cache\"\ntimeout_ms = 0",
+                "settings.shared_state.timeout_ms: must be between 1 and 10000",
+            ),
+            (
+                "redis_url = \"redis://cache\"\ntimeout_ms = 10001",
+                "settings.shared_state.timeout_ms: must be between 1 and 10000",
+            ),
+            (
+                "redis_url = \"redis://cache\"\non_unavailable = \"sometimes\"",
+                "settings.shared_state.on_unavailable:",
+            ),
+        ];
+        for (table, want) in cases {
+            let problems = shared_state_problems(table);
+            assert_eq!(problems.len(), 1, "{table}: {problems:?}");
+            assert!(problems[0].starts_with(want), "{table}: {problems:?}");
+            assert!(!problems[0].contains("s3cret"), "{problems:?}");
+        }
+    }
+
     const BASE: &str = r#"
 [providers.p]
 base_url = "http://127.0.0.1:1/v1"
