@@ -5,8 +5,11 @@
 //! (`stream_idle_timeout_seconds`) but a short header deadline (the attempt timeout), so
 //! for streaming requests the header deadline is enforced here: when it passes, the
 //! upstream socket is shut down, the pending read fails, and the attempt is classified as
-//! a timeout. The watchdog holds its own duplicate of the socket descriptor, so it can
-//! never touch a different connection that reuses the number.
+//! a timeout. The watchdog keeps the descriptor's number and the socket's identity (its
+//! device and inode, one `fstat` when armed); before it shuts anything down it checks that
+//! the number still names that socket, so it can never touch a different connection that
+//! reuses the number. (It used to hold a duplicate descriptor instead: a `dup` when armed
+//! and a `close` when disarmed, two system calls per stream where this makes one.)
 //!
 //! Who waits for the deadline: the client connection loop serving the request
 //! ([`crate::connection::watch_upstream_deadline`]), which polls it next to the request
@@ -14,8 +17,7 @@
 //! connection loop (HTTP/2 clients are served by Pingora's own loop) a task of its own
 //! waits instead.
 
-use std::net::Shutdown;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,16 +28,55 @@ use tokio::time::Instant;
 pub struct Deadline {
     /// When it fires.
     pub at: Instant,
-    /// A duplicate of the upstream socket's descriptor (closed when the deadline is dropped).
-    socket: std::net::TcpStream,
+    /// The upstream socket: its descriptor number when armed, and what it named then.
+    socket: SocketId,
     fired: AtomicBool,
 }
 
 impl Deadline {
-    /// Marks the deadline fired and shuts the socket down (the pending read fails).
+    /// Marks the deadline fired and shuts the socket down (the pending read fails), if
+    /// its descriptor still names the socket it named when armed.
     pub fn fire(&self) {
         self.fired.store(true, Ordering::Release);
-        let _ = self.socket.shutdown(Shutdown::Both);
+        if self.socket.still_open() {
+            // SAFETY: plain system call on a descriptor number; on a number that was
+            // closed meanwhile it fails with EBADF and changes nothing.
+            unsafe { libc::shutdown(self.socket.fd, libc::SHUT_RDWR) };
+        }
+    }
+}
+
+/// A socket named by a descriptor number, told apart from any later socket that reuses
+/// the number by its device and inode (socket inodes are unique among open sockets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SocketId {
+    fd: RawFd,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketId {
+    /// What `fd` names now.
+    fn of(fd: RawFd) -> std::io::Result<SocketId> {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `fstat` writes a whole `stat` into `st` when it returns 0, and only then
+        // is it read.
+        let st = unsafe {
+            if libc::fstat(fd, st.as_mut_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            st.assume_init()
+        };
+        Ok(SocketId {
+            fd,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        })
+    }
+
+    /// Whether the descriptor number still names this socket.
+    fn still_open(&self) -> bool {
+        SocketId::of(self.fd).is_ok_and(|now| now == *self)
     }
 }
 
@@ -49,14 +90,13 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// Shuts the socket `fd` down after `after` unless dropped first. `fd` must be an open
-    /// TCP socket for the duration of this call.
+    /// Shuts the socket `fd` down after `after` unless dropped first, and unless `fd` no
+    /// longer names the same socket by then. `fd` must be an open TCP socket for the
+    /// duration of this call.
     pub fn arm(fd: RawFd, after: Duration) -> std::io::Result<Watchdog> {
-        // SAFETY: the caller guarantees `fd` is open during this call; we only duplicate it.
-        let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
         let deadline = Arc::new(Deadline {
             at: Instant::now() + after,
-            socket: std::net::TcpStream::from(owned),
+            socket: SocketId::of(fd)?,
             fired: AtomicBool::new(false),
         });
         let task = if crate::connection::watch_upstream_deadline(&deadline) {
@@ -113,6 +153,33 @@ mod tests {
         assert!(w.fired());
         // the socket was shut down: the peer sees the end of the stream
         assert_eq!(peer.read(&mut [0u8; 8]).unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_descriptor_number_reused_by_another_socket_is_left_alone() {
+        let (ours, _peer) = socket_pair();
+        let fd = ours.as_raw_fd();
+        let w = Watchdog::arm(fd, Duration::from_secs(3600)).unwrap();
+        // the socket is closed and its number given to a new connection
+        drop(ours);
+        let (other, mut other_peer) = socket_pair();
+        let reused = if other.as_raw_fd() == fd {
+            other
+        } else {
+            // SAFETY: `fd` is closed (we dropped its owner); dup2 makes it a duplicate of
+            // the new socket, owned by `reused`, and `other` keeps its own descriptor.
+            unsafe {
+                assert_eq!(libc::dup2(other.as_raw_fd(), fd), fd);
+                std::os::fd::FromRawFd::from_raw_fd(fd)
+            }
+        };
+        w.deadline.fire();
+        assert!(w.fired());
+        // the new connection was not shut down: a write still reaches its peer
+        std::io::Write::write_all(&mut &reused, b"x").unwrap();
+        let mut got = [0u8; 1];
+        other_peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"x");
     }
 
     #[tokio::test]
