@@ -689,7 +689,7 @@ fn bench_translate(c: &mut Criterion) {
             for e in &events {
                 t.feed(black_box(e), &mut out).expect("valid stream");
             }
-            t.finish(&mut out).expect("complete stream");
+            t.finish().expect("complete stream");
             out.len()
         })
     });
@@ -701,7 +701,7 @@ fn bench_translate(c: &mut Criterion) {
             for e in &events {
                 t.feed(black_box(e), &mut out).expect("valid stream");
             }
-            t.finish(&mut out).expect("complete stream");
+            t.finish().expect("complete stream");
             out.len()
         })
     });

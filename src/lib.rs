@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod providers;
 pub mod proxy;
 pub mod quota;
+pub mod random_id;
 pub mod reload;
 pub mod routing;
 pub mod shared;

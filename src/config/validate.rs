@@ -426,33 +426,16 @@ fn validate_shared_state(s: FileSharedState, p: &mut Problems) -> Option<SharedS
         }
         Some(u) => u,
     };
-    // Never echo the URL: it may carry a password. The client crate parses it as it will
-    // when connecting.
-    let parsed = crate::shared::SharedSettings::new(Secret::new(url.clone())).validate();
-    match (url.split_once("://"), parsed) {
-        (Some(("redis" | "rediss", rest)), Ok(()))
-            if !rest.is_empty() && !rest.starts_with('/') => {}
-        _ => p.add(
-            format!("{PATH}.redis_url"),
-            "must be a redis://host[:port][/db] or rediss://… URL",
-        ),
-    }
     let key_prefix = s.key_prefix.unwrap_or_else(|| "berry:".to_string());
-    if key_prefix
-        .chars()
-        .any(|c| c.is_control() || c == '{' || c == '}')
-    {
-        p.add(
-            format!("{PATH}.key_prefix"),
-            "must not contain control characters or braces (braces are Redis hash tags)",
-        );
-    }
-    let timeout_ms = s.timeout_ms.unwrap_or(50);
-    if !(1..=10_000).contains(&timeout_ms) {
-        p.add(
-            format!("{PATH}.timeout_ms"),
-            format!("must be between 1 and 10000 (got {timeout_ms})"),
-        );
+    let timeout = Duration::from_millis(s.timeout_ms.unwrap_or(50));
+    let settings = crate::shared::SharedSettings {
+        key_prefix: key_prefix.clone(),
+        timeout,
+        ..crate::shared::SharedSettings::new(Secret::new(url.clone()))
+    };
+    // The messages never echo the URL: it may carry a password.
+    for (field, message) in settings.problems() {
+        p.add(format!("{PATH}.{field}"), message);
     }
     let on_unavailable = match s.on_unavailable.as_deref() {
         None | Some("local") => OnUnavailable::Local,
@@ -469,7 +452,7 @@ fn validate_shared_state(s: FileSharedState, p: &mut Problems) -> Option<SharedS
     Some(SharedStateConfig {
         redis_url: Secret::new(url),
         key_prefix,
-        timeout: Duration::from_millis(timeout_ms),
+        timeout,
         on_unavailable,
     })
 }

@@ -32,27 +32,11 @@ pub fn request_id(session: &Session, rng: &mut fastrand::Rng) -> RequestId {
 
 /// A random id: 32 lower-case hex digits.
 fn generated_id(rng: &mut fastrand::Rng) -> RequestId {
-    let mut hex = [0u8; 32];
-    let random = rng.u128(..).to_be_bytes();
-    for (pair, byte) in hex.chunks_exact_mut(2).zip(random) {
-        if let [hi, lo] = pair {
-            *hi = hex_digit(byte >> 4);
-            *lo = hex_digit(byte & 0x0f);
-        }
-    }
+    let hex = crate::random_id::hex32(rng.u128(..));
     match HeaderValue::from_maybe_shared(Bytes::from_owner(hex)) {
         Ok(v) => RequestId::new(v),
         // Unreachable: hex digits are valid header bytes.
         Err(_) => RequestId::default(),
-    }
-}
-
-/// The lower-case hex digit of `n` (< 16).
-fn hex_digit(n: u8) -> u8 {
-    if n < 10 {
-        b'0' + n
-    } else {
-        b'a' + (n - 10)
     }
 }
 

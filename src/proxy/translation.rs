@@ -156,13 +156,13 @@ impl AnswerTranslator {
                 if let Some(b) = body {
                     s.feed(b, out)?;
                 }
-                end_of_stream(end.then(|| s.finish(out)), s.saw_error())?;
+                end_of_stream(end.then(|| s.finish()), s.saw_error())?;
             }
             AnswerTranslator::MessagesStream(s) => {
                 if let Some(b) = body {
                     s.feed(b, out)?;
                 }
-                end_of_stream(end.then(|| s.finish(out)), s.saw_error())?;
+                end_of_stream(end.then(|| s.finish()), s.saw_error())?;
             }
             AnswerTranslator::Json { kind, buf, usage } => {
                 collect(buf, body)?;

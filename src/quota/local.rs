@@ -1,14 +1,10 @@
 //! The in-process quota of one user: O(1) memory per window, one short lock per admission
 //! and per finished request (never held across an await).
 
-use super::{Limit, Refusal};
+use super::{window_maxima, Limit, Refusal, WINDOWS};
 use crate::config::RateLimit;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-const MINUTE_MS: u64 = 60_000;
-const HOUR_MS: u64 = 3_600_000;
-const DAY_MS: u64 = 86_400_000;
 
 /// Two fixed windows (current and previous) of one length: the sliding-window estimate is
 /// `previous × (1 − elapsed/len) + current`.
@@ -109,28 +105,16 @@ impl LocalQuota {
                 });
             }
         }
-        let mut w = self.windows();
-        let request_limits = [
-            (Limit::RequestsPerMinute, limit.per_minute, MINUTE_MS),
-            (Limit::RequestsPerHour, limit.per_hour, HOUR_MS),
-            (Limit::RequestsPerDay, limit.per_day, DAY_MS),
-        ];
-        for (c, (name, max, len)) in w.requests.iter_mut().zip(request_limits) {
+        let mut guard = self.windows();
+        let w = &mut *guard;
+        let maxima = window_maxima(limit);
+        let counters = w.requests.iter_mut().chain(w.tokens.iter_mut());
+        for ((c, (name, len)), max) in counters.zip(WINDOWS).zip(maxima) {
             let Some(max) = max else { continue };
             c.roll(now_ms, len);
+            // Room for one more request; a token budget admits while there is room for
+            // one more token.
             if c.estimate(now_ms, len) + 1.0 > max as f64 {
-                refuse(&mut refusal, name, c.wait_ms(now_ms, len, max, 1));
-            }
-        }
-        let token_limits = [
-            (Limit::TokensPerMinute, limit.tokens_per_minute, MINUTE_MS),
-            (Limit::TokensPerDay, limit.tokens_per_day, DAY_MS),
-        ];
-        for (c, (name, max, len)) in w.tokens.iter_mut().zip(token_limits) {
-            let Some(max) = max else { continue };
-            c.roll(now_ms, len);
-            if c.estimate(now_ms, len) + 1.0 > max as f64 {
-                // Under budget while there is room for one more token (the request rule).
                 refuse(&mut refusal, name, c.wait_ms(now_ms, len, max, 1));
             }
         }
@@ -156,11 +140,7 @@ impl LocalQuota {
             drop(slot);
             return Err(r);
         }
-        for (c, max) in w
-            .requests
-            .iter_mut()
-            .zip([limit.per_minute, limit.per_hour, limit.per_day])
-        {
+        for (c, max) in w.requests.iter_mut().zip(maxima) {
             if max.is_some() {
                 c.current += 1;
             }
@@ -174,7 +154,7 @@ impl LocalQuota {
             return;
         }
         let mut w = self.windows();
-        for (c, len) in w.tokens.iter_mut().zip([MINUTE_MS, DAY_MS]) {
+        for (c, &(_, len)) in w.tokens.iter_mut().zip(&WINDOWS[3..]) {
             c.roll(now_ms, len);
             c.current = c.current.saturating_add(tokens);
         }
@@ -189,6 +169,7 @@ impl LocalQuota {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quota::MINUTE_MS;
 
     fn rpm(n: u64) -> RateLimit {
         RateLimit {

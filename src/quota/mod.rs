@@ -41,6 +41,33 @@ impl Limit {
     }
 }
 
+/// Window lengths in ms.
+pub const MINUTE_MS: u64 = 60_000;
+pub const HOUR_MS: u64 = 3_600_000;
+pub const DAY_MS: u64 = 86_400_000;
+
+/// The windowed limits with their lengths: three request windows, then two token windows.
+/// The local limiter keeps its counters in this order, and the shared-state scripts their
+/// keys and window lengths (`shared::scripts`).
+pub const WINDOWS: [(Limit, u64); 5] = [
+    (Limit::RequestsPerMinute, MINUTE_MS),
+    (Limit::RequestsPerHour, HOUR_MS),
+    (Limit::RequestsPerDay, DAY_MS),
+    (Limit::TokensPerMinute, MINUTE_MS),
+    (Limit::TokensPerDay, DAY_MS),
+];
+
+/// `limit`'s maximum in each window of [`WINDOWS`], in that order (`None`: not limited).
+pub fn window_maxima(limit: &RateLimit) -> [Option<u64>; 5] {
+    [
+        limit.per_minute,
+        limit.per_hour,
+        limit.per_day,
+        limit.tokens_per_minute,
+        limit.tokens_per_day,
+    ]
+}
+
 /// A refused admission: the limit, and whole seconds until it could admit (≥ 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {
@@ -49,7 +76,7 @@ pub struct Refusal {
 }
 
 use crate::auth::UserEntry;
-use crate::config::OnUnavailable;
+use crate::config::{OnUnavailable, RateLimit};
 use crate::error::ApiError;
 use crate::shared::{Admission, Lease, SharedLink, SharedState};
 use std::sync::Arc;

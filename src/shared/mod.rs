@@ -30,11 +30,12 @@ use crate::config::Secret;
 use crate::metrics::{SHARED_STATE_ERRORS, SHARED_STATE_UP};
 use crate::quota::local::Counter;
 pub use crate::quota::Limit;
+use crate::quota::{window_maxima, WINDOWS};
 use crate::routing::state::{BackendState, MAX_COOLDOWN_MS};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Value};
-use scripts::{cooldown_key, user_key, DAY_MS, HOUR_MS, MINUTE_MS, USER_KEYS};
+use scripts::{cooldown_key, user_key, USER_KEYS};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +72,8 @@ const CONNECT_BUDGET: Duration = Duration::from_secs(1);
 /// Consecutive failed probes after which the connection is rebuilt from scratch (a
 /// half-open TCP connection never errors by itself).
 const REBUILD_AFTER: u32 = 4;
+/// Longest accepted round-trip bound (`timeout_ms`).
+const MAX_TIMEOUT: Duration = Duration::from_secs(10);
 /// Smallest accepted lease TTL.
 const MIN_LEASE_TTL: Duration = Duration::from_millis(300);
 
@@ -102,28 +105,52 @@ impl SharedSettings {
         }
     }
 
-    /// Checks what `start` needs, for config validation. The message never contains the URL.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Every problem of these settings, as (field of `[settings.shared_state]`, message),
+    /// empty when `start` can use them. The config validation reports these under their
+    /// key paths; `start` refuses settings that have any. No message contains the URL.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        // The client crate parses the URL as it will when connecting.
         let url = self.redis_url.expose();
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err("redis_url must start with redis:// or rediss://".into());
-        }
-        if redis::Client::open(url).is_err() {
-            return Err("redis_url is not a valid Redis URL".into());
-        }
-        if self.key_prefix.contains(['{', '}']) {
-            return Err("key_prefix must not contain '{' or '}'".into());
-        }
-        if self.timeout.is_zero() {
-            return Err("timeout must be positive".into());
-        }
-        if self.lease_ttl < MIN_LEASE_TTL {
-            return Err(format!(
-                "lease TTL must be at least {} ms",
-                MIN_LEASE_TTL.as_millis()
+        let has_host = |rest: &str| !rest.is_empty() && !rest.starts_with('/');
+        let url_ok = match url.split_once("://") {
+            Some(("redis" | "rediss", rest)) => has_host(rest) && redis::Client::open(url).is_ok(),
+            _ => false,
+        };
+        if !url_ok {
+            out.push((
+                "redis_url",
+                "must be a redis://host[:port][/db] or rediss://… URL".to_string(),
             ));
         }
-        Ok(())
+        if self
+            .key_prefix
+            .chars()
+            .any(|c| c.is_control() || c == '{' || c == '}')
+        {
+            out.push((
+                "key_prefix",
+                "must not contain control characters or braces (braces are Redis hash tags)"
+                    .to_string(),
+            ));
+        }
+        if !(Duration::from_millis(1)..=MAX_TIMEOUT).contains(&self.timeout) {
+            out.push((
+                "timeout_ms",
+                format!(
+                    "must be between 1 and {} (got {})",
+                    MAX_TIMEOUT.as_millis(),
+                    self.timeout.as_millis()
+                ),
+            ));
+        }
+        if self.lease_ttl < MIN_LEASE_TTL {
+            out.push((
+                "lease_ttl",
+                format!("must be at least {} ms", MIN_LEASE_TTL.as_millis()),
+            ));
+        }
+        out
     }
 
     fn background_timeout(&self) -> Duration {
@@ -132,26 +159,6 @@ impl SharedSettings {
             .max(Duration::from_millis(200))
     }
 }
-
-/// Limits of the windows in script order (`USER_KEYS[0..5]`).
-fn windows(l: &RateLimit) -> [Option<u64>; 5] {
-    [
-        l.per_minute,
-        l.per_hour,
-        l.per_day,
-        l.tokens_per_minute,
-        l.tokens_per_day,
-    ]
-}
-
-/// The windows of the script, in order, with their lengths.
-const WINDOWS: [(Limit, u64); 5] = [
-    (Limit::RequestsPerMinute, MINUTE_MS),
-    (Limit::RequestsPerHour, HOUR_MS),
-    (Limit::RequestsPerDay, DAY_MS),
-    (Limit::TokensPerMinute, MINUTE_MS),
-    (Limit::TokensPerDay, DAY_MS),
-];
 
 /// A held concurrency slot. Dropping it (or passing it to [`SharedState::finish`]) releases
 /// the slot: the release is queued for the flusher and renewal stops, so even a lost release
@@ -295,10 +302,6 @@ fn redact_url(url: &str) -> String {
     format!("{scheme}://{host}{path}")
 }
 
-fn new_lease_id() -> String {
-    format!("{:032x}", fastrand::u128(..))
-}
-
 impl SharedState {
     /// Starts the shared state: spawns the health probe (which connects), the flusher, the
     /// lease renewal and the cooldown poller on the current tokio runtime (call it from a
@@ -307,10 +310,10 @@ impl SharedState {
     /// [`SharedSettings::validate`]) or no runtime: logged, and the state stays down.
     pub fn start(settings: SharedSettings) -> Arc<SharedState> {
         let label = redact_url(settings.redis_url.expose());
-        let client = match settings.validate() {
-            Ok(()) => redis::Client::open(settings.redis_url.expose()).ok(),
-            Err(e) => {
-                log::error!("shared state disabled: {e}");
+        let client = match settings.problems().first() {
+            None => redis::Client::open(settings.redis_url.expose()).ok(),
+            Some((field, e)) => {
+                log::error!("shared state disabled: {field} {e}");
                 None
             }
         };
@@ -390,8 +393,10 @@ impl SharedState {
         let Some(mut conn) = inner.connection() else {
             return Err(Unavailable);
         };
-        let windows = windows(limits);
-        let lease_id = limits.max_concurrent.map(|_| new_lease_id());
+        let windows = window_maxima(limits);
+        let lease_id = limits
+            .max_concurrent
+            .map(|_| crate::random_id::random_hex_string());
         let mut inv = scripts::ADMIT.script.prepare_invoke();
         for suffix in USER_KEYS {
             inv.key(user_key(&inner.prefix, user_id, suffix));
@@ -942,23 +947,35 @@ mod tests {
 
     #[test]
     fn settings_validation() {
+        let fields = |s: &SharedSettings| s.problems().into_iter().map(|p| p.0).collect::<Vec<_>>();
         let ok = SharedSettings::new(Secret::new("redis://127.0.0.1:6379/0"));
-        assert!(ok.validate().is_ok());
-        assert!(SharedSettings::new(Secret::new("rediss://h:6380"))
-            .validate()
-            .is_ok());
-        let bad_scheme = SharedSettings::new(Secret::new("http://user:pw@h"));
-        let e = bad_scheme.validate().unwrap_err();
-        assert!(!e.contains("pw"), "{e}");
+        assert_eq!(fields(&ok), Vec::<&str>::new());
+        assert!(fields(&SharedSettings::new(Secret::new("rediss://h:6380"))).is_empty());
+        for bad in [
+            "http://user:pw@h",
+            "redis://",
+            "redis:///0",
+            "rediss:/h",
+            "pw",
+        ] {
+            let s = SharedSettings::new(Secret::new(bad));
+            let p = s.problems();
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert_eq!(p[0].0, "redis_url");
+            assert!(!p[0].1.contains("pw"), "{p:?}");
+        }
         let mut braces = ok.clone();
         braces.key_prefix = "a{b}:".into();
-        assert!(braces.validate().is_err());
+        assert_eq!(fields(&braces), ["key_prefix"]);
         let mut short = ok.clone();
         short.lease_ttl = Duration::from_millis(10);
-        assert!(short.validate().is_err());
-        let mut zero = ok;
+        assert_eq!(fields(&short), ["lease_ttl"]);
+        let mut zero = ok.clone();
         zero.timeout = Duration::ZERO;
-        assert!(zero.validate().is_err());
+        assert_eq!(fields(&zero), ["timeout_ms"]);
+        let mut long = ok;
+        long.timeout = Duration::from_millis(10_001);
+        assert_eq!(fields(&long), ["timeout_ms"]);
         let dbg = format!(
             "{:?}",
             SharedSettings::new(Secret::new("redis://u:hunter2@h"))

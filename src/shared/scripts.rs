@@ -16,11 +16,6 @@
 use once_cell::sync::Lazy;
 use redis::Script;
 
-/// Window lengths in ms, in the order of the request and token windows of [`ADMIT`].
-pub(crate) const MINUTE_MS: u64 = 60_000;
-pub(crate) const HOUR_MS: u64 = 3_600_000;
-pub(crate) const DAY_MS: u64 = 86_400_000;
-
 /// Key suffixes of one user's state, after `{prefix}{user}:`. Request windows, token
 /// windows (in the order the scripts expect them) and the concurrency lease set.
 pub(crate) const USER_KEYS: [&str; 6] = [
@@ -219,6 +214,20 @@ pub(crate) fn all() -> [&'static Lua; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scripts_window_lengths_are_the_limiters() {
+        let lens = |body: &str| {
+            let line = body.lines().find(|l| l.starts_with("local LENS")).unwrap();
+            let list = line.split_once('{').unwrap().1.trim_end_matches('}');
+            list.split(", ")
+                .map(|n| n.parse::<u64>().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let all: Vec<u64> = crate::quota::WINDOWS.iter().map(|w| w.1).collect();
+        assert_eq!(lens(ADMIT_BODY), all);
+        assert_eq!(lens(UPDATE_BODY), all[3..]);
+    }
 
     #[test]
     fn keys_share_one_hash_tag_per_user() {

@@ -98,8 +98,9 @@ impl<T: EventTranslator> StreamTranslator<T> {
     }
 
     /// The upstream body ended: Ok when the stream was complete (its terminal event seen),
-    /// Err otherwise (including after an in-band error event). Appends nothing.
-    pub fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
+    /// Err otherwise (including after an in-band error event). The translated stream needs
+    /// nothing appended at its end: its terminal event was translated when it arrived.
+    pub fn finish(&self) -> Result<(), UpstreamBroken> {
         match &self.broken {
             Some(e) => Err(*e),
             None => self.st.progress().complete(T::ENDED_EARLY),

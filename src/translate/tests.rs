@@ -321,7 +321,7 @@ struct Run {
 
 trait Translator {
     fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken>;
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), UpstreamBroken>;
+    fn finish(&self) -> Result<(), UpstreamBroken>;
     fn flags(&self) -> (Option<TokenUsage>, bool, bool);
 }
 
@@ -329,8 +329,8 @@ impl Translator for chat_to_messages::Stream {
     fn feed(&mut self, c: &[u8], o: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
         chat_to_messages::Stream::feed(self, c, o)
     }
-    fn finish(&mut self, o: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        chat_to_messages::Stream::finish(self, o)
+    fn finish(&self) -> Result<(), UpstreamBroken> {
+        chat_to_messages::Stream::finish(self)
     }
     fn flags(&self) -> (Option<TokenUsage>, bool, bool) {
         (self.usage(), self.started_content(), self.saw_error())
@@ -341,8 +341,8 @@ impl Translator for messages_to_chat::Stream {
     fn feed(&mut self, c: &[u8], o: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
         messages_to_chat::Stream::feed(self, c, o)
     }
-    fn finish(&mut self, o: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        messages_to_chat::Stream::finish(self, o)
+    fn finish(&self) -> Result<(), UpstreamBroken> {
+        messages_to_chat::Stream::finish(self)
     }
     fn flags(&self) -> (Option<TokenUsage>, bool, bool) {
         (self.usage(), self.started_content(), self.saw_error())
@@ -358,7 +358,7 @@ fn run_chunks<T: Translator>(mut t: T, chunks: &[&[u8]]) -> Run {
             break;
         }
     }
-    let finish = t.finish(&mut out);
+    let finish = t.finish();
     let (usage, started, saw_error) = t.flags();
     Run {
         out,
@@ -672,7 +672,7 @@ fn c2m_stream_broken() {
         let mut out = Vec::new();
         let e = s.feed(&input, &mut out).unwrap_err();
         assert_eq!(s.feed(b"data: {}\n\n", &mut out), Err(e));
-        assert_eq!(s.finish(&mut out), Err(e));
+        assert_eq!(s.finish(), Err(e));
     }
     // Too many open blocks.
     let mut evs = vec![("", start)];

@@ -53,7 +53,7 @@ fn run(dir: Dir, chunks: &[&[u8]]) -> Run {
                     break;
                 }
             }
-            let finish = t.finish(&mut out);
+            let finish = t.finish();
             Run {
                 out: Bytes(out),
                 feed,
