@@ -36,7 +36,8 @@ impl UserEntry {
         }
     }
 
-    /// The user's limits and their in-process state; `None` when the user has none.
+    /// The user's limits and their in-process state; `None` when the user has none (an
+    /// empty `[rate_limit]` table is none: the config drops it).
     pub fn limits(&self) -> Option<(&RateLimit, &LocalQuota)> {
         self.rate.as_ref().map(|(l, q)| (l, &**q))
     }
@@ -159,6 +160,11 @@ token = "tok-bob"
 enabled = false
 [users.carol]
 token = "tok-carol"
+[users.carol.rate_limit]
+[users.dave]
+token = "tok-dave"
+[users.dave.rate_limit]
+requests_per_minute = 5
 [providers.p]
 base_url = "http://127.0.0.1:1/v1"
 api_key = "k"
@@ -207,6 +213,15 @@ model = "z"
         let carol = u.authenticate(b"tok-carol").unwrap();
         assert!(carol.may_use(t.model_index("third").unwrap()));
         assert_eq!(alice.tags, vec!["premium"]);
+    }
+
+    #[test]
+    fn an_empty_rate_limit_table_limits_nothing() {
+        let (_, u) = users();
+        let carol = u.authenticate(b"tok-carol").unwrap();
+        assert!(carol.limits().is_none(), "empty table: no quota bookkeeping");
+        let dave = u.authenticate(b"tok-dave").unwrap();
+        assert_eq!(dave.limits().map(|(l, _)| l.per_minute), Some(Some(5)));
     }
 
     #[test]
