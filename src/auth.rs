@@ -219,7 +219,10 @@ model = "z"
     fn an_empty_rate_limit_table_limits_nothing() {
         let (_, u) = users();
         let carol = u.authenticate(b"tok-carol").unwrap();
-        assert!(carol.limits().is_none(), "empty table: no quota bookkeeping");
+        assert!(
+            carol.limits().is_none(),
+            "empty table: no quota bookkeeping"
+        );
         let dave = u.authenticate(b"tok-dave").unwrap();
         assert_eq!(dave.limits().map(|(l, _)| l.per_minute), Some(Some(5)));
     }

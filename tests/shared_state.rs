@@ -128,6 +128,149 @@ async fn request_limits_are_exact_across_replicas() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_admissions_on_two_replicas_admit_exactly_the_limit() {
+    let server = RedisServer::start();
+    let a = replica(settings(&server)).await;
+    let b = replica(settings(&server)).await;
+    let limits = RateLimit {
+        per_minute: Some(30),
+        max_concurrent: Some(20),
+        ..Default::default()
+    };
+    // 2 × 40 admissions in flight at once, leases held: the concurrency cap binds first
+    let mut calls = Vec::new();
+    for i in 0..80 {
+        let r = Arc::clone(if i % 2 == 0 { &a } else { &b });
+        let limits = limits.clone();
+        calls.push(tokio::spawn(async move {
+            r.admit("zoe", &limits).await.unwrap()
+        }));
+    }
+    let mut held = Vec::new();
+    let mut refused = Vec::new();
+    for c in calls {
+        match c.await.unwrap() {
+            Admission::Admitted(lease) => held.push(lease.unwrap()),
+            other => refused.push(refused_by(&other).unwrap().0),
+        }
+    }
+    assert_eq!(held.len(), 20, "the cap of 20 across both replicas");
+    assert!(
+        refused.iter().all(|l| *l == Limit::Concurrency),
+        "{refused:?}"
+    );
+    assert_eq!(count(&server, "berry:{zoe}:req:minute"), 20);
+    // slots released: the next 10 at once fill the minute window, not more
+    for l in held.drain(..) {
+        a.finish("zoe", &limits, Some(l), 0);
+    }
+    wait_until_admitted(&b, "zoe", &limits).await;
+    let mut calls = Vec::new();
+    for i in 0..40 {
+        let r = Arc::clone(if i % 2 == 0 { &a } else { &b });
+        let limits = limits.clone();
+        calls.push(tokio::spawn(async move {
+            r.admit("zoe", &limits).await.unwrap()
+        }));
+    }
+    let mut ok = 1; // the one wait_until_admitted took
+    for c in calls {
+        if admitted(&c.await.unwrap()) {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 10, "the window admits its remaining 10 once");
+    assert_eq!(count(&server, "berry:{zoe}:req:minute"), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_prefix_separates_deployments_and_windows_follow_redis_time() {
+    let server = RedisServer::start();
+    let with_prefix = |prefix: &str| SharedSettings {
+        key_prefix: prefix.to_string(),
+        ..settings(&server)
+    };
+    let team_a = replica(with_prefix("team-a:")).await;
+    let team_b = replica(with_prefix("team-b:")).await;
+    let limits = RateLimit {
+        per_minute: Some(2),
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        assert!(admitted(&team_a.admit("ann", &limits).await.unwrap()));
+    }
+    assert!(!admitted(&team_a.admit("ann", &limits).await.unwrap()));
+    // the same user id under another prefix has windows of its own
+    assert!(admitted(&team_b.admit("ann", &limits).await.unwrap()));
+    assert_eq!(count(&server, "team-a:{ann}:req:minute"), 2);
+    assert_eq!(count(&server, "team-b:{ann}:req:minute"), 1);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut server.client())
+        .unwrap();
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with("team-a:") || k.starts_with("team-b:")),
+        "{keys:?}"
+    );
+    // windows follow Redis's clock (TIME), not the replica's: the replica sends no time
+    // (ARGV[1] = 0, which has the script read TIME); SLOWLOG with a 0 µs threshold records
+    // every command with its arguments
+    let mut c = server.client();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query(&mut c).unwrap();
+    assert!(admitted(&team_b.admit("ann", &limits).await.unwrap()));
+    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(100)
+        .query(&mut c)
+        .unwrap();
+    let args_of = |entry: &redis::Value| -> Vec<String> {
+        let redis::Value::Array(fields) = entry else {
+            panic!("{entry:?}")
+        };
+        let redis::Value::Array(args) = &fields[3] else {
+            panic!("{fields:?}")
+        };
+        args.iter()
+            .map(|a| match a {
+                redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    let admits: Vec<Vec<String>> = log
+        .iter()
+        .map(args_of)
+        .filter(|a| a[0].eq_ignore_ascii_case("evalsha") && a[3].starts_with("team-b:{ann}:"))
+        .collect();
+    assert_eq!(admits.len(), 1, "{log:?}");
+    assert_eq!(admits[0][2], "6", "six user keys");
+    assert_eq!(
+        admits[0][9], "0",
+        "the replica sent no time: {:?}",
+        admits[0]
+    );
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut c).unwrap();
+    let redis_ms = secs * 1000 + micros / 1000;
+    let start: u64 = redis::cmd("HGET")
+        .arg("team-b:{ann}:req:minute")
+        .arg("s")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(start % 60_000, 0);
+    assert!(
+        start <= redis_ms && redis_ms - start < 2 * 60_000,
+        "window start {start}, Redis time {redis_ms}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_request_consumes_nothing() {
     let server = RedisServer::start();
     let a = replica(settings(&server)).await;

@@ -319,3 +319,66 @@ fn the_redis_password_is_never_printed() {
         "the Redis password leaked: {seen}"
     );
 }
+
+/// `[settings.shared_state]` is read at start only: a reload that changes it warns, and the
+/// running link keeps its Redis and its key prefix until a restart or upgrade.
+#[test]
+fn a_reload_that_changes_shared_state_warns_and_keeps_the_running_link() {
+    let redis = RedisServer::start();
+    let a = mock("a");
+    let b = mock("b");
+    let cfg = config(&redis, "local", &a, &b);
+    let g = Gateway::start(&cfg);
+    assert!(
+        wait_until(Duration::from_secs(5), || metric(
+            &g,
+            "berry_shared_state_up",
+            &[]
+        ) == 1.0),
+        "shared state not up: {}",
+        g.log()
+    );
+    assert_eq!(g.chat("tok-rpm", "model-x").status, 200);
+    let moved = cfg.replace(
+        "[settings.shared_state]\n",
+        "[settings.shared_state]\nkey_prefix = \"elsewhere:\"\n",
+    );
+    assert_ne!(moved, cfg);
+    g.write_config(&moved);
+    assert!(wait_until(Duration::from_secs(3), || metric(
+        &g,
+        "berry_config_reloads_total",
+        &[("result", "success")]
+    ) >= 1.0));
+    assert!(
+        g.log().contains(
+            "settings.shared_state changed; the Redis connection changes only on restart or upgrade"
+        ),
+        "{}",
+        g.log()
+    );
+    assert_eq!(g.chat("tok-rpm", "model-x").status, 200);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut redis.client())
+        .unwrap();
+    assert!(
+        keys.iter().any(|k| k == "berry:{rpm}:req:minute"),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.iter().any(|k| k.starts_with("elsewhere:")),
+        "{keys:?}"
+    );
+    let (c, p): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+        .arg("berry:{rpm}:req:minute")
+        .arg("c")
+        .arg("p")
+        .query(&mut redis.client())
+        .unwrap();
+    assert_eq!(
+        c.unwrap_or(0) + p.unwrap_or(0),
+        2,
+        "both requests on the old prefix"
+    );
+}
