@@ -141,7 +141,6 @@ async fn simultaneous_admissions_on_two_replicas_admit_exactly_the_limit() {
     let mut calls = Vec::new();
     for i in 0..80 {
         let r = Arc::clone(if i % 2 == 0 { &a } else { &b });
-        let limits = limits.clone();
         calls.push(tokio::spawn(async move {
             r.admit("zoe", &limits).await.unwrap()
         }));
@@ -168,7 +167,6 @@ async fn simultaneous_admissions_on_two_replicas_admit_exactly_the_limit() {
     let mut calls = Vec::new();
     for i in 0..40 {
         let r = Arc::clone(if i % 2 == 0 { &a } else { &b });
-        let limits = limits.clone();
         calls.push(tokio::spawn(async move {
             r.admit("zoe", &limits).await.unwrap()
         }));
