@@ -61,10 +61,6 @@ SHARED=${SHARED:-1}
 TTFT_PAUSE_MS=${TTFT_PAUSE_MS:-20}
 GATEWAY_LOG=${GATEWAY_LOG:-warn}
 PIN=${PIN:-0}
-TOKEN=sk-berry-bench-7f3a9c2e5b8d4f1a6c0e9b3d7a2f5c8e
-CLIENT_MODEL=gpt-4o-mini
-XLAT_MODEL=claude-bench
-REAL_MODEL=gpt-4o-mini-2024-07-18
 
 # ---------------------------------------------------------------------------------------
 # prerequisites
@@ -85,21 +81,7 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
-  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}}
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  ensure_cmake
-  echo "==> cargo build --release --workspace --bins (target dir $TARGET_DIR)" >&2
-  cargo build --release --workspace --bins
-  cargo build --release --example engine_floor
-fi
-GATEWAY_BIN=$TARGET_DIR/release/berry-gateway
-MOCK_BIN=$TARGET_DIR/release/berry-mock
-ENGINE_BIN=$TARGET_DIR/release/examples/engine_floor
-for b in "$GATEWAY_BIN" "$MOCK_BIN" "$ENGINE_BIN"; do
-  [ -x "$b" ] || { echo "error: $b not found (build failed or SKIP_BUILD=1 without a build)" >&2; exit 1; }
-done
+bench_binaries
 
 # Enough file descriptors for N_IDLE streams (client + upstream socket each).
 hard=$(ulimit -Hn)
@@ -147,25 +129,6 @@ die() {
   exit 1
 }
 
-# A TCP port nothing listens on, below the ephemeral range (where wrk's sockets live).
-free_port() {
-  local lo hi p hex _
-  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range || { lo=32768; hi=60999; }
-  for _ in $(seq 1 200); do
-    if [ "$lo" -gt 12000 ]; then
-      p=$((10000 + RANDOM % (lo - 10000)))
-    else
-      p=$((hi + 1 + RANDOM % (65000 - hi)))
-    fi
-    hex=$(printf ':%04X' "$p")
-    if ! awk -v h="$hex" 'FNR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
-      /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
 
 # Sends one HTTP/1.1 request (Connection: close) and prints the response.
 # http_request PORT METHOD PATH [BODY] [EXTRA_HEADER_LINES]
@@ -319,11 +282,8 @@ wait_http "$NGX_PORT" nginx "$NGX_PID"
 # ---------------------------------------------------------------------------------------
 # request bodies, wrk scripts, sanity checks
 # ---------------------------------------------------------------------------------------
-body() { # STREAM(true|false)
-  printf '%s' '{"model":"'"$CLIENT_MODEL"'","messages":[{"role":"system","content":"You are a helpful assistant for the platform team. Answer concisely, use Markdown, and cite the internal runbook section when relevant."},{"role":"user","content":"Our nginx ingress returns 502 for about 1% of requests after the last deploy. Where should I start looking?"},{"role":"assistant","content":"Start with the upstream side: check whether the pods were restarted (readiness probe failures), then compare the ingress error log timestamps with the deploy. A 502 usually means the upstream closed the connection or refused it \u2014 keep-alive timeouts shorter than nginx'"'"'s are a classic cause."},{"role":"user","content":"The app uses keepalive_timeout 5s and nginx uses 60s. Could that be it? Please give me the exact config change."}],"temperature":0.2,"top_p":1,"max_tokens":800,"presence_penalty":0,"frequency_penalty":0,"user":"team-platform","stream":'"$1"'}'
-}
-JSON_BODY=$(body false)
-SSE_BODY=$(body true)
+JSON_BODY=$(bench_body false)
+SSE_BODY=$(bench_body true)
 XLAT_JSON_BODY=${JSON_BODY/\"$CLIENT_MODEL\"/\"$XLAT_MODEL\"}
 XLAT_SSE_BODY=${SSE_BODY/\"$CLIENT_MODEL\"/\"$XLAT_MODEL\"}
 

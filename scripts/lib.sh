@@ -120,3 +120,57 @@ bench_pingora_yaml() {
   printf -- '---\nversion: 1\nthreads: 2\npid_file: %s/%s.pid\nupgrade_sock: %s/%s-upgrade.sock\ngrace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 1\n' \
     "$1" "$2" "$1" "$2"
 }
+
+# ---------------------------------------------------------------------------------------
+# the load scripts' shared parts (bench-load.sh, profile-instructions.sh)
+# ---------------------------------------------------------------------------------------
+TOKEN=sk-berry-bench-7f3a9c2e5b8d4f1a6c0e9b3d7a2f5c8e
+CLIENT_MODEL=gpt-4o-mini
+XLAT_MODEL=claude-bench
+REAL_MODEL=gpt-4o-mini-2024-07-18
+
+# bench_binaries: builds the release gateway, mock and engine floor unless SKIP_BUILD=1
+# (honours CARGO_TARGET_DIR) and sets GATEWAY_BIN (unless set), MOCK_BIN and ENGINE_BIN.
+bench_binaries() {
+  local target_dir b
+  target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  target_dir=${target_dir:-${CARGO_TARGET_DIR:-$PWD/target}}
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    ensure_cmake
+    echo "==> cargo build --release --workspace --bins (target dir $target_dir)" >&2
+    cargo build --release --workspace --bins
+    cargo build --release --example engine_floor
+  fi
+  GATEWAY_BIN=${GATEWAY_BIN:-$target_dir/release/berry-gateway}
+  MOCK_BIN=$target_dir/release/berry-mock
+  ENGINE_BIN=$target_dir/release/examples/engine_floor
+  for b in "$GATEWAY_BIN" "$MOCK_BIN" "$ENGINE_BIN"; do
+    [ -x "$b" ] || { echo "error: $b not found (build failed or SKIP_BUILD=1 without a build)" >&2; exit 1; }
+  done
+}
+
+# A TCP port nothing listens on, below the ephemeral range (where wrk's sockets live).
+free_port() {
+  local lo hi p hex _
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range || { lo=32768; hi=60999; }
+  for _ in $(seq 1 200); do
+    if [ "$lo" -gt 12000 ]; then
+      p=$((10000 + RANDOM % (lo - 10000)))
+    else
+      p=$((hi + 1 + RANDOM % (65000 - hi)))
+    fi
+    hex=$(printf ':%04X' "$p")
+    if ! awk -v h="$hex" 'FNR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
+      /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# The load scripts' request body: a 4-message chat, 1.2 KB; bench_body STREAM(true|false).
+bench_body() {
+  printf '%s' '{"model":"'"$CLIENT_MODEL"'","messages":[{"role":"system","content":"You are a helpful assistant for the platform team. Answer concisely, use Markdown, and cite the internal runbook section when relevant."},{"role":"user","content":"Our nginx ingress returns 502 for about 1% of requests after the last deploy. Where should I start looking?"},{"role":"assistant","content":"Start with the upstream side: check whether the pods were restarted (readiness probe failures), then compare the ingress error log timestamps with the deploy. A 502 usually means the upstream closed the connection or refused it \u2014 keep-alive timeouts shorter than nginx'"'"'s are a classic cause."},{"role":"user","content":"The app uses keepalive_timeout 5s and nginx uses 60s. Could that be it? Please give me the exact config change."}],"temperature":0.2,"top_p":1,"max_tokens":800,"presence_penalty":0,"frequency_penalty":0,"user":"team-platform","stream":'"$1"'}'
+}

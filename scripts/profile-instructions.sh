@@ -36,30 +36,13 @@ source scripts/lib.sh
 
 DURATION=${DURATION:-8}
 GATEWAY_LOG=${GATEWAY_LOG:-warn}
-TOKEN=sk-berry-bench-7f3a9c2e5b8d4f1a6c0e9b3d7a2f5c8e
-CLIENT_MODEL=gpt-4o-mini
-REAL_MODEL=gpt-4o-mini-2024-07-18
-XLAT_MODEL=claude-bench
 
 ensure_cargo
 command -v wrk >/dev/null 2>&1 || apt_install wrk
 command -v valgrind >/dev/null 2>&1 || apt_install valgrind
 command -v python3 >/dev/null 2>&1 || apt_install python3
 
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
-  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}}
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  ensure_cmake
-  cargo build --release --workspace --bins
-  cargo build --release --example engine_floor
-fi
-GATEWAY_BIN=${GATEWAY_BIN:-$TARGET_DIR/release/berry-gateway}
-MOCK_BIN=$TARGET_DIR/release/berry-mock
-ENGINE_BIN=$TARGET_DIR/release/examples/engine_floor
-for b in "$GATEWAY_BIN" "$MOCK_BIN" "$ENGINE_BIN"; do
-  [ -x "$b" ] || { echo "error: $b not found" >&2; exit 1; }
-done
+bench_binaries
 
 OUT=$ROOT/bench-results/profile-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
@@ -74,21 +57,6 @@ cleanup() {
   done
 }
 trap cleanup EXIT
-
-# A TCP port nothing listens on, below the ephemeral range.
-free_port() {
-  local lo hi p _
-  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range || { lo=32768; hi=60999; }
-  for _ in $(seq 1 200); do
-    p=$((10000 + RANDOM % (lo - 10000)))
-    if ! awk -v h="$(printf ':%04X' "$p")" 'FNR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
-      /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
 
 wait_port() { # PORT PID
   local _
@@ -129,14 +97,11 @@ PIDS+=("$ENGINE_PID")
 wait_port "$GW_PORT" "$GW_PID"
 wait_port "$ENGINE_PORT" "$ENGINE_PID"
 
-body() { # STREAM(true|false)
-  printf '%s' '{"model":"'"$CLIENT_MODEL"'","messages":[{"role":"system","content":"You are a helpful assistant for the platform team. Answer concisely, use Markdown, and cite the internal runbook section when relevant."},{"role":"user","content":"Our nginx ingress returns 502 for about 1% of requests after the last deploy. Where should I start looking?"},{"role":"assistant","content":"Start with the upstream side: check whether the pods were restarted (readiness probe failures), then compare the ingress error log timestamps with the deploy. A 502 usually means the upstream closed the connection or refused it \u2014 keep-alive timeouts shorter than nginx'"'"'s are a classic cause."},{"role":"user","content":"The app uses keepalive_timeout 5s and nginx uses 60s. Could that be it? Please give me the exact config change."}],"temperature":0.2,"top_p":1,"max_tokens":800,"presence_penalty":0,"frequency_penalty":0,"user":"team-platform","stream":'"$1"'}'
-}
 for s in json sse; do
   stream=false
   [ "$s" = sse ] && stream=true
   {
-    printf 'wrk.method = "POST"\nwrk.body = [==[%s]==]\n' "$(body "$stream")"
+    printf 'wrk.method = "POST"\nwrk.body = [==[%s]==]\n' "$(bench_body "$stream")"
     printf 'wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer %s"\n' "$TOKEN"
     printf 'function done(summary, latency, requests)\n  io.write(string.format("BENCH requests=%%d errors=%%d\\n", summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout))\nend\n'
   } >"$OUT/$s.lua"
