@@ -129,8 +129,9 @@ CLIENT_MODEL=gpt-4o-mini
 XLAT_MODEL=claude-bench
 REAL_MODEL=gpt-4o-mini-2024-07-18
 
-# bench_binaries: builds the release gateway, mock and engine floor unless SKIP_BUILD=1
-# (honours CARGO_TARGET_DIR) and sets GATEWAY_BIN (unless set), MOCK_BIN and ENGINE_BIN.
+# bench_binaries [GATEWAY_BIN]: builds the release gateway, mock and engine floor unless
+# SKIP_BUILD=1 (honours CARGO_TARGET_DIR) and sets GATEWAY_BIN (the argument when given),
+# MOCK_BIN and ENGINE_BIN.
 bench_binaries() {
   local target_dir b
   target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
@@ -142,7 +143,7 @@ bench_binaries() {
     cargo build --release --workspace --bins
     cargo build --release --example engine_floor
   fi
-  GATEWAY_BIN=${GATEWAY_BIN:-$target_dir/release/berry-gateway}
+  GATEWAY_BIN=${1:-$target_dir/release/berry-gateway}
   MOCK_BIN=$target_dir/release/berry-mock
   ENGINE_BIN=$target_dir/release/examples/engine_floor
   for b in "$GATEWAY_BIN" "$MOCK_BIN" "$ENGINE_BIN"; do

@@ -42,7 +42,7 @@ command -v wrk >/dev/null 2>&1 || apt_install wrk
 command -v valgrind >/dev/null 2>&1 || apt_install valgrind
 command -v python3 >/dev/null 2>&1 || apt_install python3
 
-bench_binaries
+bench_binaries "${GATEWAY_BIN:-}"
 
 OUT=$ROOT/bench-results/profile-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"

@@ -68,6 +68,11 @@ pub fn head_read() {
     let _ = SCOPE.try_with(|s| s.head_read.set(true));
 }
 
+/// Whether the current task is a request served by the connection loop (HTTP/1 clients).
+pub fn in_connection_loop() -> bool {
+    SCOPE.try_with(|_| ()).is_ok()
+}
+
 /// Has the connection loop serving the current task's request fire `deadline` when
 /// `deadline.at` passes, unless every strong reference to it was dropped before (it is
 /// held weakly). Replaces a deadline handed over earlier in the same request. `false`

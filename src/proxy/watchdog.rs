@@ -5,19 +5,21 @@
 //! (`stream_idle_timeout_seconds`) but a short header deadline (the attempt timeout), so
 //! for streaming requests the header deadline is enforced here: when it passes, the
 //! upstream socket is shut down, the pending read fails, and the attempt is classified as
-//! a timeout. The watchdog keeps the descriptor's number and the socket's identity (its
-//! device and inode, one `fstat` when armed); before it shuts anything down it checks that
-//! the number still names that socket, so it can never touch a different connection that
-//! reuses the number. (It used to hold a duplicate descriptor instead: a `dup` when armed
-//! and a `close` when disarmed, two system calls per stream where this makes one.)
+//! a timeout. It never touches a different connection that reuses the descriptor number.
 //!
-//! Who waits for the deadline: the client connection loop serving the request
-//! ([`crate::connection::watch_upstream_deadline`]), which polls it next to the request
-//! with a timer it keeps for the whole connection — no task per stream. Outside a
-//! connection loop (HTTP/2 clients are served by Pingora's own loop) a task of its own
-//! waits instead.
+//! Who waits for the deadline, and how it knows the socket:
+//! * The client connection loop serving the request
+//!   ([`crate::connection::watch_upstream_deadline`]) polls it next to the request, with a
+//!   timer it keeps for the whole connection: no task per stream. It fires on the task
+//!   that owns the socket, so nothing can close the socket while it fires; the deadline
+//!   keeps the descriptor number and the socket's identity (device and inode, one `fstat`
+//!   when armed) and shuts the socket down only if the number still names it. (A
+//!   duplicate descriptor, held before, cost a `dup` and a `close` per stream.)
+//! * Outside a connection loop (HTTP/2 clients are served by Pingora's own loop) a task of
+//!   its own waits, on any thread: the socket could be closed and its number reused
+//!   between a check and the shutdown, so that deadline holds a duplicate descriptor.
 
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,20 +30,37 @@ use tokio::time::Instant;
 pub struct Deadline {
     /// When it fires.
     pub at: Instant,
-    /// The upstream socket: its descriptor number when armed, and what it named then.
-    socket: SocketId,
+    /// The upstream socket.
+    socket: Target,
     fired: AtomicBool,
+}
+
+/// How a deadline names its socket (see the module documentation).
+#[derive(Debug)]
+enum Target {
+    /// Fired by the connection loop, on the task that owns the socket.
+    Watched(SocketId),
+    /// Fired by a task of its own: a duplicate descriptor (closed with the deadline).
+    Own(std::net::TcpStream),
 }
 
 impl Deadline {
     /// Marks the deadline fired and shuts the socket down (the pending read fails), if
-    /// its descriptor still names the socket it named when armed.
+    /// it is still open. Call it for a [`Target::Watched`] socket only on the task that
+    /// owns the socket.
     pub fn fire(&self) {
         self.fired.store(true, Ordering::Release);
-        if self.socket.still_open() {
-            // SAFETY: plain system call on a descriptor number; on a number that was
-            // closed meanwhile it fails with EBADF and changes nothing.
-            unsafe { libc::shutdown(self.socket.fd, libc::SHUT_RDWR) };
+        match &self.socket {
+            Target::Watched(id) => {
+                if id.still_open() {
+                    // SAFETY: a plain system call on a descriptor number that still names
+                    // the armed socket, which only this task could close.
+                    unsafe { libc::shutdown(id.fd, libc::SHUT_RDWR) };
+                }
+            }
+            Target::Own(socket) => {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
         }
     }
 }
@@ -94,12 +113,21 @@ impl Watchdog {
     /// longer names the same socket by then. `fd` must be an open TCP socket for the
     /// duration of this call.
     pub fn arm(fd: RawFd, after: Duration) -> std::io::Result<Watchdog> {
+        let in_loop = crate::connection::in_connection_loop();
+        let socket = if in_loop {
+            Target::Watched(SocketId::of(fd)?)
+        } else {
+            // SAFETY: the caller guarantees `fd` is open during this call; it is only
+            // duplicated.
+            let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+            Target::Own(std::net::TcpStream::from(owned))
+        };
         let deadline = Arc::new(Deadline {
             at: Instant::now() + after,
-            socket: SocketId::of(fd)?,
+            socket,
             fired: AtomicBool::new(false),
         });
-        let task = if crate::connection::watch_upstream_deadline(&deadline) {
+        let task = if in_loop && crate::connection::watch_upstream_deadline(&deadline) {
             None
         } else {
             let d = Arc::clone(&deadline);
@@ -111,7 +139,7 @@ impl Watchdog {
         Ok(Watchdog { deadline, task })
     }
 
-    /// Whether the deadline passed and the socket was shut down.
+    /// Whether the deadline passed (and the socket, if still open, was shut down).
     pub fn fired(&self) -> bool {
         self.deadline.fired.load(Ordering::Acquire)
     }
@@ -159,27 +187,38 @@ mod tests {
     async fn a_descriptor_number_reused_by_another_socket_is_left_alone() {
         let (ours, _peer) = socket_pair();
         let fd = ours.as_raw_fd();
-        let w = Watchdog::arm(fd, Duration::from_secs(3600)).unwrap();
-        // the socket is closed and its number given to a new connection
-        drop(ours);
-        let (other, mut other_peer) = socket_pair();
-        let reused = if other.as_raw_fd() == fd {
-            other
-        } else {
-            // SAFETY: `fd` is closed (we dropped its owner); dup2 makes it a duplicate of
-            // the new socket, owned by `reused`, and `other` keeps its own descriptor.
-            unsafe {
-                assert_eq!(libc::dup2(other.as_raw_fd(), fd), fd);
-                std::os::fd::FromRawFd::from_raw_fd(fd)
-            }
+        let deadline = Deadline {
+            at: Instant::now(),
+            socket: Target::Watched(SocketId::of(fd).unwrap()),
+            fired: AtomicBool::new(false),
         };
-        w.deadline.fire();
-        assert!(w.fired());
-        // the new connection was not shut down: a write still reaches its peer
+        // the number comes to name another connection: `dup2` closes our socket and puts
+        // the other one under its number in one step (the number is never free, so no
+        // other test thread can be handed it meanwhile)
+        let (other, mut other_peer) = socket_pair();
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(ours);
+        // SAFETY: `fd` is owned here (taken out of `ours`); after dup2 it names a
+        // duplicate of `other`, owned by `reused`.
+        let reused: std::net::TcpStream = unsafe {
+            assert_eq!(libc::dup2(other.as_raw_fd(), fd), fd);
+            std::os::fd::FromRawFd::from_raw_fd(fd)
+        };
+        deadline.fire();
+        assert!(deadline.fired.load(Ordering::Acquire));
+        // the other connection was not shut down: a write still reaches its peer
         std::io::Write::write_all(&mut &reused, b"x").unwrap();
         let mut got = [0u8; 1];
         other_peer.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"x");
+        // while the number still named the armed socket, firing shuts it down
+        let (ours, mut peer) = socket_pair();
+        let deadline = Deadline {
+            at: Instant::now(),
+            socket: Target::Watched(SocketId::of(ours.as_raw_fd()).unwrap()),
+            fired: AtomicBool::new(false),
+        };
+        deadline.fire();
+        assert_eq!(peer.read(&mut [0u8; 8]).unwrap(), 0);
     }
 
     #[tokio::test]

@@ -307,7 +307,7 @@ impl SharedState {
     /// lease renewal and the cooldown poller on the current tokio runtime (call it from a
     /// Pingora background service). Returns at once; the state is down until the first
     /// probe answers (within milliseconds of a reachable Redis). Invalid settings (see
-    /// [`SharedSettings::validate`]) or no runtime: logged, and the state stays down.
+    /// [`SharedSettings::problems`]) or no runtime: logged, and the state stays down.
     pub fn start(settings: SharedSettings) -> Arc<SharedState> {
         let label = redact_url(settings.redis_url.expose());
         let client = match settings.problems().first() {
