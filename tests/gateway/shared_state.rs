@@ -350,10 +350,11 @@ fn a_reload_that_changes_shared_state_warns_and_keeps_the_running_link() {
         "berry_config_reloads_total",
         &[("result", "success")]
     ) >= 1.0));
+    // the log is written by a background thread: wait for the line
+    let warning =
+        "settings.shared_state changed; the Redis connection changes only on restart or upgrade";
     assert!(
-        g.log().contains(
-            "settings.shared_state changed; the Redis connection changes only on restart or upgrade"
-        ),
+        wait_until(Duration::from_secs(3), || g.log().contains(warning)),
         "{}",
         g.log()
     );
