@@ -481,7 +481,7 @@ if [ "$N_IDLE" -gt 0 ]; then
   IDLE_REPORT=$(printf '%s\n' \
     "open SSE streams through the gateway: $open (target $N_IDLE); gateway->mock connections $upstream_before idle (pooled) before, $upstream_open while open" \
     "gateway RSS before opening:      $rss_before KiB" \
-    "gateway RSS with streams open:   $rss_open KiB  => $per_stream KiB per open stream (target: <= 20 KiB)" \
+    "gateway RSS with streams open:   $rss_open KiB  => $per_stream KiB per open stream (target: the engine floor's + 8 KiB, below)" \
     "gateway RSS open + JSON load:    $rss_open_load KiB" \
     "gateway RSS after closing them:  $rss_closed KiB (gateway->mock connections still open: $upstream_after)")
 fi
