@@ -41,6 +41,35 @@ async fn replica(settings: SharedSettings) -> Arc<SharedState> {
     s
 }
 
+/// Two replicas on `server` (1 s timeout), both up.
+async fn two_replicas(server: &RedisServer) -> (Arc<SharedState>, Arc<SharedState>) {
+    (
+        replica(settings(server)).await,
+        replica(settings(server)).await,
+    )
+}
+
+/// `n` admissions of `user` at once, alternating between `a` and `b`; their answers.
+async fn admit_at_once(
+    a: &Arc<SharedState>,
+    b: &Arc<SharedState>,
+    n: usize,
+    user: &'static str,
+    limits: RateLimit,
+) -> Vec<Admission> {
+    let calls: Vec<_> = (0..n)
+        .map(|i| {
+            let r = Arc::clone(if i % 2 == 0 { a } else { b });
+            tokio::spawn(async move { r.admit(user, &limits).await.unwrap() })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for c in calls {
+        out.push(c.await.unwrap());
+    }
+    out
+}
+
 /// Polls `f` every 20 ms until it holds; panics naming `what` after 5 s.
 async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -98,8 +127,7 @@ fn count(server: &RedisServer, key: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_limits_are_exact_across_replicas() {
     let server = RedisServer::start();
-    let a = replica(settings(&server)).await;
-    let b = replica(settings(&server)).await;
+    let (a, b) = two_replicas(&server).await;
     let limits = RateLimit {
         per_minute: Some(10),
         ..Default::default()
@@ -130,25 +158,17 @@ async fn request_limits_are_exact_across_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_admissions_on_two_replicas_admit_exactly_the_limit() {
     let server = RedisServer::start();
-    let a = replica(settings(&server)).await;
-    let b = replica(settings(&server)).await;
+    let (a, b) = two_replicas(&server).await;
     let limits = RateLimit {
         per_minute: Some(30),
         max_concurrent: Some(20),
         ..Default::default()
     };
     // 2 × 40 admissions in flight at once, leases held: the concurrency cap binds first
-    let mut calls = Vec::new();
-    for i in 0..80 {
-        let r = Arc::clone(if i % 2 == 0 { &a } else { &b });
-        calls.push(tokio::spawn(async move {
-            r.admit("zoe", &limits).await.unwrap()
-        }));
-    }
     let mut held = Vec::new();
     let mut refused = Vec::new();
-    for c in calls {
-        match c.await.unwrap() {
+    for adm in admit_at_once(&a, &b, 80, "zoe", limits).await {
+        match adm {
             Admission::Admitted(lease) => held.push(lease.unwrap()),
             other => refused.push(refused_by(&other).unwrap().0),
         }
@@ -171,19 +191,12 @@ async fn simultaneous_admissions_on_two_replicas_admit_exactly_the_limit() {
     };
     wait_until("all 20 leases released", || leases() == 0).await;
     wait_until_admitted(&b, "zoe", &limits).await;
-    let mut calls = Vec::new();
-    for i in 0..40 {
-        let r = Arc::clone(if i % 2 == 0 { &a } else { &b });
-        calls.push(tokio::spawn(async move {
-            r.admit("zoe", &limits).await.unwrap()
-        }));
-    }
-    let mut ok = 1; // the one wait_until_admitted took
-    for c in calls {
-        if admitted(&c.await.unwrap()) {
-            ok += 1;
-        }
-    }
+    // the one wait_until_admitted took, and the rest of them at once
+    let ok = 1 + admit_at_once(&a, &b, 40, "zoe", limits)
+        .await
+        .iter()
+        .filter(|adm| admitted(adm))
+        .count();
     assert_eq!(ok, 10, "the window admits its remaining 10 once");
     assert_eq!(count(&server, "berry:{zoe}:req:minute"), 30);
 }
@@ -278,8 +291,7 @@ async fn key_prefix_separates_deployments_and_windows_follow_redis_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_request_consumes_nothing() {
     let server = RedisServer::start();
-    let a = replica(settings(&server)).await;
-    let b = replica(settings(&server)).await;
+    let (a, b) = two_replicas(&server).await;
     let tight = RateLimit {
         per_minute: Some(10),
         per_hour: Some(3),
@@ -334,8 +346,7 @@ async fn same_windows_and_retry_after_as_the_local_limiter() {
     // local limiter and through Redis (admit_at pins the script's clock) and compare every
     // answer, Retry-After included.
     let server = RedisServer::start();
-    let a = replica(settings(&server)).await;
-    let b = replica(settings(&server)).await;
+    let (a, b) = two_replicas(&server).await;
     let local = LocalQuota::default();
     let rate = RateLimit {
         per_minute: Some(5),
@@ -407,8 +418,7 @@ async fn same_windows_and_retry_after_as_the_local_limiter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_budgets_refuse_once_spent() {
     let server = RedisServer::start();
-    let a = replica(settings(&server)).await;
-    let b = replica(settings(&server)).await;
+    let (a, b) = two_replicas(&server).await;
     let limits = RateLimit {
         tokens_per_minute: Some(100),
         tokens_per_day: Some(10_000),
@@ -468,8 +478,7 @@ async fn token_budgets_refuse_once_spent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_is_capped_across_replicas() {
     let server = RedisServer::start();
-    let a = replica(settings(&server)).await;
-    let b = replica(settings(&server)).await;
+    let (a, b) = two_replicas(&server).await;
     let limits = RateLimit {
         max_concurrent: Some(2),
         ..Default::default()
@@ -551,8 +560,7 @@ async fn leases_are_renewed_while_held_and_expire_when_a_replica_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cooldowns_reach_the_other_replica() {
     let server = RedisServer::start();
-    let a = replica(settings(&server)).await;
-    let b = replica(settings(&server)).await;
+    let (a, b) = two_replicas(&server).await;
     let id: Arc<str> = "gpt4/openai/gpt-4o".into();
     let other: Arc<str> = "gpt4/azure/gpt-4o".into();
     let state = Arc::new(BackendState::new(0.8, clock::now_ms()));
