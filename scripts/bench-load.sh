@@ -211,21 +211,31 @@ MOCK_ADDR=$(sed -n '1s|^listening on http://||p' "$TMP/mock.out")
 MOCK_PORT=${MOCK_ADDR##*:}
 [ -n "$MOCK_PORT" ] || die "berry-mock did not print its address"
 
-# start_gateway [NAME [ENV=VALUE...]]: sets GW_PORT and GW_PID.
+# start_gateway NAME [ENV=VALUE...]: starts a gateway on a free port, waits until it
+# answers, and sets STARTED_PORT and STARTED_PID.
 start_gateway() {
-  local name=${1:-gateway}
-  shift || true
-  GW_PORT=$(free_port) || die "no free port"
-  bench_gateway_toml "$GW_PORT" "$MOCK_ADDR" >"$TMP/$name.toml"
+  local name=$1
+  shift
+  STARTED_PORT=$(free_port) || die "no free port"
+  bench_gateway_toml "$STARTED_PORT" "$MOCK_ADDR" >"$TMP/$name.toml"
   bench_pingora_yaml "$TMP" "$name" >"$TMP/$name-pingora.yaml"
   "${ON_PROXY_CPU[@]}" env RUST_LOG="$GATEWAY_LOG" "$@" "$GATEWAY_BIN" --config "$TMP/$name.toml" -c "$TMP/$name-pingora.yaml" \
     >"$TMP/$name.out" 2>"$TMP/$name.log" &
-  GW_PID=$!
-  PIDS+=("$GW_PID")
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
+  wait_http "$STARTED_PORT" "berry-$name" "$STARTED_PID"
 }
+
+# warm_up PORT: WARMUP seconds of the JSON load on PORT, not measured.
+warm_up() {
+  wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" -s "$TMP/json.lua" \
+    "http://127.0.0.1:$1/v1/chat/completions" >/dev/null 2>&1 || true
+}
+
 echo "==> starting berry-gateway" >&2
-start_gateway
-wait_http "$GW_PORT" berry-gateway "$GW_PID"
+start_gateway gateway
+GW_PORT=$STARTED_PORT
+GW_PID=$STARTED_PID
 
 echo "==> starting the engine floor (hook-less Pingora proxy, same threads)" >&2
 ENGINE_PORT=$(free_port) || die "no free port"
@@ -388,8 +398,7 @@ proxy_pids() {
 
 echo "==> warm-up (${WARMUP}s per target)" >&2
 for target in "${TARGETS[@]}"; do
-  wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" -s "$TMP/json.lua" \
-    "http://127.0.0.1:${TARGET_PORT[$target]}/v1/chat/completions" >/dev/null 2>&1 || true
+  warm_up "${TARGET_PORT[$target]}"
 done
 
 SCENARIOS=(
@@ -506,21 +515,15 @@ HWM_END=$(hwm_kib "$GW_PID")
 # cost of per-request metrics: the same gateway with BERRY_REQUEST_METRICS=off,
 # measured alternately with the metrics-on gateway
 # ---------------------------------------------------------------------------------------
-MAIN_GW_PORT=$GW_PORT
-MAIN_GW_PID=$GW_PID
 echo "==> per-request metrics cost: second gateway with BERRY_REQUEST_METRICS=off" >&2
 start_gateway gateway-nometrics BERRY_REQUEST_METRICS=off
-wait_http "$GW_PORT" berry-gateway-nometrics "$GW_PID"
-NOMETRICS_PORT=$GW_PORT
-NOMETRICS_PID=$GW_PID
-wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" -s "$TMP/json.lua" \
-  "http://127.0.0.1:$NOMETRICS_PORT/v1/chat/completions" >/dev/null 2>&1 || true
+NOMETRICS_PORT=$STARTED_PORT
+NOMETRICS_PID=$STARTED_PID
+warm_up "$NOMETRICS_PORT"
 for round in $(seq 1 "$ROUNDS"); do
-  run_wrk metrics gateway_on "$round" "$CONNS" "$TMP/json.lua" "$MAIN_GW_PORT" "$MAIN_GW_PID"
+  run_wrk metrics gateway_on "$round" "$CONNS" "$TMP/json.lua" "$GW_PORT" "$GW_PID"
   run_wrk metrics gateway_off "$round" "$CONNS" "$TMP/json.lua" "$NOMETRICS_PORT" "$NOMETRICS_PID"
 done
-GW_PORT=$MAIN_GW_PORT
-GW_PID=$MAIN_GW_PID
 
 # ---------------------------------------------------------------------------------------
 # cost of shared state: a gateway whose bench user has (never reached) limits enforced on
@@ -545,9 +548,8 @@ if [ "$SHARED" = 1 ]; then
   EXTRA_USER=$(printf '[users.bench.rate_limit]\nrequests_per_minute = 1000000000\ntokens_per_day = 1000000000000')
   start_gateway gateway-shared
   EXTRA_SETTINGS="" EXTRA_USER=""
-  wait_http "$GW_PORT" berry-gateway-shared "$GW_PID"
-  SHARED_PORT=$GW_PORT
-  SHARED_PID=$GW_PID
+  SHARED_PORT=$STARTED_PORT
+  SHARED_PID=$STARTED_PID
   # Measure shared state, not the fallback: Redis must be up for the gateway.
   for _ in $(seq 1 50); do
     http_request "$SHARED_PORT" GET /metrics "" "" | grep -q '^berry_shared_state_up 1' && break
@@ -555,14 +557,11 @@ if [ "$SHARED" = 1 ]; then
   done
   http_request "$SHARED_PORT" GET /metrics "" "" | grep -q '^berry_shared_state_up 1' ||
     die "the shared-state gateway never reached Redis (see $TMP/gateway-shared.log)"
-  GW_PORT=$MAIN_GW_PORT
-  GW_PID=$MAIN_GW_PID
-  wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" -s "$TMP/json.lua" \
-    "http://127.0.0.1:$SHARED_PORT/v1/chat/completions" >/dev/null 2>&1 || true
+  warm_up "$SHARED_PORT"
   for round in $(seq 1 "$ROUNDS"); do
-    run_wrk shared gateway_off "$round" "$CONNS" "$TMP/json.lua" "$MAIN_GW_PORT" "$MAIN_GW_PID"
+    run_wrk shared gateway_off "$round" "$CONNS" "$TMP/json.lua" "$GW_PORT" "$GW_PID"
     run_wrk shared gateway_on "$round" "$CONNS" "$TMP/json.lua" "$SHARED_PORT" "$SHARED_PID" "$REDIS_PID"
-    run_wrk shared_lat gateway_off "$round" 8 "$TMP/json_paced.lua" "$MAIN_GW_PORT" "$MAIN_GW_PID"
+    run_wrk shared_lat gateway_off "$round" 8 "$TMP/json_paced.lua" "$GW_PORT" "$GW_PID"
     run_wrk shared_lat gateway_on "$round" 8 "$TMP/json_paced.lua" "$SHARED_PORT" "$SHARED_PID" "$REDIS_PID"
   done
   redis_calls=$(redis-cli -p "$REDIS_PORT" info commandstats 2>/dev/null | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\).*/\1/p')
