@@ -9,6 +9,9 @@
 #[allow(dead_code)]
 #[path = "common/redis.rs"]
 mod redis_server;
+#[allow(dead_code)] // each test binary uses part of the helper
+#[path = "common/test_ca.rs"]
+mod test_ca;
 
 use berry_gateway::clock;
 use berry_gateway::config::{RateLimit, Secret};
@@ -848,21 +851,10 @@ async fn rediss_client_half() {
 fn rediss_through_rustls() {
     let dir = std::env::temp_dir().join(format!("berry-redis-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "berry redis test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
+    let cert = test_ca::issue("berry redis test CA", "127.0.0.1");
+    std::fs::write(dir.join("ca.pem"), cert.ca_pem).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), cert.key_pem).unwrap();
     let server = RedisServer::start_tls(&dir);
     let log = dir.join("client-half.log");
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())

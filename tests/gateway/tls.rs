@@ -4,6 +4,9 @@
 //! sent in its ClientHello.
 
 use crate::harness::*;
+#[allow(dead_code)] // each test binary uses part of the helper
+#[path = "../common/test_ca.rs"]
+mod test_ca;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::io::copy_bidirectional;
@@ -22,29 +25,18 @@ struct Hello {
 /// A TLS server config for `localhost` with a throwaway CA, speaking `alpn`; returns it
 /// and the CA (PEM).
 fn server_config(alpn: &[&[u8]]) -> (Arc<ServerConfig>, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "berry test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
+    let cert = test_ca::issue("berry test CA", "localhost");
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let mut config = ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(
-            vec![CertificateDer::from(leaf.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            vec![CertificateDer::from(cert.cert_der)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der)),
         )
         .unwrap();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let config = Arc::new(config);
-    (config, ca.pem())
+    (config, cert.ca_pem)
 }
 
 /// Serves every TCP connection to a fresh loopback port with `on_conn`, on a one-thread
