@@ -278,11 +278,12 @@ impl Answer {
     }
 
     /// Whether the stream already carries the client's error event (an upstream one,
-    /// passed on or translated).
+    /// passed on or translated). An upstream error event in a chunk dropped as garbage
+    /// never reached the client.
     pub fn sent_error_event(&self) -> bool {
         match &self.watch {
             BodyWatch::Translate(t) => t.sent_error_event(),
-            BodyWatch::Sse(s) => s.saw_error_event(),
+            BodyWatch::Sse(s) => s.saw_error_event() && !self.broke_mid_event,
             _ => false,
         }
     }

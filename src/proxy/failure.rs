@@ -233,11 +233,7 @@ fn count_stream_failure(p: &Proxied, answer: &Answer, fault: BodyFault, committe
     if !answer.is_sse() || !crate::metrics::per_request() {
         return;
     }
-    let kind = match fault {
-        // A passthrough stream whose in-band error event was followed by garbage.
-        BodyFault::Invalid if answer.sent_error_event() => BodyFault::ErrorEvent.label(),
-        f => f.label(),
-    };
+    let kind = fault.label();
     let phase = if committed { "content" } else { "preamble" };
     if let Some(b) = p.last_backend() {
         crate::metrics::STREAM_FAILURES

@@ -274,7 +274,14 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
             }
             let broken = if garbage {
                 answer.broke_mid_event = true;
-                Some(drop_chunk(UpstreamBroken::invalid(GARBAGE_MESSAGE)))
+                // Garbage after an in-band error event in the same chunk: the provider
+                // said it failed; the dropped chunk takes that event with it, so the
+                // gateway's own error event stands in for it.
+                Some(drop_chunk(if scan.saw_error_event() {
+                    UpstreamBroken::error_event(ERROR_EVENT_MESSAGE)
+                } else {
+                    UpstreamBroken::invalid(GARBAGE_MESSAGE)
+                }))
             } else if scan.saw_error_event() {
                 Some(keep_chunk(UpstreamBroken::error_event(ERROR_EVENT_MESSAGE)))
             } else if end && !scan.finished() {
@@ -342,6 +349,54 @@ fn keep_chunk(broken: UpstreamBroken) -> Breakage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::BodyFault;
+
+    /// An SSE answer under watch, as `on_response_header` starts it.
+    fn sse_answer() -> Answer {
+        Answer {
+            ttfb: std::time::Duration::ZERO,
+            watch: BodyWatch::Sse(Box::default()),
+            usage: None,
+            sse: true,
+            held: None,
+            complete: false,
+            gate: Gate::closed(),
+            broke_mid_event: false,
+        }
+    }
+
+    fn fault_of(e: &Error) -> UpstreamBroken {
+        *e.cause
+            .as_deref()
+            .and_then(|c| c.downcast_ref::<UpstreamBroken>())
+            .unwrap()
+    }
+
+    #[test]
+    fn an_error_event_is_passed_on_unless_garbage_in_its_chunk_drops_it() {
+        let error = "data: {\"error\":{\"message\":\"overloaded\"}}\n\n";
+        // alone in its chunk: kept for the client, and no gateway event follows it
+        let mut answer = sse_answer();
+        let mut body = Some(Bytes::from(error));
+        let e = on_body_chunk(&mut answer, &mut body, false).unwrap_err();
+        assert_eq!(fault_of(&e).fault, BodyFault::ErrorEvent);
+        assert_eq!(answer.held.as_deref(), Some(error.as_bytes()));
+        assert!(answer.sent_error_event());
+        // followed by garbage in the same chunk: the chunk is dropped with the event in
+        // it, so the client must get the gateway's error event instead
+        let mut answer = sse_answer();
+        let mut body = Some(Bytes::from(format!("{error}data: {{not json\n\n")));
+        let e = on_body_chunk(&mut answer, &mut body, false).unwrap_err();
+        assert_eq!(fault_of(&e).fault, BodyFault::ErrorEvent);
+        assert!(answer.held.is_none());
+        assert!(!answer.sent_error_event());
+        // garbage alone: an invalid answer
+        let mut answer = sse_answer();
+        let mut body = Some(Bytes::from_static(b"data: {not json\n\n"));
+        let e = on_body_chunk(&mut answer, &mut body, false).unwrap_err();
+        assert_eq!(fault_of(&e).fault, BodyFault::Invalid);
+        assert!(!answer.sent_error_event());
+    }
 
     #[test]
     fn retry_after_forms() {
