@@ -722,7 +722,7 @@ async fn a_lost_script_cache_is_reloaded() {
         .query(&mut server.client())
         .unwrap();
     a.finish("olga", &limits, Some(l), 42);
-    a.publish_cooldown("m/p/x", 5_000);
+    a.publish_cooldown(&"m/p/x".into(), 5_000);
     a.flush().await;
     assert!(a.is_up());
     assert_eq!(count(&server, "berry:{olga}:tok:minute"), 42);

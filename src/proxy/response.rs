@@ -89,12 +89,25 @@ pub fn on_response_header(
         crate::metrics::ttfb(&attempt.backend).observe(ttfb.as_secs_f64());
     }
     let limits = super::ratelimit::reset_after_ms(&resp.headers, SystemTime::now());
+    let retry_after = limits
+        .filter(|l| l.source == super::ratelimit::RETRY_AFTER_MS)
+        .map(|l| l.ms)
+        .or_else(|| {
+            resp.headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| retry_after_ms(v.as_bytes()))
+        });
+    let outcome = Outcome::from_status(status, retry_after);
     if let Some(limit) = limits {
-        attempt
-            .state()
-            .cool_down_for(limit.ms, crate::clock::now_ms());
-        if let Some(shared) = &p.shared {
-            shared.publish_cooldown(&attempt.backend.id, limit.ms);
+        // A 429 cools its backend down as an outcome (`finish_attempt` below), locally and
+        // on the shared state; the headers' cooldown is applied here only when longer.
+        if outcome.cooldown_ms().is_none_or(|own| limit.ms > own) {
+            attempt
+                .state()
+                .cool_down_for(limit.ms, crate::clock::now_ms());
+            if let Some(shared) = &p.shared {
+                shared.publish_cooldown(&attempt.backend.id, limit.ms);
+            }
         }
         if crate::metrics::per_request() {
             crate::metrics::PROVIDER_LIMIT_COOLDOWNS
@@ -106,15 +119,6 @@ pub fn on_response_header(
                 .inc();
         }
     }
-    let retry_after = limits
-        .filter(|l| l.source == super::ratelimit::RETRY_AFTER_MS)
-        .map(|l| l.ms)
-        .or_else(|| {
-            resp.headers
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| retry_after_ms(v.as_bytes()))
-        });
-    let outcome = Outcome::from_status(status, retry_after);
     let sse = is_event_stream(resp);
     if outcome != Outcome::Success {
         p.finish_attempt(outcome);

@@ -475,12 +475,12 @@ impl SharedState {
     /// A cooldown learnt here (429 Retry-After, rate-limit headers): every replica keeps
     /// `backend_id` off until it expires (capped at 300 s like local cooldowns). Never
     /// blocks (queued). Redis keeps the longer of what it holds and `ms`.
-    pub fn publish_cooldown(&self, backend_id: &str, ms: u64) {
+    pub fn publish_cooldown(&self, backend_id: &Arc<str>, ms: u64) {
         if ms == 0 {
             return;
         }
         self.inner.enqueue(Op::Cooldown {
-            backend: backend_id.into(),
+            backend: Arc::clone(backend_id),
             ms: ms.min(MAX_COOLDOWN_MS),
         });
     }
