@@ -359,8 +359,14 @@ pub struct Proxied {
 }
 
 impl Proxied {
-    /// A freshly admitted request holding `grant`; no attempt yet.
-    pub fn new(snapshot: Arc<Snapshot>, request: ProxyRequest, grant: Grant) -> Self {
+    /// A freshly admitted request holding `grant`, publishing cooldowns to `shared` when
+    /// set; no attempt yet.
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        request: ProxyRequest,
+        grant: Grant,
+        shared: Option<Arc<SharedState>>,
+    ) -> Self {
         let inflight = crate::metrics::per_request().then(|| InflightGuard::new(&request.model));
         Proxied {
             snapshot,
@@ -373,7 +379,7 @@ impl Proxied {
             answer: None,
             inflight,
             grant: Some(grant),
-            shared: None,
+            shared,
         }
     }
 

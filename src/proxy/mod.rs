@@ -215,9 +215,9 @@ impl ProxyHttp for BerryProxy {
         .await
         {
             Ok((request, grant)) => {
-                let mut p = Proxied::new(snapshot, request, grant);
-                p.shared = shared.and_then(|l| l.get()).cloned();
-                ctx.phase = Phase::Proxied(Box::new(p));
+                let shared = shared.and_then(|l| l.get()).cloned();
+                ctx.phase =
+                    Phase::Proxied(Box::new(Proxied::new(snapshot, request, grant, shared)));
                 Ok(false)
             }
             Err(Refusal::Answer(e)) => refuse(session, ctx, local, e).await,

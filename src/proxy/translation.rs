@@ -7,6 +7,7 @@ use super::request::attempt_body;
 use crate::error::ApiError;
 use crate::providers::Dialect;
 use crate::routing::Backend;
+use crate::translate::stream::{EventTranslator, StreamTranslator};
 use crate::translate::{chat_to_messages, errors, messages_to_chat, TokenUsage, UpstreamBroken};
 use bytes::Bytes;
 
@@ -152,18 +153,8 @@ impl AnswerTranslator {
         out: &mut Vec<u8>,
     ) -> Result<(), UpstreamBroken> {
         match self {
-            AnswerTranslator::ChatStream(s) => {
-                if let Some(b) = body {
-                    s.feed(b, out)?;
-                }
-                end_of_stream(end.then(|| s.finish()), s.saw_error())?;
-            }
-            AnswerTranslator::MessagesStream(s) => {
-                if let Some(b) = body {
-                    s.feed(b, out)?;
-                }
-                end_of_stream(end.then(|| s.finish()), s.saw_error())?;
-            }
+            AnswerTranslator::ChatStream(s) => translate_stream(s, body, end, out)?,
+            AnswerTranslator::MessagesStream(s) => translate_stream(s, body, end, out)?,
             AnswerTranslator::Json { kind, buf, usage } => {
                 collect(buf, body)?;
                 if end {
@@ -240,19 +231,27 @@ fn collect(buf: &mut Vec<u8>, body: Option<&[u8]>) -> Result<(), UpstreamBroken>
     Ok(())
 }
 
-/// Whether a translated stream failed: an in-band upstream error (already translated into
-/// the client's error event, which then goes out with the cut, not ahead of it), or an end
-/// before the stream was complete.
-fn end_of_stream(
-    finished: Option<Result<(), UpstreamBroken>>,
-    saw_error: bool,
+/// Translates a stream's next chunk (`end`: the upstream body ended with it). Fails on an
+/// in-band upstream error (already translated into the client's error event, which then
+/// goes out with the cut, not ahead of it), or at an end before the stream was complete.
+fn translate_stream<T: EventTranslator>(
+    s: &mut StreamTranslator<T>,
+    body: Option<&[u8]>,
+    end: bool,
+    out: &mut Vec<u8>,
 ) -> Result<(), UpstreamBroken> {
-    if saw_error {
+    if let Some(b) = body {
+        s.feed(b, out)?;
+    }
+    if s.saw_error() {
         return Err(UpstreamBroken::error_event(
             "the upstream provider reported an error in the stream",
         ));
     }
-    finished.unwrap_or(Ok(()))
+    if end {
+        s.finish()?;
+    }
+    Ok(())
 }
 
 /// Whether an OpenAI chat body asked for usage in its stream (`stream_options.include_usage`).

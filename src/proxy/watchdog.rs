@@ -127,7 +127,9 @@ impl Watchdog {
             socket,
             fired: AtomicBool::new(false),
         });
-        let task = if in_loop && crate::connection::watch_upstream_deadline(&deadline) {
+        let task = if in_loop {
+            let watched = crate::connection::watch_upstream_deadline(&deadline);
+            debug_assert!(watched, "in a connection loop, which watches the deadline");
             None
         } else {
             let d = Arc::clone(&deadline);

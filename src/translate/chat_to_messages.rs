@@ -937,7 +937,6 @@ impl EventTranslator for State {
                 m.unwrap_or("The upstream provider reported an error."),
             ));
             self.progress.phase = Phase::Errored;
-            self.progress.saw_error = true;
             return Ok(());
         }
         if ty == "ping" {

@@ -884,7 +884,6 @@ impl EventTranslator for State {
                 msg.unwrap_or("The upstream provider reported an error."),
             ));
             self.progress.phase = Phase::Errored;
-            self.progress.saw_error = true;
             return Ok(());
         }
         if let Some(u) = &c.usage {

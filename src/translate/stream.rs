@@ -19,8 +19,8 @@ pub enum Phase {
     Errored,
 }
 
-/// What every direction tracks besides its own state: the phase, the usage so far, the
-/// commit point and whether an in-band error was passed on.
+/// What every direction tracks besides its own state: the phase (`Errored` once an
+/// in-band error was passed on), the usage so far and the commit point.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub phase: Phase,
@@ -28,8 +28,6 @@ pub struct Progress {
     pub usage: Option<TokenUsage>,
     /// The first content event was emitted (the stream's commit point).
     pub started: bool,
-    /// An in-band upstream error was seen and translated.
-    pub saw_error: bool,
 }
 
 impl Progress {
@@ -119,6 +117,6 @@ impl<T: EventTranslator> StreamTranslator<T> {
 
     /// An in-band upstream error event was seen and translated.
     pub fn saw_error(&self) -> bool {
-        self.st.progress().saw_error
+        self.st.progress().phase == Phase::Errored
     }
 }

@@ -325,24 +325,12 @@ trait Translator {
     fn flags(&self) -> (Option<TokenUsage>, bool, bool);
 }
 
-impl Translator for chat_to_messages::Stream {
+impl<T: stream::EventTranslator> Translator for stream::StreamTranslator<T> {
     fn feed(&mut self, c: &[u8], o: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        chat_to_messages::Stream::feed(self, c, o)
+        stream::StreamTranslator::feed(self, c, o)
     }
     fn finish(&self) -> Result<(), UpstreamBroken> {
-        chat_to_messages::Stream::finish(self)
-    }
-    fn flags(&self) -> (Option<TokenUsage>, bool, bool) {
-        (self.usage(), self.started_content(), self.saw_error())
-    }
-}
-
-impl Translator for messages_to_chat::Stream {
-    fn feed(&mut self, c: &[u8], o: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        messages_to_chat::Stream::feed(self, c, o)
-    }
-    fn finish(&self) -> Result<(), UpstreamBroken> {
-        messages_to_chat::Stream::finish(self)
+        stream::StreamTranslator::finish(self)
     }
     fn flags(&self) -> (Option<TokenUsage>, bool, bool) {
         (self.usage(), self.started_content(), self.saw_error())
