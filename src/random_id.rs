@@ -1,5 +1,6 @@
 //! Random identifiers: the 32 lower-case hex digits of a random 128-bit number, for request
-//! ids (`x-request-id`) and shared-state lease ids.
+//! ids (`x-request-id`) and shared-state lease ids; [`hex32`] also serves other fixed-width
+//! hex (translated tool-use ids).
 
 /// The 32 lower-case hex digits of `n`, most significant first: what `format!("{n:032x}")`
 /// writes, without formatting machinery or an allocation.

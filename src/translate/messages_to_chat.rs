@@ -967,10 +967,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// Append `n` as 16 lowercase hex digits.
 fn push_hex(out: &mut Vec<u8>, n: u64) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..16).rev() {
-        out.push(HEX[((n >> (i * 4)) & 0xf) as usize]);
-    }
+    out.extend_from_slice(&crate::random_id::hex32(u128::from(n))[16..]);
 }
 
 /// `event: <name>\ndata: <json>\n\n`.
