@@ -426,13 +426,13 @@ fn validate_shared_state(s: FileSharedState, p: &mut Problems) -> Option<SharedS
         }
         Some(u) => u,
     };
-    let key_prefix = s.key_prefix.unwrap_or_else(|| "berry:".to_string());
-    let timeout = Duration::from_millis(s.timeout_ms.unwrap_or(50));
-    let settings = crate::shared::SharedSettings {
-        key_prefix: key_prefix.clone(),
-        timeout,
-        ..crate::shared::SharedSettings::new(Secret::new(url.clone()))
-    };
+    let mut settings = crate::shared::SharedSettings::new(Secret::new(url));
+    if let Some(prefix) = s.key_prefix {
+        settings.key_prefix = prefix;
+    }
+    if let Some(ms) = s.timeout_ms {
+        settings.timeout = Duration::from_millis(ms);
+    }
     // The messages never echo the URL: it may carry a password.
     for (field, message) in settings.problems() {
         p.add(format!("{PATH}.{field}"), message);
@@ -450,9 +450,9 @@ fn validate_shared_state(s: FileSharedState, p: &mut Problems) -> Option<SharedS
         }
     };
     Some(SharedStateConfig {
-        redis_url: Secret::new(url),
-        key_prefix,
-        timeout,
+        redis_url: settings.redis_url,
+        key_prefix: settings.key_prefix,
+        timeout: settings.timeout,
         on_unavailable,
     })
 }

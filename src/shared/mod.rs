@@ -554,7 +554,7 @@ fn decide(reply: &[i64], windows: &[Option<u64>; 5]) -> Option<Decision> {
 
 impl Inner {
     fn connection(&self) -> Option<ConnectionManager> {
-        self.conn.load_full().map(|c| (*c).clone())
+        self.conn.load().as_deref().cloned()
     }
 
     /// A fresh connection manager (connects lazily, reconnects by itself on I/O errors).
