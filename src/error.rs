@@ -159,7 +159,7 @@ impl ApiError {
         e
     }
 
-    /// 429: a user's token budget (input + output tokens per sliding minute or day) is spent.
+    /// 429: a user's token budget (prompt + output tokens per sliding minute or day) is spent.
     pub fn user_token_budget_exceeded(window: &str, retry_after: u64) -> Self {
         let mut e = Self::new(
             429,

@@ -229,8 +229,8 @@ pub struct RateLimit {
     pub per_hour: Option<u64>,
     pub per_day: Option<u64>,
     /// Token budgets (all prompt tokens, cached or not, plus output, from usage) per
-    /// sliding minute and day: a request is admitted while the window is under budget; its
-    /// tokens count when it ends.
+    /// sliding minute and day: a request is admitted while the window has room for one more
+    /// token; its tokens count when it ends.
     pub tokens_per_minute: Option<u64>,
     pub tokens_per_day: Option<u64>,
     /// Requests in flight at once.

@@ -87,7 +87,7 @@ impl LocalQuota {
 
     /// Admits one request against every configured limit, or refuses (the longest wait
     /// among the failing limits) without consuming anything. Token budgets admit while the
-    /// window's tokens are under budget. A granted request with `max_concurrent` holds a
+    /// window has room for one more token (the request rule, counted in tokens). A granted request with `max_concurrent` holds a
     /// slot until the returned guard is dropped.
     pub fn admit(
         &self,

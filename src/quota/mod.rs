@@ -92,7 +92,7 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// The request ended with `tokens` (input + output): counted against the user's token
+    /// The request ended with `tokens` (prompt + output): counted against the user's token
     /// budgets (in Redis when it admitted the request, else here); the concurrency slot or
     /// lease is released.
     pub fn finish(self, user: &UserEntry, tokens: u64, now_ms: u64) {

@@ -446,7 +446,7 @@ impl SharedState {
         })
     }
 
-    /// Request end: releases `lease` and adds `tokens` (input + output) to the user's
+    /// Request end: releases `lease` and adds `tokens` (prompt + output) to the user's
     /// configured token windows. Never blocks: queued for the flusher, which sends a batch
     /// every 50 ms or 256 writes in one pipeline (one script call per user). While Redis is
     /// down writes stay queued (up to 65,536, then dropped and counted as flush errors) and
