@@ -148,7 +148,10 @@ async fn admit(
     local: &mut LocalAnswer,
     overhead: &mut Duration,
 ) -> std::result::Result<(ctx::ProxyRequest, crate::quota::Grant), Refusal> {
-    let user = request::authenticate(session, snap).map_err(Refusal::Answer)?;
+    let t0 = Instant::now();
+    let user = request::authenticate(session, snap);
+    *overhead += t0.elapsed();
+    let user = user.map_err(Refusal::Answer)?;
     local.user = Some(Arc::clone(&user));
     let settings = &snap.table.settings;
     let limit = settings.max_request_body_bytes;
@@ -157,14 +160,19 @@ async fn admit(
         Err(request::BodyFailure::Refuse(e)) => return Err(Refusal::Answer(e)),
         Err(request::BodyFailure::Io(e)) => return Err(Refusal::Io(e)),
     };
+    // The user's limits are overhead when enforced in this process, not the Redis round
+    // trip of shared state.
     let t0 = Instant::now();
-    let request = request::admit(op, body, user, snap).map_err(Refusal::Answer);
-    *overhead += t0.elapsed();
-    let request = request?;
-    // Not counted as overhead: with shared state this is a Redis round trip.
-    let grant = crate::quota::admit(&request.user, shared, now_ms())
-        .await
-        .map_err(Refusal::Answer)?;
+    let request = request::admit(op, body, user, snap);
+    if shared.is_some() || request.is_err() {
+        *overhead += t0.elapsed();
+    }
+    let request = request.map_err(Refusal::Answer)?;
+    let grant = crate::quota::admit(&request.user, shared, now_ms()).await;
+    if shared.is_none() {
+        *overhead += t0.elapsed();
+    }
+    let grant = grant.map_err(Refusal::Answer)?;
     Ok((request, grant))
 }
 
