@@ -101,10 +101,7 @@ fn admitted(a: &Admission) -> bool {
 
 fn refused_by(a: &Admission) -> Option<(Limit, u64)> {
     match a {
-        Admission::Refused {
-            limit,
-            retry_after_secs,
-        } => Some((*limit, *retry_after_secs)),
+        Admission::Refused(r) => Some((r.limit, r.retry_after_secs)),
         Admission::Admitted(_) => None,
     }
 }
@@ -374,7 +371,7 @@ async fn same_windows_and_retry_after_as_the_local_limiter() {
         let got = r.admit_at("erin", &limits, now).await.unwrap();
         match (expected, &got) {
             (Ok(()), Admission::Admitted(None)) => admitted_n += 1,
-            (Err((window, retry)), Admission::Refused { .. }) => {
+            (Err((window, retry)), Admission::Refused(_)) => {
                 let (limit, shared_retry) = refused_by(&got).unwrap();
                 assert_eq!(
                     (limit.label(), shared_retry),

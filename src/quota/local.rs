@@ -95,16 +95,6 @@ impl LocalQuota {
         now_ms: u64,
     ) -> Result<Option<ConcurrencySlot>, Refusal> {
         let mut refusal: Option<Refusal> = None;
-        // Keeps the longest wait among the failing limits.
-        fn refuse(refusal: &mut Option<Refusal>, limit: Limit, wait_ms: u64) {
-            let secs = wait_ms.div_ceil(1000).max(1);
-            if refusal.is_none_or(|r| secs > r.retry_after_secs) {
-                *refusal = Some(Refusal {
-                    limit,
-                    retry_after_secs: secs,
-                });
-            }
-        }
         let mut guard = self.windows();
         let w = &mut *guard;
         let maxima = window_maxima(limit);
@@ -115,7 +105,7 @@ impl LocalQuota {
             // Room for one more request; a token budget admits while there is room for
             // one more token.
             if c.estimate(now_ms, len) + 1.0 > max as f64 {
-                refuse(&mut refusal, name, c.wait_ms(now_ms, len, max, 1));
+                Refusal::keep_longest(&mut refusal, name, c.wait_ms(now_ms, len, max, 1));
             }
         }
         let slot = match limit.max_concurrent {
@@ -129,7 +119,7 @@ impl LocalQuota {
                 match taken {
                     Ok(_) => Some(ConcurrencySlot(Arc::clone(&self.in_flight))),
                     Err(n) if n >= max => {
-                        refuse(&mut refusal, Limit::Concurrency, 1000);
+                        Refusal::keep_longest(&mut refusal, Limit::Concurrency, 1000);
                         None
                     }
                     Err(_) => None, // refused by another limit: nothing taken

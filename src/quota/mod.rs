@@ -75,6 +75,22 @@ pub struct Refusal {
     pub retry_after_secs: u64,
 }
 
+impl Refusal {
+    /// Adds the failure of `limit`, which could admit in `wait_ms`, to the refusal so far:
+    /// a request failing several limits is refused by the one with the longest wait (the
+    /// first on a tie), in whole seconds, at least 1. The local limiter and the shared
+    /// state's reply reader both decide this way.
+    pub fn keep_longest(refusal: &mut Option<Refusal>, limit: Limit, wait_ms: u64) {
+        let secs = wait_ms.div_ceil(1000).max(1);
+        if refusal.is_none_or(|r| secs > r.retry_after_secs) {
+            *refusal = Some(Refusal {
+                limit,
+                retry_after_secs: secs,
+            });
+        }
+    }
+}
+
 use crate::auth::UserEntry;
 use crate::config::{OnUnavailable, RateLimit};
 use crate::error::ApiError;
@@ -129,18 +145,7 @@ pub async fn admit(
                         shared: Some((Arc::clone(state), lease)),
                     })
                 }
-                Ok(Admission::Refused {
-                    limit,
-                    retry_after_secs,
-                }) => {
-                    return Err(refused(
-                        user,
-                        Refusal {
-                            limit,
-                            retry_after_secs,
-                        },
-                    ))
-                }
+                Ok(Admission::Refused(r)) => return Err(refused(user, r)),
                 Err(_unavailable) => {}
             }
         }

@@ -30,7 +30,7 @@ use crate::config::Secret;
 use crate::metrics::{SHARED_STATE_ERRORS, SHARED_STATE_UP};
 use crate::quota::local::Counter;
 pub use crate::quota::Limit;
-use crate::quota::{window_maxima, WINDOWS};
+use crate::quota::{window_maxima, Refusal, WINDOWS};
 use crate::routing::state::{BackendState, MAX_COOLDOWN_MS};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -195,10 +195,9 @@ impl Drop for Lease {
 pub enum Admission {
     /// Counted in every request window; the lease is `Some` iff `max_concurrent` is set.
     Admitted(Option<Lease>),
-    /// Refused by `limit` (the one with the longest wait among those that failed); nothing
-    /// was consumed. `retry_after_secs` ≥ 1, computed as the local limiter does
-    /// (concurrency: 1).
-    Refused { limit: Limit, retry_after_secs: u64 },
+    /// Refused (by the limit with the longest wait among those that failed, as the local
+    /// limiter decides; concurrency waits 1 s); nothing was consumed.
+    Refused(Refusal),
 }
 
 /// Redis is down, timed out or answered with an error: apply `on_unavailable`.
@@ -430,7 +429,7 @@ impl SharedState {
             return Err(Unavailable);
         };
         Ok(match admission {
-            Decision::Admitted => Admission::Admitted(lease_id.map(|id| {
+            Ok(()) => Admission::Admitted(lease_id.map(|id| {
                 let user: Arc<str> = user_id.into();
                 lock(&inner.held).insert(id.clone(), Arc::clone(&user));
                 Lease {
@@ -439,10 +438,7 @@ impl SharedState {
                     owner: Arc::downgrade(inner),
                 }
             })),
-            Decision::Refused(limit, retry_after_secs) => Admission::Refused {
-                limit,
-                retry_after_secs,
-            },
+            Err(r) => Admission::Refused(r),
         })
     }
 
@@ -509,26 +505,22 @@ impl SharedState {
     }
 }
 
-enum Decision {
-    Admitted,
-    Refused(Limit, u64),
-}
-
 /// Reads the admission script's reply: `{admitted, now, (index, s, c, p)*}`. Retry-After is
 /// the longest wait among the failing checks (the first on a tie), each computed by
 /// `quota::local::Counter::wait_ms` as the local limiter does; concurrency waits 1 s.
-fn decide(reply: &[i64], windows: &[Option<u64>; 5]) -> Option<Decision> {
+/// `Some(Ok(()))`: admitted; `Some(Err(_))`: refused; `None`: not a reply of the script.
+fn decide(reply: &[i64], windows: &[Option<u64>; 5]) -> Option<Result<(), Refusal>> {
     let [admitted, now, rest @ ..] = reply else {
         return None;
     };
     if *admitted == 1 {
-        return Some(Decision::Admitted);
+        return Some(Ok(()));
     }
     let now = u64::try_from(*now).ok()?;
     let u = |x: i64| u64::try_from(x).unwrap_or(0);
-    let mut worst: Option<(Limit, u64)> = None;
+    let mut worst: Option<Refusal> = None;
     for check in rest.chunks_exact(4) {
-        let (limit, secs) = match usize::try_from(check[0]).ok()? {
+        let (limit, wait_ms) = match usize::try_from(check[0]).ok()? {
             i @ 1..=5 => {
                 let (limit, len) = WINDOWS[i - 1];
                 let max = windows[i - 1]?;
@@ -537,19 +529,14 @@ fn decide(reply: &[i64], windows: &[Option<u64>; 5]) -> Option<Decision> {
                     current: u(check[2]),
                     previous: u(check[3]),
                 };
-                (
-                    limit,
-                    counter.wait_ms(now, len, max, 1).div_ceil(1000).max(1),
-                )
+                (limit, counter.wait_ms(now, len, max, 1))
             }
-            6 => (Limit::Concurrency, 1),
+            6 => (Limit::Concurrency, 1000),
             _ => return None,
         };
-        if worst.is_none_or(|(_, w)| secs > w) {
-            worst = Some((limit, secs));
-        }
+        Refusal::keep_longest(&mut worst, limit, wait_ms);
     }
-    worst.map(|(limit, secs)| Decision::Refused(limit, secs))
+    worst.map(Err)
 }
 
 impl Inner {
@@ -1004,11 +991,14 @@ mod tests {
         // concurrency: 1 s → the minute wins.
         let start = 600_000;
         let reply = [0, start + 10_000, 1, start, 3, 0, 6, 0, 0, 0];
-        match decide(&reply, &w) {
-            Some(Decision::Refused(Limit::RequestsPerMinute, 50)) => {}
-            other => panic!("{:?}", other.map(|d| matches!(d, Decision::Admitted))),
-        }
-        assert!(matches!(decide(&[1, start], &w), Some(Decision::Admitted)));
+        assert_eq!(
+            decide(&reply, &w),
+            Some(Err(Refusal {
+                limit: Limit::RequestsPerMinute,
+                retry_after_secs: 50
+            }))
+        );
+        assert_eq!(decide(&[1, start], &w), Some(Ok(())));
         assert!(decide(&[0], &w).is_none());
         assert!(decide(&[0, start, 9, 0, 0, 0], &w).is_none());
     }
