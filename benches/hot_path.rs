@@ -359,14 +359,16 @@ fn per_request(
         Ok(r) => r,
         Err(e) => panic!("request refused: {e:?}"),
     };
-    // The user's limits in this process (the local half of `quota::admit`); the slot, if
-    // any, is held until the request ends.
-    let slot = match admitted.user.limits() {
-        Some((limit, quota)) => match quota.admit(limit, now) {
-            Ok(slot) => slot,
-            Err(r) => panic!("request refused by a limit: {r:?}"),
-        },
-        None => None,
+    // The user's limits in this process (`quota::admit` without shared state completes in
+    // its first poll); the grant is settled when the request ends.
+    let grant = {
+        let admission = std::pin::pin!(berry_gateway::quota::admit(&admitted.user, None, now));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::future::Future::poll(admission, &mut cx) {
+            std::task::Poll::Ready(Ok(g)) => g,
+            std::task::Poll::Ready(Err(e)) => panic!("request refused by a limit: {e:?}"),
+            std::task::Poll::Pending => panic!("local admission waited"),
+        }
     };
     let model = &admitted.model;
     let tags = &admitted.user.tags;
@@ -381,7 +383,7 @@ fn per_request(
         })
         .expect("a backend");
     let body = attempt_body(&admitted, &model.backends[sel.index].model_literal);
-    drop(slot);
+    grant.finish(&admitted.user, 0, now);
     body
 }
 
