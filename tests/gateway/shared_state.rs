@@ -48,17 +48,23 @@ fn replicas(config: &str) -> (Gateway, Gateway) {
     let g1 = Gateway::start(config);
     let g2 = Gateway::start(config);
     for g in [&g1, &g2] {
-        assert!(
-            wait_until(Duration::from_secs(5), || metric(
-                g,
-                "berry_shared_state_up",
-                &[]
-            ) == 1.0),
-            "shared state not up: {}",
-            g.log()
-        );
+        wait_shared_state_up(g, "shared state not up");
     }
     (g1, g2)
+}
+
+/// Waits up to 5 s for `g`'s link to Redis (`berry_shared_state_up` = 1); panics with
+/// `what` and the gateway's log.
+fn wait_shared_state_up(g: &Gateway, what: &str) {
+    assert!(
+        wait_until(Duration::from_secs(5), || metric(
+            g,
+            "berry_shared_state_up",
+            &[]
+        ) == 1.0),
+        "{what}: {}",
+        g.log()
+    );
 }
 
 #[test]
@@ -192,11 +198,7 @@ fn losing_redis_switches_to_on_unavailable_and_recovers_by_itself() {
     let deny = Gateway::start(&mode("deny"));
     let allow = Gateway::start(&mode("allow"));
     for g in [&deny, &allow] {
-        assert!(wait_until(Duration::from_secs(5), || metric(
-            g,
-            "berry_shared_state_up",
-            &[]
-        ) == 1.0));
+        wait_shared_state_up(g, "shared state not up");
     }
     redis.stop();
     // local: requests keep flowing, limited by this replica alone (6 a minute)
@@ -235,14 +237,7 @@ fn losing_redis_switches_to_on_unavailable_and_recovers_by_itself() {
     // Redis back: both replicas reconnect by themselves
     redis.restart();
     for g in [&g1, &deny] {
-        assert!(
-            wait_until(Duration::from_secs(5), || metric(
-                g,
-                "berry_shared_state_up",
-                &[]
-            ) == 1.0),
-            "no reconnect"
-        );
+        wait_shared_state_up(g, "no reconnect");
     }
     assert_eq!(deny.chat("tok-rpm", "model-x").status, 200);
     for log in [g1.log(), deny.log()] {
@@ -329,15 +324,7 @@ fn a_reload_that_changes_shared_state_warns_and_keeps_the_running_link() {
     let b = mock("b");
     let cfg = config(&redis, "local", &a, &b);
     let g = Gateway::start(&cfg);
-    assert!(
-        wait_until(Duration::from_secs(5), || metric(
-            &g,
-            "berry_shared_state_up",
-            &[]
-        ) == 1.0),
-        "shared state not up: {}",
-        g.log()
-    );
+    wait_shared_state_up(&g, "shared state not up");
     assert_eq!(g.chat("tok-rpm", "model-x").status, 200);
     let moved = cfg.replace(
         "[settings.shared_state]\n",
