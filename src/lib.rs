@@ -30,3 +30,5 @@ pub mod snapshot;
 pub mod sse;
 pub mod translate;
 pub mod usage;
+pub mod vocab;
+pub mod wire;

@@ -14,7 +14,7 @@ use crate::quota::Grant;
 use crate::routing::{Backend, BackendState, ModelRoute, Outcome};
 use crate::shared::SharedState;
 use crate::snapshot::Snapshot;
-use crate::translate::TokenUsage;
+use crate::vocab::TokenUsage;
 use crate::usage::{JsonUsageScanner, SseScanner};
 use bytes::{Bytes, BytesMut};
 use http::HeaderValue;

@@ -4,7 +4,7 @@ use super::ctx::{Operation, Phase, Proxied, RequestCtx};
 use crate::auth::UserEntry;
 use crate::metrics;
 use crate::routing::{Backend, ModelRoute, Outcome};
-use crate::translate::TokenUsage;
+use crate::vocab::TokenUsage;
 use std::time::Duration;
 
 /// Label for requests whose user or model is unknown (refused before it was resolved).

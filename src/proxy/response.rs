@@ -11,7 +11,7 @@ use super::translation::{wants_stream_usage, Translation};
 use super::upstream::situation;
 use crate::fault::UpstreamBroken;
 use crate::routing::Outcome;
-use crate::translate::TokenUsage;
+use crate::vocab::TokenUsage;
 use crate::usage::Usage;
 use bytes::Bytes;
 use http::HeaderName;

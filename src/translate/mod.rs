@@ -24,19 +24,7 @@ mod json;
 pub mod messages_to_chat;
 pub mod stream;
 
-/// Token usage in the partition the gateway counts: `input` = prompt tokens neither read
-/// from nor written to a cache; `cache_read`; `cache_write`; `output`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenUsage {
-    /// Prompt tokens neither read from nor written to a cache.
-    pub input: u64,
-    /// Generated tokens.
-    pub output: u64,
-    /// Prompt tokens read from the provider's prompt cache.
-    pub cache_read: u64,
-    /// Prompt tokens written to the provider's prompt cache.
-    pub cache_write: u64,
-}
+pub use crate::vocab::TokenUsage;
 
 /// A client request the target dialect cannot express: 400 invalid_request_error with
 /// `param` = the field and a message naming it.

@@ -1,0 +1,1 @@
+//! Anthropic Messages: request, response and stream events.

@@ -1,0 +1,1 @@
+//! Error bodies and in-stream error events, for every dialect: the one place they are written.

@@ -1,0 +1,1 @@
+//! OpenAI chat completions: request, response and stream chunks.
