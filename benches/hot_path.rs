@@ -13,7 +13,7 @@
 //! * `select_4_backends` — `ModelRoute::select` with the gateway's own `eligible` filter
 //!   (`proxy::upstream::eligible`) for every strategy on a model with 4 backends.
 //! * `per_request` — everything the gateway does per request before it talks to the upstream
-//!   except I/O: token extraction, authentication, `proxy::request::admit` (scan, model
+//!   except I/O: token extraction, authentication, `proxy::request::validate_request` (scan, model
 //!   lookup, permission, quota), `select`, and `proxy::request::attempt_body` (splice).
 //!   Measured for 10 / 1,000 models × 10 / 1,000 users, cycling through 256 pre-built
 //!   requests spread over the users and models (so larger tables are not flattered by a hot
@@ -49,11 +49,12 @@ use berry_gateway::auth::client_token;
 use berry_gateway::body::{apply_edits, include_usage_edit, json_string_literal, scan, Edit};
 use berry_gateway::config::{load_str, Config, Format};
 use berry_gateway::proxy::ctx::Operation;
-use berry_gateway::proxy::request::{admit, attempt_body};
+use berry_gateway::proxy::request::{attempt_body, validate_request};
 use berry_gateway::proxy::upstream::eligible;
 use berry_gateway::routing::SelectInput;
 use berry_gateway::snapshot::Snapshot;
-use berry_gateway::usage::{JsonUsageScanner, SseScanner, Usage};
+use berry_gateway::usage::{JsonUsageScanner, SseScanner};
+use berry_gateway::vocab::TokenUsage;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -355,14 +356,15 @@ fn per_request(
 ) -> Bytes {
     let token = client_token(Some(req.authorization.as_slice()), None).expect("token");
     let user = snap.users.authenticate(token).expect("known user");
-    let admitted = match admit(Operation::Chat, req.body.clone(), Arc::clone(user), snap) {
+    let admitted = match validate_request(Operation::Chat, req.body.clone(), Arc::clone(user), snap)
+    {
         Ok(r) => r,
         Err(e) => panic!("request refused: {e:?}"),
     };
-    // The user's limits in this process (`quota::admit` without shared state completes in
+    // The user's limits in this process (`quota::admit_user` without shared state completes in
     // its first poll); the grant is settled when the request ends.
     let grant = {
-        let admission = std::pin::pin!(berry_gateway::quota::admit(&admitted.user, None, now));
+        let admission = std::pin::pin!(berry_gateway::quota::admit_user(&admitted.user, None, now));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match std::future::Future::poll(admission, &mut cx) {
             std::task::Poll::Ready(Ok(g)) => g,
@@ -508,7 +510,7 @@ fn json_reply() -> Vec<u8> {
     .into_bytes()
 }
 
-fn scan_sse<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> (bool, Option<Usage>, u64) {
+fn scan_sse<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> (bool, Option<TokenUsage>, u64) {
     let mut s = SseScanner::new();
     for c in chunks {
         if s.feed(black_box(c)).is_err() {
@@ -518,7 +520,7 @@ fn scan_sse<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> (bool, Option<Usage>,
     (s.finished(), s.usage(), s.events())
 }
 
-fn scan_json<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> Option<Usage> {
+fn scan_json<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> Option<TokenUsage> {
     let mut s = JsonUsageScanner::new();
     for c in chunks {
         s.feed(black_box(c));
@@ -531,9 +533,9 @@ fn bench_usage(c: &mut Criterion) {
     let stream: Vec<u8> = events.concat();
     let expect = (
         true,
-        Some(Usage {
-            input_tokens: 19,
-            output_tokens: 47,
+        Some(TokenUsage {
+            input: 19,
+            output: 47,
             ..Default::default()
         }),
         50,
@@ -572,9 +574,9 @@ fn bench_usage(c: &mut Criterion) {
     let body = json_reply();
     assert_eq!(
         scan_json([&body[..]].into_iter()),
-        Some(Usage {
-            input_tokens: 1117,
-            output_tokens: 946,
+        Some(TokenUsage {
+            input: 1117,
+            output: 946,
             ..Default::default()
         })
     );

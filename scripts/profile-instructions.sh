@@ -162,7 +162,7 @@ LOOP_ENGINE = re.escape("<T as pingora_core::apps::ServerApp>::process_new") + C
 PER_REQUEST = re.escape("<pingora_proxy::HttpProxy<SV,C> as pingora_core::apps::HttpServerApp>::process_new_http") + CLOSURE
 CATEGORIES = [
     ("auth (token, SHA-256, user lookup)", [r"berry_gateway::auth::request_token", r"berry_gateway::auth::Users::authenticate_index"]),
-    ("body scan + admission", [r"berry_gateway::proxy::request::admit"]),
+    ("body scan + admission", [r"berry_gateway::proxy::request::validate_request"]),
     ("request id", [r"berry_gateway::proxy::request::request_id"]),
     ("backend selection + peer", [HOOK + "upstream_peer" + CLOSURE]),
     ("upstream request head rewrite", [HOOK + "upstream_request_filter" + CLOSURE]),

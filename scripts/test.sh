@@ -19,6 +19,8 @@ export BERRY_REQUIRE_PROMTOOL=1
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+echo "==> module graph (no import cycles, layers respected)"
+python3 scripts/module-graph.py
 echo "==> cargo clippy -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "==> cargo test"

@@ -4,9 +4,10 @@
 //! Nothing here prints a URL with credentials, a key or a token.
 
 use crate::auth::{request_token, secret_matches, UserEntry};
-use crate::error::{ApiError, ClientApi};
+use crate::error::ApiError;
 use crate::routing::Table;
 use crate::snapshot::Snapshot;
+use crate::vocab::ClientApi;
 use pingora_http::RequestHeader;
 use serde_json::{json, Value};
 

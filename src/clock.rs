@@ -1,7 +1,7 @@
 //! Monotonic milliseconds since process start: the one clock of routing state.
 //!
 //! State and strategies take `now_ms` as an argument so tests inject time; only the proxy,
-//! health checks and the rate limiter read this clock.
+//! health checks and the in-process user quotas read this clock.
 
 use once_cell::sync::Lazy;
 use std::time::{Duration, Instant};

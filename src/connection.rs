@@ -14,11 +14,11 @@
 //! * `client_header_timeout_seconds`: each request is served by
 //!   `HttpProxy::process_new_http` raced against a deadline, from the connection's start
 //!   (first request) or from the next request's first byte. The proxy creates its request
-//!   context right after the head is parsed; `new_ctx` calls [`head_read`], which marks
-//!   this task's head as complete, and the deadline then never fires. When it fires first,
-//!   the unfinished head read is dropped and the connection closed.
-//! * The upstream header deadline of a streaming attempt ([`crate::proxy::watchdog`]) is
-//!   handed to the loop ([`watch_upstream_deadline`]) and polled next to the request with a
+//!   context right after the head is parsed and reports it ([`request_scope::head_read`]),
+//!   and the deadline then never fires. When it fires first, the unfinished head read is
+//!   dropped and the connection closed.
+//! * The upstream header deadline of a streaming attempt is handed to the loop
+//!   ([`request_scope::watch_upstream_deadline`]) and polled next to the request with a
 //!   third per-connection timer, so no stream needs a task of its own for it.
 //! * `client_write_timeout_seconds`: Pingora's own downstream write timeout, set on every
 //!   session (it bounds each response body write; an expired write fails the request as a
@@ -28,86 +28,37 @@
 //!
 //! HTTP/2 connections (TLS with ALPN `h2`; the client listener is plain TCP today) are
 //! left to Pingora's own loop.
+//!
+//! The loop knows the proxy only as a Pingora [`HttpServerApp`]; everything the two say to
+//! each other about a request goes through [`crate::request_scope`].
 
 use crate::metrics::CLIENT_TIMEOUTS;
-use crate::proxy::watchdog::Deadline;
-use crate::proxy::BerryProxy;
+use crate::request_scope;
 use crate::snapshot::SnapshotCell;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
-use pingora_proxy::HttpProxy;
-use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-/// What the connection loop tracks for the request its task is serving.
-struct RequestScope {
-    /// The request head was read: its header deadline no longer applies.
-    head_read: Cell<bool>,
-    /// The upstream header deadline of the current attempt, if one is armed, and how many
-    /// were armed so far (each new one moves the loop's timer). Held weakly: the attempt's
-    /// `Watchdog` owns it, and dropping that disarms it.
-    upstream: RefCell<(Option<Weak<Deadline>>, u64)>,
-}
-
-tokio::task_local! {
-    static SCOPE: RequestScope;
-}
-
-/// Marks the current request's head as read (disarms its header deadline). Called from
-/// the proxy's `new_ctx`; does nothing outside the connection loop.
-pub fn head_read() {
-    let _ = SCOPE.try_with(|s| s.head_read.set(true));
-}
-
-/// Whether the current task is a request served by the connection loop (HTTP/1 clients).
-pub fn in_connection_loop() -> bool {
-    SCOPE.try_with(|_| ()).is_ok()
-}
-
-/// Has the connection loop serving the current task's request fire `deadline` when
-/// `deadline.at` passes, unless every strong reference to it was dropped before (it is
-/// held weakly). Replaces a deadline handed over earlier in the same request. `false`
-/// outside a connection loop (HTTP/2 clients): the caller must wait for it itself.
-pub fn watch_upstream_deadline(deadline: &Arc<Deadline>) -> bool {
-    SCOPE
-        .try_with(|s| {
-            let mut slot = s.upstream.borrow_mut();
-            *slot = (Some(Arc::downgrade(deadline)), slot.1.wrapping_add(1));
-        })
-        .is_ok()
-}
-
-/// The armed upstream deadline of the current request, if any (still held by its
-/// attempt), with its arming number.
-fn armed_upstream_deadline() -> Option<(Arc<Deadline>, u64)> {
-    SCOPE
-        .try_with(|s| {
-            let slot = s.upstream.borrow();
-            slot.0.as_ref().and_then(Weak::upgrade).map(|d| (d, slot.1))
-        })
-        .ok()
-        .flatten()
-}
-
-/// The client listener's application: the proxy behind the limits of [`ClientLimits`].
-pub struct ClientApp {
-    proxy: Arc<HttpProxy<BerryProxy>>,
+/// The client listener's application: the proxy (any Pingora HTTP application) behind the
+/// limits of [`ClientLimits`].
+pub struct ClientApp<A> {
+    proxy: Arc<A>,
     snapshots: Arc<SnapshotCell>,
 }
 
-impl ClientApp {
+impl<A> ClientApp<A> {
     /// Serves client connections with `proxy`, under the limits of the snapshot `snapshots`
     /// holds when each request starts.
-    pub fn new(proxy: HttpProxy<BerryProxy>, snapshots: Arc<SnapshotCell>) -> Self {
+    pub fn new(proxy: A, snapshots: Arc<SnapshotCell>) -> Self {
         ClientApp {
             proxy: Arc::new(proxy),
             snapshots,
@@ -193,8 +144,8 @@ enum Served {
 /// Runs `serve` (one request: head, proxying, response) unless its head is not read
 /// before `deadline` expires. `deadline` may fire later (the request runs on past it):
 /// once the head is read, its expiry changes nothing. Meanwhile fires the upstream header
-/// deadline the request arms ([`watch_upstream_deadline`]) with `upstream`, a timer moved
-/// to each armed deadline.
+/// deadline the request arms ([`request_scope::watch_upstream_deadline`]) with `upstream`,
+/// a timer moved to each armed deadline.
 async fn within_head_deadline<F>(
     serve: F,
     mut deadline: Pin<&mut Sleep>,
@@ -203,45 +154,40 @@ async fn within_head_deadline<F>(
 where
     F: Future<Output = Option<ReusedHttpStream>>,
 {
-    let scope = RequestScope {
-        head_read: Cell::new(false),
-        upstream: RefCell::new((None, 0)),
-    };
-    SCOPE
-        .scope(scope, async move {
-            // Once the head is read the deadline is not even polled again (the task is
-            // woken for every step of the proxying; the timer needs no new waker).
-            let expiry = std::future::poll_fn(|cx| {
-                if SCOPE.try_with(|s| s.head_read.get()).unwrap_or(true) {
-                    return Poll::Pending;
-                }
-                deadline.as_mut().poll(cx)
-            });
-            // Never completes: a fired deadline shuts the upstream socket down, and the
-            // request (`serve`) fails its read and goes on from there.
-            let mut timer_set_for = 0;
-            let upstream_deadline = std::future::poll_fn(|cx| -> Poll<Infallible> {
-                let Some((armed, arming)) = armed_upstream_deadline() else {
-                    return Poll::Pending;
-                };
-                if timer_set_for != arming {
-                    upstream.as_mut().reset(armed.at);
-                    timer_set_for = arming;
-                }
-                if upstream.as_mut().poll(cx).is_ready() {
-                    armed.fire();
-                    let _ = SCOPE.try_with(|s| s.upstream.borrow_mut().0 = None);
-                }
-                Poll::Pending
-            });
-            tokio::select! {
-                biased;
-                reused = serve => Served::Done(reused),
-                () = expiry => Served::HeadTimeout,
-                never = upstream_deadline => match never {},
+    request_scope::run(async move {
+        // Once the head is read the deadline is not even polled again (the task is woken
+        // for every step of the proxying; the timer needs no new waker).
+        let expiry = std::future::poll_fn(|cx| {
+            if request_scope::was_head_read() {
+                return Poll::Pending;
             }
-        })
-        .await
+            deadline.as_mut().poll(cx)
+        });
+        // Never completes: a fired deadline shuts the upstream socket down, and the request
+        // (`serve`) fails its read and goes on from there.
+        let mut timer_set_for = 0;
+        let upstream_deadline = std::future::poll_fn(|cx| -> Poll<Infallible> {
+            let Some((armed, arming)) = request_scope::armed_upstream_deadline() else {
+                return Poll::Pending;
+            };
+            if timer_set_for != arming {
+                upstream.as_mut().reset(armed.at());
+                timer_set_for = arming;
+            }
+            if upstream.as_mut().poll(cx).is_ready() {
+                armed.fire();
+                request_scope::forget_upstream_deadline();
+            }
+            Poll::Pending
+        });
+        tokio::select! {
+            biased;
+            reused = serve => Served::Done(reused),
+            () = expiry => Served::HeadTimeout,
+            never = upstream_deadline => match never {},
+        }
+    })
+    .await
 }
 
 /// Moves `timer` to `after` from now. The connection keeps one timer per deadline kind and
@@ -253,7 +199,10 @@ fn rearm(timer: Pin<&mut Sleep>, after: Duration) {
 }
 
 #[async_trait]
-impl ServerApp for ClientApp {
+impl<A> ServerApp for ClientApp<A>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
@@ -316,6 +265,7 @@ impl ServerApp for ClientApp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request_scope::head_read;
 
     #[test]
     fn pingora_keepalive_outlasts_both_deadlines() {

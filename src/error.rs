@@ -7,6 +7,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::wire::error::{AnthropicError, OpenAiError};
+
 /// An OpenAI-shaped error response the gateway generates locally.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -275,43 +277,32 @@ impl ApiError {
     }
 
     /// The body in the client's API: OpenAI's shape, or Anthropic's
-    /// `{"type":"error","error":{"type":..,"message":..}}` on the Anthropic routes.
+    /// `{"type":"error","error":{"type":..,"message":..}}` on the Anthropic routes (its type
+    /// from the status, [`anthropic_error_type`]).
     pub fn body_for(&self, api: ClientApi) -> Vec<u8> {
         match api {
             ClientApi::OpenAi => self.body(),
-            ClientApi::Anthropic => {
-                let body = serde_json::json!({
-                    "type": "error",
-                    "error": {"type": anthropic_error_type(self.status), "message": self.message},
-                });
-                serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"type\":\"error\"}".to_vec())
+            ClientApi::Anthropic => AnthropicError {
+                kind: anthropic_error_type(self.status),
+                message: &self.message,
             }
+            .body(),
         }
     }
 
     /// The JSON body: `{"error":{"message":..,"type":..,"param":..,"code":..}}`.
     pub fn body(&self) -> Vec<u8> {
-        let body = serde_json::json!({
-            "error": {
-                "message": self.message,
-                "type": self.error_type,
-                "param": self.param,
-                "code": self.code,
-            }
-        });
-        serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":{}}".to_vec())
+        OpenAiError {
+            message: &self.message,
+            kind: self.error_type,
+            param: self.param.as_deref(),
+            code: Some(self.code),
+        }
+        .body()
     }
 }
 
-/// The API a client speaks (chosen by the route it called).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClientApi {
-    /// `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and the local endpoints.
-    #[default]
-    OpenAi,
-    /// `/v1/messages`, `/v1/messages/count_tokens`.
-    Anthropic,
-}
+pub use crate::vocab::ClientApi;
 
 /// Anthropic's error `type` for an HTTP status.
 pub fn anthropic_error_type(status: u16) -> &'static str {
@@ -364,6 +355,19 @@ mod tests {
             .unwrap()
             .contains("gpt-\"x\""));
         assert_eq!(e.status, 404);
+    }
+
+    #[test]
+    fn bodies_in_each_dialect() {
+        let e = ApiError::too_large(10);
+        assert_eq!(
+            e.body_for(ClientApi::OpenAi),
+            br#"{"error":{"message":"The request body exceeds the limit of 10 bytes.","type":"invalid_request_error","param":null,"code":"request_too_large"}}"#
+        );
+        assert_eq!(
+            e.body_for(ClientApi::Anthropic),
+            br#"{"type":"error","error":{"type":"request_too_large","message":"The request body exceeds the limit of 10 bytes."}}"#
+        );
     }
 
     #[test]

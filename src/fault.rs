@@ -1,4 +1,4 @@
-//! How an upstream answer broke the body rules (SPEC §12). One type for every place that
+//! How an upstream answer broke the body rules. One type for every place that
 //! finds a broken body (the passthrough scanners, the translators), so the retry decision,
 //! the client's error and the `kind` label of `berry_stream_failures_total` follow the
 //! kind, never the wording.

@@ -1,8 +1,28 @@
 //! Berry Gateway: a Pingora-based, OpenAI-compatible gateway that load-balances AI traffic
 //! across provider accounts.
 //!
-//! Data flows one way: `config` → `routing` (snapshot) → `proxy` hooks, with `health` and
-//! `metrics` on the side. The README's "Architecture" section maps the modules.
+//! Modules form layers, and a module uses only modules of lower layers (modules sharing a
+//! layer are independent of each other). `scripts/module-graph.py` checks this, and that no
+//! two files import each other in a circle; it runs in `scripts/test.sh`. Bottom up:
+//!
+//! 1. `vocab`: the shared vocabulary (operation, client and backend dialects, attempt
+//!    outcome, token usage, user limits and refusals). Imports nothing of the crate.
+//! 2. Utilities: `clock`, `random_id`, `fault`, `logbuf`, `listener`, `cli`, and
+//!    `request_scope`, the one interface between the connection loop and the proxy.
+//! 3. `wire` (typed API schemas), `sse` and `body` (byte scanners), `config` (file →
+//!    validated `Config`; owns its settings types).
+//! 4. `error` (error answers), `usage` (usage mapping and scanners), `metrics`, `providers`
+//!    (provider dialects, addresses, health).
+//! 5. `translate` (between dialects), `routing` (snapshot table, backend state, selection).
+//! 6. `quota::local` (a user's in-process limiter state) → `auth` (token → user) →
+//!    `snapshot` (table + users, swapped by reload) → `shared` (Redis-shared state) →
+//!    `quota` (the user-quota enforcer: local or shared).
+//! 7. `api` (local endpoints), `health` (active checks), `reload`.
+//! 8. `proxy` (the Pingora hooks) and `connection` (the client connection loop); they meet
+//!    only in `request_scope`, and `app` wires them together.
+//! 9. `app` (server assembly), then `demo`.
+//!
+//! The README's "Architecture" section maps the modules.
 
 pub mod api;
 pub mod app;
@@ -24,6 +44,7 @@ pub mod proxy;
 pub mod quota;
 pub mod random_id;
 pub mod reload;
+pub mod request_scope;
 pub mod routing;
 pub mod shared;
 pub mod snapshot;

@@ -5,8 +5,7 @@
 //! are low-cardinality: model names, user ids, provider ids and backend ids from the
 //! config — never a token, key, request id or URL.
 
-use crate::proxy::ctx::Operation;
-use crate::routing::{Backend, ModelRoute, Outcome};
+use crate::vocab::{BackendType, Operation, Outcome};
 use once_cell::sync::Lazy;
 use prometheus::{
     register_histogram, register_histogram_vec, register_int_counter_vec, register_int_gauge,
@@ -213,40 +212,51 @@ pub fn per_request() -> bool {
 // user (`berry_requests_total`, `berry_tokens_total`) are still looked up per request.
 
 /// The per-request handles of one model (`ModelRoute::metrics`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ModelMetrics {
+    /// Client-facing name of the model (the `model` label).
+    model: Arc<str>,
     duration: OnceLock<Histogram>,
     inflight: OnceLock<IntGauge>,
     retries: OnceLock<IntCounter>,
     last_resort: OnceLock<IntCounter>,
 }
 
-/// `berry_request_duration_seconds{model}` of `m`.
-pub fn request_duration(m: &ModelRoute) -> &Histogram {
-    m.metrics
-        .duration
-        .get_or_init(|| REQUEST_DURATION.with_label_values(&[&m.name]))
-}
+impl ModelMetrics {
+    /// Empty handles of the model whose client-facing name is `model`.
+    pub fn new(model: &str) -> Self {
+        ModelMetrics {
+            model: model.into(),
+            duration: OnceLock::new(),
+            inflight: OnceLock::new(),
+            retries: OnceLock::new(),
+            last_resort: OnceLock::new(),
+        }
+    }
 
-/// `berry_inflight_requests{model}` of `m`.
-pub fn inflight(m: &ModelRoute) -> &IntGauge {
-    m.metrics
-        .inflight
-        .get_or_init(|| INFLIGHT.with_label_values(&[&m.name]))
-}
+    /// `berry_request_duration_seconds{model}`.
+    pub fn request_duration(&self) -> &Histogram {
+        self.duration
+            .get_or_init(|| REQUEST_DURATION.with_label_values(&[&self.model]))
+    }
 
-/// `berry_retries_total{model}` of `m`.
-pub fn retries(m: &ModelRoute) -> &IntCounter {
-    m.metrics
-        .retries
-        .get_or_init(|| RETRIES.with_label_values(&[&m.name]))
-}
+    /// `berry_inflight_requests{model}`.
+    pub fn inflight(&self) -> &IntGauge {
+        self.inflight
+            .get_or_init(|| INFLIGHT.with_label_values(&[&self.model]))
+    }
 
-/// `berry_last_resort_selections_total{model}` of `m`.
-pub fn last_resort(m: &ModelRoute) -> &IntCounter {
-    m.metrics
-        .last_resort
-        .get_or_init(|| LAST_RESORT.with_label_values(&[&m.name]))
+    /// `berry_retries_total{model}`.
+    pub fn retries(&self) -> &IntCounter {
+        self.retries
+            .get_or_init(|| RETRIES.with_label_values(&[&self.model]))
+    }
+
+    /// `berry_last_resort_selections_total{model}`.
+    pub fn last_resort(&self) -> &IntCounter {
+        self.last_resort
+            .get_or_init(|| LAST_RESORT.with_label_values(&[&self.model]))
+    }
 }
 
 /// Distinct `outcome` labels (`Outcome::label`) of `berry_upstream_attempts_total`.
@@ -287,6 +297,12 @@ pub const TOKEN_KINDS: [&str; 4] = ["input", "output", "cache_read", "cache_writ
 pub struct BackendMetrics {
     /// Client-facing name of the backend's model (the `model` label).
     model: Arc<str>,
+    /// The provider's id (the `provider` label).
+    provider: Arc<str>,
+    /// The backend's id (the `backend` label).
+    backend: Arc<str>,
+    /// The provider's backend type (`gen_ai_provider_name`).
+    backend_type: &'static str,
     ttfb: OnceLock<Histogram>,
     attempts: [OnceLock<IntCounter>; OUTCOMES],
     /// GenAI series by operation (boxed on first use: most backends see one operation).
@@ -302,76 +318,74 @@ struct GenAiMetrics {
 }
 
 impl BackendMetrics {
-    /// Empty handles of a backend of the model whose client-facing name is `model`.
-    pub fn new(model: &str) -> Self {
+    /// Empty handles of backend `backend` of provider `provider` (whose backend type is
+    /// `backend_type`), serving the model whose client-facing name is `model`.
+    pub fn new(model: &str, provider: &str, backend: &str, backend_type: BackendType) -> Self {
         BackendMetrics {
             model: model.into(),
+            provider: provider.into(),
+            backend: backend.into(),
+            backend_type: backend_type.as_str(),
             ttfb: OnceLock::new(),
             attempts: Default::default(),
             genai: Default::default(),
         }
     }
-}
 
-/// `berry_time_to_first_byte_seconds{model, provider}` of `b`.
-pub fn ttfb(b: &Backend) -> &Histogram {
-    b.metrics
-        .ttfb
-        .get_or_init(|| TTFB.with_label_values(&[&*b.metrics.model, b.provider.id.as_str()]))
-}
+    /// `berry_time_to_first_byte_seconds{model, provider}`.
+    pub fn ttfb(&self) -> &Histogram {
+        self.ttfb
+            .get_or_init(|| TTFB.with_label_values(&[&*self.model, &*self.provider]))
+    }
 
-/// `berry_upstream_attempts_total{provider, backend, outcome}` of `b` (always `Some`: the
-/// slots cover every outcome).
-pub fn upstream_attempts(b: &Backend, outcome: Outcome) -> Option<&IntCounter> {
-    let slot = outcome_slot(outcome);
-    let cell = b.metrics.attempts.get(slot)?;
-    Some(cell.get_or_init(|| {
-        UPSTREAM_ATTEMPTS.with_label_values(&[b.provider.id.as_str(), &b.id, outcome.label()])
-    }))
-}
+    /// `berry_upstream_attempts_total{provider, backend, outcome}` (always `Some`: the slots
+    /// cover every outcome).
+    pub fn upstream_attempts(&self, outcome: Outcome) -> Option<&IntCounter> {
+        let cell = self.attempts.get(outcome_slot(outcome))?;
+        Some(cell.get_or_init(|| {
+            UPSTREAM_ATTEMPTS.with_label_values(&[&*self.provider, &*self.backend, outcome.label()])
+        }))
+    }
 
-/// The `gen_ai_*` handles of `op` on `b` (always `Some`: the slots cover every operation).
-fn genai(b: &Backend, op: Operation) -> Option<&GenAiMetrics> {
-    let cell = b.metrics.genai.get(operation_slot(op))?;
-    Some(cell.get_or_init(Box::default))
-}
+    /// The `gen_ai_*` handles of `op` (always `Some`: the slots cover every operation).
+    fn genai(&self, op: Operation) -> Option<&GenAiMetrics> {
+        let cell = self.genai.get(operation_slot(op))?;
+        Some(cell.get_or_init(Box::default))
+    }
 
-/// Labels of the `gen_ai_*` series of `op` on `b`.
-fn genai_labels(b: &Backend, op: Operation) -> [&str; 3] {
-    [
-        op.otel_name(),
-        b.provider.backend_type.as_str(),
-        &b.metrics.model,
-    ]
-}
+    /// Labels of the `gen_ai_*` series of `op`.
+    fn genai_labels(&self, op: Operation) -> [&str; 3] {
+        [op.otel_name(), self.backend_type, &self.model]
+    }
 
-/// `gen_ai_server_request_duration_seconds` of `op` on `b` (always `Some`).
-pub fn genai_duration(b: &Backend, op: Operation) -> Option<&Histogram> {
-    let g = genai(b, op)?;
-    Some(
-        g.duration
-            .get_or_init(|| GENAI_DURATION.with_label_values(&genai_labels(b, op))),
-    )
-}
+    /// `gen_ai_server_request_duration_seconds` of `op` (always `Some`).
+    pub fn genai_duration(&self, op: Operation) -> Option<&Histogram> {
+        let g = self.genai(op)?;
+        Some(
+            g.duration
+                .get_or_init(|| GENAI_DURATION.with_label_values(&self.genai_labels(op))),
+        )
+    }
 
-/// `gen_ai_server_time_to_first_token_seconds` of `op` on `b` (always `Some`).
-pub fn genai_ttft(b: &Backend, op: Operation) -> Option<&Histogram> {
-    let g = genai(b, op)?;
-    Some(
-        g.ttft
-            .get_or_init(|| GENAI_TTFT.with_label_values(&genai_labels(b, op))),
-    )
-}
+    /// `gen_ai_server_time_to_first_token_seconds` of `op` (always `Some`).
+    pub fn genai_ttft(&self, op: Operation) -> Option<&Histogram> {
+        let g = self.genai(op)?;
+        Some(
+            g.ttft
+                .get_or_init(|| GENAI_TTFT.with_label_values(&self.genai_labels(op))),
+        )
+    }
 
-/// `gen_ai_client_token_usage` of `op` on `b` for token kind `TOKEN_KINDS[kind]` (`None`
-/// only for a kind out of range).
-pub fn genai_tokens(b: &Backend, op: Operation, kind: usize) -> Option<&Histogram> {
-    let name = *TOKEN_KINDS.get(kind)?;
-    let slot = genai(b, op)?.tokens.get(kind)?;
-    Some(slot.get_or_init(|| {
-        let [o, t, m] = genai_labels(b, op);
-        GENAI_TOKENS.with_label_values(&[o, t, m, name])
-    }))
+    /// `gen_ai_client_token_usage` of `op` for token kind `TOKEN_KINDS[kind]` (`None` only
+    /// for a kind out of range).
+    pub fn genai_tokens(&self, op: Operation, kind: usize) -> Option<&Histogram> {
+        let name = *TOKEN_KINDS.get(kind)?;
+        let slot = self.genai(op)?.tokens.get(kind)?;
+        Some(slot.get_or_init(|| {
+            let [o, t, m] = self.genai_labels(op);
+            GENAI_TOKENS.with_label_values(&[o, t, m, name])
+        }))
+    }
 }
 
 /// Registers every metric (so families appear before their first sample) and sets build info.

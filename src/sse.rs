@@ -733,46 +733,4 @@ mod tests {
         }
         assert_eq!(d.data.capacity(), cap);
     }
-
-    /// Random soup of framing tokens: never panics, same frames for any split.
-    #[test]
-    fn fuzz_split_invariance() {
-        const TOKENS: [&[u8]; 18] = [
-            b"data: ",
-            b"data:",
-            b"data",
-            b"event: ",
-            b"id:",
-            b"retry",
-            b": c",
-            b"x",
-            b"{}",
-            b"\n",
-            b"\r",
-            b"\r\n",
-            b"\n\n",
-            b" ",
-            b"\xEF\xBB\xBF",
-            b"\xEF",
-            b"e",
-            b"d",
-        ];
-        let mut seed = 0x1234_5678_u64;
-        let mut next = move |n: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as usize) % n
-        };
-        for _ in 0..3000 {
-            let mut body = Vec::new();
-            for _ in 0..next(40) {
-                body.extend_from_slice(TOKENS[next(TOKENS.len())]);
-            }
-            let w = run(16, [&body[..]]);
-            let k = next(body.len() + 1);
-            assert_eq!(run(16, [&body[..k], &body[k..]]), w);
-            assert_eq!(run(16, body.chunks(1)), w);
-        }
-    }
 }

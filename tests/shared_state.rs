@@ -1,4 +1,4 @@
-//! Shared state across replicas (SPEC §13) against a real `redis-server`: two
+//! Shared state across replicas against a real `redis-server`: two
 //! `SharedState` instances in one process stand for two replicas sharing one Redis.
 //!
 //! Every test starts its own server on a free port. Waits poll observable state with
@@ -17,7 +17,7 @@ use berry_gateway::clock;
 use berry_gateway::config::{RateLimit, Secret};
 use berry_gateway::quota::LocalQuota;
 use berry_gateway::routing::state::BackendState;
-use berry_gateway::shared::{Admission, Lease, Limit, SharedSettings, SharedState};
+use berry_gateway::shared::{Admission, Lease, QuotaLimit, SharedSettings, SharedState};
 use redis::Commands;
 use redis_server::RedisServer;
 use std::sync::Arc;
@@ -63,7 +63,7 @@ async fn admit_at_once(
     let calls: Vec<_> = (0..n)
         .map(|i| {
             let r = Arc::clone(if i % 2 == 0 { a } else { b });
-            tokio::spawn(async move { r.admit(user, &limits).await.unwrap() })
+            tokio::spawn(async move { r.admit_user(user, &limits).await.unwrap() })
         })
         .collect();
     let mut out = Vec::with_capacity(n);
@@ -87,7 +87,7 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 async fn admit_eventually(r: &SharedState, user: &str, limits: &RateLimit) -> Admission {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match r.admit(user, limits).await {
+        match r.admit_user(user, limits).await {
             Ok(a) => return a,
             Err(e) => assert!(Instant::now() < deadline, "{e}"),
         }
@@ -99,7 +99,7 @@ fn admitted(a: &Admission) -> bool {
     matches!(a, Admission::Admitted(_))
 }
 
-fn refused_by(a: &Admission) -> Option<(Limit, u64)> {
+fn refused_by(a: &Admission) -> Option<(QuotaLimit, u64)> {
     match a {
         Admission::Refused(r) => Some((r.limit, r.retry_after_secs)),
         Admission::Admitted(_) => None,
@@ -135,19 +135,19 @@ async fn request_limits_are_exact_across_replicas() {
     let mut ok = 0;
     for i in 0..20 {
         let r = if i % 2 == 0 { &a } else { &b };
-        let adm = r.admit("alice", &limits).await.unwrap();
+        let adm = r.admit_user("alice", &limits).await.unwrap();
         if admitted(&adm) {
             ok += 1;
         } else {
             let (limit, retry) = refused_by(&adm).unwrap();
-            assert_eq!(limit, Limit::RequestsPerMinute);
+            assert_eq!(limit, QuotaLimit::RequestsPerMinute);
             assert_eq!(limit.label(), "minute");
             assert!((1..=60).contains(&retry), "retry after {retry}");
         }
     }
     assert_eq!(ok, 10, "two replicas admit the configured 10, not 20");
     // another user has their own windows
-    assert!(admitted(&b.admit("bob", &limits).await.unwrap()));
+    assert!(admitted(&b.admit_user("bob", &limits).await.unwrap()));
     assert_eq!(
         count(&server, "berry:{alice}:req:minute"),
         10,
@@ -175,7 +175,7 @@ async fn simultaneous_admissions_on_two_replicas_admit_exactly_the_limit() {
     }
     assert_eq!(held.len(), 20, "the cap of 20 across both replicas");
     assert!(
-        refused.iter().all(|l| *l == Limit::Concurrency),
+        refused.iter().all(|l| *l == QuotaLimit::Concurrency),
         "{refused:?}"
     );
     assert_eq!(count(&server, "berry:{zoe}:req:minute"), 20);
@@ -215,11 +215,11 @@ async fn key_prefix_separates_deployments_and_windows_follow_redis_time() {
         ..Default::default()
     };
     for _ in 0..2 {
-        assert!(admitted(&team_a.admit("ann", &limits).await.unwrap()));
+        assert!(admitted(&team_a.admit_user("ann", &limits).await.unwrap()));
     }
-    assert!(!admitted(&team_a.admit("ann", &limits).await.unwrap()));
+    assert!(!admitted(&team_a.admit_user("ann", &limits).await.unwrap()));
     // the same user id under another prefix has windows of its own
-    assert!(admitted(&team_b.admit("ann", &limits).await.unwrap()));
+    assert!(admitted(&team_b.admit_user("ann", &limits).await.unwrap()));
     assert_eq!(count(&server, "team-a:{ann}:req:minute"), 2);
     assert_eq!(count(&server, "team-b:{ann}:req:minute"), 1);
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -242,7 +242,7 @@ async fn key_prefix_separates_deployments_and_windows_follow_redis_time() {
         .query(&mut c)
         .unwrap();
     let _: () = redis::cmd("SLOWLOG").arg("RESET").query(&mut c).unwrap();
-    assert!(admitted(&team_b.admit("ann", &limits).await.unwrap()));
+    assert!(admitted(&team_b.admit_user("ann", &limits).await.unwrap()));
     let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
         .arg("GET")
         .arg(100)
@@ -298,13 +298,13 @@ async fn a_refused_request_consumes_nothing() {
         ..Default::default()
     };
     for _ in 0..3 {
-        assert!(admitted(&a.admit("carol", &tight).await.unwrap()));
+        assert!(admitted(&a.admit_user("carol", &tight).await.unwrap()));
     }
     for r in [&a, &b, &a, &b, &a] {
-        let adm = r.admit("carol", &tight).await.unwrap();
+        let adm = r.admit_user("carol", &tight).await.unwrap();
         assert_eq!(
             refused_by(&adm).map(|(l, _)| l),
-            Some(Limit::RequestsPerHour)
+            Some(QuotaLimit::RequestsPerHour)
         );
     }
     // The hour refusals took nothing from the minute window: with the hour limit raised,
@@ -316,7 +316,7 @@ async fn a_refused_request_consumes_nothing() {
     let mut more = 0;
     for i in 0..12 {
         let r = if i % 2 == 0 { &a } else { &b };
-        if admitted(&r.admit("carol", &loose).await.unwrap()) {
+        if admitted(&r.admit_user("carol", &loose).await.unwrap()) {
             more += 1;
         }
     }
@@ -329,10 +329,10 @@ async fn a_refused_request_consumes_nothing() {
         max_concurrent: Some(1),
         ..Default::default()
     };
-    let held = lease(a.admit("dave", &capped).await.unwrap());
+    let held = lease(a.admit_user("dave", &capped).await.unwrap());
     for r in [&a, &b] {
-        let adm = r.admit("dave", &capped).await.unwrap();
-        assert_eq!(refused_by(&adm), Some((Limit::Concurrency, 1)));
+        let adm = r.admit_user("dave", &capped).await.unwrap();
+        assert_eq!(refused_by(&adm), Some((QuotaLimit::Concurrency, 1)));
     }
     assert_eq!(count(&server, "berry:{dave}:req:minute"), 1);
     let members: u64 = server.client().zcard("berry:{dave}:leases").unwrap();
@@ -343,7 +343,7 @@ async fn a_refused_request_consumes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_windows_and_retry_after_as_the_local_limiter() {
     // The script's windows are quota::local::Counter's: replay one sequence of instants through the
-    // local limiter and through Redis (admit_at pins the script's clock) and compare every
+    // local limiter and through Redis (admit_user_at pins the script's clock) and compare every
     // answer, Retry-After included.
     let server = RedisServer::start();
     let (a, b) = two_replicas(&server).await;
@@ -364,11 +364,11 @@ async fn same_windows_and_retry_after_as_the_local_limiter() {
             _ => rng.u64(0..1_500),
         };
         let expected = local
-            .admit(&rate, now)
+            .try_take(&rate, now)
             .map(drop)
             .map_err(|r| (r.limit.label(), r.retry_after_secs));
         let r = if i % 2 == 0 { &a } else { &b };
-        let got = r.admit_at("erin", &limits, now).await.unwrap();
+        let got = r.admit_user_at("erin", &limits, now).await.unwrap();
         match (expected, &got) {
             (Ok(()), Admission::Admitted(None)) => admitted_n += 1,
             (Err((window, retry)), Admission::Refused(_)) => {
@@ -395,22 +395,26 @@ async fn same_windows_and_retry_after_as_the_local_limiter() {
     };
     let t0 = 60_000 * 28_333_333; // a window start
     for i in 0..3 {
-        assert!(admitted(&a.admit_at("frank", &l, t0 + i).await.unwrap()));
+        assert!(admitted(
+            &a.admit_user_at("frank", &l, t0 + i).await.unwrap()
+        ));
     }
-    let r = a.admit_at("frank", &l, t0 + 10).await.unwrap();
-    assert_eq!(refused_by(&r), Some((Limit::RequestsPerMinute, 60)));
+    let r = a.admit_user_at("frank", &l, t0 + 10).await.unwrap();
+    assert_eq!(refused_by(&r), Some((QuotaLimit::RequestsPerMinute, 60)));
     assert!(!admitted(
-        &b.admit_at("frank", &l, t0 + 59_999).await.unwrap()
+        &b.admit_user_at("frank", &l, t0 + 59_999).await.unwrap()
     ));
     assert!(admitted(
-        &b.admit_at("frank", &l, t0 + 80_001).await.unwrap()
+        &b.admit_user_at("frank", &l, t0 + 80_001).await.unwrap()
     ));
     assert!(!admitted(
-        &a.admit_at("frank", &l, t0 + 80_002).await.unwrap()
+        &a.admit_user_at("frank", &l, t0 + 80_002).await.unwrap()
     ));
     for i in 0..3 {
         assert!(admitted(
-            &a.admit_at("frank", &l, t0 + 180_000 + i).await.unwrap()
+            &a.admit_user_at("frank", &l, t0 + 180_000 + i)
+                .await
+                .unwrap()
         ));
     }
 }
@@ -426,12 +430,12 @@ async fn token_budgets_refuse_once_spent() {
     };
     // under budget: admitted, and requests are not limited
     for _ in 0..5 {
-        assert!(admitted(&a.admit("gina", &limits).await.unwrap()));
+        assert!(admitted(&a.admit_user("gina", &limits).await.unwrap()));
     }
     a.finish("gina", &limits, None, 60);
     a.flush().await;
     assert!(
-        admitted(&b.admit("gina", &limits).await.unwrap()),
+        admitted(&b.admit_user("gina", &limits).await.unwrap()),
         "60 < 100"
     );
     b.finish("gina", &limits, None, 90);
@@ -440,29 +444,35 @@ async fn token_budgets_refuse_once_spent() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while refusal.is_none() {
         assert!(Instant::now() < deadline, "token budget never refused");
-        refusal = refused_by(&a.admit("gina", &limits).await.unwrap());
+        refusal = refused_by(&a.admit_user("gina", &limits).await.unwrap());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (limit, retry) = refusal.unwrap();
-    assert_eq!(limit, Limit::TokensPerMinute);
+    assert_eq!(limit, QuotaLimit::TokensPerMinute);
     assert!(limit.is_tokens());
     assert!((1..=60).contains(&retry), "retry after {retry}");
     assert_eq!(count(&server, "berry:{gina}:tok:minute"), 150);
     assert_eq!(count(&server, "berry:{gina}:tok:day"), 150);
-    let r = b.admit("gina", &limits).await.unwrap();
-    assert_eq!(refused_by(&r).map(|(l, _)| l), Some(Limit::TokensPerMinute));
+    let r = b.admit_user("gina", &limits).await.unwrap();
+    assert_eq!(
+        refused_by(&r).map(|(l, _)| l),
+        Some(QuotaLimit::TokensPerMinute)
+    );
 
     // the day budget
     let daily = RateLimit {
         tokens_per_day: Some(1_000),
         ..Default::default()
     };
-    assert!(admitted(&a.admit("hank", &daily).await.unwrap()));
+    assert!(admitted(&a.admit_user("hank", &daily).await.unwrap()));
     a.finish("hank", &daily, None, 5_000);
     a.flush().await;
-    let r = b.admit("hank", &daily).await.unwrap();
-    assert_eq!(refused_by(&r).map(|(l, _)| l), Some(Limit::TokensPerDay));
-    assert_eq!(Limit::TokensPerDay.label(), "tokens_day");
+    let r = b.admit_user("hank", &daily).await.unwrap();
+    assert_eq!(
+        refused_by(&r).map(|(l, _)| l),
+        Some(QuotaLimit::TokensPerDay)
+    );
+    assert_eq!(QuotaLimit::TokensPerDay.label(), "tokens_day");
 
     // tokens of a user without a token budget are not written
     let plain = RateLimit {
@@ -483,12 +493,12 @@ async fn concurrency_is_capped_across_replicas() {
         max_concurrent: Some(2),
         ..Default::default()
     };
-    let la = lease(a.admit("jane", &limits).await.unwrap());
-    let lb = lease(b.admit("jane", &limits).await.unwrap());
+    let la = lease(a.admit_user("jane", &limits).await.unwrap());
+    let lb = lease(b.admit_user("jane", &limits).await.unwrap());
     for r in [&a, &b] {
-        let adm = r.admit("jane", &limits).await.unwrap();
-        assert_eq!(refused_by(&adm), Some((Limit::Concurrency, 1)));
-        assert_eq!(Limit::Concurrency.label(), "concurrency");
+        let adm = r.admit_user("jane", &limits).await.unwrap();
+        assert_eq!(refused_by(&adm), Some((QuotaLimit::Concurrency, 1)));
+        assert_eq!(QuotaLimit::Concurrency.label(), "concurrency");
     }
     // finishing on one replica frees a slot for the other
     a.finish("jane", &limits, Some(la), 0);
@@ -496,7 +506,7 @@ async fn concurrency_is_capped_across_replicas() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while again.is_none() {
         assert!(Instant::now() < deadline, "released slot never reusable");
-        if let Admission::Admitted(Some(l)) = b.admit("jane", &limits).await.unwrap() {
+        if let Admission::Admitted(Some(l)) = b.admit_user("jane", &limits).await.unwrap() {
             again = Some(l);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -509,7 +519,7 @@ async fn concurrency_is_capped_across_replicas() {
 async fn wait_until_admitted(r: &SharedState, user: &str, limits: &RateLimit) -> Lease {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Admission::Admitted(Some(l)) = r.admit(user, limits).await.unwrap() {
+        if let Admission::Admitted(Some(l)) = r.admit_user(user, limits).await.unwrap() {
             return l;
         }
         assert!(Instant::now() < deadline, "slot never freed");
@@ -532,16 +542,16 @@ async fn leases_are_renewed_while_held_and_expire_when_a_replica_dies() {
         ..Default::default()
     };
     let held = [
-        lease(a.admit("kim", &limits).await.unwrap()),
-        lease(a.admit("kim", &limits).await.unwrap()),
+        lease(a.admit_user("kim", &limits).await.unwrap()),
+        lease(a.admit_user("kim", &limits).await.unwrap()),
     ];
     // Three lease lifetimes later a still holds both: renewal keeps them.
     let until = Instant::now() + ttl * 3;
     while Instant::now() < until {
-        let adm = b.admit("kim", &limits).await.unwrap();
+        let adm = b.admit_user("kim", &limits).await.unwrap();
         assert_eq!(
             refused_by(&adm),
-            Some((Limit::Concurrency, 1)),
+            Some((QuotaLimit::Concurrency, 1)),
             "a held lease expired"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -614,7 +624,7 @@ async fn redis_down_means_unavailable_at_once_and_it_comes_back_by_itself() {
     let mut slowest = Duration::ZERO;
     for _ in 0..20 {
         let t = Instant::now();
-        let r = a.admit("lena", &limits).await;
+        let r = a.admit_user("lena", &limits).await;
         slowest = slowest.max(t.elapsed());
         assert!(r.is_err(), "admitted with Redis stopped: {r:?}");
     }
@@ -623,7 +633,7 @@ async fn redis_down_means_unavailable_at_once_and_it_comes_back_by_itself() {
     assert!(!a.is_up());
     // a user without limits needs no Redis
     assert!(admitted(
-        &a.admit("lena", &RateLimit::default()).await.unwrap()
+        &a.admit_user("lena", &RateLimit::default()).await.unwrap()
     ));
     // writes made while down stay queued…
     let budget = RateLimit {
@@ -657,12 +667,12 @@ async fn a_frozen_redis_costs_at_most_the_timeout() {
     assert!(admitted(&admit_eventually(&a, "mia", &limits).await));
     server.pause();
     let t = Instant::now();
-    let first = a.admit("mia", &limits).await;
+    let first = a.admit_user("mia", &limits).await;
     let first_took = t.elapsed();
     assert!(first.is_err());
     let t = Instant::now();
     for _ in 0..10 {
-        assert!(a.admit("mia", &limits).await.is_err());
+        assert!(a.admit_user("mia", &limits).await.is_err());
     }
     let rest_took = t.elapsed();
     println!(
@@ -693,10 +703,10 @@ async fn starts_while_redis_is_down() {
     };
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(!a.is_up());
-    assert!(a.admit("nora", &limits).await.is_err());
+    assert!(a.admit_user("nora", &limits).await.is_err());
     server.restart();
     wait_until("up once Redis appears", || a.is_up()).await;
-    assert!(admitted(&a.admit("nora", &limits).await.unwrap()));
+    assert!(admitted(&a.admit_user("nora", &limits).await.unwrap()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -713,7 +723,7 @@ async fn a_lost_script_cache_is_reloaded() {
         .arg("FLUSH")
         .query(&mut server.client())
         .unwrap();
-    let l = lease(a.admit("olga", &limits).await.unwrap());
+    let l = lease(a.admit_user("olga", &limits).await.unwrap());
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query(&mut server.client())
@@ -745,7 +755,7 @@ async fn one_evalsha_per_admission_and_its_latency() {
     };
     // warm up (connection, script cache)
     for _ in 0..50 {
-        a.admit("pat", &windows).await.unwrap();
+        a.admit_user("pat", &windows).await.unwrap();
     }
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
@@ -755,7 +765,7 @@ async fn one_evalsha_per_admission_and_its_latency() {
     let mut took = Vec::with_capacity(N);
     for _ in 0..N {
         let t = Instant::now();
-        let adm = a.admit("pat", &windows).await.unwrap();
+        let adm = a.admit_user("pat", &windows).await.unwrap();
         took.push(t.elapsed());
         assert!(admitted(&adm));
     }
@@ -781,7 +791,7 @@ async fn one_evalsha_per_admission_and_its_latency() {
     let mut took = Vec::with_capacity(N);
     for _ in 0..N {
         let t = Instant::now();
-        let adm = a.admit("pat", &with_lease).await.unwrap();
+        let adm = a.admit_user("pat", &with_lease).await.unwrap();
         took.push(t.elapsed());
         drop(lease(adm));
     }
@@ -789,7 +799,7 @@ async fn one_evalsha_per_admission_and_its_latency() {
     let t = Instant::now();
     let n_unlimited = 100_000;
     for _ in 0..n_unlimited {
-        a.admit("quinn", &RateLimit::default()).await.unwrap();
+        a.admit_user("quinn", &RateLimit::default()).await.unwrap();
     }
     println!(
         "admit without limits (no round trip): {:?} each",
@@ -837,7 +847,7 @@ async fn rediss_client_half() {
     };
     let mut ok = 0;
     for r in [&a, &b, &a, &b, &a] {
-        if admitted(&r.admit("rita", &limits).await.unwrap()) {
+        if admitted(&r.admit_user("rita", &limits).await.unwrap()) {
             ok += 1;
         }
     }

@@ -8,30 +8,17 @@
 pub mod endpoint;
 pub mod file;
 pub mod model;
+pub mod problem;
+pub mod shared_state;
 pub mod validate;
 
 pub use model::*;
+pub use problem::Problem;
+pub use shared_state::SharedSettings;
 
 use serde_json::Value;
 use std::fmt;
 use std::path::Path;
-
-/// One configuration problem: where (`models.gpt_4.backends[0].weight`) and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
 
 /// A config that could not be loaded: every problem, in file order where possible.
 #[derive(Debug, Clone, PartialEq, Eq)]

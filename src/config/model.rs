@@ -4,6 +4,7 @@
 //! defaults are filled in. Secrets are wrapped in [`Secret`] so they never reach a log
 //! line through `Debug`.
 
+pub use crate::vocab::BackendType;
 use std::fmt;
 use std::time::Duration;
 
@@ -73,38 +74,6 @@ impl Strategy {
             .find(|(_, st)| *st == self)
             .map(|(n, _)| *n)
             .unwrap_or("weighted_random")
-    }
-}
-
-/// The API dialect of a provider: decides credential headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendType {
-    OpenAi,
-    Azure,
-    Anthropic,
-    Gemini,
-}
-
-impl BackendType {
-    /// Parses `openai | azure | anthropic | claude | gemini`.
-    pub fn parse(s: &str) -> Option<BackendType> {
-        match s {
-            "openai" => Some(BackendType::OpenAi),
-            "azure" => Some(BackendType::Azure),
-            "anthropic" | "claude" => Some(BackendType::Anthropic),
-            "gemini" => Some(BackendType::Gemini),
-            _ => None,
-        }
-    }
-
-    /// The canonical config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendType::OpenAi => "openai",
-            BackendType::Azure => "azure",
-            BackendType::Anthropic => "anthropic",
-            BackendType::Gemini => "gemini",
-        }
     }
 }
 
@@ -241,6 +210,18 @@ impl RateLimit {
     /// Nothing is limited: admission needs no bookkeeping at all.
     pub fn is_empty(&self) -> bool {
         *self == RateLimit::default()
+    }
+
+    /// The maximum in each window of [`crate::vocab::limits::WINDOWS`], in that order
+    /// (`None`: not limited).
+    pub fn window_maxima(&self) -> [Option<u64>; 5] {
+        [
+            self.per_minute,
+            self.per_hour,
+            self.per_day,
+            self.tokens_per_minute,
+            self.tokens_per_day,
+        ]
     }
 }
 

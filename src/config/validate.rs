@@ -3,10 +3,10 @@
 use super::endpoint::parse_base_url;
 use super::file::*;
 use super::model::*;
-use super::Problem;
+use super::problem::{Problem, Problems};
+use super::shared_state::validate_shared_state;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::time::Duration;
 
 /// Default client listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -44,47 +44,6 @@ pub const UNFORWARDABLE: [(&str, &str); 19] = [
     ("accept-encoding", SET_BY_GATEWAY),
     ("x-request-id", SET_BY_GATEWAY),
 ];
-
-/// Collects problems with their key paths.
-#[derive(Default)]
-struct Problems(Vec<Problem>);
-
-impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    /// Seconds value: must be finite and > 0 (`allow_zero` for optional features).
-    fn seconds(&mut self, path: &str, v: Option<f64>, default: f64) -> Duration {
-        let v = v.unwrap_or(default);
-        if !v.is_finite() || v <= 0.0 || v > 31_536_000.0 {
-            self.add(path, format!("must be a number of seconds > 0 (got {v})"));
-            return Duration::from_secs_f64(default);
-        }
-        Duration::from_secs_f64(v)
-    }
-
-    fn at_least_one(&mut self, path: &str, v: Option<u32>, default: u32) -> u32 {
-        let v = v.unwrap_or(default);
-        if v == 0 {
-            self.add(path, "must be at least 1");
-            return default;
-        }
-        v
-    }
-
-    fn fraction(&mut self, path: &str, v: Option<f64>, default: f64) -> f64 {
-        let v = v.unwrap_or(default);
-        if !(0.0..=1.0).contains(&v) {
-            self.add(path, format!("must be between 0 and 1 (got {v})"));
-            return default;
-        }
-        v
-    }
-}
 
 /// Validates a parsed file. `Err` holds every problem found, each with its key path.
 pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
@@ -413,48 +372,6 @@ fn validate_settings(s: FileSettings, p: &mut Problems) -> Settings {
         shared_state: s.shared_state.and_then(|ss| validate_shared_state(ss, p)),
         smart_ai,
     }
-}
-
-/// `[settings.shared_state]`: a `redis://` / `rediss://` URL with a host, a prefix, a
-/// timeout of 1..=10000 ms, and what to do when Redis does not answer.
-fn validate_shared_state(s: FileSharedState, p: &mut Problems) -> Option<SharedStateConfig> {
-    const PATH: &str = "settings.shared_state";
-    let url = match s.redis_url {
-        None => {
-            p.add(format!("{PATH}.redis_url"), "is required");
-            return None;
-        }
-        Some(u) => u,
-    };
-    let mut settings = crate::shared::SharedSettings::new(Secret::new(url));
-    if let Some(prefix) = s.key_prefix {
-        settings.key_prefix = prefix;
-    }
-    if let Some(ms) = s.timeout_ms {
-        settings.timeout = Duration::from_millis(ms);
-    }
-    // The messages never echo the URL: it may carry a password.
-    for (field, message) in settings.problems() {
-        p.add(format!("{PATH}.{field}"), message);
-    }
-    let on_unavailable = match s.on_unavailable.as_deref() {
-        None | Some("local") => OnUnavailable::Local,
-        Some("deny") => OnUnavailable::Deny,
-        Some("allow") => OnUnavailable::Allow,
-        Some(other) => {
-            p.add(
-                format!("{PATH}.on_unavailable"),
-                format!("`{other}` is not one of local, deny, allow"),
-            );
-            OnUnavailable::Local
-        }
-    };
-    Some(SharedStateConfig {
-        redis_url: settings.redis_url,
-        key_prefix: settings.key_prefix,
-        timeout: settings.timeout,
-        on_unavailable,
-    })
 }
 
 fn validate_provider(id: String, fp: FileProvider, p: &mut Problems) -> Provider {

@@ -13,7 +13,7 @@ pub fn credentials(
     Ok(vec![
         (
             HeaderName::from_static("x-api-key"),
-            super::sensitive(api_key.to_string())?,
+            super::header::sensitive(api_key.to_string())?,
         ),
         (
             HeaderName::from_static("anthropic-version"),

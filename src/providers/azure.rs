@@ -46,7 +46,7 @@ pub fn credentials(
 ) -> Result<Vec<(HeaderName, HeaderValue)>, http::header::InvalidHeaderValue> {
     Ok(vec![(
         HeaderName::from_static("api-key"),
-        super::sensitive(api_key.to_string())?,
+        super::header::sensitive(api_key.to_string())?,
     )])
 }
 

@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod azure;
 pub mod gemini;
+mod header;
 pub mod openai;
 
 use crate::config::{BackendType, Endpoint, Provider};
@@ -76,14 +77,6 @@ pub fn identity(p: &Provider) -> u64 {
     (e.tls, &e.host, e.port, &e.path_prefix, &e.query).hash(&mut h);
     p.api_key.expose().hash(&mut h);
     h.finish()
-}
-
-/// A header value marked sensitive (never printed by `http`'s `Debug`).
-fn sensitive(v: String) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-    HeaderValue::from_str(&v).map(|mut h| {
-        h.set_sensitive(true);
-        h
-    })
 }
 
 /// Addresses a provider host resolves to, refreshed off the request path.

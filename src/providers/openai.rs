@@ -9,6 +9,6 @@ pub fn credentials(
 ) -> Result<Vec<(HeaderName, HeaderValue)>, http::header::InvalidHeaderValue> {
     Ok(vec![(
         http::header::AUTHORIZATION,
-        super::sensitive(format!("Bearer {api_key}"))?,
+        super::header::sensitive(format!("Bearer {api_key}"))?,
     )])
 }

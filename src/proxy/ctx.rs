@@ -1,95 +1,31 @@
 //! Per-request state carried through the Pingora hooks, typed by the phase the request is
 //! in, so no hook can see a half-built request:
 //!
-//! * [`Phase::Received`] — `request_filter` has not decided yet;
-//! * [`Phase::Local`] — the gateway answered itself (a local endpoint, or a refusal);
-//! * [`Phase::Proxied`] — admitted: user, model and body are known, and
+//! * [`RequestPhase::Received`] — `request_filter` has not decided yet;
+//! * [`RequestPhase::Local`] — the gateway answered itself (a local endpoint, or a refusal);
+//! * [`RequestPhase::Proxied`] — admitted: user, model and body are known, and
 //!   [`Proxied::attempt`] is the attempt in progress with its backend resolved once.
 
+pub use super::admitted::ProxyRequest;
 use crate::auth::UserEntry;
 use crate::clock::now_ms;
-use crate::error::ClientApi;
-use crate::providers::Dialect;
 use crate::quota::Grant;
 use crate::routing::{Backend, BackendState, ModelRoute, Outcome};
 use crate::shared::SharedState;
 use crate::snapshot::Snapshot;
-use crate::vocab::TokenUsage;
 use crate::usage::{JsonUsageScanner, SseScanner};
+use crate::vocab::ClientApi;
+pub use crate::vocab::Operation;
+use crate::vocab::TokenUsage;
 use bytes::{Bytes, BytesMut};
 use http::HeaderValue;
 use smallvec::SmallVec;
-use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::translation::{AnswerTranslator, Translation};
 use super::watchdog::Watchdog;
-
-/// Which operation a proxied request is (metrics' `gen_ai_operation_name`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    /// OpenAI `/v1/chat/completions`.
-    Chat,
-    /// OpenAI `/v1/completions`.
-    TextCompletion,
-    /// OpenAI `/v1/embeddings`.
-    Embeddings,
-    /// Anthropic `/v1/messages`.
-    Messages,
-    /// Anthropic `/v1/messages/count_tokens`.
-    CountTokens,
-}
-
-impl Operation {
-    /// OpenTelemetry GenAI operation name.
-    pub fn otel_name(self) -> &'static str {
-        match self {
-            Operation::Chat | Operation::Messages => "chat",
-            Operation::TextCompletion => "text_completion",
-            Operation::Embeddings => "embeddings",
-            Operation::CountTokens => "count_tokens",
-        }
-    }
-
-    /// The endpoint, for messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Operation::Chat => "/v1/chat/completions",
-            Operation::TextCompletion => "/v1/completions",
-            Operation::Embeddings => "/v1/embeddings",
-            Operation::Messages => "/v1/messages",
-            Operation::CountTokens => "/v1/messages/count_tokens",
-        }
-    }
-
-    /// Whether a backend speaking `dialect` can serve this operation.
-    pub fn served_by(self, dialect: &Dialect) -> bool {
-        let anthropic = matches!(dialect, Dialect::Anthropic);
-        match self {
-            Operation::Chat | Operation::Messages => true,
-            Operation::TextCompletion | Operation::Embeddings => !anthropic,
-            Operation::CountTokens => anthropic,
-        }
-    }
-}
-
-/// The validated proxied request: who, which model, and the body to forward.
-#[derive(Debug)]
-pub struct ProxyRequest {
-    pub op: Operation,
-    pub user: Arc<UserEntry>,
-    pub model: Arc<ModelRoute>,
-    /// The client's body exactly as received.
-    pub body: Bytes,
-    /// Span of the `model` value (with quotes) in `body`.
-    pub model_span: Range<usize>,
-    /// The request asked for a stream.
-    pub stream: bool,
-    /// Insertion adding `stream_options.include_usage` (when configured and missing).
-    pub include_usage: Option<(Range<usize>, &'static [u8])>,
-}
 
 /// One attempt of a proxied request on one backend. Holds the backend's in-flight count
 /// and half-open probe slot: dropping the attempt (finished, failed or abandoned) ends
@@ -171,7 +107,7 @@ pub struct InflightGuard(prometheus::IntGauge);
 impl InflightGuard {
     /// Counts one request of `model` in flight until dropped.
     pub fn new(model: &ModelRoute) -> Self {
-        let g = crate::metrics::inflight(model).clone();
+        let g = model.metrics.inflight().clone();
         g.inc();
         InflightGuard(g)
     }
@@ -406,7 +342,7 @@ impl Proxied {
             backend.provider.health.mark_healthy_by_traffic();
         }
         if crate::metrics::per_request() {
-            if let Some(c) = crate::metrics::upstream_attempts(backend, outcome) {
+            if let Some(c) = backend.metrics.upstream_attempts(outcome) {
                 c.inc();
             }
         }
@@ -418,9 +354,9 @@ impl Proxied {
     }
 }
 
-/// Where a request is.
+/// Where a request is in its life: undecided, answered by the gateway, or proxied.
 #[derive(Debug, Default)]
-pub enum Phase {
+pub enum RequestPhase {
     /// `request_filter` has not decided yet.
     #[default]
     Received,
@@ -476,7 +412,7 @@ pub struct RequestCtx {
     pub overhead: Duration,
     /// The API the client speaks (the shape of every error it gets).
     pub api: ClientApi,
-    pub phase: Phase,
+    pub phase: RequestPhase,
 }
 
 /// Requests with a live context (being served) in this process.
@@ -504,14 +440,14 @@ impl RequestCtx {
             status: 0,
             overhead: Duration::ZERO,
             api: ClientApi::OpenAi,
-            phase: Phase::Received,
+            phase: RequestPhase::Received,
         }
     }
 
     /// The admitted request, when this one is proxied.
     pub fn proxied(&self) -> Option<&Proxied> {
         match &self.phase {
-            Phase::Proxied(p) => Some(p),
+            RequestPhase::Proxied(p) => Some(p),
             _ => None,
         }
     }
@@ -519,7 +455,7 @@ impl RequestCtx {
     /// The admitted request, when this one is proxied.
     pub fn proxied_mut(&mut self) -> Option<&mut Proxied> {
         match &mut self.phase {
-            Phase::Proxied(p) => Some(p),
+            RequestPhase::Proxied(p) => Some(p),
             _ => None,
         }
     }

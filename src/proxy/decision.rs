@@ -1,9 +1,9 @@
 //! The one retry decision: every way an attempt can fail (connect, timeout, status,
 //! invalid body, broken stream, client gone) is described as a [`Failure`], and
-//! [`decide`] turns it and the request's [`Situation`] into a [`Verdict`]: try another
+//! [`action_for`] turns it and the request's [`Situation`] into a [`FailureAction`]: try another
 //! backend, let the upstream's answer through, answer a local error, or cut the response.
 //!
-//! The verdict travels to Pingora's final-error hook inside the error itself
+//! The action travels to Pingora's final-error hook inside the error itself
 //! ([`Ruling`], the error's cause), so no hook has to leave notes for another.
 
 use crate::error::ApiError;
@@ -110,7 +110,7 @@ pub struct Situation {
 
 /// What to do about a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum FailureAction {
     /// Try another backend (the failure counts against this one).
     Retry,
     /// The pooled connection was stale: try again without counting this attempt.
@@ -126,47 +126,47 @@ pub enum Verdict {
     Abandon,
 }
 
-impl Verdict {
+impl FailureAction {
     /// Whether Pingora should run another attempt.
     pub fn retries(&self) -> bool {
-        matches!(self, Verdict::Retry | Verdict::RetryStale)
+        matches!(self, FailureAction::Retry | FailureAction::RetryStale)
     }
 }
 
-/// The decision. Pure: same inputs, same verdict.
-pub fn decide(failure: Failure, s: &Situation) -> Verdict {
+/// The decision. Pure: same inputs, same action.
+pub fn action_for(failure: Failure, s: &Situation) -> FailureAction {
     if failure == Failure::ClientGone {
-        return Verdict::Abandon;
+        return FailureAction::Abandon;
     }
     if s.committed {
-        return Verdict::Cut(cut_message(failure));
+        return FailureAction::Cut(cut_message(failure));
     }
     if s.stale_pooled && matches!(failure, Failure::Transport { .. }) {
-        return Verdict::RetryStale;
+        return FailureAction::RetryStale;
     }
     let timeout_allows = s.retry_on_timeout || !failure.timed_out_after_sending();
     if failure.retryable() && s.can_retry && timeout_allows {
-        return Verdict::Retry;
+        return FailureAction::Retry;
     }
     if s.head_sent {
-        return Verdict::Cut(cut_message(failure));
+        return FailureAction::Cut(cut_message(failure));
     }
     match failure {
         // The provider's body may quote the key: never passed through.
         Failure::Status(Outcome::AuthError) => {
-            Verdict::Answer(ApiError::upstream_auth_failed(s.attempts))
+            FailureAction::Answer(ApiError::upstream_auth_failed(s.attempts))
         }
-        Failure::Status(_) => Verdict::PassThrough,
+        Failure::Status(_) => FailureAction::PassThrough,
         // The provider said it failed (or just stopped): not an invalid answer.
         Failure::InvalidBody(UpstreamBroken {
             fault: BodyFault::Incomplete | BodyFault::ErrorEvent,
             ..
-        }) => Verdict::Answer(ApiError::upstream_failed(s.attempts)),
-        Failure::InvalidBody(_) => Verdict::Answer(ApiError::upstream_invalid(s.attempts)),
+        }) => FailureAction::Answer(ApiError::upstream_failed(s.attempts)),
+        Failure::InvalidBody(_) => FailureAction::Answer(ApiError::upstream_invalid(s.attempts)),
         f if f.outcome(false) == Outcome::Timeout => {
-            Verdict::Answer(ApiError::upstream_timeout(s.attempts))
+            FailureAction::Answer(ApiError::upstream_timeout(s.attempts))
         }
-        _ => Verdict::Answer(ApiError::upstream_failed(s.attempts)),
+        _ => FailureAction::Answer(ApiError::upstream_failed(s.attempts)),
     }
 }
 
@@ -187,20 +187,22 @@ pub fn timeout_retry_withheld(failure: Failure, s: &Situation) -> bool {
         retry_on_timeout: true,
         ..*s
     };
-    !s.retry_on_timeout && !decide(failure, s).retries() && decide(failure, &lenient).retries()
+    !s.retry_on_timeout
+        && !action_for(failure, s).retries()
+        && action_for(failure, &lenient).retries()
 }
 
-/// A verdict attached to the Pingora error that carries it to `fail_to_proxy`; the
+/// An action attached to the Pingora error that carries it to `fail_to_proxy`; the
 /// error's original cause is kept as this one's source.
 #[derive(Debug)]
 pub struct Ruling {
-    pub verdict: Verdict,
+    pub action: FailureAction,
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl std::fmt::Display for Ruling {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "gateway verdict: {:?}", self.verdict)
+        write!(f, "gateway verdict: {:?}", self.action)
     }
 }
 
@@ -212,25 +214,25 @@ impl std::error::Error for Ruling {
     }
 }
 
-/// Attaches `verdict` to `e` (and sets its retry flag to match).
-pub fn rule(mut e: Box<Error>, verdict: Verdict) -> Box<Error> {
-    e.set_retry(verdict.retries());
+/// Attaches `action` to `e` (and sets its retry flag to match).
+pub fn rule(mut e: Box<Error>, action: FailureAction) -> Box<Error> {
+    e.set_retry(action.retries());
     let cause = e.cause.take();
-    e.set_cause(Ruling { verdict, cause });
+    e.set_cause(Ruling { action, cause });
     e
 }
 
-/// A new gateway error of `name` carrying `verdict`.
-pub fn ruled(name: &'static str, verdict: Verdict) -> Box<Error> {
-    rule(Error::new(ErrorType::Custom(name)), verdict)
+/// A new gateway error of `name` carrying `action`.
+pub fn ruled(name: &'static str, action: FailureAction) -> Box<Error> {
+    rule(Error::new(ErrorType::Custom(name)), action)
 }
 
-/// The verdict attached to `e`, if the gateway ruled on it.
-pub fn verdict_of(e: &Error) -> Option<&Verdict> {
+/// The action attached to `e`, if the gateway ruled on it.
+pub fn action_of(e: &Error) -> Option<&FailureAction> {
     e.cause
         .as_deref()
         .and_then(|c| c.downcast_ref::<Ruling>())
-        .map(|r| &r.verdict)
+        .map(|r| &r.action)
 }
 
 #[cfg(test)]
@@ -294,22 +296,22 @@ mod tests {
     }
     const NOT_JSON: Failure = Failure::InvalidBody(UpstreamBroken::invalid(INVALID_JSON_MESSAGE));
 
-    /// The whole table: (failure, committed, can_retry, stale_pooled) → verdict.
+    /// The whole table: (failure, committed, can_retry, stale_pooled) → action.
     #[test]
     fn decision_table() {
-        let failed = Verdict::Answer(ApiError::upstream_failed(2));
-        let timeout = Verdict::Answer(ApiError::upstream_timeout(2));
-        let invalid = Verdict::Answer(ApiError::upstream_invalid(2));
-        let cases: Vec<(Failure, Situation, Verdict)> = vec![
+        let failed = FailureAction::Answer(ApiError::upstream_failed(2));
+        let timeout = FailureAction::Answer(ApiError::upstream_timeout(2));
+        let invalid = FailureAction::Answer(ApiError::upstream_invalid(2));
+        let cases: Vec<(Failure, Situation, FailureAction)> = vec![
             // before the first byte, with a backend left: retry every backend failure
-            (CONNECT, s(false, true, false), Verdict::Retry),
-            (CONNECT_TIMEOUT, s(false, true, false), Verdict::Retry),
-            (HEADER_TIMEOUT, s(false, true, false), Verdict::Retry),
-            (RESET, s(false, true, false), Verdict::Retry),
-            (S503, s(false, true, false), Verdict::Retry),
-            (S429, s(false, true, false), Verdict::Retry),
-            (GARBAGE, s(false, true, false), Verdict::Retry),
-            (NOT_JSON, s(false, true, false), Verdict::Retry),
+            (CONNECT, s(false, true, false), FailureAction::Retry),
+            (CONNECT_TIMEOUT, s(false, true, false), FailureAction::Retry),
+            (HEADER_TIMEOUT, s(false, true, false), FailureAction::Retry),
+            (RESET, s(false, true, false), FailureAction::Retry),
+            (S503, s(false, true, false), FailureAction::Retry),
+            (S429, s(false, true, false), FailureAction::Retry),
+            (GARBAGE, s(false, true, false), FailureAction::Retry),
+            (NOT_JSON, s(false, true, false), FailureAction::Retry),
             // nothing left: answer with the error that says what happened
             (CONNECT, s(false, false, false), failed.clone()),
             (RESET, s(false, false, false), failed.clone()),
@@ -318,63 +320,95 @@ mod tests {
             (NOT_JSON, s(false, false, false), invalid.clone()),
             (GARBAGE, s(false, false, false), invalid),
             // a failure status with nothing left is the upstream's own answer
-            (S503, s(false, false, false), Verdict::PassThrough),
-            (S429, s(false, false, false), Verdict::PassThrough),
+            (S503, s(false, false, false), FailureAction::PassThrough),
+            (S429, s(false, false, false), FailureAction::PassThrough),
             // client errors are never retried
             (
                 Failure::Status(Outcome::ClientError),
                 s(false, true, false),
-                Verdict::PassThrough,
+                FailureAction::PassThrough,
             ),
             (
                 Failure::Status(Outcome::ModelError),
                 s(false, true, false),
-                Verdict::PassThrough,
+                FailureAction::PassThrough,
             ),
             // a stale pooled connection is retried without counting, even with no backend left
-            (RESET, s(false, false, true), Verdict::RetryStale),
-            (HEADER_TIMEOUT, s(false, true, true), Verdict::RetryStale),
+            (RESET, s(false, false, true), FailureAction::RetryStale),
+            (
+                HEADER_TIMEOUT,
+                s(false, true, true),
+                FailureAction::RetryStale,
+            ),
             // after the first byte: never retry, cut with the right message
-            (RESET, s(true, true, false), Verdict::Cut(BROKEN_MESSAGE)),
-            (STALL, s(true, true, false), Verdict::Cut(STALLED_MESSAGE)),
-            (GARBAGE, s(true, true, false), Verdict::Cut(GARBAGE_MESSAGE)),
+            (
+                RESET,
+                s(true, true, false),
+                FailureAction::Cut(BROKEN_MESSAGE),
+            ),
+            (
+                STALL,
+                s(true, true, false),
+                FailureAction::Cut(STALLED_MESSAGE),
+            ),
+            (
+                GARBAGE,
+                s(true, true, false),
+                FailureAction::Cut(GARBAGE_MESSAGE),
+            ),
             (
                 NOT_JSON,
                 s(true, false, false),
-                Verdict::Cut(INVALID_JSON_MESSAGE),
+                FailureAction::Cut(INVALID_JSON_MESSAGE),
             ),
-            (RESET, s(true, true, true), Verdict::Cut(BROKEN_MESSAGE)),
+            (
+                RESET,
+                s(true, true, true),
+                FailureAction::Cut(BROKEN_MESSAGE),
+            ),
             // a refused key is retried; with nothing left the provider's body stays hidden
-            (S401, s(false, true, false), Verdict::Retry),
+            (S401, s(false, true, false), FailureAction::Retry),
             (
                 S401,
                 s(false, false, false),
-                Verdict::Answer(ApiError::upstream_auth_failed(2)),
+                FailureAction::Answer(ApiError::upstream_auth_failed(2)),
             ),
             // a stream whose head went out before its commit point: retried while possible,
             // then reported inside the stream (never a status after a head)
-            (INCOMPLETE, head_only(true), Verdict::Retry),
-            (ERROR_EVENT, head_only(true), Verdict::Retry),
+            (INCOMPLETE, head_only(true), FailureAction::Retry),
+            (ERROR_EVENT, head_only(true), FailureAction::Retry),
             (
                 INCOMPLETE,
                 head_only(false),
-                Verdict::Cut(INCOMPLETE_MESSAGE),
+                FailureAction::Cut(INCOMPLETE_MESSAGE),
             ),
             (
                 ERROR_EVENT,
                 head_only(false),
-                Verdict::Cut(ERROR_EVENT_MESSAGE),
+                FailureAction::Cut(ERROR_EVENT_MESSAGE),
             ),
-            (S503, head_only(false), Verdict::Cut(STATUS_MESSAGE)),
-            (S401, head_only(false), Verdict::Cut(STATUS_MESSAGE)),
-            (CONNECT, head_only(false), Verdict::Cut(BROKEN_MESSAGE)),
-            (HEADER_TIMEOUT, head_only(true), Verdict::Retry),
+            (S503, head_only(false), FailureAction::Cut(STATUS_MESSAGE)),
+            (S401, head_only(false), FailureAction::Cut(STATUS_MESSAGE)),
+            (
+                CONNECT,
+                head_only(false),
+                FailureAction::Cut(BROKEN_MESSAGE),
+            ),
+            (HEADER_TIMEOUT, head_only(true), FailureAction::Retry),
             // the same before any head went out (head and preamble in one read)
             (ERROR_EVENT, s(false, false, false), failed.clone()),
             (INCOMPLETE, s(false, false, false), failed.clone()),
             // the client left: nothing to answer, whatever else holds
-            (Failure::ClientGone, s(false, true, false), Verdict::Abandon),
-            (Failure::ClientGone, s(true, false, true), Verdict::Abandon),
+            (
+                Failure::ClientGone,
+                s(false, true, false),
+                FailureAction::Abandon,
+            ),
+            (
+                Failure::ClientGone,
+                s(true, false, true),
+                FailureAction::Abandon,
+            ),
             // retry_on_timeout = false: a timeout after the request was sent is answered
             // (504), even with a backend left ...
             (
@@ -391,39 +425,39 @@ mod tests {
             (
                 CONNECT_TIMEOUT,
                 no_timeout_retry(s(false, true, false)),
-                Verdict::Retry,
+                FailureAction::Retry,
             ),
             (
                 CONNECT,
                 no_timeout_retry(s(false, true, false)),
-                Verdict::Retry,
+                FailureAction::Retry,
             ),
             (
                 RESET,
                 no_timeout_retry(s(false, true, false)),
-                Verdict::Retry,
+                FailureAction::Retry,
             ),
             (
                 S503,
                 no_timeout_retry(s(false, true, false)),
-                Verdict::Retry,
+                FailureAction::Retry,
             ),
             // a stale pooled connection never carried the request to a live provider
             (
                 RESET,
                 no_timeout_retry(s(false, false, true)),
-                Verdict::RetryStale,
+                FailureAction::RetryStale,
             ),
             // after the first byte nothing changes
             (
                 STALL,
                 no_timeout_retry(s(true, true, false)),
-                Verdict::Cut(STALLED_MESSAGE),
+                FailureAction::Cut(STALLED_MESSAGE),
             ),
         ];
         for (failure, situation, want) in cases {
             assert_eq!(
-                decide(failure, &situation),
+                action_for(failure, &situation),
                 want,
                 "{failure:?} in {situation:?}"
             );
@@ -459,18 +493,18 @@ mod tests {
     }
 
     #[test]
-    fn the_verdict_travels_in_the_error() {
+    fn the_action_travels_in_the_error() {
         let mut e = Error::new(ErrorType::ConnectRefused);
         e.set_cause("refused by peer");
-        let e = rule(e, Verdict::Retry);
+        let e = rule(e, FailureAction::Retry);
         assert!(e.retry());
-        assert_eq!(verdict_of(&e), Some(&Verdict::Retry));
+        assert_eq!(action_of(&e), Some(&FailureAction::Retry));
         // the original cause is kept behind the ruling
         let src = std::error::Error::source(e.cause.as_deref().unwrap()).unwrap();
         assert_eq!(src.to_string(), "refused by peer");
-        let e = ruled("x", Verdict::Abandon);
+        let e = ruled("x", FailureAction::Abandon);
         assert!(!e.retry());
-        assert_eq!(verdict_of(&e), Some(&Verdict::Abandon));
-        assert_eq!(verdict_of(&Error::new(ErrorType::ReadError)), None);
+        assert_eq!(action_of(&e), Some(&FailureAction::Abandon));
+        assert_eq!(action_of(&Error::new(ErrorType::ReadError)), None);
     }
 }

@@ -1,16 +1,16 @@
 //! Pingora's failure hooks: each error is described as a [`Failure`], recorded against the
-//! attempt's backend, and ruled on by [`decide`]; the final hook carries the verdict out
+//! attempt's backend, and ruled on by [`action_for`]; the final hook carries the action out
 //! (an OpenAI-shaped error, or a final SSE error event when the response had started).
 
-use super::ctx::{Answer, Phase, Proxied, RequestCtx};
+use super::ctx::{Answer, Proxied, RequestCtx, RequestPhase};
 use super::decision::{
-    decide, rule, timeout_retry_withheld, verdict_of, Failure, Verdict, BROKEN_MESSAGE,
+    action_for, action_of, rule, timeout_retry_withheld, Failure, FailureAction, BROKEN_MESSAGE,
 };
 use super::upstream::situation;
 use crate::error::{ApiError, ClientApi};
 use crate::fault::{BodyFault, UpstreamBroken};
 use crate::routing::Outcome;
-use crate::usage::{anthropic_error_event, sse_error_event};
+use crate::wire::error::{anthropic_stream_cut_event, openai_stream_cut_event};
 use bytes::Bytes;
 use pingora_error::{Error, ErrorSource, ErrorType};
 use pingora_proxy::{FailToProxy, Session};
@@ -51,7 +51,7 @@ pub fn describe(e: &Error, deadline_fired: bool) -> Failure {
 /// `fail_to_connect`: the connection (TCP/TLS) to the backend could not be made.
 pub fn on_connect_error(ctx: &mut RequestCtx, e: Box<Error>) -> Box<Error> {
     let Some(p) = ctx.proxied_mut() else {
-        return rule(e, Verdict::Answer(ApiError::internal()));
+        return rule(e, FailureAction::Answer(ApiError::internal()));
     };
     let timed_out = matches!(
         e.etype(),
@@ -59,8 +59,8 @@ pub fn on_connect_error(ctx: &mut RequestCtx, e: Box<Error>) -> Box<Error> {
     );
     let failure = Failure::Connect { timed_out };
     p.finish_attempt(failure.outcome(false));
-    let verdict = decide(failure, &situation(p, false, false));
-    rule(e, verdict)
+    let action = action_for(failure, &situation(p, false, false));
+    rule(e, action)
 }
 
 /// `error_while_proxy`: an error after the connection was made (or reused).
@@ -70,17 +70,17 @@ pub fn on_proxy_error(
     e: Box<Error>,
     client_reused: bool,
 ) -> Box<Error> {
-    if verdict_of(&e).is_some() {
+    if action_of(&e).is_some() {
         return e; // ruled where it was raised (a failure status)
     }
     let head_sent = super::respond::final_head_sent(session);
     let Some(p) = ctx.proxied_mut() else {
-        let verdict = if head_sent {
-            Verdict::Cut(BROKEN_MESSAGE)
+        let action = if head_sent {
+            FailureAction::Cut(BROKEN_MESSAGE)
         } else {
-            Verdict::Answer(ApiError::internal())
+            FailureAction::Answer(ApiError::internal())
         };
-        return rule(e, verdict);
+        return rule(e, action);
     };
     let (deadline_fired, got_headers) = p
         .attempt
@@ -95,7 +95,7 @@ pub fn on_proxy_error(
             ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
         );
     let situation = situation(p, head_sent, stale_pooled);
-    let verdict = decide(failure, &situation);
+    let action = action_for(failure, &situation);
     if let (Failure::InvalidBody(broken), Some(a)) = (failure, &p.answer) {
         count_stream_failure(p, a, broken.fault, situation.committed);
     }
@@ -104,7 +104,7 @@ pub fn on_proxy_error(
             .with_label_values(&[&p.request.model.name])
             .inc();
     }
-    if verdict == Verdict::RetryStale {
+    if action == FailureAction::RetryStale {
         // A pooled keep-alive connection the provider had already closed: not the
         // backend's fault; try again (same or another backend) without counting it.
         p.stale_retry_used = true;
@@ -114,31 +114,31 @@ pub fn on_proxy_error(
         // After the head arrived, a broken connection is a broken stream.
         p.finish_attempt(failure.outcome(situation.committed || got_headers));
     }
-    if verdict == Verdict::Retry {
+    if action == FailureAction::Retry {
         p.answer = None;
     }
-    rule(e, verdict)
+    rule(e, action)
 }
 
-/// `fail_to_proxy`: the proxy loop ended with an error. Carries out the verdict the error
+/// `fail_to_proxy`: the proxy loop ended with an error. Carries out the action the error
 /// holds and returns the status.
 pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Error) -> FailToProxy {
     super::respond::note_client_error(e);
     let head_sent = super::respond::final_head_sent(session);
-    let verdict = match verdict_of(e) {
+    let action = match action_of(e) {
         // A head is out (a stream that failed before its commit point): an error can only
         // travel inside the stream now.
-        Some(Verdict::Answer(_) | Verdict::PassThrough) if head_sent => {
-            Verdict::Cut(BROKEN_MESSAGE)
+        Some(FailureAction::Answer(_) | FailureAction::PassThrough) if head_sent => {
+            FailureAction::Cut(BROKEN_MESSAGE)
         }
         Some(v) => v.clone(),
         // Not from an upstream attempt (e.g. the client failed while sending its body).
-        None if *e.esource() == ErrorSource::Downstream => Verdict::Abandon,
-        None if head_sent => Verdict::Cut(BROKEN_MESSAGE),
-        None => Verdict::Answer(ApiError::internal()),
+        None if *e.esource() == ErrorSource::Downstream => FailureAction::Abandon,
+        None if head_sent => FailureAction::Cut(BROKEN_MESSAGE),
+        None => FailureAction::Answer(ApiError::internal()),
     };
-    match verdict {
-        Verdict::Abandon => {
+    match action {
+        FailureAction::Abandon => {
             if let Some(p) = ctx.proxied_mut() {
                 p.finish_attempt(Outcome::ClientClosed);
             }
@@ -153,8 +153,8 @@ pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Err
                 can_reuse_downstream: false,
             }
         }
-        Verdict::Cut(message) => {
-            if let Phase::Proxied(p) = &mut ctx.phase {
+        FailureAction::Cut(message) => {
+            if let RequestPhase::Proxied(p) = &mut ctx.phase {
                 cut_stream(session, p, ctx.api, message, ctx.request_id.as_str()).await;
             }
             FailToProxy {
@@ -162,10 +162,10 @@ pub async fn on_final_error(session: &mut Session, ctx: &mut RequestCtx, e: &Err
                 can_reuse_downstream: false,
             }
         }
-        Verdict::Answer(err) => answer(session, ctx, err).await,
-        // A retry verdict that ran out of Pingora's own loop bound, or a pass-through
+        FailureAction::Answer(err) => answer(session, ctx, err).await,
+        // A retry action that ran out of Pingora's own loop bound, or a pass-through
         // that still became an error: answer what the attempts amount to.
-        Verdict::Retry | Verdict::RetryStale | Verdict::PassThrough => {
+        FailureAction::Retry | FailureAction::RetryStale | FailureAction::PassThrough => {
             let err = match ctx.proxied() {
                 Some(p) if p.last_outcome == Some(Outcome::Timeout) => {
                     ApiError::upstream_timeout(p.attempts)
@@ -210,8 +210,8 @@ async fn cut_stream(
 /// The gateway's final error event in the client's API.
 fn error_event(api: ClientApi, message: &str) -> Vec<u8> {
     match api {
-        ClientApi::OpenAi => sse_error_event(message, "upstream_error", "stream_error"),
-        ClientApi::Anthropic => anthropic_error_event(message),
+        ClientApi::OpenAi => openai_stream_cut_event(message),
+        ClientApi::Anthropic => anthropic_stream_cut_event(message),
     }
 }
 

@@ -1,6 +1,6 @@
 //! End of a request: the final attempt outcome, request metrics, and the access log line.
 
-use super::ctx::{Operation, Phase, Proxied, RequestCtx};
+use super::ctx::{Operation, Proxied, RequestCtx, RequestPhase};
 use crate::auth::UserEntry;
 use crate::metrics;
 use crate::routing::{Backend, ModelRoute, Outcome};
@@ -30,8 +30,8 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
     let duration = ctx.started.elapsed();
     let status = ctx.status;
     let (r, overhead) = match &mut ctx.phase {
-        Phase::Received => return,
-        Phase::Local(l) => (
+        RequestPhase::Received => return,
+        RequestPhase::Local(l) => (
             Resolved {
                 model: None,
                 user: l.user.as_deref(),
@@ -46,7 +46,7 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
             },
             None,
         ),
-        Phase::Proxied(p) => {
+        RequestPhase::Proxied(p) => {
             settle_last_attempt(p, status, error);
             let answer = p.answer.as_ref();
             (
@@ -122,17 +122,17 @@ fn record_metrics(r: &Resolved<'_>, status: u16, duration: Duration, overhead: O
     let (Some(m), Some(op)) = (r.model, r.op) else {
         return;
     };
-    metrics::request_duration(m).observe(duration.as_secs_f64());
+    m.metrics.request_duration().observe(duration.as_secs_f64());
     if let Some(o) = overhead {
         metrics::OVERHEAD.observe(o.as_secs_f64());
     }
     let Some(b) = r.backend else {
         return;
     };
-    if let Some(h) = metrics::genai_duration(b, op) {
+    if let Some(h) = b.metrics.genai_duration(op) {
         h.observe(duration.as_secs_f64());
     }
-    if let (Some(t), Some(h)) = (r.ttfb, metrics::genai_ttft(b, op)) {
+    if let (Some(t), Some(h)) = (r.ttfb, b.metrics.genai_ttft(op)) {
         h.observe(t.as_secs_f64());
     }
     if let (Some(u), Some(usage)) = (r.user, r.usage) {
@@ -150,7 +150,7 @@ fn record_metrics(r: &Resolved<'_>, status: u16, duration: Duration, overhead: O
             metrics::TOKENS
                 .with_label_values(&[m.name.as_str(), &u.id, &b.provider.id, name])
                 .inc_by(n);
-            if let Some(h) = metrics::genai_tokens(b, op, kind) {
+            if let Some(h) = b.metrics.genai_tokens(op, kind) {
                 h.observe(n as f64);
             }
         }

@@ -1,5 +1,5 @@
 //! Which client request headers reach a provider, and which provider response headers reach
-//! the client (SPEC §12).
+//! the client.
 //!
 //! Requests: an allow-list. The gateway's built-in list ([`FORWARDED`], plus
 //! [`ANTHROPIC_CLIENT_HEADERS`] on the Anthropic routes to a backend that speaks Anthropic)

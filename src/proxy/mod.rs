@@ -1,15 +1,16 @@
 //! The Pingora `ProxyHttp` implementation. Each hook is short and delegates:
 //! `request` (auth, body, model) → `upstream` (select, rewrite) → `response` (pass the
-//! answer, watch its body) → `failure` (describe, [`decision::decide`], carry out the
-//! verdict) → `finish` (metrics, access log). Per-request state is typed by phase in
+//! answer, watch its body) → `failure` (describe, [`decision::action_for`], carry out the
+//! action) → `finish` (metrics, access log). Per-request state is typed by phase in
 //! [`ctx::RequestCtx`].
 
+pub mod admitted;
 pub mod ctx;
 pub mod decision;
 pub mod failure;
 pub mod finish;
 pub mod headers;
-pub mod ratelimit;
+pub mod provider_limits;
 pub mod request;
 pub mod respond;
 pub mod response;
@@ -19,12 +20,13 @@ pub mod watchdog;
 
 use crate::api::{self, LocalResponse, Route};
 use crate::clock::now_ms;
-use crate::error::{ApiError, ClientApi};
+use crate::error::ApiError;
 use crate::shared::SharedLink;
 use crate::snapshot::{Snapshot, SnapshotCell};
+use crate::vocab::ClientApi;
 use async_trait::async_trait;
 use bytes::Bytes;
-use ctx::{LocalAnswer, Operation, Phase, Proxied, RequestCtx};
+use ctx::{LocalAnswer, Operation, Proxied, RequestCtx, RequestPhase};
 use pingora_core::protocols::Digest;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, Result};
@@ -131,7 +133,7 @@ async fn refuse(
     local: LocalAnswer,
     e: ApiError,
 ) -> Result<bool> {
-    ctx.phase = Phase::Local(local);
+    ctx.phase = RequestPhase::Local(local);
     if let Err(we) = respond::send(session, ctx, LocalResponse::error(&e, ctx.api)).await {
         respond::note_client_error(&we);
         log::debug!("request {}: refusal not delivered: {we}", ctx.request_id);
@@ -140,44 +142,44 @@ async fn refuse(
 }
 
 /// Authenticates, reads and admits a proxied request; `Err` is the refusal to answer.
-async fn admit(
+async fn admit_request(
     session: &mut Session,
     op: Operation,
     snap: &Arc<Snapshot>,
     shared: Option<&SharedLink>,
     local: &mut LocalAnswer,
     overhead: &mut Duration,
-) -> std::result::Result<(ctx::ProxyRequest, crate::quota::Grant), Refusal> {
+) -> std::result::Result<(ctx::ProxyRequest, crate::quota::Grant), NotAdmitted> {
     let t0 = Instant::now();
     let user = request::authenticate(session, snap);
     *overhead += t0.elapsed();
-    let user = user.map_err(Refusal::Answer)?;
+    let user = user.map_err(NotAdmitted::Answer)?;
     local.user = Some(Arc::clone(&user));
     let settings = &snap.table.settings;
     let limit = settings.max_request_body_bytes;
     let body = match request::read_body(session, limit, settings.request_timeout).await {
         Ok(b) => b,
-        Err(request::BodyFailure::Refuse(e)) => return Err(Refusal::Answer(e)),
-        Err(request::BodyFailure::Io(e)) => return Err(Refusal::Io(e)),
+        Err(request::BodyFailure::Refuse(e)) => return Err(NotAdmitted::Answer(e)),
+        Err(request::BodyFailure::Io(e)) => return Err(NotAdmitted::Io(e)),
     };
     // The user's limits are overhead when enforced in this process, not the Redis round
     // trip of shared state.
     let t0 = Instant::now();
-    let request = request::admit(op, body, user, snap);
+    let request = request::validate_request(op, body, user, snap);
     if shared.is_some() || request.is_err() {
         *overhead += t0.elapsed();
     }
-    let request = request.map_err(Refusal::Answer)?;
-    let grant = crate::quota::admit(&request.user, shared, now_ms()).await;
+    let request = request.map_err(NotAdmitted::Answer)?;
+    let grant = crate::quota::admit_user(&request.user, shared, now_ms()).await;
     if shared.is_none() {
         *overhead += t0.elapsed();
     }
-    let grant = grant.map_err(Refusal::Answer)?;
+    let grant = grant.map_err(NotAdmitted::Answer)?;
     Ok((request, grant))
 }
 
 /// Why a proxied request was not admitted.
-enum Refusal {
+enum NotAdmitted {
     /// Answer this error.
     Answer(ApiError),
     /// The client connection failed.
@@ -191,7 +193,7 @@ impl ProxyHttp for BerryProxy {
     /// Pingora creates the context right after the request head was read: the connection
     /// loop's header deadline is disarmed here.
     fn new_ctx(&self) -> RequestCtx {
-        crate::connection::head_read();
+        crate::request_scope::head_read();
         RequestCtx::new()
     }
 
@@ -206,13 +208,13 @@ impl ProxyHttp for BerryProxy {
         let Some(op) = operation(route) else {
             let response = local_response(route, session, &snapshot, ctx.api);
             let quiet = matches!(route, Route::Health | Route::Metrics);
-            ctx.phase = Phase::Local(LocalAnswer::new(snapshot, false, quiet));
+            ctx.phase = RequestPhase::Local(LocalAnswer::new(snapshot, false, quiet));
             respond::send(session, ctx, response).await?;
             return Ok(true);
         };
         let mut local = LocalAnswer::new(Arc::clone(&snapshot), true, false);
         let shared = self.shared.as_deref();
-        match admit(
+        match admit_request(
             session,
             op,
             &snapshot,
@@ -225,12 +227,12 @@ impl ProxyHttp for BerryProxy {
             Ok((request, grant)) => {
                 let shared = shared.and_then(|l| l.get()).cloned();
                 ctx.phase =
-                    Phase::Proxied(Box::new(Proxied::new(snapshot, request, grant, shared)));
+                    RequestPhase::Proxied(Box::new(Proxied::new(snapshot, request, grant, shared)));
                 Ok(false)
             }
-            Err(Refusal::Answer(e)) => refuse(session, ctx, local, e).await,
-            Err(Refusal::Io(e)) => {
-                ctx.phase = Phase::Local(local);
+            Err(NotAdmitted::Answer(e)) => refuse(session, ctx, local, e).await,
+            Err(NotAdmitted::Io(e)) => {
+                ctx.phase = RequestPhase::Local(local);
                 Err(e)
             }
         }
@@ -242,7 +244,7 @@ impl ProxyHttp for BerryProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let t0 = Instant::now();
-        let Phase::Proxied(p) = &mut ctx.phase else {
+        let RequestPhase::Proxied(p) = &mut ctx.phase else {
             return Err(not_proxied());
         };
         let peer = upstream::select_peer(p, &mut ctx.rng);
@@ -274,7 +276,7 @@ impl ProxyHttp for BerryProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let t0 = Instant::now();
-        let Phase::Proxied(p) = &mut ctx.phase else {
+        let RequestPhase::Proxied(p) = &mut ctx.phase else {
             return Err(not_proxied());
         };
         let r = upstream::rewrite_request(p, &ctx.request_id, upstream_request);
@@ -304,7 +306,7 @@ impl ProxyHttp for BerryProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let t0 = Instant::now();
-        let Phase::Proxied(p) = &mut ctx.phase else {
+        let RequestPhase::Proxied(p) = &mut ctx.phase else {
             return Err(not_proxied());
         };
         let client = response::ClientSide {
@@ -388,6 +390,6 @@ impl ProxyHttp for BerryProxy {
 fn not_proxied() -> Box<Error> {
     decision::ruled(
         "not_proxied",
-        decision::Verdict::Answer(ApiError::internal()),
+        decision::FailureAction::Answer(ApiError::internal()),
     )
 }

@@ -1,6 +1,6 @@
 //! The client side of a proxied request: request id, authentication, bounded body read,
 //! model resolution and policy checks, in this order (a refused request consumes no
-//! quota): token → body → model exists → user may use it → user rate limit → routing.
+//! quota): token → body → model exists → user may use it → user quota → routing.
 
 use super::ctx::{Operation, ProxyRequest, RequestId};
 use super::translation::Translation;
@@ -222,8 +222,8 @@ async fn read_all(
 
 /// Validates a read body against the snapshot: model scan, existence, permission, and
 /// whether the model's backends can express it. The user's limits come after
-/// ([`crate::quota::admit`]).
-pub fn admit(
+/// ([`crate::quota::admit_user`]).
+pub fn validate_request(
     op: Operation,
     body: Bytes,
     user: Arc<UserEntry>,
@@ -253,7 +253,7 @@ pub fn admit(
     if !model
         .backends
         .iter()
-        .any(|b| op.served_by(&b.provider.dialect))
+        .any(|b| op.served_by(b.provider.backend_type))
     {
         return Err(ApiError::bad_request(format!(
             "Model '{}' has no backend that serves {}.",
@@ -267,7 +267,7 @@ pub fn admit(
     for b in model
         .backends
         .iter()
-        .filter(|b| op.served_by(&b.provider.dialect))
+        .filter(|b| op.served_by(b.provider.backend_type))
     {
         let t = Translation::of(op, &b.provider.dialect);
         if t != Translation::None && !checked.contains(&t) {
@@ -293,27 +293,7 @@ pub fn admit(
     })
 }
 
-/// The body for one attempt: the client's bytes with the `model` value replaced by the
-/// backend's real model (and `include_usage` added when configured). Reuses the client's
-/// bytes untouched when nothing changes.
-pub fn attempt_body(req: &ProxyRequest, model_literal: &[u8]) -> Bytes {
-    let same_model = req.body.get(req.model_span.clone()) == Some(model_literal);
-    if same_model && req.include_usage.is_none() {
-        return req.body.clone();
-    }
-    let mut edits: smallvec::SmallVec<[crate::body::Edit<'_>; 2]> = smallvec::SmallVec::new();
-    edits.push(crate::body::Edit {
-        range: req.model_span.clone(),
-        bytes: model_literal,
-    });
-    if let Some((range, bytes)) = &req.include_usage {
-        edits.push(crate::body::Edit {
-            range: range.clone(),
-            bytes,
-        });
-    }
-    Bytes::from(crate::body::apply_edits(&req.body, &mut edits))
-}
+pub use super::admitted::attempt_body;
 
 #[cfg(test)]
 mod tests {

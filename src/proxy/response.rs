@@ -3,16 +3,14 @@
 
 use super::ctx::{Answer, BodyWatch, Gate, Proxied};
 use super::decision::{
-    decide, rule, Failure, Verdict, ERROR_EVENT_MESSAGE, GARBAGE_MESSAGE, INCOMPLETE_MESSAGE,
-    INVALID_JSON_MESSAGE, NOT_A_STREAM_MESSAGE,
+    action_for, rule, Failure, FailureAction, ERROR_EVENT_MESSAGE, GARBAGE_MESSAGE,
+    INCOMPLETE_MESSAGE, INVALID_JSON_MESSAGE, NOT_A_STREAM_MESSAGE,
 };
 use super::headers::strip_account_headers;
 use super::translation::{wants_stream_usage, Translation};
 use super::upstream::situation;
 use crate::fault::UpstreamBroken;
 use crate::routing::Outcome;
-use crate::vocab::TokenUsage;
-use crate::usage::Usage;
 use bytes::Bytes;
 use http::HeaderName;
 use pingora_error::{Error, ErrorType, Result};
@@ -55,13 +53,13 @@ pub struct ClientSide {
     pub head_sent: bool,
 }
 
-/// Handles upstream response headers. Rate-limit headers cool the backend down. A failure
-/// status (5xx, 429, 401/403) that [`decide`] says to retry or answer locally becomes an
-/// error carrying that verdict, so Pingora runs the next attempt or the final hook answers;
-/// anything else is let through to the client and starts the [`Answer`]. A head that
-/// reaches the client (informational ones included) never carries the headers that reveal
-/// the provider account ([`strip_account_headers`]); code that reads them (rate limits)
-/// runs before the strip.
+/// Handles upstream response headers. Provider rate-limit headers cool the backend down. A
+/// failure status (5xx, 429, 401/403) that [`action_for`] says to retry or answer locally
+/// becomes an error carrying that action, so Pingora runs the next attempt or the final
+/// hook answers; anything else is let through to the client and starts the [`Answer`]. A
+/// head that reaches the client (informational ones included) never carries the headers
+/// that reveal the provider account ([`strip_account_headers`]); code that reads them
+/// (provider rate limits) runs before the strip.
 pub fn on_response_header(
     p: &mut Proxied,
     request_id: &super::ctx::RequestId,
@@ -86,11 +84,11 @@ pub fn on_response_header(
     let ttfb = attempt.started.elapsed();
     attempt.state().observe_ttfb_ms(ttfb.as_secs_f64() * 1000.0);
     if crate::metrics::per_request() {
-        crate::metrics::ttfb(&attempt.backend).observe(ttfb.as_secs_f64());
+        attempt.backend.metrics.ttfb().observe(ttfb.as_secs_f64());
     }
-    let limits = super::ratelimit::reset_after_ms(&resp.headers, SystemTime::now());
-    let retry_after = limits
-        .filter(|l| l.source == super::ratelimit::RETRY_AFTER_MS)
+    let cooldown = super::provider_limits::requested_cooldown(&resp.headers, SystemTime::now());
+    let retry_after = cooldown
+        .filter(|l| l.source == super::provider_limits::RETRY_AFTER_MS)
         .map(|l| l.ms)
         .or_else(|| {
             resp.headers
@@ -98,15 +96,15 @@ pub fn on_response_header(
                 .and_then(|v| retry_after_ms(v.as_bytes()))
         });
     let outcome = Outcome::from_status(status, retry_after);
-    if let Some(limit) = limits {
+    if let Some(asked) = cooldown {
         // A 429 cools its backend down as an outcome (`finish_attempt` below), locally and
         // on the shared state; the headers' cooldown is applied here only when longer.
-        if outcome.cooldown_ms().is_none_or(|own| limit.ms > own) {
+        if outcome.cooldown_ms().is_none_or(|own| asked.ms > own) {
             attempt
                 .state()
-                .cool_down_for(limit.ms, crate::clock::now_ms());
+                .cool_down_for(asked.ms, crate::clock::now_ms());
             if let Some(shared) = &p.shared {
-                shared.publish_cooldown(&attempt.backend.id, limit.ms);
+                shared.publish_cooldown(&attempt.backend.id, asked.ms);
             }
         }
         if crate::metrics::per_request() {
@@ -114,7 +112,7 @@ pub fn on_response_header(
                 .with_label_values(&[
                     attempt.backend.provider.id.as_str(),
                     &attempt.backend.id,
-                    limit.source,
+                    asked.source,
                 ])
                 .inc();
         }
@@ -122,24 +120,24 @@ pub fn on_response_header(
     let sse = is_event_stream(resp);
     if outcome != Outcome::Success {
         p.finish_attempt(outcome);
-        let verdict = decide(
+        let action = action_for(
             Failure::Status(outcome),
             &situation(p, client.head_sent, false),
         );
-        if verdict != Verdict::PassThrough {
+        if action != FailureAction::PassThrough {
             let e = Error::explain(ErrorType::HTTPStatus(status), "upstream failure status");
-            return Err(rule(e, verdict));
+            return Err(rule(e, action));
         }
     } else if client.head_sent && !sse {
         // The client already has an event-stream head: only a stream can follow it.
         let failure = Failure::InvalidBody(UpstreamBroken::invalid(NOT_A_STREAM_MESSAGE));
         p.finish_attempt(failure.outcome(false));
-        let verdict = decide(failure, &situation(p, true, false));
+        let action = action_for(failure, &situation(p, true, false));
         let e = Error::explain(
             ErrorType::Custom("upstream_not_a_stream"),
             NOT_A_STREAM_MESSAGE,
         );
-        return Err(rule(e, verdict));
+        return Err(rule(e, action));
     }
     for h in &DROPPED_RESPONSE_HEADERS {
         resp.remove_header(h);
@@ -190,16 +188,6 @@ fn own_framing(resp: &mut ResponseHeader, h1_client: bool) -> Result<()> {
         resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     }
     Ok(())
-}
-
-/// Passthrough usage in the gateway's token partition.
-fn tokens(u: Usage) -> TokenUsage {
-    TokenUsage {
-        input: u.input_tokens,
-        output: u.output_tokens,
-        cache_read: u.cache_read_tokens,
-        cache_write: u.cache_write_tokens,
-    }
 }
 
 fn is_event_stream(resp: &ResponseHeader) -> bool {
@@ -266,7 +254,7 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
                 )
             } else {
                 if end {
-                    answer.usage = scan.usage().map(tokens);
+                    answer.usage = scan.usage();
                 }
                 (None, true)
             }
@@ -274,7 +262,7 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
         BodyWatch::Sse(scan) => {
             let garbage = body.as_ref().is_some_and(|b| scan.feed(b).is_err());
             if let Some(u) = scan.usage() {
-                answer.usage = Some(tokens(u));
+                answer.usage = Some(u);
             }
             let broken = if garbage {
                 answer.broke_mid_event = true;

@@ -2,13 +2,13 @@
 //! request body, the upstream path, and the answer (JSON, event stream or error). Same-API
 //! attempts are untouched here: their body is spliced and their answer passes through.
 
-use super::ctx::{Operation, ProxyRequest};
-use super::request::attempt_body;
+use super::admitted::{attempt_body, ProxyRequest};
 use crate::error::ApiError;
 use crate::providers::Dialect;
 use crate::routing::Backend;
 use crate::translate::stream::{EventTranslator, StreamTranslator};
-use crate::translate::{chat_to_messages, errors, messages_to_chat, TokenUsage, UpstreamBroken};
+use crate::translate::{chat_to_messages, errors, messages_to_chat, UpstreamBroken};
+use crate::vocab::{Operation, TokenUsage};
 use bytes::Bytes;
 
 /// Largest non-stream answer buffered for translation (a larger one is a broken answer).

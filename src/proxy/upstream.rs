@@ -1,7 +1,7 @@
 //! Choosing the backend for an attempt and shaping the request sent to it.
 
 use super::ctx::{Attempt, Operation, Proxied, RequestId};
-use super::decision::{decide, ruled, Failure, Situation, Verdict};
+use super::decision::{action_for, ruled, Failure, FailureAction, Situation};
 use super::headers::{retain_forwarded, Forwarding};
 use super::translation::Translation;
 use super::watchdog::Watchdog;
@@ -41,7 +41,7 @@ pub fn eligible(
     i: usize,
     b: &Backend,
 ) -> bool {
-    if tried.contains(&i) || !b.visible_to(user_tags) || !op.served_by(&b.provider.dialect) {
+    if tried.contains(&i) || !b.visible_to(user_tags) || !op.served_by(b.provider.backend_type) {
         return false;
     }
     match b.provider.max_attempts {
@@ -91,7 +91,7 @@ pub fn situation(p: &Proxied, head_sent: bool, stale_pooled: bool) -> Situation 
 }
 
 /// Picks the backend for the next attempt, starts the attempt and builds its peer. An
-/// error carries its verdict (no backend left, or the backend's host is unresolved).
+/// error carries its action (no backend left, or the backend's host is unresolved).
 pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpPeer>> {
     let snap = Arc::clone(&p.snapshot);
     let model = Arc::clone(&p.request.model);
@@ -105,30 +105,35 @@ pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpP
         model.select(&mut input, |i, b| eligible(op, tried, &model, tags, i, b))
     };
     let Some(sel) = selected else {
-        let verdict = match p.attempts {
-            0 => Verdict::Answer(ApiError::no_backend(&model.name)),
-            n => Verdict::Answer(final_error(p.last_outcome, n)),
+        let action = match p.attempts {
+            0 => FailureAction::Answer(ApiError::no_backend(&model.name)),
+            n => FailureAction::Answer(final_error(p.last_outcome, n)),
         };
-        return Err(ruled("no_backend_left", verdict));
+        return Err(ruled("no_backend_left", action));
     };
     let Some(backend) = model.backends.get(sel.index) else {
         return Err(ruled(
             "no_backend_left",
-            Verdict::Answer(ApiError::internal()),
+            FailureAction::Answer(ApiError::internal()),
         ));
     };
     p.tried.push(sel.index);
     p.attempts += 1;
     if p.attempts > 1 && crate::metrics::per_request() {
-        crate::metrics::retries(&model).inc();
+        model.metrics.retries().inc();
     }
     if sel.last_resort {
-        crate::metrics::last_resort(&model).inc();
+        model.metrics.last_resort().inc();
     }
     let translation = Translation::of(p.request.op, &backend.provider.dialect);
     let body = match translation.request_body(&p.request, backend) {
         Ok(body) => body,
-        Err(refusal) => return Err(ruled("untranslatable_request", Verdict::Answer(refusal))),
+        Err(refusal) => {
+            return Err(ruled(
+                "untranslatable_request",
+                FailureAction::Answer(refusal),
+            ))
+        }
     };
     let attempt = Attempt::begin(sel.index, Arc::clone(backend), sel.probe, body, translation);
     p.attempt = Some(attempt);
@@ -137,8 +142,8 @@ pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpP
         // DNS has not resolved this host: a connect failure of this attempt.
         let failure = Failure::Connect { timed_out: false };
         p.finish_attempt(failure.outcome(false));
-        let verdict = decide(failure, &situation(p, false, false));
-        return Err(ruled("upstream_unresolved", verdict));
+        let action = action_for(failure, &situation(p, false, false));
+        return Err(ruled("upstream_unresolved", action));
     };
     Ok(Box::new(peer_for(
         backend,

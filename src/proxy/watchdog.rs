@@ -9,7 +9,7 @@
 //!
 //! Who waits for the deadline, and how it knows the socket:
 //! * The client connection loop serving the request
-//!   ([`crate::connection::watch_upstream_deadline`]) polls it next to the request, with a
+//!   ([`crate::request_scope::watch_upstream_deadline`]) polls it next to the request, with a
 //!   timer it keeps for the whole connection: no task per stream. It fires on the task
 //!   that owns the socket, so nothing can close the socket while it fires; the deadline
 //!   keeps the descriptor number and the socket's identity (device and inode, one `fstat`
@@ -19,6 +19,7 @@
 //!   its own waits, on any thread: the socket could be closed and its number reused
 //!   between a check and the shutdown, so that deadline holds a duplicate descriptor.
 
+use crate::request_scope::{self, UpstreamDeadline};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,6 +63,16 @@ impl Deadline {
                 let _ = socket.shutdown(std::net::Shutdown::Both);
             }
         }
+    }
+}
+
+impl UpstreamDeadline for Deadline {
+    fn at(&self) -> Instant {
+        self.at
+    }
+
+    fn fire(&self) {
+        Deadline::fire(self);
     }
 }
 
@@ -113,7 +124,7 @@ impl Watchdog {
     /// longer names the same socket by then. `fd` must be an open TCP socket for the
     /// duration of this call.
     pub fn arm(fd: RawFd, after: Duration) -> std::io::Result<Watchdog> {
-        let in_loop = crate::connection::in_connection_loop();
+        let in_loop = request_scope::in_scope();
         let socket = if in_loop {
             Target::Watched(SocketId::of(fd)?)
         } else {
@@ -128,7 +139,7 @@ impl Watchdog {
             fired: AtomicBool::new(false),
         });
         let task = if in_loop {
-            let watched = crate::connection::watch_upstream_deadline(&deadline);
+            let watched = request_scope::watch_upstream_deadline(&deadline);
             debug_assert!(watched, "in a connection loop, which watches the deadline");
             None
         } else {

@@ -1,58 +1,10 @@
 //! The in-process quota of one user: O(1) memory per window, one short lock per admission
 //! and per finished request (never held across an await).
 
-use super::{window_maxima, Limit, Refusal, WINDOWS};
 use crate::config::RateLimit;
+use crate::vocab::limits::{Counter, QuotaLimit, QuotaRefusal, WINDOWS};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// Two fixed windows (current and previous) of one length: the sliding-window estimate is
-/// `previous × (1 − elapsed/len) + current`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Counter {
-    pub(crate) start_ms: u64,
-    pub(crate) current: u64,
-    pub(crate) previous: u64,
-}
-
-impl Counter {
-    /// Moves the windows forward to `now_ms`.
-    pub fn roll(&mut self, now_ms: u64, len: u64) {
-        if self.start_ms == 0 {
-            self.start_ms = now_ms - now_ms % len;
-        }
-        let elapsed_windows = now_ms.saturating_sub(self.start_ms) / len;
-        if elapsed_windows >= 1 {
-            self.previous = if elapsed_windows == 1 {
-                self.current
-            } else {
-                0
-            };
-            self.current = 0;
-            self.start_ms += elapsed_windows * len;
-        }
-    }
-
-    /// The sliding-window count at `now_ms` (after [`roll`](Self::roll)).
-    pub fn estimate(&self, now_ms: u64, len: u64) -> f64 {
-        let elapsed = now_ms.saturating_sub(self.start_ms) as f64 / len as f64;
-        self.previous as f64 * (1.0 - elapsed).max(0.0) + self.current as f64
-    }
-
-    /// Milliseconds until the estimate plus `need` fits under `limit` (at least 1).
-    pub fn wait_ms(&self, now_ms: u64, len: u64, limit: u64, need: u64) -> u64 {
-        let end = self.start_ms + len;
-        if self.current + need > limit || self.previous == 0 {
-            // Only the next window can make room.
-            return end.saturating_sub(now_ms).max(1);
-        }
-        // previous × (1 − t/len) + current + need ≤ limit ⇒ t ≥ len × (1 − room/previous)
-        let room = (limit - self.current - need) as f64;
-        let t = len as f64 * (1.0 - room / self.previous as f64);
-        let at = self.start_ms + t.ceil().max(0.0) as u64;
-        at.saturating_sub(now_ms).clamp(1, len)
-    }
-}
 
 #[derive(Debug, Default)]
 struct Windows {
@@ -85,19 +37,20 @@ impl LocalQuota {
         self.windows.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Admits one request against every configured limit, or refuses (the longest wait
-    /// among the failing limits) without consuming anything. Token budgets admit while the
-    /// window has room for one more token (the request rule, counted in tokens). A granted request with `max_concurrent` holds a
+    /// Takes one request from this user's in-process quota when every configured limit has
+    /// room, or refuses (the longest wait among the failing limits) without consuming
+    /// anything. Token budgets admit while the window has room for one more token (the
+    /// request rule, counted in tokens). A granted request with `max_concurrent` holds a
     /// slot until the returned guard is dropped.
-    pub fn admit(
+    pub fn try_take(
         &self,
         limit: &RateLimit,
         now_ms: u64,
-    ) -> Result<Option<ConcurrencySlot>, Refusal> {
-        let mut refusal: Option<Refusal> = None;
+    ) -> Result<Option<ConcurrencySlot>, QuotaRefusal> {
+        let mut refusal: Option<QuotaRefusal> = None;
         let mut guard = self.windows();
         let w = &mut *guard;
-        let maxima = window_maxima(limit);
+        let maxima = limit.window_maxima();
         let counters = w.requests.iter_mut().chain(w.tokens.iter_mut());
         for ((c, (name, len)), max) in counters.zip(WINDOWS).zip(maxima) {
             let Some(max) = max else { continue };
@@ -105,7 +58,7 @@ impl LocalQuota {
             // Room for one more request; a token budget admits while there is room for
             // one more token.
             if c.estimate(now_ms, len) + 1.0 > max as f64 {
-                Refusal::keep_longest(&mut refusal, name, c.wait_ms(now_ms, len, max, 1));
+                QuotaRefusal::keep_longest(&mut refusal, name, c.wait_ms(now_ms, len, max, 1));
             }
         }
         let slot = match limit.max_concurrent {
@@ -119,7 +72,7 @@ impl LocalQuota {
                 match taken {
                     Ok(_) => Some(ConcurrencySlot(Arc::clone(&self.in_flight))),
                     Err(n) if n >= max => {
-                        Refusal::keep_longest(&mut refusal, Limit::Concurrency, 1000);
+                        QuotaRefusal::keep_longest(&mut refusal, QuotaLimit::Concurrency, 1000);
                         None
                     }
                     Err(_) => None, // refused by another limit: nothing taken
@@ -138,7 +91,8 @@ impl LocalQuota {
         Ok(slot)
     }
 
-    /// Adds a finished request's tokens (all prompt tokens, cached or not, plus output) to the token windows.
+    /// Adds a finished request's tokens (all prompt tokens, cached or not, plus output) to
+    /// the token windows.
     pub fn add_tokens(&self, limit: &RateLimit, tokens: u64, now_ms: u64) {
         if tokens == 0 || (limit.tokens_per_minute.is_none() && limit.tokens_per_day.is_none()) {
             return;
@@ -174,22 +128,22 @@ mod tests {
         let l = rpm(3);
         let t0 = 60_000 * 10; // window start
         for i in 0..3 {
-            assert!(s.admit(&l, t0 + i).is_ok(), "request {i}");
+            assert!(s.try_take(&l, t0 + i).is_ok(), "request {i}");
         }
-        let r = s.admit(&l, t0 + 10).unwrap_err();
+        let r = s.try_take(&l, t0 + 10).unwrap_err();
         assert_eq!(
             (r.limit, r.retry_after_secs),
-            (Limit::RequestsPerMinute, 60)
+            (QuotaLimit::RequestsPerMinute, 60)
         );
         // refusals do not consume: still refused, then the next window admits with the
         // previous window weighing in (3 × (1 − elapsed) + current)
-        assert!(s.admit(&l, t0 + 59_999).is_err());
+        assert!(s.try_take(&l, t0 + 59_999).is_err());
         // 1/3 into the next window the previous 3 count as 2: one more fits
-        assert!(s.admit(&l, t0 + 60_000 + 20_001).is_ok());
-        assert!(s.admit(&l, t0 + 60_000 + 20_002).is_err());
+        assert!(s.try_take(&l, t0 + 60_000 + 20_001).is_ok());
+        assert!(s.try_take(&l, t0 + 60_000 + 20_002).is_err());
         // two windows later everything is forgotten
         for i in 0..3 {
-            assert!(s.admit(&l, t0 + 180_000 + i).is_ok());
+            assert!(s.try_take(&l, t0 + 180_000 + i).is_ok());
         }
     }
 
@@ -199,13 +153,13 @@ mod tests {
         let l = rpm(10);
         let t0 = 600_000;
         for i in 0..10 {
-            s.admit(&l, t0 + 30_000 + i).unwrap();
+            s.try_take(&l, t0 + 30_000 + i).unwrap();
         }
         // next window, 5 s in: the previous 10 weigh ~9.2, refused until enough decays
         let now = t0 + 65_000;
-        let r = s.admit(&l, now).unwrap_err();
+        let r = s.try_take(&l, now).unwrap_err();
         assert!(
-            s.admit(&l, now + r.retry_after_secs * 1000).is_ok(),
+            s.try_take(&l, now + r.retry_after_secs * 1000).is_ok(),
             "{r:?}"
         );
     }
@@ -219,10 +173,10 @@ mod tests {
             max_concurrent: Some(10),
             ..RateLimit::default()
         };
-        let a = s.admit(&l, 1).unwrap();
-        let b = s.admit(&l, 2).unwrap();
-        let r = s.admit(&l, 3).unwrap_err();
-        assert_eq!(r.limit, Limit::RequestsPerHour);
+        let a = s.try_take(&l, 1).unwrap();
+        let b = s.try_take(&l, 2).unwrap();
+        let r = s.try_take(&l, 3).unwrap_err();
+        assert_eq!(r.limit, QuotaLimit::RequestsPerHour);
         assert_eq!(s.in_flight(), 2, "the refused request holds no slot");
         drop((a, b));
         assert_eq!(s.in_flight(), 0);
@@ -236,15 +190,18 @@ mod tests {
             ..RateLimit::default()
         };
         let t0 = 1_000_000_000 * MINUTE_MS;
-        assert!(s.admit(&l, t0).is_ok());
+        assert!(s.try_take(&l, t0).is_ok());
         s.add_tokens(&l, 99, t0 + 1);
-        assert!(s.admit(&l, t0 + 2).is_ok(), "99 < 100: still under budget");
+        assert!(
+            s.try_take(&l, t0 + 2).is_ok(),
+            "99 < 100: still under budget"
+        );
         s.add_tokens(&l, 30, t0 + 3);
-        let r = s.admit(&l, t0 + 4).unwrap_err();
-        assert_eq!(r.limit, Limit::TokensPerMinute);
+        let r = s.try_take(&l, t0 + 4).unwrap_err();
+        assert_eq!(r.limit, QuotaLimit::TokensPerMinute);
         assert!(r.limit.is_tokens());
         // the window slides: well into the next minute the old tokens weigh less
-        assert!(s.admit(&l, t0 + 60_000 + 40_000).is_ok());
+        assert!(s.try_take(&l, t0 + 60_000 + 40_000).is_ok());
     }
 
     #[test]
@@ -254,11 +211,11 @@ mod tests {
             max_concurrent: Some(2),
             ..RateLimit::default()
         };
-        let a = s.admit(&l, 1).unwrap();
-        let _b = s.admit(&l, 2).unwrap();
-        let r = s.admit(&l, 3).unwrap_err();
-        assert_eq!((r.limit, r.retry_after_secs), (Limit::Concurrency, 1));
+        let a = s.try_take(&l, 1).unwrap();
+        let _b = s.try_take(&l, 2).unwrap();
+        let r = s.try_take(&l, 3).unwrap_err();
+        assert_eq!((r.limit, r.retry_after_secs), (QuotaLimit::Concurrency, 1));
         drop(a);
-        assert!(s.admit(&l, 4).is_ok());
+        assert!(s.try_take(&l, 4).is_ok());
     }
 }

@@ -1,98 +1,24 @@
-//! Per-user limits: sliding-window request quotas, token budgets and a concurrency cap.
+//! Per-user quotas (a user's `[rate_limit]` in the config): sliding-window request quotas,
+//! token budgets and a concurrency cap. Not to be confused with the providers' own rate
+//! limits, which the proxy reads from their response headers (`proxy::provider_limits`).
 //!
 //! Enforced in this process ([`LocalQuota`]) unless `[settings.shared_state]` is set, in
 //! which case every replica enforces them together on Redis (`crate::shared`), falling back
 //! to the local state when Redis cannot answer and `on_unavailable = "local"`.
 //!
-//! Order (SPEC §4): a request reaches the quota only after it was authenticated, its body
+//! Order: a request reaches the quota only after it was authenticated, its body
 //! read and its model resolved and permitted; a refused request consumes nothing.
 
 pub mod local;
 
 pub use local::{ConcurrencySlot, LocalQuota};
 
-/// Which limit refused a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Limit {
-    RequestsPerMinute,
-    RequestsPerHour,
-    RequestsPerDay,
-    TokensPerMinute,
-    TokensPerDay,
-    Concurrency,
-}
-
-impl Limit {
-    /// Metric label and the word in the client's message.
-    pub fn label(self) -> &'static str {
-        match self {
-            Limit::RequestsPerMinute => "minute",
-            Limit::RequestsPerHour => "hour",
-            Limit::RequestsPerDay => "day",
-            Limit::TokensPerMinute => "tokens_minute",
-            Limit::TokensPerDay => "tokens_day",
-            Limit::Concurrency => "concurrency",
-        }
-    }
-
-    /// A token budget (answered `user_token_budget_exceeded`).
-    pub fn is_tokens(self) -> bool {
-        matches!(self, Limit::TokensPerMinute | Limit::TokensPerDay)
-    }
-}
-
-/// Window lengths in ms.
-pub const MINUTE_MS: u64 = 60_000;
-pub const HOUR_MS: u64 = 3_600_000;
-pub const DAY_MS: u64 = 86_400_000;
-
-/// The windowed limits with their lengths: three request windows, then two token windows.
-/// The local limiter keeps its counters in this order, and the shared-state scripts their
-/// keys and window lengths (`shared::scripts`).
-pub const WINDOWS: [(Limit, u64); 5] = [
-    (Limit::RequestsPerMinute, MINUTE_MS),
-    (Limit::RequestsPerHour, HOUR_MS),
-    (Limit::RequestsPerDay, DAY_MS),
-    (Limit::TokensPerMinute, MINUTE_MS),
-    (Limit::TokensPerDay, DAY_MS),
-];
-
-/// `limit`'s maximum in each window of [`WINDOWS`], in that order (`None`: not limited).
-pub fn window_maxima(limit: &RateLimit) -> [Option<u64>; 5] {
-    [
-        limit.per_minute,
-        limit.per_hour,
-        limit.per_day,
-        limit.tokens_per_minute,
-        limit.tokens_per_day,
-    ]
-}
-
-/// A refused admission: the limit, and whole seconds until it could admit (≥ 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
-    pub limit: Limit,
-    pub retry_after_secs: u64,
-}
-
-impl Refusal {
-    /// Adds the failure of `limit`, which could admit in `wait_ms`, to the refusal so far:
-    /// a request failing several limits is refused by the one with the longest wait (the
-    /// first on a tie), in whole seconds, at least 1. The local limiter and the shared
-    /// state's reply reader both decide this way.
-    pub fn keep_longest(refusal: &mut Option<Refusal>, limit: Limit, wait_ms: u64) {
-        let secs = wait_ms.div_ceil(1000).max(1);
-        if refusal.is_none_or(|r| secs > r.retry_after_secs) {
-            *refusal = Some(Refusal {
-                limit,
-                retry_after_secs: secs,
-            });
-        }
-    }
-}
+pub use crate::vocab::limits::{
+    Counter, QuotaLimit, QuotaRefusal, DAY_MS, HOUR_MS, MINUTE_MS, WINDOWS,
+};
 
 use crate::auth::UserEntry;
-use crate::config::{OnUnavailable, RateLimit};
+use crate::config::OnUnavailable;
 use crate::error::ApiError;
 use crate::shared::{Admission, Lease, SharedLink, SharedState};
 use std::sync::Arc;
@@ -128,7 +54,7 @@ impl Grant {
 /// bounded by its timeout), else — or when Redis cannot answer and `on_unavailable` is
 /// `local` — in this process. Counts refusals in `berry_user_rate_limited_total` and
 /// fallbacks in `berry_shared_state_fallbacks_total`.
-pub async fn admit(
+pub async fn admit_user(
     user: &UserEntry,
     shared: Option<&SharedLink>,
     now_ms: u64,
@@ -138,7 +64,7 @@ pub async fn admit(
     };
     if let Some(link) = shared {
         if let Some(state) = link.get() {
-            match state.admit(&user.id, limit).await {
+            match state.admit_user(&user.id, limit).await {
                 Ok(Admission::Admitted(lease)) => {
                     return Ok(Grant {
                         slot: None,
@@ -155,23 +81,23 @@ pub async fn admit(
             OnUnavailable::Local => {}
         }
     }
-    match local.admit(limit, now_ms) {
+    match local.try_take(limit, now_ms) {
         Ok(slot) => Ok(Grant { slot, shared: None }),
         Err(r) => Err(refused(user, r)),
     }
 }
 
 /// The client's answer to a refusal (and its metric).
-fn refused(user: &UserEntry, r: Refusal) -> ApiError {
+fn refused(user: &UserEntry, r: QuotaRefusal) -> ApiError {
     crate::metrics::USER_RATE_LIMITED
         .with_label_values(&[&user.id, r.limit.label()])
         .inc();
     match r.limit {
-        Limit::Concurrency => ApiError::user_concurrency_exceeded(r.retry_after_secs),
-        Limit::TokensPerMinute => {
+        QuotaLimit::Concurrency => ApiError::user_concurrency_exceeded(r.retry_after_secs),
+        QuotaLimit::TokensPerMinute => {
             ApiError::user_token_budget_exceeded("minute", r.retry_after_secs)
         }
-        Limit::TokensPerDay => ApiError::user_token_budget_exceeded("day", r.retry_after_secs),
+        QuotaLimit::TokensPerDay => ApiError::user_token_budget_exceeded("day", r.retry_after_secs),
         l => ApiError::user_rate_limited(l.label(), r.retry_after_secs),
     }
 }

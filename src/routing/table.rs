@@ -8,6 +8,7 @@
 use super::state::{Availability, BackendState, BreakerSettings};
 use super::strategy::{pick, Cand, PickInput};
 use crate::config::{Config, Settings, Strategy};
+use crate::metrics::{BackendMetrics, ModelMetrics};
 use crate::providers::{ProviderHealth, ProviderRoute, ResolvedAddrs};
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -31,7 +32,7 @@ pub struct Backend {
     pub premium: bool,
     pub state: Arc<BackendState>,
     /// Per-request metric handles, resolved on first use ([`crate::metrics`]).
-    pub metrics: crate::metrics::BackendMetrics,
+    pub metrics: BackendMetrics,
 }
 
 impl Backend {
@@ -75,7 +76,7 @@ pub struct ModelRoute {
     /// Round-robin cursor, carried over on reload.
     pub cursor: Arc<AtomicU64>,
     /// Per-request metric handles, resolved on first use ([`crate::metrics`]).
-    pub metrics: crate::metrics::ModelMetrics,
+    pub metrics: ModelMetrics,
 }
 
 /// The backend chosen for one attempt.
@@ -268,6 +269,8 @@ impl Table {
                     .unwrap_or_else(|| {
                         Arc::new(BackendState::new(s.smart_ai.initial_confidence, now_ms))
                     });
+                let metrics =
+                    BackendMetrics::new(&m.name, &provider.id, &id, provider.backend_type);
                 backends.push(Arc::new(Backend {
                     id,
                     provider: Arc::clone(provider),
@@ -279,7 +282,7 @@ impl Table {
                     tags: b.tags.clone(),
                     premium: b.tags.iter().any(|t| t == "premium"),
                     state,
-                    metrics: crate::metrics::BackendMetrics::new(&m.name),
+                    metrics,
                 }));
             }
             let cursor = prev_cursors
@@ -295,7 +298,7 @@ impl Table {
                 strategy: m.strategy,
                 backends,
                 cursor,
-                metrics: Default::default(),
+                metrics: ModelMetrics::new(&m.name),
             }));
         }
         Ok(Table {

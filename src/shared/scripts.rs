@@ -9,7 +9,7 @@
 //! slot; the cooldown keys share the tag `{cool}` so a poll is one single-slot script.
 //!
 //! Windows are hashes `{s: start_ms, c: current, p: previous}`: the fixed-window pair of
-//! `quota::local::Counter`, rolled by the same rule, expiring 2 × the window length after the last
+//! `vocab::limits::Counter`, rolled by the same rule, expiring 2 × the window length after the last
 //! write (after that the roll would forget them anyway). Concurrency leases are a sorted
 //! set of lease ids scored by their expiry time.
 
@@ -45,7 +45,7 @@ pub(crate) fn cooldown_key(prefix: &str, backend_id: &str) -> String {
 }
 
 /// Helpers shared by the window scripts: the clock, integer formatting, and
-/// `quota::local::Counter::roll` / the window store.
+/// `vocab::limits::Counter::roll` / the window store.
 const PRELUDE: &str = r#"
 local function now_ms()
   local o = tonumber(ARGV[1])
@@ -54,7 +54,7 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function int(x) return string.format('%.0f', x) end
--- quota::local::Counter::roll: the window pair as of `now`.
+-- vocab::limits::Counter::roll: the window pair as of `now`.
 local function load(key, len, now)
   local v = redis.call('HMGET', key, 's', 'c', 'p')
   local s = tonumber(v[1]) or 0
@@ -75,7 +75,7 @@ local function store(key, len, s, c, p)
   redis.call('HSET', key, 's', int(s), 'c', int(c), 'p', int(p))
   redis.call('PEXPIRE', key, len * 2)
 end
--- quota::local::Counter::estimate + 1 > limit: the next unit does not fit.
+-- vocab::limits::Counter::estimate + 1 > limit: the next unit does not fit.
 local function full(s, c, p, len, now, limit)
   local w = 1 - math.max(now - s, 0) / len
   if w < 0 then w = 0 end

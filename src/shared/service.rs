@@ -2,7 +2,8 @@
 //! its runtime, keeps the watched backends in step with reloads, and flushes queued writes
 //! on shutdown; the request path reads the started state through [`SharedLink`].
 
-use super::{SharedSettings, SharedState};
+use super::state::SharedState;
+use crate::config::SharedSettings;
 use crate::config::{OnUnavailable, SharedStateConfig};
 use crate::snapshot::SnapshotCell;
 use async_trait::async_trait;

@@ -1,4 +1,4 @@
-//! Upstream error answers of one dialect in the client's dialect (SPEC §11).
+//! Upstream error answers of one dialect in the client's dialect.
 //!
 //! Shapes: OpenAI `{"error":{"message","type","param","code"}}`; Anthropic
 //! `{"type":"error","error":{"type","message"}}`.
@@ -7,7 +7,7 @@
 //! the body has the expected shape, otherwise a generic "The upstream provider answered with
 //! status N." — and always "The upstream provider refused the gateway's credentials." for
 //! 401/403 (the provider's text may quote part of the key). The body is always well-formed,
-//! whatever the upstream sent.
+//! whatever the upstream sent; it is written by [`crate::wire::error`].
 //!
 //! Anthropic → OpenAI (`type`; `code` = the Anthropic type when the body named a known one,
 //! else `null`; `param` always `null`):
@@ -40,7 +40,8 @@
 //! In-band stream errors have no status: their type is mapped by name
 //! ([`anthropic_type_to_openai`], [`openai_type_to_anthropic`]).
 
-use super::json::{push_str, Str};
+use crate::wire::error::{AnthropicError, OpenAiError};
+use crate::wire::raw::Str;
 use serde::Deserialize;
 
 /// Message used instead of the provider's text when it refused the gateway's credentials.
@@ -174,7 +175,7 @@ pub fn anthropic_to_openai(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
         status,
         parsed.as_ref().and_then(|b| b.error.message.as_ref()),
     );
-    (out_status, openai_error_body(ty, known_type, &message))
+    (out_status, openai_error(ty, known_type, &message).body())
 }
 
 /// An upstream OpenAI error answer in Anthropic's shape: (status, body). Status kept; `type`
@@ -187,53 +188,30 @@ pub fn openai_to_anthropic(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     );
     (
         status,
-        anthropic_error_body(anthropic_error_type(status), &message),
+        AnthropicError {
+            kind: anthropic_error_type(status),
+            message: &message,
+        }
+        .body(),
     )
-}
-
-/// `{"error":{"message":…,"type":…,"param":null,"code":…}}`.
-pub(crate) fn openai_error_body(ty: &str, code: Option<&str>, message: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(80 + message.len());
-    out.extend_from_slice(b"{\"error\":{\"message\":");
-    push_str(&mut out, message);
-    out.extend_from_slice(b",\"type\":");
-    push_str(&mut out, ty);
-    out.extend_from_slice(b",\"param\":null,\"code\":");
-    match code {
-        Some(c) => push_str(&mut out, c),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b"}}");
-    out
-}
-
-/// `{"type":"error","error":{"type":…,"message":…}}`.
-pub(crate) fn anthropic_error_body(ty: &str, message: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + message.len());
-    out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":");
-    push_str(&mut out, ty);
-    out.extend_from_slice(b",\"message\":");
-    push_str(&mut out, message);
-    out.extend_from_slice(b"}}");
-    out
 }
 
 /// `data: {"error":{…}}\n\n`.
 pub(crate) fn openai_stream_error(ty: &str, code: Option<&str>, message: &str) -> Vec<u8> {
-    let body = openai_error_body(ty, code, message);
-    let mut out = Vec::with_capacity(body.len() + 8);
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(&body);
-    out.extend_from_slice(b"\n\n");
-    out
+    openai_error(ty, code, message).event()
 }
 
 /// `event: error\ndata: {"type":"error","error":{…}}\n\n`.
 pub(crate) fn anthropic_stream_error(ty: &str, message: &str) -> Vec<u8> {
-    let body = anthropic_error_body(ty, message);
-    let mut out = Vec::with_capacity(body.len() + 20);
-    out.extend_from_slice(b"event: error\ndata: ");
-    out.extend_from_slice(&body);
-    out.extend_from_slice(b"\n\n");
-    out
+    AnthropicError { kind: ty, message }.event()
+}
+
+/// A translated OpenAI error: `param` is always `null`.
+fn openai_error<'a>(ty: &'a str, code: Option<&'a str>, message: &'a str) -> OpenAiError<'a> {
+    OpenAiError {
+        message,
+        kind: ty,
+        param: None,
+        code,
+    }
 }

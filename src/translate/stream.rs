@@ -2,12 +2,14 @@
 //! events handed to the dialect's [`EventTranslator`], sticky errors, and the end-of-body
 //! verdict. The dialect modules only say what one event becomes.
 
-use super::{TokenUsage, UpstreamBroken};
+use super::UpstreamBroken;
 use crate::sse::{SseDecoder, SseFrame};
+use crate::vocab::TokenUsage;
+use serde::Serialize;
 
 /// Where a translated stream is; the same four steps in both directions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Phase {
+pub enum StreamPhase {
     /// Before the upstream's first message event.
     #[default]
     Start,
@@ -23,7 +25,7 @@ pub enum Phase {
 /// in-band error was passed on), the usage so far and the commit point.
 #[derive(Debug, Default)]
 pub struct Progress {
-    pub phase: Phase,
+    pub phase: StreamPhase,
     /// Token usage so far (which events carry it is the direction's business).
     pub usage: Option<TokenUsage>,
     /// The first content event was emitted (the stream's commit point).
@@ -35,11 +37,11 @@ impl Progress {
     /// (`ended_early` says which event was missing) or after an in-band error.
     fn complete(&self, ended_early: &'static str) -> Result<(), UpstreamBroken> {
         match self.phase {
-            Phase::Done => Ok(()),
-            Phase::Errored => Err(UpstreamBroken::error_event(
+            StreamPhase::Done => Ok(()),
+            StreamPhase::Errored => Err(UpstreamBroken::error_event(
                 "stream ended with an error event",
             )),
-            Phase::Start | Phase::Open => Err(UpstreamBroken::incomplete(ended_early)),
+            StreamPhase::Start | StreamPhase::Open => Err(UpstreamBroken::incomplete(ended_early)),
         }
     }
 }
@@ -117,6 +119,19 @@ impl<T: EventTranslator> StreamTranslator<T> {
 
     /// An in-band upstream error event was seen and translated.
     pub fn saw_error(&self) -> bool {
-        self.st.progress().phase == Phase::Errored
+        self.st.progress().phase == StreamPhase::Errored
     }
+}
+
+/// Appends one SSE event carrying `data` as JSON: `event: <name>\n` (when `name` is not
+/// empty) then `data: <json>\n\n`.
+pub(crate) fn emit<T: Serialize + ?Sized>(out: &mut Vec<u8>, name: &str, data: &T) {
+    if !name.is_empty() {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    crate::wire::raw::write(out, data);
+    out.extend_from_slice(b"\n\n");
 }

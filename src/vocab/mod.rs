@@ -1,7 +1,14 @@
-//! The gateway's shared vocabulary: the small types every layer speaks (token usage, client
-//! and backend dialects, operations, limits and refusals). This module imports nothing of
-//! the crate's; everything else may import it.
+//! The gateway's shared vocabulary: the small types every layer speaks (token usage, the
+//! backend dialect, operations, attempt outcomes, user limits and refusals). This module
+//! imports nothing of the crate's; everything else may import it.
 
+pub mod dialect;
+pub mod limits;
+pub mod operation;
+pub mod outcome;
 pub mod usage;
 
+pub use dialect::{BackendType, ClientApi};
+pub use operation::Operation;
+pub use outcome::Outcome;
 pub use usage::TokenUsage;

@@ -7,3 +7,4 @@
 pub mod anthropic;
 pub mod error;
 pub mod openai_chat;
+pub mod raw;

@@ -1,6 +1,9 @@
 //! `body::scan` and the edit API: never panic; an accepted body is read by serde_json with
 //! the same `model` (exactly once, no case-folded twin), the same `stream` flag, and a model
 //! span that is exactly the value's string literal; splices change exactly what they say.
+//! The oracle properties (`oracle`) check the exact verdict on bodies serde_json can decode.
+
+mod oracle;
 
 use berry_gateway::body::{
     apply_edits, include_usage_edit, json_string_literal, scan, Edit, RequestScan, StreamOptions,

@@ -1,6 +1,6 @@
 //! Property-based fuzzing (proptest) of the gateway's byte parsers, run by the test suite with a
 //! fixed budget: the request-body scanner (`body`), the event-stream decoder and the usage
-//! scanners (`sse`), and the dialect translators (`translate`).
+//! scanners (`sse`, `usage`), and the dialect translators (`translate`).
 //!
 //! Every property runs a fixed number of cases (see each `fuzz(..)` call) from a fixed seed,
 //! so a run is reproducible and bounded in time (the whole file takes a few seconds in a debug
@@ -11,15 +11,19 @@
 //! * `PROPTEST_RNG_SEED=S` runs from seed `S` instead of the fixed one;
 //! * `BERRY_FUZZ_VERBOSE=1` prints each property's outcome tally (see [`Tally`]).
 //!
-//! The hand-rolled generators in the unit tests (`src/body.rs`, `src/sse.rs`,
-//! `src/translate/tests.rs`) check exact oracles on their own inputs; these properties check
-//! the security and robustness invariants on inputs proptest generates and shrinks.
+//! The translators' exact outputs are golden snapshots (`tests/translate_golden.rs`); these
+//! properties check the security and robustness invariants, and
+//! the request-body scanner against a serde_json oracle (`body::oracle`), on inputs proptest
+//! generates and shrinks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod body;
 mod sse;
+mod sse_split;
 mod translate;
+mod translate_mutations;
+mod usage;
 
 use std::fmt::Debug;
 use std::ops::{Deref, DerefMut};

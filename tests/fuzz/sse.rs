@@ -2,7 +2,8 @@
 //! is the same however the input is split (whole, random chunks, one byte at a time).
 
 use berry_gateway::sse::{SseDecoder, SseError, SseFrame, MAX_SSE_LINE};
-use berry_gateway::usage::{JsonUsageScanner, SseScanner, Usage, JSON_BODY_CAP};
+use berry_gateway::usage::{JsonUsageScanner, SseScanner, JSON_BODY_CAP};
+use berry_gateway::vocab::TokenUsage;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
@@ -56,7 +57,7 @@ fn decode(limit: usize, chunks: &[&[u8]]) -> DecoderTrace {
 #[derive(Debug, PartialEq)]
 struct ScannerTrace {
     error: Option<SseError>,
-    usage: Option<Usage>,
+    usage: Option<TokenUsage>,
     finished: bool,
     saw_error: bool,
     events: u64,
@@ -82,7 +83,7 @@ fn scan_sse(chunks: &[&[u8]]) -> ScannerTrace {
 
 #[derive(Debug, PartialEq)]
 struct JsonTrace {
-    usage: Option<Usage>,
+    usage: Option<TokenUsage>,
     complete: bool,
     invalid: bool,
 }

@@ -1,4 +1,4 @@
-//! Hostile clients and slow upstreams at the connection level (SPEC §12): `Expect:
+//! Hostile clients and slow upstreams at the connection level: `Expect:
 //! 100-continue`, the client header / idle / write timeouts, the upstream connect timeout,
 //! and `retry_on_timeout`. Everything over real sockets; every deadline in a test is
 //! checked with a wide margin (the machine is slow and shared).

@@ -1,4 +1,4 @@
-//! Issue 9 (SPEC §12): what a hostile client sends and what a reload must forget, over real
+//! What a hostile client sends and what a reload must forget, over real
 //! sockets: case-folded keys are refused and counted; a provider whose key or URL changed
 //! starts with fresh health and backend state.
 

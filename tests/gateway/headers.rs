@@ -1,4 +1,4 @@
-//! Headers across the gateway (SPEC §12): client request headers reach a provider only
+//! Headers across the gateway: client request headers reach a provider only
 //! through the allow-list (plus the provider's `forward_headers`), and no upstream answer
 //! tells the client which provider account served it.
 

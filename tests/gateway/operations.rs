@@ -1,4 +1,4 @@
-//! Issue 4: Prometheus metrics, token usage, access log, user rate limits, admin API, and
+//! Prometheus metrics, token usage, access log, user rate limits, admin API, and
 //! no secret in any output.
 
 use crate::harness::*;

@@ -1,4 +1,4 @@
-//! Issue 10: per-user token budgets and concurrency caps in one replica, over real sockets
+//! Per-user token budgets and concurrency caps in one replica, over real sockets
 //! (the limits shared across replicas on Redis are tested in `shared_state.rs`).
 
 use crate::harness::*;

@@ -1,4 +1,4 @@
-//! Issue 3: every strategy over real sockets, active + passive health, circuit breaker,
+//! Every strategy over real sockets, active + passive health, circuit breaker,
 //! cooldowns, hung upstreams, and reload under load. Each test asserts what the client
 //! saw and how many requests each mock received.
 

@@ -1,4 +1,4 @@
-//! Issue 10 (SPEC §13): two gateway replicas (real binaries) sharing one real
+//! Two gateway replicas (real binaries) sharing one real
 //! `redis-server`: request limits, token budgets and concurrency caps hold for the pair,
 //! a cooldown learnt by one keeps both off the backend, Redis down switches to
 //! `on_unavailable` and comes back by itself, and a reload that changes limits applies.

@@ -1,8 +1,8 @@
-//! Issue 9 (SPEC §12): lying upstreams. Complete streams, in-band errors, the gateway's
+//! Lying upstreams. Complete streams, in-band errors, the gateway's
 //! error event on an event boundary, heartbeats, the stream commit point (a failure before
 //! the first content event fails over with the client none the wiser), refused keys, and
 //! provider rate-limit headers. Each test drives the real binary over loopback sockets
-//! against mocks playing the fault, and fails on the gateway before issue 9.
+//! against mocks playing the fault.
 
 use crate::harness::*;
 use berry_mock::{MockProvider, Mode, PreambleEnd};

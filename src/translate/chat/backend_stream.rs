@@ -1,0 +1,326 @@
+//! A chat backend's `chat.completion.chunk` stream into the hub's event stream (Anthropic
+//! Messages) for the client.
+
+use super::stop_reason;
+use crate::translate::errors::{self, OpenAiInner};
+use crate::translate::stream::{emit, EventTranslator, Progress, StreamPhase, StreamTranslator};
+use crate::translate::UpstreamBroken;
+use crate::wire::anthropic::{Block, Delta, MessageResponse, StreamEvent, Usage};
+use crate::wire::openai_chat::{ChatChunk, ToolCallDelta};
+use crate::wire::raw::{Lazy, Raw, Str};
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    None,
+    Text,
+    /// A `tool_use` block for this OpenAI tool-call index.
+    Tool(u64),
+}
+
+/// Translates an OpenAI `chat.completion.chunk` stream into an Anthropic Messages event
+/// stream (`event: <type>\ndata: <json>\n\n`) that the official SDKs accumulate.
+///
+/// Chunks → events: the first chunk → `message_start` (id and model from the chunk, empty
+/// content, usage 0 unless the chunk carries usage); non-empty `delta.content` (or
+/// `delta.refusal`) → a text block (`content_block_start` when none is open, then
+/// `content_block_delta` / `text_delta`); `tool_calls` deltas → one `tool_use` block per
+/// tool-call index (opened with `id`, `name`, `input: {}`; arguments as `input_json_delta`),
+/// a new block closing the previous one; `finish_reason` → closes the open block and sets
+/// `stop_reason` (stop → end_turn, length → max_tokens, tool_calls → tool_use,
+/// content_filter → refusal); `usage` (any chunk) → usage; `[DONE]` → `message_delta`
+/// (`stop_reason`, `stop_sequence: null`, `usage` with `output_tokens`, plus
+/// `input_tokens` and `cache_read_input_tokens` when known), then `message_stop`. Role-only
+/// and empty chunks, choices other than index 0 and `reasoning_content` produce nothing.
+/// An in-band `data: {"error": …}` (or an `event: error`) → `event: error` with the
+/// Anthropic error shape; the stream is then over (no `message_stop`; later input ignored).
+///
+/// [`UpstreamBroken`] (sticky): not SSE, data that is neither `[DONE]` nor a JSON object, a
+/// tool-call delta for a tool call whose block was already closed, a new tool call without
+/// a function name, `[DONE]` before any chunk, data after `[DONE]`.
+pub type Stream = StreamTranslator<State>;
+
+/// The per-event state of an OpenAI → Anthropic stream ([`Stream`]).
+#[derive(Debug)]
+pub struct State {
+    /// Usage: from the backend's usage chunk (`None` until one arrived). Commit point: the
+    /// first content event (a `text_delta`, a `tool_use` block start or an
+    /// `input_json_delta`). Error: an in-band `data: {"error": …}`.
+    progress: Progress,
+    open: Open,
+    /// Anthropic index of the next block.
+    next_block: u64,
+    /// Highest tool-call index opened so far.
+    last_tool: Option<u64>,
+    /// Hash of the id of the last tool call opened (0: none / no id).
+    tool_id: u64,
+    /// Hash of the message id (for generated tool-call ids).
+    msg_hash: u64,
+    stop_reason: Option<&'static str>,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stream {
+    /// A translator at the start of a stream.
+    pub fn new() -> Self {
+        StreamTranslator::with_state(State {
+            progress: Progress::default(),
+            open: Open::None,
+            next_block: 0,
+            last_tool: None,
+            tool_id: 0,
+            msg_hash: 0,
+            stop_reason: None,
+        })
+    }
+}
+
+impl EventTranslator for State {
+    const ENDED_EARLY: &'static str = "stream ended before [DONE]";
+
+    fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
+        if self.progress.phase == StreamPhase::Errored || data.is_empty() {
+            return Ok(());
+        }
+        if data == b"[DONE]" {
+            return self.done(out);
+        }
+        if self.progress.phase == StreamPhase::Done {
+            return Err(UpstreamBroken::invalid("data after [DONE]"));
+        }
+        let broken = || UpstreamBroken::invalid("invalid chunk JSON");
+        let c: ChatChunk<'_> = serde_json::from_slice(data).map_err(|_| broken())?;
+        let error: Option<OpenAiInner<'_>> = match &c.error {
+            Some(e) => Some(e.parse().and_then(Result::ok).ok_or_else(broken)?),
+            None => None,
+        };
+        if name == b"error" || error.is_some() {
+            let (ty, msg) = match &error {
+                Some(e) => (
+                    errors::openai_type_to_anthropic(e.ty.as_ref().map(Str::as_str), e.code_str()),
+                    e.message.as_ref().map(Str::as_str),
+                ),
+                None => ("api_error", None),
+            };
+            out.extend_from_slice(&errors::anthropic_stream_error(
+                ty,
+                msg.unwrap_or("The upstream provider reported an error."),
+            ));
+            self.progress.phase = StreamPhase::Errored;
+            return Ok(());
+        }
+        if let Some(u) = &c.usage {
+            self.progress.usage = Some(u.tokens());
+        }
+        if self.progress.phase == StreamPhase::Start {
+            self.progress.phase = StreamPhase::Open;
+            let id = match c.id.as_ref().filter(|v| v.is_str()) {
+                Some(id) => {
+                    self.msg_hash = fnv1a(id.json().unwrap_or_default().as_bytes());
+                    id.clone()
+                }
+                None => Raw::text("msg_gateway"),
+            };
+            let model = c.model.clone().filter(Raw::is_str).unwrap_or(Raw::text(""));
+            let mut ev = StreamEvent::new("message_start");
+            ev.message = Some(MessageResponse {
+                id,
+                ty: Some(Raw::text("message")),
+                role: Some(Raw::text("assistant")),
+                model,
+                content: Lazy::default(),
+                stop_reason: None,
+                stop_sequence: None,
+                usage: Some(Usage::of(self.progress.usage.unwrap_or_default())),
+            });
+            emit(out, "message_start", &ev);
+        }
+        let Some(choice) = c
+            .choices
+            .iter()
+            .flat_map(|l| l.iter())
+            .find(|ch| ch.index.unwrap_or(0) == 0)
+        else {
+            return Ok(());
+        };
+        if let Some(d) = &choice.delta {
+            for t in [&d.content, &d.refusal].into_iter().flatten() {
+                if t.is_null() {
+                    continue;
+                }
+                if !t.is_str() {
+                    return Err(UpstreamBroken::invalid("delta content not a string"));
+                }
+                if t.is_empty_str() {
+                    continue;
+                }
+                if self.open != Open::Text {
+                    self.close(out);
+                    self.open_block(out, Open::Text, Block::text(Raw::text("")));
+                }
+                self.delta(out, "text_delta", t.clone());
+            }
+            for tc in d.tool_calls.iter().flat_map(|l| l.iter()) {
+                self.tool_delta(tc, out)?;
+            }
+        }
+        if let Some(fr) = &choice.finish_reason {
+            self.close(out);
+            self.stop_reason = Some(stop_reason(Some(fr.as_str())));
+        }
+        Ok(())
+    }
+
+    fn progress(&self) -> &Progress {
+        &self.progress
+    }
+}
+
+/// FNV-1a, 64 bits (never 0 for the inputs that matter: 0 means "none").
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+impl State {
+    fn tool_delta(
+        &mut self,
+        tc: &ToolCallDelta<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), UpstreamBroken> {
+        // An empty id counts as absent (some providers send `""` on continuation deltas).
+        let id = tc.id.as_ref().filter(|v| v.is_str() && !v.is_empty_str());
+        let id_hash = id.map(|v| fnv1a(v.json().unwrap_or_default().as_bytes()));
+        let new_id = id_hash.is_some_and(|h| h != self.tool_id);
+        let index = match (tc.index, self.last_tool) {
+            (Some(i), _) => i,
+            // No index (some providers): a new id starts a new call, otherwise the current one.
+            (None, Some(l)) if new_id => l.saturating_add(1),
+            (None, Some(l)) => l,
+            (None, None) => 0,
+        };
+        let args = tc
+            .function
+            .as_ref()
+            .and_then(|f| f.arguments.as_ref())
+            .filter(|a| !a.is_null());
+        if args.is_some_and(|a| !a.is_str()) {
+            return Err(UpstreamBroken::invalid("tool call arguments not a string"));
+        }
+        if self.open != Open::Tool(index) || new_id {
+            // A new call: a higher index, or a different id (some providers number every
+            // call 0).
+            if !new_id && self.last_tool.is_some_and(|l| index <= l) {
+                return Err(UpstreamBroken::invalid(
+                    "tool call delta after its block closed",
+                ));
+            }
+            let Some(name) = tc
+                .function
+                .as_ref()
+                .and_then(|f| f.name.as_ref())
+                .filter(|n| n.is_str() && !n.is_empty_str())
+            else {
+                return Err(UpstreamBroken::invalid("new tool call without a name"));
+            };
+            self.close(out);
+            let id = match id {
+                Some(id) => id.clone(),
+                // Unique enough across a conversation: the message id's hash + the block.
+                None => Raw::Text(Cow::Owned(format!(
+                    "toolu_{:016x}_{}",
+                    self.msg_hash, self.next_block
+                ))),
+            };
+            let mut block = Block::new("tool_use");
+            block.id = Some(id);
+            block.name = Some(name.clone());
+            block.input = Some(super::empty_object());
+            self.open_block(out, Open::Tool(index), block);
+            self.last_tool = Some(self.last_tool.map_or(index, |l| l.max(index)));
+            self.tool_id = id_hash.unwrap_or(0);
+            self.progress.started = true;
+        }
+        if let Some(a) = args.filter(|a| !a.is_empty_str()) {
+            self.delta(out, "input_json_delta", a.clone());
+        }
+        Ok(())
+    }
+
+    fn open_block(&mut self, out: &mut Vec<u8>, kind: Open, block: Block<'_>) {
+        let mut ev = StreamEvent::new("content_block_start");
+        ev.index = Some(self.next_block);
+        ev.content_block = Some(block);
+        emit(out, "content_block_start", &ev);
+        self.open = kind;
+    }
+
+    /// `content_block_delta` for the open block: a `text_delta` or an `input_json_delta`.
+    fn delta(&mut self, out: &mut Vec<u8>, kind: &'static str, raw: Raw<'_>) {
+        let mut d = Delta {
+            ty: Some(Str::from_static(kind)),
+            ..Delta::default()
+        };
+        if kind == "text_delta" {
+            d.text = Some(raw);
+        } else {
+            d.partial_json = Some(raw);
+        }
+        let mut ev = StreamEvent::new("content_block_delta");
+        ev.index = Some(self.next_block);
+        ev.delta = Some(d);
+        emit(out, "content_block_delta", &ev);
+        self.progress.started = true;
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>) {
+        if self.open == Open::None {
+            return;
+        }
+        let mut ev = StreamEvent::new("content_block_stop");
+        ev.index = Some(self.next_block);
+        emit(out, "content_block_stop", &ev);
+        self.open = Open::None;
+        self.next_block += 1;
+    }
+
+    fn done(&mut self, out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
+        match self.progress.phase {
+            StreamPhase::Start => return Err(UpstreamBroken::invalid("[DONE] before any chunk")),
+            StreamPhase::Done => return Err(UpstreamBroken::invalid("second [DONE]")),
+            _ => {}
+        }
+        self.close(out);
+        let mut ev = StreamEvent::new("message_delta");
+        ev.delta = Some(Delta {
+            stop_reason: Some(Str::from_static(self.stop_reason.unwrap_or("end_turn"))),
+            stop_sequence: Some(Raw::Null),
+            ..Delta::default()
+        });
+        ev.usage = Some(match self.progress.usage {
+            Some(u) => Usage {
+                input_tokens: Some(u.input),
+                cache_creation_input_tokens: None,
+                cache_read_input_tokens: Some(u.cache_read),
+                output_tokens: Some(u.output),
+            },
+            None => Usage {
+                output_tokens: Some(0),
+                ..Usage::default()
+            },
+        });
+        emit(out, "message_delta", &ev);
+        emit(out, "message_stop", &StreamEvent::new("message_stop"));
+        self.progress.phase = StreamPhase::Done;
+        Ok(())
+    }
+}

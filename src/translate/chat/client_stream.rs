@@ -1,0 +1,364 @@
+//! The hub's event stream (Anthropic Messages) into a chat client's `chat.completion.chunk`
+//! stream.
+
+use super::finish_reason;
+use crate::translate::errors;
+use crate::translate::stream::{EventTranslator, Progress, StreamPhase, StreamTranslator};
+use crate::translate::UpstreamBroken;
+use crate::vocab::TokenUsage;
+use crate::wire::anthropic::StreamEvent;
+use crate::wire::openai_chat::{
+    ChatChunk, ChunkChoice, ChunkDelta, FunctionDelta, ToolCallDelta, Usage,
+};
+use crate::wire::raw::{self, List, Raw, Str};
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Text,
+    /// A `tool_use` block: its OpenAI `tool_calls[].index`.
+    Tool(u32),
+    /// Thinking, server tools, unknown: dropped.
+    Other,
+}
+
+/// Longest `id` + `model` (as JSON) accepted in `message_start`: both are repeated in every
+/// chunk.
+pub const MAX_ID_BYTES: usize = 1024;
+
+/// Most content blocks open at the same time (Anthropic opens one at a time).
+pub const MAX_OPEN_BLOCKS: usize = 16;
+
+/// Translates an Anthropic Messages event stream into an OpenAI `chat.completion.chunk`
+/// stream.
+///
+/// Events → chunks: `message_start` → a chunk with `delta: {role: assistant, content: ""}`
+/// (id and model from the message); `content_block_start` of a `tool_use` block → a chunk
+/// opening `tool_calls[{index: k, id, type, function: {name, arguments: ""}}]` (k counts tool
+/// blocks from 0); `text_delta` → `delta.content`; `input_json_delta` →
+/// `tool_calls[{index: k, function: {arguments}}]`; thinking / signature / citation deltas,
+/// `ping`, text block starts and block stops → nothing; the first `message_delta` → a chunk
+/// with `delta: {}` and the mapped `finish_reason`; `message_stop` → the usage chunk
+/// (`choices: []`, only when `include_usage`), then `data: [DONE]`. An `error` event →
+/// `data: {"error": {...}}` (see [`crate::translate::errors`]), after which the stream is
+/// over (no `[DONE]`; later input is ignored).
+///
+/// [`UpstreamBroken`] (sticky): a stream that is not SSE, event data that is not a JSON
+/// object with a `type`, content before `message_start`, a second `message_start`, a delta or
+/// stop for a block that is not open, a delta of the wrong kind for its block, events after
+/// `message_stop` (other than `ping`), more than [`MAX_OPEN_BLOCKS`] open blocks, an id and
+/// model longer than [`MAX_ID_BYTES`] together.
+/// Unknown event and delta types are ignored (Anthropic may add them).
+pub type Stream = StreamTranslator<State>;
+
+/// The per-event state of an Anthropic → OpenAI stream ([`Stream`]).
+#[derive(Debug)]
+pub struct State {
+    include_usage: bool,
+    created: u64,
+    /// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…}` (id and model from
+    /// `message_start`), written once and reused by every chunk.
+    head: Vec<u8>,
+    /// Usage: input and cache tokens from `message_start`, output from the latest
+    /// `message_delta` (`None` before `message_start`). Commit point: the first content
+    /// chunk (text delta, tool call start or arguments delta). Error: an `event: error`.
+    progress: Progress,
+    /// Open blocks: (Anthropic index, kind).
+    blocks: Vec<(u64, Block)>,
+    next_tool: u32,
+    finished: bool,
+}
+
+impl Stream {
+    /// A translator at the start of a stream. `include_usage`: the client asked for
+    /// `stream_options.include_usage` (a final usage chunk with `choices: []`).
+    pub fn new(include_usage: bool) -> Self {
+        Self::new_at(include_usage, crate::translate::now_secs())
+    }
+
+    /// [`Stream::new`] with a fixed `created` timestamp.
+    pub fn new_at(include_usage: bool, created: u64) -> Self {
+        StreamTranslator::with_state(State {
+            include_usage,
+            created,
+            head: Vec::new(),
+            progress: Progress::default(),
+            blocks: Vec::new(),
+            next_tool: 0,
+            finished: false,
+        })
+    }
+}
+
+impl EventTranslator for State {
+    const ENDED_EARLY: &'static str = "stream ended before message_stop";
+
+    fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
+        if self.progress.phase == StreamPhase::Errored || data.is_empty() {
+            return Ok(());
+        }
+        let ev: StreamEvent<'_> = serde_json::from_slice(data)
+            .map_err(|_| UpstreamBroken::invalid("invalid event JSON"))?;
+        let ty = ev.ty.as_str();
+        if name == b"error" || ty == "error" {
+            let (t, m) = match &ev.error {
+                Some(e) => (
+                    e.ty.as_ref().map(Str::as_str),
+                    e.message.as_ref().map(Str::as_str),
+                ),
+                None => (None, None),
+            };
+            out.extend_from_slice(&errors::openai_stream_error(
+                errors::anthropic_type_to_openai(t.unwrap_or("api_error")),
+                t.and_then(errors::known_anthropic_type),
+                m.unwrap_or("The upstream provider reported an error."),
+            ));
+            self.progress.phase = StreamPhase::Errored;
+            return Ok(());
+        }
+        if ty == "ping" {
+            return Ok(());
+        }
+        match self.progress.phase {
+            StreamPhase::Start if ty != "message_start" => {
+                return Err(UpstreamBroken::invalid("event before message_start"))
+            }
+            StreamPhase::Done => return Err(UpstreamBroken::invalid("event after message_stop")),
+            _ => {}
+        }
+        match ty {
+            "message_start" => {
+                if self.progress.phase != StreamPhase::Start {
+                    return Err(UpstreamBroken::invalid("second message_start"));
+                }
+                let Some(m) = ev.message else {
+                    return Err(UpstreamBroken::invalid("message_start without message"));
+                };
+                if !m.id.is_str() || !m.model.is_str() {
+                    return Err(UpstreamBroken::invalid("message id/model not strings"));
+                }
+                // They are repeated in every chunk: a huge one would multiply the output.
+                let len = |r: &Raw<'_>| r.json().map_or(0, str::len);
+                if len(&m.id) + len(&m.model) > MAX_ID_BYTES {
+                    return Err(UpstreamBroken::invalid("message id/model too long"));
+                }
+                self.head.clear();
+                raw::write(
+                    &mut self.head,
+                    &ChatChunk {
+                        id: Some(m.id),
+                        object: Some(Str::from_static("chat.completion.chunk")),
+                        created: Some(self.created),
+                        model: Some(m.model),
+                        ..ChatChunk::default()
+                    },
+                );
+                self.progress.usage = Some(m.usage.map(|u| u.tokens()).unwrap_or_default());
+                self.progress.phase = StreamPhase::Open;
+                self.chunk(
+                    out,
+                    ChunkDelta {
+                        role: Some(Raw::text("assistant")),
+                        content: Some(Raw::text("")),
+                        ..ChunkDelta::default()
+                    },
+                    None,
+                );
+            }
+            "content_block_start" => {
+                let (Some(index), Some(b)) = (ev.index, ev.content_block) else {
+                    return Err(UpstreamBroken::invalid(
+                        "content_block_start without index/block",
+                    ));
+                };
+                if self.blocks.iter().any(|(i, _)| *i == index) {
+                    return Err(UpstreamBroken::invalid("content block started twice"));
+                }
+                if self.blocks.len() >= MAX_OPEN_BLOCKS {
+                    return Err(UpstreamBroken::invalid("too many open content blocks"));
+                }
+                let kind = match b.ty.as_str() {
+                    "text" => Block::Text,
+                    "tool_use" => {
+                        let (Some(id), Some(name)) =
+                            (b.id.filter(Raw::is_str), b.name.filter(Raw::is_str))
+                        else {
+                            return Err(UpstreamBroken::invalid("tool_use block without id/name"));
+                        };
+                        let k = self.next_tool;
+                        self.next_tool = k.saturating_add(1);
+                        // Anthropic sends `input: {}` and streams the input; a provider that
+                        // sends it whole here gets it passed as the first arguments.
+                        let arguments = match &b.input {
+                            Some(i) if i.is_obj() && i.json() != Some("{}") => {
+                                Raw::Text(Cow::Borrowed(i.json().unwrap_or_default()))
+                            }
+                            _ => Raw::text(""),
+                        };
+                        let call = ToolCallDelta {
+                            index: Some(u64::from(k)),
+                            id: Some(id),
+                            ty: Some(Raw::text("function")),
+                            function: Some(FunctionDelta {
+                                name: Some(name),
+                                arguments: Some(arguments),
+                            }),
+                        };
+                        self.tool_chunk(out, call);
+                        self.progress.started = true;
+                        Block::Tool(k)
+                    }
+                    _ => Block::Other,
+                };
+                self.blocks.push((index, kind));
+            }
+            "content_block_delta" => {
+                let (Some(index), Some(d)) = (ev.index, ev.delta) else {
+                    return Err(UpstreamBroken::invalid(
+                        "content_block_delta without index/delta",
+                    ));
+                };
+                let Some(&(_, kind)) = self.blocks.iter().find(|(i, _)| *i == index) else {
+                    return Err(UpstreamBroken::invalid(
+                        "delta for a block that is not open",
+                    ));
+                };
+                match (d.ty.as_ref().map(Str::as_str), kind) {
+                    (Some("text_delta"), Block::Text) => {
+                        let Some(t) = d.text.filter(Raw::is_str) else {
+                            return Err(UpstreamBroken::invalid("text_delta without text"));
+                        };
+                        if !t.is_empty_str() {
+                            let delta = ChunkDelta {
+                                content: Some(t),
+                                ..ChunkDelta::default()
+                            };
+                            self.chunk(out, delta, None);
+                            self.progress.started = true;
+                        }
+                    }
+                    (Some("input_json_delta"), Block::Tool(k)) => {
+                        let Some(p) = d.partial_json.filter(Raw::is_str) else {
+                            return Err(UpstreamBroken::invalid(
+                                "input_json_delta without partial_json",
+                            ));
+                        };
+                        if !p.is_empty_str() {
+                            let call = ToolCallDelta {
+                                index: Some(u64::from(k)),
+                                id: None,
+                                ty: None,
+                                function: Some(FunctionDelta {
+                                    name: None,
+                                    arguments: Some(p),
+                                }),
+                            };
+                            self.tool_chunk(out, call);
+                            self.progress.started = true;
+                        }
+                    }
+                    (Some("text_delta"), _) | (Some("input_json_delta"), _)
+                        if kind != Block::Other =>
+                    {
+                        return Err(UpstreamBroken::invalid(
+                            "delta kind does not match its block",
+                        ));
+                    }
+                    _ => {} // thinking, signature, citations, unknown: dropped
+                }
+            }
+            "content_block_stop" => {
+                let Some(index) = ev.index else {
+                    return Err(UpstreamBroken::invalid("content_block_stop without index"));
+                };
+                let Some(pos) = self.blocks.iter().position(|(i, _)| *i == index) else {
+                    return Err(UpstreamBroken::invalid("stop for a block that is not open"));
+                };
+                self.blocks.swap_remove(pos);
+            }
+            "message_delta" => {
+                if let Some(u) = &ev.usage {
+                    let cur = self.progress.usage.get_or_insert_with(TokenUsage::default);
+                    if let Some(o) = u.output_tokens {
+                        cur.output = o;
+                    }
+                    if let Some(i) = u.input_tokens {
+                        cur.input = i;
+                    }
+                    if let Some(c) = u.cache_read_input_tokens {
+                        cur.cache_read = c;
+                    }
+                    if let Some(c) = u.cache_creation_input_tokens {
+                        cur.cache_write = c;
+                    }
+                }
+                if !self.finished {
+                    let reason = ev
+                        .delta
+                        .as_ref()
+                        .and_then(|d| d.stop_reason.as_ref())
+                        .map(Str::as_str);
+                    self.finished = true;
+                    self.chunk(out, ChunkDelta::default(), Some(finish_reason(reason)));
+                }
+            }
+            "message_stop" => {
+                if !self.finished {
+                    self.finished = true;
+                    self.chunk(out, ChunkDelta::default(), Some("stop"));
+                }
+                if self.include_usage {
+                    let usage = Usage::of(self.progress.usage.unwrap_or_default());
+                    let c = ChatChunk {
+                        choices: Some(List::Borrowed(&[])),
+                        usage: Some(usage),
+                        ..ChatChunk::default()
+                    };
+                    self.emit(out, &c);
+                }
+                out.extend_from_slice(b"data: [DONE]\n\n");
+                self.progress.phase = StreamPhase::Done;
+            }
+            _ => {} // unknown event types are ignored
+        }
+        Ok(())
+    }
+
+    fn progress(&self) -> &Progress {
+        &self.progress
+    }
+}
+
+impl State {
+    /// One `data:` event: [`State::head`]'s members, then `tail`'s.
+    fn emit(&self, out: &mut Vec<u8>, tail: &ChatChunk<'_>) {
+        out.extend_from_slice(b"data: ");
+        raw::write_after(out, &self.head, tail);
+        out.extend_from_slice(b"\n\n");
+    }
+
+    /// One chunk: choice 0 with `delta` and `finish_reason` (`null` when `None`).
+    fn chunk(&self, out: &mut Vec<u8>, delta: ChunkDelta<'_>, finish: Option<&'static str>) {
+        let choice = [ChunkChoice {
+            index: Some(0),
+            delta: Some(delta),
+            logprobs: None,
+            finish_reason: finish.map(Str::from_static),
+        }];
+        let c = ChatChunk {
+            choices: Some(List::Borrowed(&choice)),
+            ..ChatChunk::default()
+        };
+        self.emit(out, &c);
+    }
+
+    /// A chunk whose delta is one tool-call piece.
+    fn tool_chunk(&self, out: &mut Vec<u8>, call: ToolCallDelta<'_>) {
+        let calls = [call];
+        let delta = ChunkDelta {
+            tool_calls: Some(List::Borrowed(&calls)),
+            ..ChunkDelta::default()
+        };
+        self.chunk(out, delta, None);
+    }
+}

@@ -1,0 +1,274 @@
+//! The event-stream scanner: usage, completion, in-band errors and breakage of a
+//! `text/event-stream` response body.
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::document::{analyse, is_ws, starts_json, Found, JsonValidity, ERROR};
+use crate::sse::{SseDecoder, SseError, SseFrame};
+use crate::vocab::TokenUsage;
+
+/// What [`SseScanner`] accumulates (apart from the decoder).
+#[derive(Debug, Default)]
+struct Observed {
+    /// All usage counts and the `error` flag of the valid events so far.
+    found: Found,
+    events: u64,
+    finished: bool,
+    error_event: bool,
+    /// The stream's first content event was seen (see [`SseScanner::reached_content`]).
+    content: bool,
+    err: Option<SseError>,
+    /// The current event's first `data` line has been looked at.
+    first_line_done: bool,
+    /// The current event's data starts with a byte that can start JSON (or `[DONE]`).
+    data_started: bool,
+    /// Leading bytes of the current event's data already known to be whitespace.
+    ws_checked: u32,
+    /// The first data line alone was one valid JSON value: its length and findings (reused
+    /// at dispatch when no more lines followed).
+    first_parse: Option<(u32, Found)>,
+}
+
+impl Observed {
+    /// The current event's data so far must start (after whitespace) like a JSON value or
+    /// `[DONE]`: a payload that cannot is reported at its first byte.
+    fn check_start(&mut self, data: &[u8]) -> Result<(), SseError> {
+        if self.data_started {
+            return Ok(());
+        }
+        let from = self.ws_checked as usize;
+        let rest = data.get(from..).unwrap_or_default();
+        match rest.iter().position(|&b| !is_ws(b)) {
+            Some(i) => {
+                if !rest.get(i).copied().is_some_and(starts_json) {
+                    return Err(SseError::InvalidData);
+                }
+                self.data_started = true;
+            }
+            // Data is at most MAX_SSE_LINE (< u32::MAX) long.
+            None => self.ws_checked = u32::try_from(data.len()).unwrap_or(u32::MAX),
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, frame: SseFrame<'_>) -> Result<(), SseError> {
+        match frame {
+            SseFrame::Data(data) => {
+                self.check_start(data)?;
+                if is_done(data) {
+                    self.finished = true;
+                    self.first_line_done = true;
+                } else if !self.first_line_done {
+                    // The usual event is one `data` line: parse it now, so a malformed one is
+                    // reported at its line end, and keep the result for the dispatch.
+                    self.first_line_done = true;
+                    match analyse(data, true) {
+                        (found, JsonValidity::Valid) => {
+                            self.first_parse = u32::try_from(data.len()).ok().map(|n| (n, found));
+                        }
+                        (_, JsonValidity::Incomplete) => {}
+                        (_, JsonValidity::Invalid) => return Err(SseError::InvalidData),
+                    }
+                }
+            }
+            SseFrame::EventType(name) => match name {
+                b"message_stop" => self.finished = true,
+                b"error" => self.error_event = true,
+                b"content_block_delta" => self.content = true,
+                _ => {}
+            },
+            SseFrame::Event(ev) => {
+                let first = self.first_parse.take();
+                self.first_line_done = false;
+                self.data_started = false;
+                self.ws_checked = 0;
+                if ev.data.iter().all(|&b| is_ws(b)) {
+                    // `data:` with nothing in it: valid framing, nothing to observe.
+                } else if !is_done(ev.data) {
+                    if !self.content && ev.event.is_empty() {
+                        self.content = is_openai_content(ev.data);
+                    }
+                    let found = match first {
+                        Some((n, found)) if n as usize == ev.data.len() => found,
+                        _ => match analyse(ev.data, true) {
+                            (found, JsonValidity::Valid) => found,
+                            _ => return Err(SseError::InvalidData),
+                        },
+                    };
+                    self.found.merge(found);
+                }
+                self.events += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Incremental observer of a `text/event-stream` response body.
+///
+/// Contract:
+/// * [`feed`](Self::feed) accepts the body in arbitrary chunks (a chunk may split a line, a
+///   JSON token, a UTF-8 character or a `\r\n` pair). All results (including which error) are
+///   identical however the body is split.
+/// * Framing is [`SseDecoder`]'s: `\n`, `\r\n` and `\r` line ends,
+///   one leading BOM ignored, comments, `data` / `event` / `id` / `retry` fields with an
+///   optional space after the colon, `data` lines joined with `\n`, a blank line ends an
+///   event. Any other line is [`SseError::Garbage`]; a line or event over [`MAX_SSE_LINE`](crate::sse::MAX_SSE_LINE)
+///   is [`SseError::LineTooLong`].
+/// * Every event's data must be `[DONE]` or one JSON value, else [`SseError::InvalidData`]:
+///   at its first non-whitespace byte when that cannot start JSON, at the end of its first
+///   `data` line when that line alone is already malformed, otherwise at the blank line.
+/// * Each data payload is parsed once with `serde_json`; memory is the decoder's event buffer
+///   (about the largest event) plus the 192-byte scanner itself. Never panics on any input.
+#[derive(Debug, Default)]
+pub struct SseScanner {
+    dec: SseDecoder,
+    obs: Observed,
+}
+
+impl SseScanner {
+    /// A scanner positioned at the start of a stream. Does not allocate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Observe the next chunk.
+    ///
+    /// Returns `Err` once the stream is known to be broken (see [`SseError`]); the bytes after
+    /// the offending one are not examined, and every later call returns the same error without
+    /// looking at its chunk. `Ok` means "no problem detected so far" — a stream that simply
+    /// stops early is detected with [`finished`](Self::finished), not here.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), SseError> {
+        if let Some(e) = self.obs.err {
+            return Err(e);
+        }
+        let r = self.feed_inner(chunk);
+        if let Err(e) = r {
+            self.obs.err = Some(e);
+        }
+        r
+    }
+
+    fn feed_inner(&mut self, chunk: &[u8]) -> Result<(), SseError> {
+        let mut input = chunk;
+        loop {
+            match self.dec.next_frame(&mut input) {
+                Ok(Some(frame)) => self.obs.on_frame(frame)?,
+                Ok(None) => break,
+                Err(e) => {
+                    // A payload that went wrong earlier in the stream wins.
+                    self.obs.check_start(self.dec.pending_data())?;
+                    return Err(e);
+                }
+            }
+        }
+        self.obs.check_start(self.dec.pending_data())
+    }
+
+    /// Usage seen so far, merged field by field in stream order: OpenAI's final chunk
+    /// (`"usage":{...}` with `prompt_tokens_details.cached_tokens`; `"usage":null` on other
+    /// chunks is ignored), Anthropic's `message_start` (`message.usage`: input and cache
+    /// counts) and `message_delta` (`usage`: output, possibly input and cache counts again).
+    /// A later count replaces an earlier one of the same kind (an OpenAI `prompt_tokens`
+    /// sets all three prompt counts, see [`crate::usage`]).
+    /// Counts come from complete, valid events only (their blank line seen). `None` until a
+    /// usage object with at least one recognised count has been seen; malformed usage objects
+    /// (see [`JsonUsageScanner::usage`](super::JsonUsageScanner::usage)) are skipped.
+    pub fn usage(&self) -> Option<TokenUsage> {
+        self.obs.found.usage()
+    }
+
+    /// True once a `data: [DONE]` line (terminated by a line end) or an
+    /// `event: message_stop` line was seen: the upstream completed the stream. Stays true.
+    pub fn finished(&self) -> bool {
+        self.obs.finished
+    }
+
+    /// True once a complete event's data was a JSON object with a non-null top-level `error`
+    /// member (OpenAI `data: {"error":{...}}`, Anthropic `{"type":"error","error":{...}}`),
+    /// or an `event: error` line was seen. Stays true.
+    pub fn saw_error_event(&self) -> bool {
+        self.obs.error_event || self.obs.found.flags & ERROR != 0
+    }
+
+    /// True once the stream reached its first content event — its commit point: an
+    /// Anthropic `content_block_delta`, or an OpenAI chunk (an event without a name) whose
+    /// choices carry non-empty `delta.content`, `delta.tool_calls`, `delta.function_call`,
+    /// `delta.refusal`, `delta.reasoning_content` / `delta.reasoning`, or a non-empty legacy
+    /// `text`. Role-only chunks, `message_start`, `ping` and `content_block_start` are
+    /// preamble. Each event is classified only until the first content event. Stays true.
+    pub fn reached_content(&self) -> bool {
+        self.obs.content
+    }
+
+    /// Whether the bytes fed so far end inside an event (a line or a field block without
+    /// its blank line): a stream that stops here was cut mid-event.
+    pub fn is_mid_event(&self) -> bool {
+        self.dec.is_mid_event()
+    }
+
+    /// Number of complete events observed: blocks with at least one `data` line whose
+    /// terminating blank line has been seen (comment-only blocks do not count).
+    pub fn events(&self) -> u64 {
+        self.obs.events
+    }
+}
+
+/// Whether an OpenAI stream chunk carries content (see [`SseScanner::reached_content`]).
+/// Invalid JSON is not content (the scanner reports it separately).
+fn is_openai_content(data: &[u8]) -> bool {
+    use std::borrow::Cow;
+    #[derive(Deserialize)]
+    struct Chunk<'a> {
+        #[serde(default, borrow)]
+        choices: Option<Vec<Choice<'a>>>,
+    }
+    #[derive(Deserialize)]
+    struct Choice<'a> {
+        #[serde(default, borrow)]
+        delta: Option<Delta<'a>>,
+        #[serde(default, borrow)]
+        text: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Delta<'a> {
+        #[serde(default, borrow)]
+        content: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        refusal: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        reasoning_content: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        reasoning: Option<Cow<'a, str>>,
+        #[serde(default)]
+        tool_calls: Option<Vec<IgnoredAny>>,
+        #[serde(default)]
+        function_call: Option<IgnoredAny>,
+    }
+    let non_empty = |s: &Option<Cow<'_, str>>| s.as_deref().is_some_and(|s| !s.is_empty());
+    let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else {
+        return false;
+    };
+    chunk.choices.unwrap_or_default().iter().any(|c| {
+        non_empty(&c.text)
+            || c.delta.as_ref().is_some_and(|d| {
+                non_empty(&d.content)
+                    || non_empty(&d.refusal)
+                    || non_empty(&d.reasoning_content)
+                    || non_empty(&d.reasoning)
+                    || d.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
+                    || d.function_call.is_some()
+            })
+    })
+}
+
+/// `doc` is the `[DONE]` sentinel (whitespace around it allowed).
+fn is_done(doc: &[u8]) -> bool {
+    let start = doc.iter().position(|&b| !is_ws(b)).unwrap_or(doc.len());
+    let end = doc
+        .iter()
+        .rposition(|&b| !is_ws(b))
+        .map_or(start, |i| i + 1);
+    doc.get(start..end) == Some(b"[DONE]")
+}
