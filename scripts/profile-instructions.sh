@@ -16,7 +16,8 @@
 #      gateway (the load script's config shape: weighted_random over 2 accounts, the model
 #      name spliced) and the engine floor, each under valgrind --tool=callgrind with
 #      instrumentation off;
-#   3. per scenario (json, sse: the load script's bodies) and target: 2 s of warm-up
+#   3. per scenario (json, sse: the load script's bodies; json_xlat, sse_xlat: the same
+#      bodies on the Anthropic-dialect model, gateway only) and target: 2 s of warm-up
 #      without instrumentation, then instrumentation on for DURATION seconds of
 #      `wrk -t1 -c8`, off, dump; requests counted by wrk;
 #   4. prints instructions per request for each, and a table of the gateway's
@@ -97,11 +98,15 @@ PIDS+=("$ENGINE_PID")
 wait_port "$GW_PORT" "$GW_PID"
 wait_port "$ENGINE_PORT" "$ENGINE_PID"
 
-for s in json sse; do
+# json_xlat / sse_xlat: the same bodies naming the Anthropic-dialect model (gateway only:
+# the request, the answer and the stream are translated).
+for s in json sse json_xlat sse_xlat; do
   stream=false
-  [ "$s" = sse ] && stream=true
+  case $s in sse*) stream=true ;; esac
+  body=$(bench_body "$stream")
+  case $s in *_xlat) body=${body/\"$CLIENT_MODEL\"/\"$XLAT_MODEL\"} ;; esac
   {
-    printf 'wrk.method = "POST"\nwrk.body = [==[%s]==]\n' "$(bench_body "$stream")"
+    printf 'wrk.method = "POST"\nwrk.body = [==[%s]==]\n' "$body"
     printf 'wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer %s"\n' "$TOKEN"
     printf 'function done(summary, latency, requests)\n  io.write(string.format("BENCH requests=%%d errors=%%d\\n", summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout))\nend\n'
   } >"$OUT/$s.lua"
@@ -109,8 +114,10 @@ done
 
 RESULTS=$OUT/results.tsv # scenario target requests instructions file
 : >"$RESULTS"
-for s in json sse; do
-  for t in gateway engine; do
+for s in json sse json_xlat sse_xlat; do
+  targets="gateway engine"
+  case $s in *_xlat) targets=gateway ;; esac
+  for t in $targets; do
     if [ "$t" = gateway ]; then pid=$GW_PID port=$GW_PORT; else pid=$ENGINE_PID port=$ENGINE_PORT; fi
     url="http://127.0.0.1:$port/v1/chat/completions"
     wrk -t1 -c8 -d2s -s "$OUT/$s.lua" "$url" >/dev/null 2>&1 || true
@@ -127,7 +134,7 @@ for s in json sse; do
     ir=$(sed -n 's/^totals: *//p' "$OUT/$t-$s.callgrind" | head -n 1)
     [ -n "$n" ] && [ "$n" -gt 0 ] || { echo "error: wrk made no requests against $t ($s)" >&2; exit 1; }
     printf '%s\t%s\t%s\t%s\t%s\n' "$s" "$t" "$n" "$ir" "$OUT/$t-$s.callgrind" >>"$RESULTS"
-    printf '    %-4s %-8s %6s requests  %9.0f instructions per request\n' "$s" "$t" "$n" \
+    printf '    %-9s %-8s %6s requests  %9.0f instructions per request\n' "$s" "$t" "$n" \
       "$(awk -v a="$ir" -v b="$n" 'BEGIN { print a / b }')" >&2
   done
 done
@@ -157,7 +164,8 @@ def get(costs, *patterns):
 
 HOOK = re.escape("<berry_gateway::proxy::BerryProxy as pingora_proxy::proxy_trait::ProxyHttp>::")
 CLOSURE = r"::\{\{closure\}\}"
-LOOP_GW = re.escape("<berry_gateway::connection::ClientApp as pingora_core::apps::ServerApp>::process_new") + CLOSURE
+# ClientApp is generic over the Pingora app it serves (ClientApp<BerryProxy's app>).
+LOOP_GW = re.escape("<berry_gateway::connection::ClientApp") + r"(<.*>)?" + re.escape(" as pingora_core::apps::ServerApp>::process_new") + CLOSURE
 LOOP_ENGINE = re.escape("<T as pingora_core::apps::ServerApp>::process_new") + CLOSURE
 PER_REQUEST = re.escape("<pingora_proxy::HttpProxy<SV,C> as pingora_core::apps::HttpServerApp>::process_new_http") + CLOSURE
 CATEGORIES = [
@@ -184,6 +192,12 @@ print("|---|---|---|---|")
 for s in ("json", "sse"):
     (gn, gir, _), (en, eir, _) = rows[(s, "gateway")], rows[(s, "engine")]
     print(f"| {s} | {gir / gn / 1000:.1f}k | {eir / en / 1000:.1f}k | {(gir / gn - eir / en) / 1000:+.1f}k |")
+print("\nTranslated (OpenAI client, Anthropic-dialect backend) against the same API, gateway only:\n")
+print("| scenario | translated | same API | translated above same API |")
+print("|---|---|---|---|")
+for s in ("json", "sse"):
+    (xn, xir, _), (gn, gir, _) = rows[(s + "_xlat", "gateway")], rows[(s, "gateway")]
+    print(f"| {s} | {xir / xn / 1000:.1f}k | {gir / gn / 1000:.1f}k | {(xir / xn - gir / gn) / 1000:+.1f}k |")
 print("\nThe gateway's instructions above the engine, by category (inclusive, per request):\n")
 print("| category | json | sse |")
 print("|---|---|---|")

@@ -22,7 +22,7 @@
 //!    only in `request_scope`, and `app` wires them together.
 //! 9. `app` (server assembly), then `demo`.
 //!
-//! The README's "Architecture" section maps the modules.
+//! The README's "Development" section maps the modules.
 
 pub mod api;
 pub mod app;

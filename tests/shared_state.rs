@@ -63,7 +63,7 @@ async fn admit_at_once(
     let calls: Vec<_> = (0..n)
         .map(|i| {
             let r = Arc::clone(if i % 2 == 0 { a } else { b });
-            tokio::spawn(async move { r.admit_user(user, &limits).await.unwrap() })
+            tokio::spawn(async move { r.try_admit(user, &limits).await.unwrap() })
         })
         .collect();
     let mut out = Vec::with_capacity(n);
@@ -87,7 +87,7 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 async fn admit_eventually(r: &SharedState, user: &str, limits: &RateLimit) -> Admission {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match r.admit_user(user, limits).await {
+        match r.try_admit(user, limits).await {
             Ok(a) => return a,
             Err(e) => assert!(Instant::now() < deadline, "{e}"),
         }
@@ -135,7 +135,7 @@ async fn request_limits_are_exact_across_replicas() {
     let mut ok = 0;
     for i in 0..20 {
         let r = if i % 2 == 0 { &a } else { &b };
-        let adm = r.admit_user("alice", &limits).await.unwrap();
+        let adm = r.try_admit("alice", &limits).await.unwrap();
         if admitted(&adm) {
             ok += 1;
         } else {
@@ -147,7 +147,7 @@ async fn request_limits_are_exact_across_replicas() {
     }
     assert_eq!(ok, 10, "two replicas admit the configured 10, not 20");
     // another user has their own windows
-    assert!(admitted(&b.admit_user("bob", &limits).await.unwrap()));
+    assert!(admitted(&b.try_admit("bob", &limits).await.unwrap()));
     assert_eq!(
         count(&server, "berry:{alice}:req:minute"),
         10,
@@ -215,11 +215,11 @@ async fn key_prefix_separates_deployments_and_windows_follow_redis_time() {
         ..Default::default()
     };
     for _ in 0..2 {
-        assert!(admitted(&team_a.admit_user("ann", &limits).await.unwrap()));
+        assert!(admitted(&team_a.try_admit("ann", &limits).await.unwrap()));
     }
-    assert!(!admitted(&team_a.admit_user("ann", &limits).await.unwrap()));
+    assert!(!admitted(&team_a.try_admit("ann", &limits).await.unwrap()));
     // the same user id under another prefix has windows of its own
-    assert!(admitted(&team_b.admit_user("ann", &limits).await.unwrap()));
+    assert!(admitted(&team_b.try_admit("ann", &limits).await.unwrap()));
     assert_eq!(count(&server, "team-a:{ann}:req:minute"), 2);
     assert_eq!(count(&server, "team-b:{ann}:req:minute"), 1);
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -242,7 +242,7 @@ async fn key_prefix_separates_deployments_and_windows_follow_redis_time() {
         .query(&mut c)
         .unwrap();
     let _: () = redis::cmd("SLOWLOG").arg("RESET").query(&mut c).unwrap();
-    assert!(admitted(&team_b.admit_user("ann", &limits).await.unwrap()));
+    assert!(admitted(&team_b.try_admit("ann", &limits).await.unwrap()));
     let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
         .arg("GET")
         .arg(100)
@@ -298,10 +298,10 @@ async fn a_refused_request_consumes_nothing() {
         ..Default::default()
     };
     for _ in 0..3 {
-        assert!(admitted(&a.admit_user("carol", &tight).await.unwrap()));
+        assert!(admitted(&a.try_admit("carol", &tight).await.unwrap()));
     }
     for r in [&a, &b, &a, &b, &a] {
-        let adm = r.admit_user("carol", &tight).await.unwrap();
+        let adm = r.try_admit("carol", &tight).await.unwrap();
         assert_eq!(
             refused_by(&adm).map(|(l, _)| l),
             Some(QuotaLimit::RequestsPerHour)
@@ -316,7 +316,7 @@ async fn a_refused_request_consumes_nothing() {
     let mut more = 0;
     for i in 0..12 {
         let r = if i % 2 == 0 { &a } else { &b };
-        if admitted(&r.admit_user("carol", &loose).await.unwrap()) {
+        if admitted(&r.try_admit("carol", &loose).await.unwrap()) {
             more += 1;
         }
     }
@@ -329,9 +329,9 @@ async fn a_refused_request_consumes_nothing() {
         max_concurrent: Some(1),
         ..Default::default()
     };
-    let held = lease(a.admit_user("dave", &capped).await.unwrap());
+    let held = lease(a.try_admit("dave", &capped).await.unwrap());
     for r in [&a, &b] {
-        let adm = r.admit_user("dave", &capped).await.unwrap();
+        let adm = r.try_admit("dave", &capped).await.unwrap();
         assert_eq!(refused_by(&adm), Some((QuotaLimit::Concurrency, 1)));
     }
     assert_eq!(count(&server, "berry:{dave}:req:minute"), 1);
@@ -343,7 +343,7 @@ async fn a_refused_request_consumes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_windows_and_retry_after_as_the_local_limiter() {
     // The script's windows are quota::local::Counter's: replay one sequence of instants through the
-    // local limiter and through Redis (admit_user_at pins the script's clock) and compare every
+    // local limiter and through Redis (try_admit_at pins the script's clock) and compare every
     // answer, Retry-After included.
     let server = RedisServer::start();
     let (a, b) = two_replicas(&server).await;
@@ -368,7 +368,7 @@ async fn same_windows_and_retry_after_as_the_local_limiter() {
             .map(drop)
             .map_err(|r| (r.limit.label(), r.retry_after_secs));
         let r = if i % 2 == 0 { &a } else { &b };
-        let got = r.admit_user_at("erin", &limits, now).await.unwrap();
+        let got = r.try_admit_at("erin", &limits, now).await.unwrap();
         match (expected, &got) {
             (Ok(()), Admission::Admitted(None)) => admitted_n += 1,
             (Err((window, retry)), Admission::Refused(_)) => {
@@ -396,25 +396,23 @@ async fn same_windows_and_retry_after_as_the_local_limiter() {
     let t0 = 60_000 * 28_333_333; // a window start
     for i in 0..3 {
         assert!(admitted(
-            &a.admit_user_at("frank", &l, t0 + i).await.unwrap()
+            &a.try_admit_at("frank", &l, t0 + i).await.unwrap()
         ));
     }
-    let r = a.admit_user_at("frank", &l, t0 + 10).await.unwrap();
+    let r = a.try_admit_at("frank", &l, t0 + 10).await.unwrap();
     assert_eq!(refused_by(&r), Some((QuotaLimit::RequestsPerMinute, 60)));
     assert!(!admitted(
-        &b.admit_user_at("frank", &l, t0 + 59_999).await.unwrap()
+        &b.try_admit_at("frank", &l, t0 + 59_999).await.unwrap()
     ));
     assert!(admitted(
-        &b.admit_user_at("frank", &l, t0 + 80_001).await.unwrap()
+        &b.try_admit_at("frank", &l, t0 + 80_001).await.unwrap()
     ));
     assert!(!admitted(
-        &a.admit_user_at("frank", &l, t0 + 80_002).await.unwrap()
+        &a.try_admit_at("frank", &l, t0 + 80_002).await.unwrap()
     ));
     for i in 0..3 {
         assert!(admitted(
-            &a.admit_user_at("frank", &l, t0 + 180_000 + i)
-                .await
-                .unwrap()
+            &a.try_admit_at("frank", &l, t0 + 180_000 + i).await.unwrap()
         ));
     }
 }
@@ -430,12 +428,12 @@ async fn token_budgets_refuse_once_spent() {
     };
     // under budget: admitted, and requests are not limited
     for _ in 0..5 {
-        assert!(admitted(&a.admit_user("gina", &limits).await.unwrap()));
+        assert!(admitted(&a.try_admit("gina", &limits).await.unwrap()));
     }
     a.finish("gina", &limits, None, 60);
     a.flush().await;
     assert!(
-        admitted(&b.admit_user("gina", &limits).await.unwrap()),
+        admitted(&b.try_admit("gina", &limits).await.unwrap()),
         "60 < 100"
     );
     b.finish("gina", &limits, None, 90);
@@ -444,7 +442,7 @@ async fn token_budgets_refuse_once_spent() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while refusal.is_none() {
         assert!(Instant::now() < deadline, "token budget never refused");
-        refusal = refused_by(&a.admit_user("gina", &limits).await.unwrap());
+        refusal = refused_by(&a.try_admit("gina", &limits).await.unwrap());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (limit, retry) = refusal.unwrap();
@@ -453,7 +451,7 @@ async fn token_budgets_refuse_once_spent() {
     assert!((1..=60).contains(&retry), "retry after {retry}");
     assert_eq!(count(&server, "berry:{gina}:tok:minute"), 150);
     assert_eq!(count(&server, "berry:{gina}:tok:day"), 150);
-    let r = b.admit_user("gina", &limits).await.unwrap();
+    let r = b.try_admit("gina", &limits).await.unwrap();
     assert_eq!(
         refused_by(&r).map(|(l, _)| l),
         Some(QuotaLimit::TokensPerMinute)
@@ -464,10 +462,10 @@ async fn token_budgets_refuse_once_spent() {
         tokens_per_day: Some(1_000),
         ..Default::default()
     };
-    assert!(admitted(&a.admit_user("hank", &daily).await.unwrap()));
+    assert!(admitted(&a.try_admit("hank", &daily).await.unwrap()));
     a.finish("hank", &daily, None, 5_000);
     a.flush().await;
-    let r = b.admit_user("hank", &daily).await.unwrap();
+    let r = b.try_admit("hank", &daily).await.unwrap();
     assert_eq!(
         refused_by(&r).map(|(l, _)| l),
         Some(QuotaLimit::TokensPerDay)
@@ -493,10 +491,10 @@ async fn concurrency_is_capped_across_replicas() {
         max_concurrent: Some(2),
         ..Default::default()
     };
-    let la = lease(a.admit_user("jane", &limits).await.unwrap());
-    let lb = lease(b.admit_user("jane", &limits).await.unwrap());
+    let la = lease(a.try_admit("jane", &limits).await.unwrap());
+    let lb = lease(b.try_admit("jane", &limits).await.unwrap());
     for r in [&a, &b] {
-        let adm = r.admit_user("jane", &limits).await.unwrap();
+        let adm = r.try_admit("jane", &limits).await.unwrap();
         assert_eq!(refused_by(&adm), Some((QuotaLimit::Concurrency, 1)));
         assert_eq!(QuotaLimit::Concurrency.label(), "concurrency");
     }
@@ -506,7 +504,7 @@ async fn concurrency_is_capped_across_replicas() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while again.is_none() {
         assert!(Instant::now() < deadline, "released slot never reusable");
-        if let Admission::Admitted(Some(l)) = b.admit_user("jane", &limits).await.unwrap() {
+        if let Admission::Admitted(Some(l)) = b.try_admit("jane", &limits).await.unwrap() {
             again = Some(l);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -519,7 +517,7 @@ async fn concurrency_is_capped_across_replicas() {
 async fn wait_until_admitted(r: &SharedState, user: &str, limits: &RateLimit) -> Lease {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Admission::Admitted(Some(l)) = r.admit_user(user, limits).await.unwrap() {
+        if let Admission::Admitted(Some(l)) = r.try_admit(user, limits).await.unwrap() {
             return l;
         }
         assert!(Instant::now() < deadline, "slot never freed");
@@ -542,13 +540,13 @@ async fn leases_are_renewed_while_held_and_expire_when_a_replica_dies() {
         ..Default::default()
     };
     let held = [
-        lease(a.admit_user("kim", &limits).await.unwrap()),
-        lease(a.admit_user("kim", &limits).await.unwrap()),
+        lease(a.try_admit("kim", &limits).await.unwrap()),
+        lease(a.try_admit("kim", &limits).await.unwrap()),
     ];
     // Three lease lifetimes later a still holds both: renewal keeps them.
     let until = Instant::now() + ttl * 3;
     while Instant::now() < until {
-        let adm = b.admit_user("kim", &limits).await.unwrap();
+        let adm = b.try_admit("kim", &limits).await.unwrap();
         assert_eq!(
             refused_by(&adm),
             Some((QuotaLimit::Concurrency, 1)),
@@ -624,7 +622,7 @@ async fn redis_down_means_unavailable_at_once_and_it_comes_back_by_itself() {
     let mut slowest = Duration::ZERO;
     for _ in 0..20 {
         let t = Instant::now();
-        let r = a.admit_user("lena", &limits).await;
+        let r = a.try_admit("lena", &limits).await;
         slowest = slowest.max(t.elapsed());
         assert!(r.is_err(), "admitted with Redis stopped: {r:?}");
     }
@@ -633,7 +631,7 @@ async fn redis_down_means_unavailable_at_once_and_it_comes_back_by_itself() {
     assert!(!a.is_up());
     // a user without limits needs no Redis
     assert!(admitted(
-        &a.admit_user("lena", &RateLimit::default()).await.unwrap()
+        &a.try_admit("lena", &RateLimit::default()).await.unwrap()
     ));
     // writes made while down stay queued…
     let budget = RateLimit {
@@ -667,12 +665,12 @@ async fn a_frozen_redis_costs_at_most_the_timeout() {
     assert!(admitted(&admit_eventually(&a, "mia", &limits).await));
     server.pause();
     let t = Instant::now();
-    let first = a.admit_user("mia", &limits).await;
+    let first = a.try_admit("mia", &limits).await;
     let first_took = t.elapsed();
     assert!(first.is_err());
     let t = Instant::now();
     for _ in 0..10 {
-        assert!(a.admit_user("mia", &limits).await.is_err());
+        assert!(a.try_admit("mia", &limits).await.is_err());
     }
     let rest_took = t.elapsed();
     println!(
@@ -703,10 +701,10 @@ async fn starts_while_redis_is_down() {
     };
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(!a.is_up());
-    assert!(a.admit_user("nora", &limits).await.is_err());
+    assert!(a.try_admit("nora", &limits).await.is_err());
     server.restart();
     wait_until("up once Redis appears", || a.is_up()).await;
-    assert!(admitted(&a.admit_user("nora", &limits).await.unwrap()));
+    assert!(admitted(&a.try_admit("nora", &limits).await.unwrap()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -723,7 +721,7 @@ async fn a_lost_script_cache_is_reloaded() {
         .arg("FLUSH")
         .query(&mut server.client())
         .unwrap();
-    let l = lease(a.admit_user("olga", &limits).await.unwrap());
+    let l = lease(a.try_admit("olga", &limits).await.unwrap());
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query(&mut server.client())
@@ -755,7 +753,7 @@ async fn one_evalsha_per_admission_and_its_latency() {
     };
     // warm up (connection, script cache)
     for _ in 0..50 {
-        a.admit_user("pat", &windows).await.unwrap();
+        a.try_admit("pat", &windows).await.unwrap();
     }
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
@@ -765,7 +763,7 @@ async fn one_evalsha_per_admission_and_its_latency() {
     let mut took = Vec::with_capacity(N);
     for _ in 0..N {
         let t = Instant::now();
-        let adm = a.admit_user("pat", &windows).await.unwrap();
+        let adm = a.try_admit("pat", &windows).await.unwrap();
         took.push(t.elapsed());
         assert!(admitted(&adm));
     }
@@ -791,7 +789,7 @@ async fn one_evalsha_per_admission_and_its_latency() {
     let mut took = Vec::with_capacity(N);
     for _ in 0..N {
         let t = Instant::now();
-        let adm = a.admit_user("pat", &with_lease).await.unwrap();
+        let adm = a.try_admit("pat", &with_lease).await.unwrap();
         took.push(t.elapsed());
         drop(lease(adm));
     }
@@ -799,7 +797,7 @@ async fn one_evalsha_per_admission_and_its_latency() {
     let t = Instant::now();
     let n_unlimited = 100_000;
     for _ in 0..n_unlimited {
-        a.admit_user("quinn", &RateLimit::default()).await.unwrap();
+        a.try_admit("quinn", &RateLimit::default()).await.unwrap();
     }
     println!(
         "admit without limits (no round trip): {:?} each",
@@ -847,7 +845,7 @@ async fn rediss_client_half() {
     };
     let mut ok = 0;
     for r in [&a, &b, &a, &b, &a] {
-        if admitted(&r.admit_user("rita", &limits).await.unwrap()) {
+        if admitted(&r.try_admit("rita", &limits).await.unwrap()) {
             ok += 1;
         }
     }

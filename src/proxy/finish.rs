@@ -79,7 +79,7 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
             .answer
             .as_ref()
             .and_then(|a| a.usage)
-            .map_or(0, |u| u.input + u.output + u.cache_read + u.cache_write);
+            .map_or(0, |u| u.prompt_tokens().saturating_add(u.output));
         if let Some(grant) = p.grant.take() {
             grant.finish(&p.request.user, tokens, crate::clock::now_ms());
         }

@@ -64,7 +64,7 @@ pub async fn admit_user(
     };
     if let Some(link) = shared {
         if let Some(state) = link.get() {
-            match state.admit_user(&user.id, limit).await {
+            match state.try_admit(&user.id, limit).await {
                 Ok(Admission::Admitted(lease)) => {
                     return Ok(Grant {
                         slot: None,

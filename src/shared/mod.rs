@@ -13,7 +13,7 @@
 //! computed by the same `Counter::wait_ms`.
 //!
 //! Failure model: an error or a timeout marks Redis down (`berry_shared_state_up` 0,
-//! `berry_shared_state_errors_total{op}` + 1). While down, [`SharedState::admit_user`] returns
+//! `berry_shared_state_errors_total{op}` + 1). While down, [`SharedState::try_admit`] returns
 //! [`Unavailable`] at once (the caller applies `on_unavailable`) and writes stay queued
 //! (bounded); a probe every 500 ms brings it back (and rebuilds the connection if it stays
 //! dead). A lease whose release is lost expires by itself within the lease TTL; leases are

@@ -50,7 +50,7 @@ impl Drop for Lease {
     }
 }
 
-/// The answer of [`SharedState::admit_user`].
+/// The answer of [`SharedState::try_admit`].
 #[derive(Debug)]
 pub enum Admission {
     /// Counted in every request window; the lease is `Some` iff `max_concurrent` is set.
@@ -178,18 +178,18 @@ impl SharedState {
     /// Otherwise `Err(Unavailable)` at once while Redis is known down, or after at most the
     /// timeout when the round trip fails or is slow (which marks it down). A request the
     /// script counted before a timeout stays counted, and its lease expires within the TTL.
-    pub async fn admit_user(
+    pub async fn try_admit(
         &self,
         user_id: &str,
         limits: &RateLimit,
     ) -> Result<Admission, Unavailable> {
-        self.admit_user_at(user_id, limits, 0).await
+        self.try_admit_at(user_id, limits, 0).await
     }
 
-    /// [`SharedState::admit_user`] at a chosen Redis time in ms (`0` = Redis `TIME`). Tests only:
+    /// [`SharedState::try_admit`] at a chosen Redis time in ms (`0` = Redis `TIME`). Tests only:
     /// replays the local limiter's scenarios at chosen instants.
     #[doc(hidden)]
-    pub async fn admit_user_at(
+    pub async fn try_admit_at(
         &self,
         user_id: &str,
         limits: &RateLimit,

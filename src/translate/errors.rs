@@ -40,9 +40,10 @@
 //! In-band stream errors have no status: their type is mapped by name
 //! ([`anthropic_type_to_openai`], [`openai_type_to_anthropic`]).
 
-use crate::wire::error::{AnthropicError, OpenAiError};
+use crate::wire::error::{
+    AnthropicError, AnthropicErrorIn, ErrorBodyIn, OpenAiError, OpenAiErrorIn,
+};
 use crate::wire::raw::Str;
-use serde::Deserialize;
 
 /// Message used instead of the provider's text when it refused the gateway's credentials.
 pub const CREDENTIALS_MESSAGE: &str = "The upstream provider refused the gateway's credentials.";
@@ -111,43 +112,6 @@ pub fn openai_type_to_anthropic(t: Option<&str>, code: Option<&str>) -> &'static
     }
 }
 
-#[derive(Deserialize)]
-struct AnthropicBody<'a> {
-    #[serde(borrow)]
-    error: AnthropicInner<'a>,
-}
-
-#[derive(Deserialize)]
-struct AnthropicInner<'a> {
-    #[serde(borrow, rename = "type", default)]
-    ty: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    message: Option<Str<'a>>,
-}
-
-#[derive(Deserialize)]
-struct OpenAiBody<'a> {
-    #[serde(borrow)]
-    error: OpenAiInner<'a>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct OpenAiInner<'a> {
-    #[serde(borrow, default)]
-    pub message: Option<Str<'a>>,
-    #[serde(borrow, rename = "type", default)]
-    pub ty: Option<Str<'a>>,
-    #[serde(default)]
-    pub code: Option<serde_json::Value>,
-}
-
-impl OpenAiInner<'_> {
-    /// `code` when it is a string.
-    pub(crate) fn code_str(&self) -> Option<&str> {
-        self.code.as_ref().and_then(|c| c.as_str())
-    }
-}
-
 /// The message a client sees for an upstream error: never the provider's own text for
 /// 401/403 (it may quote the key), the provider's message otherwise, or a generic one.
 fn client_message<'a>(status: u16, upstream: Option<&'a Str<'a>>) -> std::borrow::Cow<'a, str> {
@@ -162,7 +126,7 @@ fn client_message<'a>(status: u16, upstream: Option<&'a Str<'a>>) -> std::borrow
 /// 529 → 503. See the module docs for the type table and the message rules.
 pub fn anthropic_to_openai(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     let out_status = if status == 529 { 503 } else { status };
-    let parsed = serde_json::from_slice::<AnthropicBody<'_>>(body).ok();
+    let parsed = serde_json::from_slice::<ErrorBodyIn<AnthropicErrorIn<'_>>>(body).ok();
     let known_type = parsed
         .as_ref()
         .and_then(|b| b.error.ty.as_ref())
@@ -181,7 +145,7 @@ pub fn anthropic_to_openai(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
 /// An upstream OpenAI error answer in Anthropic's shape: (status, body). Status kept; `type`
 /// from the status ([`anthropic_error_type`]). See the module docs for the message rules.
 pub fn openai_to_anthropic(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
-    let parsed = serde_json::from_slice::<OpenAiBody<'_>>(body).ok();
+    let parsed = serde_json::from_slice::<ErrorBodyIn<OpenAiErrorIn<'_>>>(body).ok();
     let message = client_message(
         status,
         parsed.as_ref().and_then(|b| b.error.message.as_ref()),

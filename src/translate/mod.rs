@@ -4,23 +4,27 @@
 //! Why a hub: clients speak four APIs (OpenAI chat, OpenAI Responses, Anthropic Messages,
 //! Gemini) and so do backends. Pairwise translators grow as N² files; mapping every dialect
 //! to and from one shared representation grows as 2N mappings in N modules. The hub is the
-//! Anthropic Messages schema ([`crate::wire::anthropic`]) because it is the richest of the
-//! four: typed content blocks, `tool_use` ids that pair calls and results, thinking blocks
-//! with their signatures, `cache_control` and separate cache counts in `usage`. Mapping
-//! into it loses nothing another dialect can say; mapping out of it drops, per target, only
-//! what the target cannot express (refused when it would change the answer, dropped when
-//! advisory). Chat completions as the hub (LiteLLM's choice) would lose thinking signatures,
-//! cache writes and reasoning items on the way through.
+//! Anthropic Messages schema ([`crate::wire::anthropic`]) because that API is the richest of
+//! the four: typed content blocks, `tool_use` ids that pair calls and results, thinking
+//! blocks with their signatures, `cache_control`, and cache reads and writes counted apart.
+//! Chat completions as the hub (LiteLLM's choice) would lose thinking signatures, cache
+//! writes and reasoning items on the way through. The hub's types carry what today's
+//! mappings use (text, images, tool use and results, usage); a dialect that needs more of
+//! the Messages API (thinking and signatures for Responses reasoning items, say) adds those
+//! members to [`crate::wire::anthropic`] with its module. Mapping out of the hub drops, per
+//! target, only what the target cannot express: refused when it would change the answer,
+//! dropped when advisory.
 //!
 //! Layout: one module per non-hub dialect, holding both directions of its mapping (its API
 //! as the client's, the hub's API as the backend's; and the hub's API as the client's, its
 //! API as the backend's): today [`chat`]. Adding OpenAI Responses is `src/wire/responses.rs`
 //! (its schema) plus `src/translate/responses/` (its mapping to and from the hub); Gemini is
-//! `src/wire/gemini.rs` plus `src/translate/gemini/`. A pair of two non-hub dialects (a
-//! Responses client on a chat backend) composes the two modules' mappings through the hub:
-//! each module's client side writes a hub request and reads hub answers, its backend side
-//! reads a hub request and writes hub answers. [`chat_to_messages`] and
-//! [`messages_to_chat`] are the proxy's entry points for today's two pairs.
+//! `src/wire/gemini.rs` plus `src/translate/gemini/`. The entry points take and return
+//! bytes; [`chat_to_messages`] and [`messages_to_chat`] are the proxy's entry points for
+//! today's two pairs, and the proxy picks the pair per attempt
+//! (`proxy::translation::Translation`), one variant per pair. A pair of two non-hub
+//! dialects (a Responses client on a chat backend) is the client module's mapping into the
+//! hub followed by the backend module's mapping out of it.
 //!
 //! * [`errors`]: upstream error answers of one dialect in the other's shape.
 //! * [`stream`]: the stream shell every event translator runs in.

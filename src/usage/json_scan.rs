@@ -19,9 +19,9 @@ pub const JSON_BODY_CAP: usize = 256 << 10;
 /// bytes).
 pub const USAGE_CAPTURE_CAP: usize = 4096;
 
-/// The result of the one parse of a whole body.
+/// What the one parse of a whole body found: its top-level usage and whether it is complete.
 #[derive(Debug, Clone, Copy)]
-struct JsonVerdict {
+struct JsonFindings {
     usage: Option<TokenUsage>,
     complete: bool,
 }
@@ -52,7 +52,7 @@ pub struct JsonUsageScanner {
     /// First and last non-whitespace bytes seen.
     first: Option<u8>,
     last: Option<u8>,
-    verdict: OnceLock<JsonVerdict>,
+    findings: OnceLock<JsonFindings>,
 }
 
 impl JsonUsageScanner {
@@ -67,7 +67,7 @@ impl JsonUsageScanner {
         if chunk.is_empty() {
             return;
         }
-        self.verdict.take();
+        self.findings.take();
         if self.first.is_none() {
             self.first = chunk.iter().copied().find(|&b| !is_ws(b));
         }
@@ -107,7 +107,7 @@ impl JsonUsageScanner {
     /// value is not valid JSON up to its end.
     /// Garbage after a complete value does not hide its usage.
     pub fn usage(&self) -> Option<TokenUsage> {
-        self.verdict().usage
+        self.findings().usage
     }
 
     /// Whether the body cannot be JSON, judged from its first non-whitespace byte (which
@@ -122,7 +122,7 @@ impl JsonUsageScanner {
     /// body and for garbage after the value. For a body over [`JSON_BODY_CAP`], see the type
     /// docs.
     pub fn is_complete(&self) -> bool {
-        self.verdict().complete
+        self.findings().complete
     }
 
     /// How many bytes the scanner holds room for (memory stays bounded over the cap).
@@ -131,13 +131,13 @@ impl JsonUsageScanner {
         self.buf.capacity()
     }
 
-    fn verdict(&self) -> JsonVerdict {
-        *self.verdict.get_or_init(|| self.compute())
+    fn findings(&self) -> JsonFindings {
+        *self.findings.get_or_init(|| self.compute())
     }
 
-    fn compute(&self) -> JsonVerdict {
+    fn compute(&self) -> JsonFindings {
         if self.is_invalid() {
-            return JsonVerdict {
+            return JsonFindings {
                 usage: None,
                 complete: false,
             };
@@ -151,13 +151,13 @@ impl JsonUsageScanner {
             };
             // Exactly the last USAGE_CAPTURE_CAP bytes, whatever the chunking.
             let from = self.buf.len().saturating_sub(USAGE_CAPTURE_CAP);
-            return JsonVerdict {
+            return JsonFindings {
                 usage: tail_usage(self.buf.get(from..).unwrap_or_default()),
                 complete,
             };
         }
         let (found, verdict) = analyse(&self.buf, false);
-        JsonVerdict {
+        JsonFindings {
             usage: found.usage(),
             complete: verdict == JsonValidity::Valid,
         }

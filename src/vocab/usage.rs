@@ -2,8 +2,9 @@
 //! dialect's usage counts onto it.
 
 /// Token usage in the partition the gateway counts: `input` = prompt tokens neither read
-/// from nor written to a cache; `cache_read`; `cache_write`; `output`. Each prompt token is
-/// in exactly one of `input`, `cache_read` and `cache_write`.
+/// from nor written to a cache; `cache_read`; `cache_write`; `output`. With consistent
+/// provider counts, each prompt token is in exactly one of `input`, `cache_read` and
+/// `cache_write` (see [`TokenUsage::from_openai`] for counts that are not).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenUsage {
     /// Prompt tokens neither read from nor written to a cache.
@@ -52,7 +53,7 @@ impl TokenUsage {
     }
 
     /// The whole prompt as OpenAI counts it: `input + cache_read + cache_write`
-    /// (saturating). The inverse of [`TokenUsage::from_openai`] for `cached = cache_read`.
+    /// (saturating). The inverse of [`TokenUsage::from_openai`] when `cached <= prompt`.
     #[must_use]
     pub const fn prompt_tokens(&self) -> u64 {
         self.input

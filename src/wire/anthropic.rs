@@ -63,8 +63,13 @@ pub struct Msg<'a> {
 
 /// A content block: `text`, `image`, `tool_use`, `tool_result`, `thinking`, … (the members
 /// of its kind are set).
+///
+/// `S` is how an image's `source` is read: [`Source`] in a request, where a malformed source
+/// makes the block (and the request) invalid; [`Raw`] in an answer ([`AnswerBlock`]), whose
+/// mappings never look at it, so a malformed one does not break the answer.
 #[derive(Debug, Deserialize, Serialize)]
-pub struct Block<'a> {
+#[serde(bound(deserialize = "S: Deserialize<'de>", serialize = "S: Serialize"))]
+pub struct Block<'a, S = Source<'a>> {
     /// The block's kind.
     #[serde(borrow, rename = "type")]
     pub ty: Str<'a>,
@@ -72,8 +77,8 @@ pub struct Block<'a> {
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub text: Option<Raw<'a>>,
     /// `image`.
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<Source<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<S>,
     /// `tool_use`: the call's id.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Raw<'a>>,
@@ -88,10 +93,14 @@ pub struct Block<'a> {
     pub tool_use_id: Option<Raw<'a>>,
     /// `tool_result`: a string or content blocks.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<Lazy<'a, Vec<Block<'a>>>>,
+    pub content: Option<Lazy<'a, Vec<Block<'a, S>>>>,
 }
 
-impl<'a> Block<'a> {
+/// A block of an answer (a response's `content`, a `content_block_start`'s block): its
+/// `source` is carried raw, unchecked.
+pub type AnswerBlock<'a> = Block<'a, Raw<'a>>;
+
+impl<'a, S> Block<'a, S> {
     /// A block of kind `ty` with no members set.
     #[must_use]
     pub fn new(ty: &'static str) -> Self {
@@ -200,7 +209,7 @@ pub struct MessageResponse<'a> {
     pub model: Raw<'a>,
     /// The answer's blocks (read lazily: a `message_start` does not need them).
     #[serde(borrow, default)]
-    pub content: Lazy<'a, Vec<Block<'a>>>,
+    pub content: Lazy<'a, Vec<AnswerBlock<'a>>>,
     /// Why generation stopped (written as `null` when `None`).
     #[serde(borrow, default)]
     pub stop_reason: Option<Raw<'a>>,
@@ -270,16 +279,16 @@ pub struct StreamEvent<'a> {
     pub index: Option<u64>,
     /// `content_block_start`: the block.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub content_block: Option<Block<'a>>,
+    pub content_block: Option<AnswerBlock<'a>>,
     /// `content_block_delta` and `message_delta`.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<Delta<'a>>,
     /// `message_delta`: usage so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-    /// `error`: the error (see [`super::error`]).
+    /// `error`: the error.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorDetail<'a>>,
+    pub error: Option<super::error::AnthropicErrorIn<'a>>,
 }
 
 impl<'a> StreamEvent<'a> {
@@ -322,20 +331,4 @@ pub struct Delta<'a> {
     /// `message_delta` (write [`Raw::Null`] for `null`).
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub stop_sequence: Option<Raw<'a>>,
-}
-
-/// The `error` of an error event or body.
-#[derive(Debug, Deserialize, Serialize)]
-pub struct ErrorDetail<'a> {
-    /// e.g. `overloaded_error`.
-    #[serde(
-        borrow,
-        rename = "type",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub ty: Option<Str<'a>>,
-    /// The message.
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<Str<'a>>,
 }

@@ -8,8 +8,13 @@
 //!
 //! Strings are escaped by `serde_json`, so a `\n` or `\r` in a message cannot split an event's
 //! `data:` line: every event is one well-formed SSE event whose data is one JSON value.
+//!
+//! Writing uses [`OpenAiError`] and [`AnthropicError`] (every member set). Reading an
+//! upstream's error uses their lenient twins [`OpenAiErrorIn`] and [`AnthropicErrorIn`]
+//! (every member optional, other members ignored), inside [`ErrorBodyIn`] for a whole body.
 
-use serde::Serialize;
+use super::raw::Str;
+use serde::{Deserialize, Serialize};
 
 /// An OpenAI error: the inner object of `{"error":{…}}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,6 +38,55 @@ pub struct AnthropicError<'a> {
     pub kind: &'a str,
     /// Human-readable text.
     pub message: &'a str,
+}
+
+/// An upstream error body as read: `{"error":{…}, …}` (other members, such as Anthropic's
+/// `"type":"error"`, ignored). `E` is [`OpenAiErrorIn`] or [`AnthropicErrorIn`].
+#[derive(Debug, Deserialize)]
+pub struct ErrorBodyIn<E> {
+    /// The inner error object.
+    pub error: E,
+}
+
+/// An OpenAI error as read (a body's `error`, or an in-band stream error): every member
+/// optional, `param` and other members ignored.
+#[derive(Debug, Deserialize)]
+pub struct OpenAiErrorIn<'a> {
+    /// Human-readable text, when a string.
+    #[serde(borrow, default)]
+    pub message: Option<Str<'a>>,
+    /// `error.type`, when a string.
+    #[serde(borrow, rename = "type", default)]
+    pub ty: Option<Str<'a>>,
+    /// `error.code`: any JSON value (providers send strings, numbers or `null`).
+    #[serde(default)]
+    pub code: Option<serde_json::Value>,
+}
+
+impl OpenAiErrorIn<'_> {
+    /// `code` when it is a string.
+    #[must_use]
+    pub fn code_str(&self) -> Option<&str> {
+        self.code.as_ref().and_then(|c| c.as_str())
+    }
+}
+
+/// An Anthropic error as read (a body's `error`, or an `error` event's): both members
+/// optional, other members ignored. Written back (members present only) when an event that
+/// carries it is re-serialised.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct AnthropicErrorIn<'a> {
+    /// e.g. `overloaded_error`.
+    #[serde(
+        borrow,
+        rename = "type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ty: Option<Str<'a>>,
+    /// The message.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Str<'a>>,
 }
 
 /// `{"error":{…}}`.

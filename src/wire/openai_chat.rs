@@ -341,7 +341,7 @@ pub struct ChatChunk<'a> {
     /// Token usage (the last chunk, when asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-    /// An in-band error (see [`super::error`]), parsed where it is translated.
+    /// An in-band error, parsed as [`super::error::OpenAiErrorIn`] where it is translated.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Raw<'a>>,
 }

@@ -248,8 +248,9 @@ fn check(body: &[u8], name: &str, tally: &Tally) {
 
 // ------------------------------------------------------------------------------ generators
 
-/// Characters strings are made of: ASCII, JSON specials, controls, non-ASCII, astral.
-const CHARS: &[char] = &[
+/// Characters strings are made of (here and in [`oracle`]): ASCII, JSON specials, controls,
+/// non-ASCII, astral.
+pub(super) const CHARS: &[char] = &[
     'a',
     'm',
     'o',
@@ -273,6 +274,13 @@ const CHARS: &[char] = &[
     '\u{0}',
     '\u{1f}',
     '\u{7f}',
+    'b',
+    'z',
+    'A',
+    '9',
+    '_',
+    ':',
+    '\u{1}',
     'é',
     'ſ',
     'K',

@@ -15,7 +15,7 @@ use crate::{bytes, cuts, fuzz, split, Bytes, Tally};
 /// Everything a decoder reports: its frames (kind, event name, data), the first error and
 /// the state at the end.
 #[derive(Debug, PartialEq)]
-struct DecoderTrace {
+pub(crate) struct DecoderTrace {
     frames: Vec<(char, Bytes, Bytes)>,
     error: Option<SseError>,
     mid_line: bool,
@@ -23,7 +23,9 @@ struct DecoderTrace {
     pending: Bytes,
 }
 
-fn decode(limit: usize, chunks: &[&[u8]]) -> DecoderTrace {
+/// The trace of a decoder with line limit `limit` fed `chunks`; an error must be sticky (the
+/// decoder reports it again, also on more input).
+pub(crate) fn decode(limit: usize, chunks: &[&[u8]]) -> DecoderTrace {
     let mut d = SseDecoder::with_limit(limit);
     let mut frames = Vec::new();
     let mut error = None;
@@ -40,6 +42,7 @@ fn decode(limit: usize, chunks: &[&[u8]]) -> DecoderTrace {
                 Err(e) => {
                     error.get_or_insert(e);
                     assert_eq!(d.error(), Some(e), "errors are sticky");
+                    assert_eq!(d.next_frame(&mut &b"\n\n"[..]).err(), Some(e), "sticky");
                     break;
                 }
             }

@@ -21,8 +21,8 @@ use crate::{bytes, cuts, folds_to, fuzz, is_json, split, Bytes, Members, Tally};
 
 /// Everything a stream translator produced for some input.
 #[derive(Debug, PartialEq, Clone)]
-struct Run {
-    out: Bytes,
+pub(crate) struct Run {
+    pub(crate) out: Bytes,
     feed: Result<(), UpstreamBroken>,
     finish: Result<(), UpstreamBroken>,
     usage: Option<TokenUsage>,
@@ -31,14 +31,15 @@ struct Run {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Dir {
+pub(crate) enum Dir {
     /// Anthropic events in, OpenAI chunks out (with or without the usage chunk).
     ChatToMessages(bool),
     /// OpenAI chunks in, Anthropic events out.
     MessagesToChat,
 }
 
-fn run(dir: Dir, chunks: &[&[u8]]) -> Run {
+/// `dir`'s stream translator fed `chunks`; a feed error must be sticky.
+pub(crate) fn run(dir: Dir, chunks: &[&[u8]]) -> Run {
     let mut out = Vec::new();
     let mut feed = Ok(());
     macro_rules! go {
@@ -73,7 +74,7 @@ fn run(dir: Dir, chunks: &[&[u8]]) -> Run {
 
 /// The translator's output: whole events only, each one's data JSON or `[DONE]`, and the
 /// gateway's own usage scanner accepts it. Returns the scanner.
-fn check_output(out: &[u8]) -> SseScanner {
+pub(crate) fn check_output(out: &[u8]) -> SseScanner {
     let shown = || String::from_utf8_lossy(out).into_owned();
     let mut d = SseDecoder::new();
     let mut bad = None;
@@ -416,46 +417,55 @@ fn openai_events() -> impl Strategy<Value = Vec<(String, Value)>> {
         })
 }
 
+/// Both dialects' vocabularies, framing and JSON punctuation: the pieces of the token soups
+/// (here and in `translate_mutations`).
+pub(crate) const TOKENS: &[&[u8]] = &[
+    b"data: ",
+    b"event: ",
+    b"\n",
+    b"\n\n",
+    b"\r\n",
+    b"[DONE]",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"\"",
+    b"\"type\":\"message_start\"",
+    b"\"type\":\"content_block_start\"",
+    b"\"type\":\"content_block_delta\"",
+    b"\"type\":\"content_block_stop\"",
+    b"\"type\":\"message_delta\"",
+    b"\"type\":\"message_stop\"",
+    b"\"type\":\"error\"",
+    b"\"message\":{\"id\":\"m\",\"model\":\"c\"}",
+    b"\"index\":0",
+    b"\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"n\"}",
+    b"\"content_block\":{\"type\":\"text\",\"text\":\"\"}",
+    b"\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}",
+    b"\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\"}",
+    b"\"choices\":[{\"index\":0,\"delta\":{\"content\":\"y\"}}]",
+    b"\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]",
+    b"\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]",
+    b"\"usage\":{\"prompt_tokens\":1,\"input_tokens\":2}",
+    b"\"error\":{\"message\":\"e\"}",
+    b"\"index\":1",
+    b"\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]",
+    b"\"role\":\"user\"",
+    b"\"messages\":[",
+    b"\"content\":\"hi\"",
+    b"\"tool_calls\":[",
+    b"null",
+    b"\xff",
+    b"\\u0000",
+    b"\\ud800",
+    b"1e999",
+];
+
 /// Token soup over both dialects' vocabularies (as in the unit tests, but shrinkable).
 fn soup() -> impl Strategy<Value = Vec<u8>> {
-    const TOKENS: &[&[u8]] = &[
-        b"data: ",
-        b"event: ",
-        b"\n",
-        b"\n\n",
-        b"\r\n",
-        b"[DONE]",
-        b"{",
-        b"}",
-        b"[",
-        b"]",
-        b",",
-        b":",
-        b"\"",
-        b"\"type\":\"message_start\"",
-        b"\"type\":\"content_block_start\"",
-        b"\"type\":\"content_block_delta\"",
-        b"\"type\":\"content_block_stop\"",
-        b"\"type\":\"message_delta\"",
-        b"\"type\":\"message_stop\"",
-        b"\"type\":\"error\"",
-        b"\"message\":{\"id\":\"m\",\"model\":\"c\"}",
-        b"\"index\":0",
-        b"\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"n\"}",
-        b"\"content_block\":{\"type\":\"text\",\"text\":\"\"}",
-        b"\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}",
-        b"\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\"}",
-        b"\"choices\":[{\"index\":0,\"delta\":{\"content\":\"y\"}}]",
-        b"\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]",
-        b"\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]",
-        b"\"usage\":{\"prompt_tokens\":1,\"input_tokens\":2}",
-        b"\"error\":{\"message\":\"e\"}",
-        b"null",
-        b"\xff",
-        b"\\u0000",
-        b"\\ud800",
-        b"1e999",
-    ];
     vec(select(TOKENS), 0..48).prop_map(|t| t.concat())
 }
 

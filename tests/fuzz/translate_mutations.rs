@@ -1,16 +1,16 @@
 //! Every translator on token soups with stray bytes and on mutations of the golden fixtures
 //! (byte substitutions, cuts, duplicated and deleted ranges): nothing panics, the stream
 //! translators produce the same result for a split input as for the whole, and what they
-//! emit is whole events whose data is JSON or `[DONE]`.
+//! emit is whole events whose data is JSON or `[DONE]`. Runs, checks and the token list are
+//! `translate`'s.
 
-use berry_gateway::sse::SseDecoder;
-use berry_gateway::translate::{chat_to_messages, errors, messages_to_chat, UpstreamBroken};
-use berry_gateway::vocab::TokenUsage;
+use berry_gateway::translate::{chat_to_messages, errors, messages_to_chat};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 
-use crate::{bytes, cuts, fuzz, is_json, split, Bytes};
+use crate::translate::{check_output, run, Dir, TOKENS};
+use crate::{bytes, cuts, fuzz, split};
 
 // ------------------------------------------------------------------------------ adapters
 
@@ -24,118 +24,18 @@ fn translate_all(body: &[u8], status: u16) {
     let _ = errors::openai_to_anthropic(status, body);
 }
 
-/// What a stream translator produced for some input.
-#[derive(Debug, PartialEq)]
-struct Run {
-    out: Bytes,
-    feed: Result<(), UpstreamBroken>,
-    finish: Result<(), UpstreamBroken>,
-    usage: Option<TokenUsage>,
-    started: bool,
-    saw_error: bool,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Dir {
-    /// Anthropic events in, chat chunks out (with or without the usage chunk).
-    ChatClient(bool),
-    /// Chat chunks in, Anthropic events out.
-    MessagesClient,
-}
-
-fn run(dir: Dir, chunks: &[&[u8]]) -> Run {
-    macro_rules! go {
-        ($t:expr) => {{
-            let mut t = $t;
-            let mut out = Vec::new();
-            let mut feed = Ok(());
-            for c in chunks {
-                if let Err(e) = t.feed(c, &mut out) {
-                    feed = Err(e);
-                    break;
-                }
-            }
-            Run {
-                out: Bytes(out),
-                feed,
-                finish: t.finish(),
-                usage: t.usage(),
-                started: t.started_content(),
-                saw_error: t.saw_error(),
-            }
-        }};
-    }
-    match dir {
-        Dir::ChatClient(usage) => go!(chat_to_messages::Stream::new_at(usage, 1)),
-        Dir::MessagesClient => go!(messages_to_chat::Stream::new()),
-    }
-}
-
 // ------------------------------------------------------------------------------ checks
 
 /// The same result whole and split at `cuts`; the output is whole events, each one's data
-/// JSON or `[DONE]`.
+/// JSON or `[DONE]`, that the usage scanner accepts.
 fn check_stream(dir: Dir, input: &[u8], cuts: &[Index]) {
     let whole = run(dir, &[input]);
     let chunks = split(input, cuts);
     assert_eq!(run(dir, &chunks), whole, "{dir:?} split into {chunks:?}");
-    let mut d = SseDecoder::new();
-    let mut bad = None;
-    let framed = d.feed(&whole.out, |ev| {
-        if ev.data != b"[DONE]" && !is_json(ev.data) && bad.is_none() {
-            bad = Some(Bytes(ev.data.to_vec()));
-        }
-    });
-    assert_eq!(framed, Ok(()), "{dir:?}: output is not an event stream");
-    assert_eq!(bad, None, "{dir:?}: event data is not JSON");
-    assert!(!d.is_mid_event(), "{dir:?}: output ends mid-event");
+    check_output(&whole.out);
 }
 
 // ------------------------------------------------------------------------------ token soup
-
-/// Both dialects' vocabularies, framing and JSON punctuation.
-const TOKENS: &[&[u8]] = &[
-    b"data: ",
-    b"event: ",
-    b"\n",
-    b"\n\n",
-    b"\r\n",
-    b"[DONE]",
-    b"{",
-    b"}",
-    b"[",
-    b"]",
-    b",",
-    b":",
-    b"\"",
-    b"\"type\":\"message_start\"",
-    b"\"type\":\"content_block_start\"",
-    b"\"type\":\"content_block_delta\"",
-    b"\"type\":\"content_block_stop\"",
-    b"\"type\":\"message_delta\"",
-    b"\"type\":\"message_stop\"",
-    b"\"type\":\"error\"",
-    b"\"message\":{\"id\":\"m\",\"model\":\"c\"}",
-    b"\"index\":0",
-    b"\"index\":1",
-    b"\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"n\"}",
-    b"\"content_block\":{\"type\":\"text\",\"text\":\"\"}",
-    b"\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}",
-    b"\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\"}",
-    b"\"choices\":[{\"index\":0,\"delta\":{\"content\":\"y\"}}]",
-    b"\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]",
-    b"\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]",
-    b"\"usage\":{\"prompt_tokens\":1,\"input_tokens\":2}",
-    b"\"error\":{\"message\":\"e\"}",
-    b"\"role\":\"user\"",
-    b"\"messages\":[",
-    b"\"content\":\"hi\"",
-    b"\"tool_calls\":[",
-    b"null",
-    b"\xff",
-    b"\\u0000",
-    b"1e999",
-];
 
 /// Up to 48 pieces, each a token or (one time in ten) a random byte.
 fn soup() -> impl Strategy<Value = Vec<u8>> {
@@ -153,8 +53,8 @@ fn every_translator_on_token_soup() {
         || (bytes(soup()), cuts(), any::<bool>()),
         |(body, cuts, usage)| {
             translate_all(&body, 500);
-            check_stream(Dir::ChatClient(usage), &body, &cuts);
-            check_stream(Dir::MessagesClient, &body, &cuts);
+            check_stream(Dir::ChatToMessages(usage), &body, &cuts);
+            check_stream(Dir::MessagesToChat, &body, &cuts);
             Ok(())
         },
     );
@@ -228,8 +128,8 @@ fn every_translator_on_mutated_fixtures() {
                 mutate(&mut body, m);
             }
             translate_all(&body, 400);
-            check_stream(Dir::ChatClient(true), &body, &cuts);
-            check_stream(Dir::MessagesClient, &body, &cuts);
+            check_stream(Dir::ChatToMessages(true), &body, &cuts);
+            check_stream(Dir::MessagesToChat, &body, &cuts);
             Ok(())
         },
     );

@@ -2,10 +2,11 @@
 //! Messages) for the client.
 
 use super::stop_reason;
-use crate::translate::errors::{self, OpenAiInner};
+use crate::translate::errors;
 use crate::translate::stream::{emit, EventTranslator, Progress, StreamPhase, StreamTranslator};
 use crate::translate::UpstreamBroken;
-use crate::wire::anthropic::{Block, Delta, MessageResponse, StreamEvent, Usage};
+use crate::wire::anthropic::{AnswerBlock, Block, Delta, MessageResponse, StreamEvent, Usage};
+use crate::wire::error::OpenAiErrorIn;
 use crate::wire::openai_chat::{ChatChunk, ToolCallDelta};
 use crate::wire::raw::{Lazy, Raw, Str};
 use std::borrow::Cow;
@@ -95,7 +96,7 @@ impl EventTranslator for State {
         }
         let broken = || UpstreamBroken::invalid("invalid chunk JSON");
         let c: ChatChunk<'_> = serde_json::from_slice(data).map_err(|_| broken())?;
-        let error: Option<OpenAiInner<'_>> = match &c.error {
+        let error: Option<OpenAiErrorIn<'_>> = match &c.error {
             Some(e) => Some(e.parse().and_then(Result::ok).ok_or_else(broken)?),
             None => None,
         };
@@ -256,7 +257,7 @@ impl State {
         Ok(())
     }
 
-    fn open_block(&mut self, out: &mut Vec<u8>, kind: Open, block: Block<'_>) {
+    fn open_block(&mut self, out: &mut Vec<u8>, kind: Open, block: AnswerBlock<'_>) {
         let mut ev = StreamEvent::new("content_block_start");
         ev.index = Some(self.next_block);
         ev.content_block = Some(block);

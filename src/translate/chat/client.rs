@@ -6,7 +6,8 @@ use super::{arguments_object, bad_msg, finish_reason, parse};
 use crate::translate::{Untranslatable, UpstreamBroken};
 use crate::vocab::TokenUsage;
 use crate::wire::anthropic::{
-    Block, MessageResponse, MessagesRequest, Metadata, Msg as Turn, Source, Tool, ToolChoice,
+    AnswerBlock, Block, MessageResponse, MessagesRequest, Metadata, Msg as Turn, Source, Tool,
+    ToolChoice,
 };
 use crate::wire::openai_chat::{
     ChatCompletion, ChatRequest, Choice, FnCall, Msg as ChatMsg, NamedChoice, Part, ResponseFormat,
@@ -515,7 +516,7 @@ pub fn response_at(body: &[u8], created: u64) -> Result<(Vec<u8>, TokenUsage), U
         ),
         None => None,
     };
-    let blocks: Vec<Block<'_>> = match &m.content {
+    let blocks: Vec<AnswerBlock<'_>> = match &m.content {
         Lazy::Raw(r) => r.parse().and_then(Result::ok).ok_or_else(broken)?,
         Lazy::Value(_) => Vec::new(),
     };

@@ -15,7 +15,7 @@ use proptest::sample::{select, Index};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
-use super::{lit_of, ws};
+use super::{lit_of, ws, CHARS};
 use crate::{bytes, fuzz, Tally};
 
 // ------------------------------------------------------------------------------ the oracle
@@ -301,43 +301,9 @@ fn with_many_brackets(body: &str) -> String {
 
 // ------------------------------------------------------------------------------ generators
 
-/// Characters of generated strings: ASCII, JSON specials, controls, non-ASCII, astral.
-const CHAR_POOL: &[char] = &[
-    'a',
-    'b',
-    'z',
-    'A',
-    'Z',
-    '0',
-    '9',
-    ' ',
-    '-',
-    '_',
-    '.',
-    ':',
-    '"',
-    '\\',
-    '/',
-    '\n',
-    '\t',
-    '\r',
-    '\u{8}',
-    '\u{c}',
-    '\u{0}',
-    '\u{1}',
-    '\u{1f}',
-    '\u{7f}',
-    'é',
-    '中',
-    '😀',
-    '\u{2028}',
-    '\u{ffff}',
-    '\u{10ffff}',
-];
-
-/// `min` to `min + 9` characters of [`CHAR_POOL`].
+/// `min` to `min + 9` characters of [`CHARS`].
 fn pool_text(min: usize) -> impl Strategy<Value = String> {
-    vec(select(CHAR_POOL), min..min + 10).prop_map(|c| c.into_iter().collect())
+    vec(select(CHARS), min..min + 10).prop_map(|c| c.into_iter().collect())
 }
 
 /// A number serde_json decodes (within f64's range).
