@@ -188,8 +188,16 @@ pub struct Metadata<'a> {
 }
 
 /// A response `message` (also the `message` of a `message_start` event).
+///
+/// `C` is how `content` is read: [`Lazy`] by default (a `message_start` does not need it, so
+/// a malformed one is not looked at); a reader that maps the blocks names
+/// `Vec<AnswerBlock>`, so the blocks are read in the same pass as the message.
 #[derive(Debug, Deserialize, Serialize)]
-pub struct MessageResponse<'a> {
+#[serde(bound(
+    deserialize = "C: Deserialize<'de> + Default",
+    serialize = "C: Serialize"
+))]
+pub struct MessageResponse<'a, C = Lazy<'a, Vec<AnswerBlock<'a>>>> {
     /// The message's id.
     #[serde(borrow)]
     pub id: Raw<'a>,
@@ -207,9 +215,9 @@ pub struct MessageResponse<'a> {
     /// The model that answered.
     #[serde(borrow)]
     pub model: Raw<'a>,
-    /// The answer's blocks (read lazily: a `message_start` does not need them).
-    #[serde(borrow, default)]
-    pub content: Lazy<'a, Vec<AnswerBlock<'a>>>,
+    /// The answer's blocks.
+    #[serde(default)]
+    pub content: C,
     /// Why generation stopped (written as `null` when `None`).
     #[serde(borrow, default)]
     pub stop_reason: Option<Raw<'a>>,
@@ -271,15 +279,16 @@ pub struct StreamEvent<'a> {
     /// The event's kind.
     #[serde(borrow, rename = "type")]
     pub ty: Str<'a>,
-    /// `message_start`: the message, without content.
+    /// `message_start`: the message, without content (boxed, like the other members of
+    /// rare events, so that the frequent events stay small to read and move).
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<MessageResponse<'a>>,
+    pub message: Option<Box<MessageResponse<'a>>>,
     /// Block events: the block's index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u64>,
     /// `content_block_start`: the block.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub content_block: Option<AnswerBlock<'a>>,
+    pub content_block: Option<Box<AnswerBlock<'a>>>,
     /// `content_block_delta` and `message_delta`.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<Delta<'a>>,
@@ -288,7 +297,7 @@ pub struct StreamEvent<'a> {
     pub usage: Option<Usage>,
     /// `error`: the error.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<super::error::AnthropicErrorIn<'a>>,
+    pub error: Option<Box<super::error::AnthropicErrorIn<'a>>>,
 }
 
 impl<'a> StreamEvent<'a> {

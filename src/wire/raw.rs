@@ -369,6 +369,20 @@ impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
     }
 }
 
+/// Reads a `T` from JSON bytes, as `serde_json::from_slice` does (same result, same
+/// errors): the bytes are checked as UTF-8 once, up front, rather than string by string
+/// (input that is not UTF-8 as a whole falls back to `from_slice`, which skips ignored
+/// members without checking them).
+///
+/// # Errors
+/// The bytes are not JSON, or not a `T`.
+pub fn read<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, serde_json::Error> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => serde_json::from_str(s),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
 /// Appends `value` as compact JSON to `out` (the translators' one way to write JSON).
 pub fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Writing to a Vec fails only for a map with non-string keys, which no wire type has.
@@ -379,13 +393,18 @@ pub fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 /// be reused event after event) followed by those of `tail`. Equal to writing a value whose
 /// members are `head`'s then `tail`'s, without serializing `head` again.
 pub fn write_after<T: Serialize + ?Sized>(out: &mut Vec<u8>, head: &[u8], tail: &T) {
+    join_after(out, head, |out| write(out, tail));
+}
+
+/// [`write_after`] with the tail written by `write_tail`.
+fn join_after(out: &mut Vec<u8>, head: &[u8], write_tail: impl FnOnce(&mut Vec<u8>)) {
     let open = match head.split_last() {
         Some((b'}', open)) if open.len() > 1 => open,
-        _ => return write(out, tail),
+        _ => return write_tail(out),
     };
     out.extend_from_slice(open);
     let at = out.len();
-    write(out, tail);
+    write_tail(out);
     if out.get(at..) == Some(b"{}") {
         out.truncate(at);
         out.push(b'}');
@@ -395,9 +414,68 @@ pub fn write_after<T: Serialize + ?Sized>(out: &mut Vec<u8>, head: &[u8], tail: 
     }
 }
 
+/// What a [`Template`]'s value holds where the hole is: a string no value the gateway
+/// builds from constants contains.
+const HOLE: &str = "\"\\u0000hole\\u0000\"";
+
+/// A value [`write`] wrote once with one member left open (the hole), for a value written
+/// event after event that differs only in that member: each use writes the bytes before
+/// the hole, the member (by its `Serialize`), then the bytes after. Equal to writing the
+/// whole value with that member set, without serializing the rest again. The value must
+/// hold only constants apart from the hole (nothing read from the input).
+#[derive(Debug)]
+pub struct Template {
+    bytes: Vec<u8>,
+    hole: usize,
+}
+
+impl Template {
+    /// The value `build` makes with the placeholder it is given in the member to fill;
+    /// `None` if the placeholder does not appear exactly once in what it writes.
+    #[must_use]
+    pub fn new<T: Serialize>(build: impl FnOnce(Raw<'static>) -> T) -> Option<Template> {
+        let mut bytes = Vec::new();
+        write(&mut bytes, &build(Raw::constant(HOLE)));
+        let hole = HOLE.as_bytes();
+        let mut at = bytes
+            .windows(hole.len())
+            .enumerate()
+            .filter(|(_, w)| *w == hole);
+        let (hole_at, _) = at.next()?;
+        if at.next().is_some() {
+            return None;
+        }
+        bytes.drain(hole_at..hole_at + hole.len());
+        Some(Template {
+            bytes,
+            hole: hole_at,
+        })
+    }
+
+    /// Appends the value with `member` in the hole.
+    pub fn write<T: Serialize + ?Sized>(&self, out: &mut Vec<u8>, member: &T) {
+        let (before, after) = self.bytes.split_at(self.hole);
+        out.extend_from_slice(before);
+        write(out, member);
+        out.extend_from_slice(after);
+    }
+
+    /// [`write_after`] with this template (filled with `member`) as the tail.
+    pub fn write_after<T: Serialize + ?Sized>(&self, out: &mut Vec<u8>, head: &[u8], member: &T) {
+        join_after(out, head, |out| self.write(out, member));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn one_of<'a>(r: &Raw<'a>) -> &'a RawValue {
+        match r {
+            Raw::Borrowed(v) => v,
+            _ => unreachable!(),
+        }
+    }
 
     #[test]
     fn members_and_str() {
@@ -437,6 +515,12 @@ mod tests {
             write_after(&mut out, head, &tail);
             assert_eq!(out, want);
         }
+        let tpl = Template::new(|hole| Rest(vec![(Str::from("a"), one_of(&hole))])).unwrap();
+        out.clear();
+        tpl.write_after(&mut out, b"{\"h\":0}", &Raw::text("x\n"));
+        assert_eq!(out, b"{\"h\":0,\"a\":\"x\\n\"}");
+        assert!(Template::new(|hole| [hole.clone(), hole]).is_none());
+        assert!(Template::new(|_| 1).is_none());
         out.clear();
         let one: &RawValue = serde_json::from_str("2").unwrap();
         write_after(&mut out, b"{\"a\":1}", &Rest(vec![(Str::from("b"), one)]));

@@ -20,7 +20,7 @@ const PROVIDER: &str = "OpenAI-compatible";
 /// the wrong type is an [`Untranslatable`] naming it, and members chat cannot express are
 /// refused here (see the module docs of [`super`]).
 fn read_request(body: &[u8]) -> Result<MessagesRequest<'_>, Untranslatable> {
-    let members: Members<'_> = serde_json::from_slice(body).map_err(|e| {
+    let members: Members<'_> = crate::wire::raw::read(body).map_err(|e| {
         Untranslatable::new("", format!("The request body is not a JSON object: {e}"))
     })?;
     let mut r = MessagesRequest::default();
@@ -403,7 +403,7 @@ fn assistant_message<'m>(content: &Raw<'m>) -> Result<ChatMsg<'m>, Untranslatabl
 /// the parsed arguments). Only the first choice is used. Malformed JSON, no choices, or tool
 /// arguments that are not a JSON object are [`UpstreamBroken`].
 pub fn response(body: &[u8]) -> Result<(Vec<u8>, TokenUsage), UpstreamBroken> {
-    let c: ChatCompletion<'_> = serde_json::from_slice(body)
+    let c: ChatCompletion<'_> = crate::wire::raw::read(body)
         .map_err(|_| UpstreamBroken::invalid("invalid completion JSON"))?;
     let Some(choice) = c.choices.first() else {
         return Err(UpstreamBroken::invalid("completion without choices"));
@@ -420,7 +420,7 @@ pub fn response(body: &[u8]) -> Result<(Vec<u8>, TokenUsage), UpstreamBroken> {
         (None, Some(_)) => return Err(UpstreamBroken::invalid("message refusal not a string")),
         (None, None) => None,
     };
-    let mut content = Vec::new();
+    let mut content: Vec<Block<'_, Raw<'_>>> = Vec::new();
     if let Some(t) = text.filter(|t| !t.is_empty_str()) {
         content.push(Block::text(t.clone()));
     }

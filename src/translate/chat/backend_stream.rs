@@ -8,7 +8,7 @@ use crate::translate::UpstreamBroken;
 use crate::wire::anthropic::{AnswerBlock, Block, Delta, MessageResponse, StreamEvent, Usage};
 use crate::wire::error::OpenAiErrorIn;
 use crate::wire::openai_chat::{ChatChunk, ToolCallDelta};
-use crate::wire::raw::{Lazy, Raw, Str};
+use crate::wire::raw::{Lazy, Raw, Str, Template};
 use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,9 @@ pub struct State {
     /// Hash of the message id (for generated tool-call ids).
     msg_hash: u64,
     stop_reason: Option<&'static str>,
+    /// The `content_block_delta` event of this block and delta kind, written once per
+    /// block.
+    delta_tpl: Option<(u64, &'static str, Template)>,
 }
 
 impl Default for Stream {
@@ -77,6 +80,7 @@ impl Stream {
             tool_id: 0,
             msg_hash: 0,
             stop_reason: None,
+            delta_tpl: None,
         })
     }
 }
@@ -95,7 +99,7 @@ impl EventTranslator for State {
             return Err(UpstreamBroken::invalid("data after [DONE]"));
         }
         let broken = || UpstreamBroken::invalid("invalid chunk JSON");
-        let c: ChatChunk<'_> = serde_json::from_slice(data).map_err(|_| broken())?;
+        let c: ChatChunk<'_> = crate::wire::raw::read(data).map_err(|_| broken())?;
         let error: Option<OpenAiErrorIn<'_>> = match &c.error {
             Some(e) => Some(e.parse().and_then(Result::ok).ok_or_else(broken)?),
             None => None,
@@ -129,7 +133,7 @@ impl EventTranslator for State {
             };
             let model = c.model.clone().filter(Raw::is_str).unwrap_or(Raw::text(""));
             let mut ev = StreamEvent::new("message_start");
-            ev.message = Some(MessageResponse {
+            ev.message = Some(Box::new(MessageResponse {
                 id,
                 ty: Some(Raw::text("message")),
                 role: Some(Raw::text("assistant")),
@@ -138,7 +142,7 @@ impl EventTranslator for State {
                 stop_reason: None,
                 stop_sequence: None,
                 usage: Some(Usage::of(self.progress.usage.unwrap_or_default())),
-            });
+            }));
             emit(out, "message_start", &ev);
         }
         let Some(choice) = c
@@ -260,26 +264,26 @@ impl State {
     fn open_block(&mut self, out: &mut Vec<u8>, kind: Open, block: AnswerBlock<'_>) {
         let mut ev = StreamEvent::new("content_block_start");
         ev.index = Some(self.next_block);
-        ev.content_block = Some(block);
+        ev.content_block = Some(Box::new(block));
         emit(out, "content_block_start", &ev);
         self.open = kind;
     }
 
     /// `content_block_delta` for the open block: a `text_delta` or an `input_json_delta`.
     fn delta(&mut self, out: &mut Vec<u8>, kind: &'static str, raw: Raw<'_>) {
-        let mut d = Delta {
-            ty: Some(Str::from_static(kind)),
-            ..Delta::default()
-        };
-        if kind == "text_delta" {
-            d.text = Some(raw);
-        } else {
-            d.partial_json = Some(raw);
+        let index = self.next_block;
+        if !matches!(&self.delta_tpl, Some((i, k, _)) if *i == index && *k == kind) {
+            self.delta_tpl =
+                Template::new(|hole| delta_event(index, kind, hole)).map(|t| (index, kind, t));
         }
-        let mut ev = StreamEvent::new("content_block_delta");
-        ev.index = Some(self.next_block);
-        ev.delta = Some(d);
-        emit(out, "content_block_delta", &ev);
+        match &self.delta_tpl {
+            Some((_, _, tpl)) => {
+                out.extend_from_slice(b"event: content_block_delta\ndata: ");
+                tpl.write(out, &raw);
+                out.extend_from_slice(b"\n\n");
+            }
+            None => emit(out, "content_block_delta", &delta_event(index, kind, raw)),
+        }
         self.progress.started = true;
     }
 
@@ -324,4 +328,21 @@ impl State {
         self.progress.phase = StreamPhase::Done;
         Ok(())
     }
+}
+
+/// `content_block_delta` for block `index`: a `text_delta` or an `input_json_delta`.
+fn delta_event<'a>(index: u64, kind: &'static str, raw: Raw<'a>) -> StreamEvent<'a> {
+    let mut d = Delta {
+        ty: Some(Str::from_static(kind)),
+        ..Delta::default()
+    };
+    if kind == "text_delta" {
+        d.text = Some(raw);
+    } else {
+        d.partial_json = Some(raw);
+    }
+    let mut ev = StreamEvent::new("content_block_delta");
+    ev.index = Some(index);
+    ev.delta = Some(d);
+    ev
 }

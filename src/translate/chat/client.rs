@@ -26,7 +26,7 @@ const PROVIDER: &str = "Anthropic";
 /// wrong type is an [`Untranslatable`] naming it, and members the hub cannot express are
 /// refused here (see the module docs of [`super`]).
 fn read_request(body: &[u8]) -> Result<ChatRequest<'_>, Untranslatable> {
-    let members: Members<'_> = serde_json::from_slice(body).map_err(|e| {
+    let members: Members<'_> = crate::wire::raw::read(body).map_err(|e| {
         Untranslatable::new("", format!("The request body is not a JSON object: {e}"))
     })?;
     let mut r = ChatRequest::default();
@@ -499,7 +499,8 @@ pub fn response(body: &[u8]) -> Result<(Vec<u8>, TokenUsage), UpstreamBroken> {
 /// [`response`] with a fixed `created` timestamp.
 pub fn response_at(body: &[u8], created: u64) -> Result<(Vec<u8>, TokenUsage), UpstreamBroken> {
     let broken = || UpstreamBroken::invalid("invalid message JSON");
-    let m: MessageResponse<'_> = serde_json::from_slice(body).map_err(|_| broken())?;
+    let m: MessageResponse<'_, Vec<AnswerBlock<'_>>> =
+        crate::wire::raw::read(body).map_err(|_| broken())?;
     let stop = match &m.stop_reason {
         Some(r) => Some(
             r.parse::<Str<'_>>()
@@ -516,10 +517,7 @@ pub fn response_at(body: &[u8], created: u64) -> Result<(Vec<u8>, TokenUsage), U
         ),
         None => None,
     };
-    let blocks: Vec<AnswerBlock<'_>> = match &m.content {
-        Lazy::Raw(r) => r.parse().and_then(Result::ok).ok_or_else(broken)?,
-        Lazy::Value(_) => Vec::new(),
-    };
+    let blocks = &m.content;
     if ty.is_some_and(|t| t.as_str() != "message") {
         return Err(UpstreamBroken::invalid("not a message object"));
     }

@@ -10,7 +10,7 @@ use crate::wire::anthropic::StreamEvent;
 use crate::wire::openai_chat::{
     ChatChunk, ChunkChoice, ChunkDelta, FunctionDelta, ToolCallDelta, Usage,
 };
-use crate::wire::raw::{self, List, Raw, Str};
+use crate::wire::raw::{self, List, Raw, Str, Template};
 use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,10 @@ pub struct State {
     blocks: Vec<(u64, Block)>,
     next_tool: u32,
     finished: bool,
+    /// The tail of a `delta.content` chunk, written once per stream.
+    text_tpl: Option<Template>,
+    /// The tail of an arguments chunk of the tool call with this index.
+    args_tpl: Option<(u32, Template)>,
 }
 
 impl Stream {
@@ -86,6 +90,8 @@ impl Stream {
             blocks: Vec::new(),
             next_tool: 0,
             finished: false,
+            text_tpl: None,
+            args_tpl: None,
         })
     }
 }
@@ -97,7 +103,7 @@ impl EventTranslator for State {
         if self.progress.phase == StreamPhase::Errored || data.is_empty() {
             return Ok(());
         }
-        let ev: StreamEvent<'_> = serde_json::from_slice(data)
+        let ev: StreamEvent<'_> = crate::wire::raw::read(data)
             .map_err(|_| UpstreamBroken::invalid("invalid event JSON"))?;
         let ty = ev.ty.as_str();
         if name == b"error" || ty == "error" {
@@ -229,11 +235,24 @@ impl EventTranslator for State {
                             return Err(UpstreamBroken::invalid("text_delta without text"));
                         };
                         if !t.is_empty_str() {
-                            let delta = ChunkDelta {
-                                content: Some(t),
-                                ..ChunkDelta::default()
-                            };
-                            self.chunk(out, delta, None);
+                            if self.text_tpl.is_none() {
+                                self.text_tpl = Template::new(|hole| {
+                                    chunk_of(ChunkDelta {
+                                        content: Some(hole),
+                                        ..ChunkDelta::default()
+                                    })
+                                });
+                            }
+                            match &self.text_tpl {
+                                Some(tpl) => self.emit_with(out, tpl, &t),
+                                None => {
+                                    let delta = ChunkDelta {
+                                        content: Some(t),
+                                        ..ChunkDelta::default()
+                                    };
+                                    self.chunk(out, delta, None);
+                                }
+                            }
                             self.progress.started = true;
                         }
                     }
@@ -244,16 +263,14 @@ impl EventTranslator for State {
                             ));
                         };
                         if !p.is_empty_str() {
-                            let call = ToolCallDelta {
-                                index: Some(u64::from(k)),
-                                id: None,
-                                ty: None,
-                                function: Some(FunctionDelta {
-                                    name: None,
-                                    arguments: Some(p),
-                                }),
-                            };
-                            self.tool_chunk(out, call);
+                            if self.args_tpl.as_ref().is_none_or(|(i, _)| *i != k) {
+                                self.args_tpl =
+                                    Template::new(|hole| args_chunk(k, hole)).map(|t| (k, t));
+                            }
+                            match &self.args_tpl {
+                                Some((_, tpl)) => self.emit_with(out, tpl, &p),
+                                None => self.tool_chunk(out, args_call(k, p)),
+                            }
                             self.progress.started = true;
                         }
                     }
@@ -337,6 +354,13 @@ impl State {
         out.extend_from_slice(b"\n\n");
     }
 
+    /// One `data:` event: [`State::head`]'s members, then `tpl`'s filled with `member`.
+    fn emit_with(&self, out: &mut Vec<u8>, tpl: &Template, member: &Raw<'_>) {
+        out.extend_from_slice(b"data: ");
+        tpl.write_after(out, &self.head, member);
+        out.extend_from_slice(b"\n\n");
+    }
+
     /// One chunk: choice 0 with `delta` and `finish_reason` (`null` when `None`).
     fn chunk(&self, out: &mut Vec<u8>, delta: ChunkDelta<'_>, finish: Option<&'static str>) {
         let choice = [ChunkChoice {
@@ -361,4 +385,39 @@ impl State {
         };
         self.chunk(out, delta, None);
     }
+}
+
+/// The tail of a chunk whose choice 0 has `delta` and no `finish_reason` (as
+/// [`State::chunk`] writes it), for a [`Template`].
+fn chunk_of(delta: ChunkDelta<'_>) -> ChatChunk<'_> {
+    ChatChunk {
+        choices: Some(List::Owned(vec![ChunkChoice {
+            index: Some(0),
+            delta: Some(delta),
+            logprobs: None,
+            finish_reason: None,
+        }])),
+        ..ChatChunk::default()
+    }
+}
+
+/// The tool-call piece carrying the next `arguments` of tool call `k`.
+fn args_call(k: u32, arguments: Raw<'_>) -> ToolCallDelta<'_> {
+    ToolCallDelta {
+        index: Some(u64::from(k)),
+        id: None,
+        ty: None,
+        function: Some(FunctionDelta {
+            name: None,
+            arguments: Some(arguments),
+        }),
+    }
+}
+
+/// The tail of an arguments chunk of tool call `k` (as [`State::tool_chunk`] writes it).
+fn args_chunk(k: u32, arguments: Raw<'_>) -> ChatChunk<'_> {
+    chunk_of(ChunkDelta {
+        tool_calls: Some(List::Owned(vec![args_call(k, arguments)])),
+        ..ChunkDelta::default()
+    })
 }
