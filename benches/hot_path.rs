@@ -311,13 +311,15 @@ fn bench_select(c: &mut Criterion) {
         }
     }
     let tried: &[usize] = &[];
-    let tags = &snap.users.users[0].tags;
     let mut rng = fastrand::Rng::with_seed(42);
     let mut g = c.benchmark_group("select_4_backends");
     for (mi, name) in STRATEGIES.iter().enumerate() {
         let model = &snap.table.models[mi];
         assert_eq!(model.strategy.as_str(), *name);
         assert_eq!(model.backends.len(), BACKENDS);
+        let body = Bytes::from(format!(r#"{{"model":"{}","messages":[]}}"#, model.name));
+        let user = Arc::clone(&snap.users.users[0]);
+        let req = validate_request(Operation::Chat, body, user, &snap).expect("a valid request");
         g.bench_function(*name, |b| {
             b.iter(|| {
                 let mut input = SelectInput {
@@ -325,9 +327,7 @@ fn bench_select(c: &mut Criterion) {
                     rng: &mut rng,
                     table: &snap.table,
                 };
-                model.select(&mut input, |i, be| {
-                    eligible(Operation::Chat, tried, model, tags, i, be)
-                })
+                model.select(&mut input, |i, be| eligible(&req, tried, model, i, be))
             })
         });
     }
@@ -373,16 +373,13 @@ fn per_request(
         }
     };
     let model = &admitted.model;
-    let tags = &admitted.user.tags;
     let mut input = SelectInput {
         now_ms: now,
         rng,
         table: &snap.table,
     };
     let sel = model
-        .select(&mut input, |i, b| {
-            eligible(Operation::Chat, tried, model, tags, i, b)
-        })
+        .select(&mut input, |i, b| eligible(&admitted, tried, model, i, b))
         .expect("a backend");
     let body = attempt_body(&admitted, &model.backends[sel.index].model_literal);
     grant.finish(&admitted.user, 0, now);

@@ -22,7 +22,27 @@
 #      and, through the gateway only, the same four with an OpenAI client on an
 #      Anthropic-dialect backend (json_xlat, sse_xlat, json_xlat_lat, sse_xlat_lat: the
 #      request, answer and stream are translated);
-#      and reports req/s, p50, p99, errors, and the proxy's CPU time per request (from
+#      and, through the gateway only, the Responses leg: an OpenAI Responses client
+#      (POST /v1/responses, the same conversation, `store: false`) on three backends of
+#      the same mock, JSON and SSE each, CONNS connections:
+#        rsp_json / rsp_sse            native Responses backend (passthrough, model spliced)
+#        rsp_chat_json / rsp_chat_sse  chat-only backend (`responses_api = false`;
+#                                      translated to chat completions and back)
+#        rsp_anth_json / rsp_anth_sse  Anthropic backend (translated to Messages and back)
+#      reported against the chat leg (json / sse through the gateway) as req/s ratios;
+#      and, through the gateway only, the Gemini leg: a native Gemini API client
+#      (POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse, key
+#      in x-goog-api-key, the same conversation) on three backends of the same mock,
+#      CONNS connections:
+#        gem_json / gem_sse            native `gemini` backend (passthrough to
+#                                      /v1beta/models/{real model}:{method})
+#        gem_chat_json / gem_chat_sse  OpenAI backend (the chat leg's model; translated to
+#                                      chat completions and back)
+#        gem_anth_json / gem_anth_sse  Anthropic backend (translated to Messages and back)
+#      reported against the chat leg like the Responses leg (req/s ratio, added p99, CPU/req);
+#      every leg is first checked to return a complete answer (JSON: 200 and
+#      finishReason STOP with the backend's model as modelVersion; SSE: the last event's
+#      finishReason STOP); and reports req/s, p50, p99, errors, and the proxy's CPU time per request (from
 #      /proc; robust against a noisy machine), plus gateway/direct and gateway/nginx ratios;
 #   4. measures the gateway's RSS idle, after the load, and with N_IDLE concurrent open SSE
 #      streams (the mock sends the head and one event, then pauses): per-stream memory, and
@@ -30,7 +50,7 @@
 #   5. prints the table and writes it (plus the raw wrk output) to
 #      bench-results/load-<timestamp>.txt.
 #
-# Run:   scripts/bench-load.sh                 (about 4 minutes with the defaults)
+# Run:   scripts/bench-load.sh                 (about 8 minutes with the defaults)
 # Knobs (environment): DURATION=10 (s per measurement), WARMUP=2 (s per target),
 #   ROUNDS=1 (repeat all scenarios; medians reported), CONNS=64, THREADS=2, PACE_MS=2,
 #   N_IDLE=1000 (0 = skip the open-streams part), TTFT_N=200 (0 = skip the time-to-first-token
@@ -39,7 +59,12 @@
 #   PIN=1 (the proxy under test on CPU 1, wrk and the mock on CPU 0, with taskset: each proxy
 #   then has a core of its own, so req/s ≈ 1 / its CPU per request and the ratios move far
 #   less from run to run; the default shares both cores among all), GATEWAY_LOG=warn (RUST_LOG of the gateway; `info` turns the access log on — nginx runs
-#   with access_log off, so the default compares like with like), KEEP_TMP=1 (keep logs).
+#   with access_log off, so the default compares like with like), KEEP_TMP=1 (keep logs),
+#   RESPONSES=0 (skip the Responses leg), RESP_ONLY=1 (only the gateway: the chat leg's json
+#   and sse, then the Responses leg; no nginx, engine floor, translated leg, TTFT, open
+#   streams, metrics or shared-state parts; about 1.5 minutes with the defaults),
+#   GEMINI=0 (skip the Gemini leg), GEMINI_ONLY=1 (like RESP_ONLY, with the Gemini leg
+#   instead of the Responses leg; both set: both legs; about 1.5 minutes).
 #
 # Caveat: wrk, the proxy under test and the mock share the machine's cores, so absolute
 # numbers are CPU-bound and noisy; compare ratios within one run.
@@ -61,6 +86,16 @@ SHARED=${SHARED:-1}
 TTFT_PAUSE_MS=${TTFT_PAUSE_MS:-20}
 GATEWAY_LOG=${GATEWAY_LOG:-warn}
 PIN=${PIN:-0}
+RESPONSES=${RESPONSES:-1}
+RESP_ONLY=${RESP_ONLY:-0}
+GEMINI=${GEMINI:-1}
+GEMINI_ONLY=${GEMINI_ONLY:-0}
+# GW_ONLY=1: only the gateway's chat leg plus the selected client-API legs.
+GW_ONLY=0
+if [ "$RESP_ONLY" = 1 ] || [ "$GEMINI_ONLY" = 1 ]; then
+  GW_ONLY=1 N_IDLE=0 TTFT_N=0 SHARED=0
+  RESPONSES=$RESP_ONLY GEMINI=$GEMINI_ONLY
+fi
 
 # ---------------------------------------------------------------------------------------
 # prerequisites
@@ -76,7 +111,7 @@ if [ "$PIN" = 1 ]; then
   ON_LOAD_CPU=(taskset -c 0)
 fi
 if [ "$SHARED" = 1 ]; then ensure_redis_server; fi
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+if [ "$GW_ONLY" != 1 ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   apt_install nginx-light 2>/dev/null || apt_install nginx
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -237,6 +272,7 @@ start_gateway gateway
 GW_PORT=$STARTED_PORT
 GW_PID=$STARTED_PID
 
+if [ "$GW_ONLY" != 1 ]; then
 echo "==> starting the engine floor (hook-less Pingora proxy, same threads)" >&2
 ENGINE_PORT=$(free_port) || die "no free port"
 bench_pingora_yaml "$TMP" engine >"$TMP/engine-pingora.yaml"
@@ -288,6 +324,7 @@ EOF
 NGX_PID=$!
 PIDS+=("$NGX_PID")
 wait_http "$NGX_PORT" nginx "$NGX_PID"
+fi # GW_ONLY
 
 # ---------------------------------------------------------------------------------------
 # request bodies, wrk scripts, sanity checks
@@ -299,12 +336,17 @@ XLAT_SSE_BODY=${SSE_BODY/\"$CLIENT_MODEL\"/\"$XLAT_MODEL\"}
 
 # wrk script: POST body, bearer token, optional per-connection pause, and a machine-readable
 # summary line from done().
+# LUA_AUTH=x-goog-api-key: the token in that header (as Gemini clients send it) instead.
 write_lua() { # FILE BODY PACE_MS [EXTRA_HEADER VALUE]
   {
     printf 'wrk.method = "POST"\n'
     printf 'wrk.body = [==[%s]==]\n' "$2"
     printf 'wrk.headers["Content-Type"] = "application/json"\n'
-    printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$TOKEN"
+    if [ "${LUA_AUTH:-}" = x-goog-api-key ]; then
+      printf 'wrk.headers["x-goog-api-key"] = "%s"\n' "$TOKEN"
+    else
+      printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$TOKEN"
+    fi
     if [ $# -ge 5 ]; then
       printf 'wrk.headers["%s"] = "%s"\n' "$4" "$5"
     fi
@@ -332,10 +374,41 @@ write_lua "$TMP/json_xlat.lua" "$XLAT_JSON_BODY" 0
 write_lua "$TMP/sse_xlat.lua" "$XLAT_SSE_BODY" 0
 write_lua "$TMP/json_xlat_paced.lua" "$XLAT_JSON_BODY" "$PACE_MS"
 write_lua "$TMP/sse_xlat_paced.lua" "$XLAT_SSE_BODY" "$PACE_MS"
+# The Responses leg: one body pair per backend kind.
+declare -A RSP_MODEL=([rsp]=$CLIENT_MODEL [rsp_chat]=$CHAT_ONLY_MODEL [rsp_anth]=$XLAT_MODEL)
+for leg in rsp rsp_chat rsp_anth; do
+  write_lua "$TMP/${leg}_json.lua" "$(bench_responses_body "${RSP_MODEL[$leg]}" false)" 0
+  write_lua "$TMP/${leg}_sse.lua" "$(bench_responses_body "${RSP_MODEL[$leg]}" true)" 0
+done
+# The Gemini leg: one body (the method in the path picks streaming); the model is in the
+# path. GEM_MODEL: client model per backend kind; GEM_REAL: the backend's model, which the
+# answer names as modelVersion.
+GEMINI_BODY=$(bench_gemini_body)
+declare -A GEM_MODEL=([gem]=$GEMINI_MODEL [gem_chat]=$CLIENT_MODEL [gem_anth]=$XLAT_MODEL)
+declare -A GEM_REAL=([gem]=$GEMINI_REAL_MODEL [gem_chat]=$REAL_MODEL [gem_anth]=claude-real)
+gem_path() { # LEG json|sse
+  if [ "$2" = sse ]; then
+    echo "/v1beta/models/${GEM_MODEL[$1]}:streamGenerateContent?alt=sse"
+  else
+    echo "/v1beta/models/${GEM_MODEL[$1]}:generateContent"
+  fi
+}
+for leg in gem gem_chat gem_anth; do
+  LUA_AUTH=x-goog-api-key write_lua "$TMP/${leg}_json.lua" "$GEMINI_BODY" 0
+  LUA_AUTH=x-goog-api-key write_lua "$TMP/${leg}_sse.lua" "$GEMINI_BODY" 0
+done
+
+if [ "$GW_ONLY" = 1 ]; then
+  declare -A TARGET_PORT=([direct]=$MOCK_PORT [gateway]=$GW_PORT)
+  TARGETS=(gateway)
+else
+  declare -A TARGET_PORT=([direct]=$MOCK_PORT [gateway]=$GW_PORT [engine]=$ENGINE_PORT [nginx]=$NGX_PORT)
+  TARGETS=(direct gateway engine nginx)
+fi
 
 auth="Authorization: Bearer $TOKEN"$'\r\n'
-for t in "direct:$MOCK_PORT" "gateway:$GW_PORT" "engine:$ENGINE_PORT" "nginx:$NGX_PORT"; do
-  name=${t%%:*} port=${t##*:}
+for name in "${!TARGET_PORT[@]}"; do
+  port=${TARGET_PORT[$name]}
   resp=$(http_request "$port" POST /v1/chat/completions "$JSON_BODY" "$auth")
   head -n 1 <<<"$resp" | grep -q '^HTTP/1.1 200' || die "$name: non-stream request failed: $(head -n 1 <<<"$resp")"
   resp=$(http_request "$port" POST /v1/chat/completions "$SSE_BODY" "$auth")
@@ -347,6 +420,28 @@ resp=$(http_request "$GW_PORT" POST /v1/chat/completions "$XLAT_JSON_BODY" "$aut
 grep -q '"object":"chat.completion"' <<<"$resp" || die "translated request failed (response: ${resp:0:300})"
 resp=$(http_request "$GW_PORT" POST /v1/chat/completions "$XLAT_SSE_BODY" "$auth")
 grep -q 'data: \[DONE\]' <<<"$resp" || die "translated stream did not complete (response: ${resp:0:300})"
+if [ "$RESPONSES" = 1 ]; then
+  for leg in rsp rsp_chat rsp_anth; do
+    resp=$(http_request "$GW_PORT" POST /v1/responses "$(bench_responses_body "${RSP_MODEL[$leg]}" false)" "$auth")
+    head -n 1 <<<"$resp" | grep -q '^HTTP/1.1 200' && grep -q '"status":"completed"' <<<"$resp" ||
+      die "$leg: Responses request failed (response: ${resp:0:300})"
+    resp=$(http_request "$GW_PORT" POST /v1/responses "$(bench_responses_body "${RSP_MODEL[$leg]}" true)" "$auth")
+    grep -q '^event: response.completed' <<<"$resp" || die "$leg: Responses stream did not complete (response: ${resp:0:300})"
+  done
+fi
+if [ "$GEMINI" = 1 ]; then
+  gauth="x-goog-api-key: $TOKEN"$'\r\n'
+  for leg in gem gem_chat gem_anth; do
+    resp=$(http_request "$GW_PORT" POST "$(gem_path "$leg" json)" "$GEMINI_BODY" "$gauth")
+    head -n 1 <<<"$resp" | grep -q '^HTTP/1.1 200' && grep -q '"finishReason": *"STOP"' <<<"$resp" &&
+      grep -q "\"modelVersion\": *\"${GEM_REAL[$leg]}\"" <<<"$resp" && grep -q '"text": *"tok0 ' <<<"$resp" ||
+      die "$leg: Gemini generateContent failed (response: ${resp:0:400})"
+    resp=$(http_request "$GW_PORT" POST "$(gem_path "$leg" sse)" "$GEMINI_BODY" "$gauth")
+    head -n 1 <<<"$resp" | grep -q '^HTTP/1.1 200' && grep -qi '^content-type: text/event-stream' <<<"$resp" &&
+      grep '^data: ' <<<"$resp" | tail -n 1 | grep -q '"finishReason": *"STOP"' ||
+      die "$leg: Gemini stream did not complete (response: ${resp:0:400})"
+  done
+fi
 
 sleep 1
 RSS_IDLE=$(rss_kib "$GW_PID")
@@ -368,7 +463,7 @@ run_wrk() {
   [ "$conns" -lt "$threads" ] && threads=$conns
   c0=$(cpu_ticks "$@")
   out=$("${ON_LOAD_CPU[@]}" wrk -t "$threads" -c "$conns" -d "${DURATION}s" --timeout 10s --latency -s "$lua" \
-    "http://127.0.0.1:$port/v1/chat/completions" 2>&1) || true
+    "http://127.0.0.1:$port${WRK_PATH:-/v1/chat/completions}" 2>&1) || true
   c1=$(cpu_ticks "$@")
   printf '### %s %s round %s (-t %s -c %s -d %ss)\n%s\n\n' "$scenario" "$target" "$round" "$threads" "$conns" "$DURATION" "$out" >>"$RAW"
   line=$(grep '^BENCH ' <<<"$out" || true)
@@ -384,9 +479,8 @@ run_wrk() {
   printf '    %-9s %-8s round %s: %s\n' "$scenario" "$target" "$round" "$line" >&2
 }
 
-mapfile -t NGX_PIDS < <(with_children "$NGX_PID")
-declare -A TARGET_PORT=([direct]=$MOCK_PORT [gateway]=$GW_PORT [engine]=$ENGINE_PORT [nginx]=$NGX_PORT)
-TARGETS=(direct gateway engine nginx)
+NGX_PIDS=()
+[ "$GW_ONLY" = 1 ] || mapfile -t NGX_PIDS < <(with_children "$NGX_PID")
 proxy_pids() {
   case $1 in
     direct) echo "$MOCK_PID" ;;
@@ -408,6 +502,7 @@ SCENARIOS=(
   "json_lat:8:json_paced.lua"
   "sse_lat:8:sse_paced.lua"
 )
+[ "$GW_ONLY" = 1 ] && SCENARIOS=("json:$CONNS:json.lua" "sse:$CONNS:sse.lua")
 echo "==> measuring (${DURATION}s each; columns: req/s p50_us p99_us errors proxy_cpu_us_per_req)" >&2
 for round in $(seq 1 "$ROUNDS"); do
   for s in "${SCENARIOS[@]}"; do
@@ -420,10 +515,30 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 # The translated leg (gateway only): OpenAI client, Anthropic-dialect backend.
 for round in $(seq 1 "$ROUNDS"); do
+  [ "$GW_ONLY" = 1 ] && break
   for s in "json_xlat:$CONNS:json_xlat.lua" "sse_xlat:$CONNS:sse_xlat.lua" \
     "json_xlat_lat:8:json_xlat_paced.lua" "sse_xlat_lat:8:sse_xlat_paced.lua"; do
     IFS=: read -r scenario conns lua <<<"$s"
     run_wrk "$scenario" gateway "$round" "$conns" "$TMP/$lua" "$GW_PORT" "$GW_PID"
+  done
+done
+# The Responses leg (gateway only): OpenAI Responses client on a native, a chat-only and an
+# Anthropic backend.
+for round in $(seq 1 "$ROUNDS"); do
+  [ "$RESPONSES" = 1 ] || break
+  for scenario in rsp_json rsp_sse rsp_chat_json rsp_chat_sse rsp_anth_json rsp_anth_sse; do
+    WRK_PATH=/v1/responses run_wrk "$scenario" gateway "$round" "$CONNS" "$TMP/$scenario.lua" "$GW_PORT" "$GW_PID"
+  done
+done
+# The Gemini leg (gateway only): native Gemini client on a native, an OpenAI and an
+# Anthropic backend.
+for round in $(seq 1 "$ROUNDS"); do
+  [ "$GEMINI" = 1 ] || break
+  for leg in gem gem_chat gem_anth; do
+    for kind in json sse; do
+      WRK_PATH=$(gem_path "$leg" "$kind") run_wrk "${leg}_$kind" gateway "$round" "$CONNS" \
+        "$TMP/${leg}_$kind.lua" "$GW_PORT" "$GW_PID"
+    done
   done
 done
 RSS_AFTER=$(rss_kib "$GW_PID")
@@ -515,15 +630,17 @@ HWM_END=$(hwm_kib "$GW_PID")
 # cost of per-request metrics: the same gateway with BERRY_REQUEST_METRICS=off,
 # measured alternately with the metrics-on gateway
 # ---------------------------------------------------------------------------------------
-echo "==> per-request metrics cost: second gateway with BERRY_REQUEST_METRICS=off" >&2
-start_gateway gateway-nometrics BERRY_REQUEST_METRICS=off
-NOMETRICS_PORT=$STARTED_PORT
-NOMETRICS_PID=$STARTED_PID
-warm_up "$NOMETRICS_PORT"
-for round in $(seq 1 "$ROUNDS"); do
-  run_wrk metrics gateway_on "$round" "$CONNS" "$TMP/json.lua" "$GW_PORT" "$GW_PID"
-  run_wrk metrics gateway_off "$round" "$CONNS" "$TMP/json.lua" "$NOMETRICS_PORT" "$NOMETRICS_PID"
-done
+if [ "$GW_ONLY" != 1 ]; then
+  echo "==> per-request metrics cost: second gateway with BERRY_REQUEST_METRICS=off" >&2
+  start_gateway gateway-nometrics BERRY_REQUEST_METRICS=off
+  NOMETRICS_PORT=$STARTED_PORT
+  NOMETRICS_PID=$STARTED_PID
+  warm_up "$NOMETRICS_PORT"
+  for round in $(seq 1 "$ROUNDS"); do
+    run_wrk metrics gateway_on "$round" "$CONNS" "$TMP/json.lua" "$GW_PORT" "$GW_PID"
+    run_wrk metrics gateway_off "$round" "$CONNS" "$TMP/json.lua" "$NOMETRICS_PORT" "$NOMETRICS_PID"
+  done
+fi
 
 # ---------------------------------------------------------------------------------------
 # cost of shared state: a gateway whose bench user has (never reached) limits enforced on
@@ -582,7 +699,11 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
   echo "berry-gateway load benchmark  $(date -Is)"
   echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')," \
     "$(nproc) CPUs, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "$("$NGINX" -v 2>&1), $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+  if [ "$GW_ONLY" = 1 ]; then
+    echo "RESP_ONLY=$RESP_ONLY GEMINI_ONLY=$GEMINI_ONLY: the gateway's chat leg and the selected client-API legs only; $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+  else
+    echo "$("$NGINX" -v 2>&1), $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+  fi
   echo "wrk -t $THREADS, ${DURATION}s per measurement, $ROUNDS round(s) (medians); throughput scenarios -c $CONNS;"
   echo "json_c8 = -c 8 unpaced; *_lat = -c 8 with ${PACE_MS} ms pause per connection between requests."
   echo "mock: --threads 2, SSE 5 chunks, no pauses; gateway: threads 2, RUST_LOG=$GATEWAY_LOG; nginx: 2 workers, keepalive 256."
@@ -592,7 +713,9 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
   fi
   echo
   printf '%-15s %-8s %11s %10s %10s %7s %13s\n' scenario target "req/s" "p50 ms" "p99 ms" errors "proxy CPU us"
-  for s in json sse json_c8 json_lat sse_lat json_with_idle json_xlat sse_xlat json_xlat_lat sse_xlat_lat; do
+  for s in json sse json_c8 json_lat sse_lat json_with_idle json_xlat sse_xlat json_xlat_lat sse_xlat_lat \
+    rsp_json rsp_sse rsp_chat_json rsp_chat_sse rsp_anth_json rsp_anth_sse \
+    gem_json gem_sse gem_chat_json gem_chat_sse gem_anth_json gem_anth_sse; do
     for t in "${TARGETS[@]}"; do
       rps=$(col "$s" "$t" 4)
       [ "$rps" = nan ] && continue
@@ -602,6 +725,7 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
         "$(col "$s" "$t" 7)" "$(col "$s" "$t" 8)"
     done
   done
+  if [ "$GW_ONLY" != 1 ]; then
   echo
   printf '%-9s %14s %14s %14s %14s %16s %16s\n' scenario "rps gw/direct" "rps gw/nginx" "p99 gw/direct" "p99 gw/nginx" "added p99 vs direct" "added p99 vs nginx"
   for s in json sse json_c8 json_lat sse_lat; do
@@ -633,6 +757,33 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
     -v con="$(col metrics gateway_on 8)" -v coff="$(col metrics gateway_off 8)" -v c="$CONNS" \
     'BEGIN { printf "per-request metrics (json, -c %s): req/s on %.0f / off %.0f = %.2f; CPU us/req on %.1f / off %.1f = %.2f\n",
              c, on, off, on / off, con, coff, con / coff }'
+  fi # GW_ONLY
+  if [ "$RESPONSES" = 1 ]; then
+    echo
+    echo "Responses leg (OpenAI Responses client, -c $CONNS) / chat leg (same-API chat completions), gateway:"
+    for s in json sse; do
+      for leg in "rsp:native (passthrough)" "rsp_chat:chat-only (-> chat)" "rsp_anth:anthropic (-> Messages)"; do
+        x=${leg%%:*}_$s
+        awk -v r1="$(col "$x" gateway 4)" -v r0="$(col "$s" gateway 4)" -v p1="$(col "$x" gateway 6)" \
+          -v p0="$(col "$s" gateway 6)" -v c1="$(col "$x" gateway 8)" -v c0="$(col "$s" gateway 8)" \
+          -v s="$s" -v l="${leg#*:}" \
+          'BEGIN { printf "  %-4s %-30s rps %.0f / %.0f = %.2f  p99 %+.3f ms  CPU us/req %.1f vs %.1f\n", s, l, r1, r0, r1 / r0, (p1 - p0) / 1000, c1, c0 }'
+      done
+    done
+  fi
+  if [ "$GEMINI" = 1 ]; then
+    echo
+    echo "Gemini leg (native Gemini API client, -c $CONNS) / chat leg (same-API chat completions), gateway:"
+    for s in json sse; do
+      for leg in "gem:native gemini (passthrough)" "gem_chat:openai (-> chat)" "gem_anth:anthropic (-> Messages)"; do
+        x=${leg%%:*}_$s
+        awk -v r1="$(col "$x" gateway 4)" -v r0="$(col "$s" gateway 4)" -v p1="$(col "$x" gateway 6)" \
+          -v p0="$(col "$s" gateway 6)" -v c1="$(col "$x" gateway 8)" -v c0="$(col "$s" gateway 8)" \
+          -v s="$s" -v l="${leg#*:}" \
+          'BEGIN { printf "  %-4s %-30s rps %.0f / %.0f = %.2f  p99 %+.3f ms  CPU us/req %.1f vs %.1f\n", s, l, r1, r0, r1 / r0, (p1 - p0) / 1000, c1, c0 }'
+      done
+    done
+  fi
   if [ "$SHARED" = 1 ]; then
     awk -v on="$(col shared gateway_on 4)" -v off="$(col shared gateway_off 4)" \
       -v con="$(col shared gateway_on 8)" -v coff="$(col shared gateway_off 8)" \

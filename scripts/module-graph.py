@@ -77,8 +77,8 @@ LAYERS = [
     ["snapshot"],
     # Redis-shared state (fleet-wide limits, cooldowns).
     ["shared"],
-    # The user-quota enforcer (local or shared).
-    ["quota"],
+    # The user-quota enforcer (local or shared); the Responses API conversation store.
+    ["quota", "conversations"],
     # Local endpoints, health checks, config reload.
     ["api", "health", "reload"],
     # The proxy hooks and the client connection loop (they meet in `request_scope`).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit + integration tests (including the
-# official OpenAI Python SDK against the gateway). Installs what a fresh machine lacks
-# (cmake, redis-server, the SDK in .venv). Used unchanged by CI (.ci/run).
+# official OpenAI Python SDK and Codex CLI against the gateway). Installs what a fresh
+# machine lacks (cmake, redis-server, the SDKs in .venv, Codex CLI, Claude Code and Gemini
+# CLI in .tools). Used unchanged by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -12,6 +13,12 @@ ensure_cmake
 ensure_redis_server
 ensure_sdk_venv
 export BERRY_TEST_PYTHON="$PWD/.venv/bin/python"
+# Coding-agent CLIs from npm into .tools/ (pinned); they export BERRY_TEST_CODEX,
+# BERRY_TEST_CLAUDE and BERRY_TEST_GEMINI for tests/gateway/responses.rs, the Claude Code
+# tests and the Gemini CLI tests.
+ensure_codex
+ensure_claude_code
+ensure_gemini_cli
 # promtool (Debian package `prometheus`) checks the alert rules and scrape config in
 # deploy/; tests/deploy.rs fails instead of skipping when it is required but missing.
 command -v promtool >/dev/null 2>&1 || apt_install prometheus
@@ -19,6 +26,16 @@ export BERRY_REQUIRE_PROMTOOL=1
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+echo "==> the patched pingora-core is the one built (vendor/pingora-core)"
+# A resolution that left the patch out builds the registry release with only a warning.
+pingora_core=$(cargo tree --locked --workspace -e normal,build,dev -i pingora-core --prefix none --depth 0 2>&1) || {
+    echo "cargo tree -i pingora-core failed: $pingora_core" >&2
+    exit 1
+}
+if ! grep -q "vendor/pingora-core)" <<<"$pingora_core" || grep -qi "was not used" <<<"$pingora_core"; then
+    echo "pingora-core is not the patched copy in vendor/pingora-core: $pingora_core" >&2
+    exit 1
+fi
 echo "==> module graph (no import cycles, layers respected)"
 python3 scripts/module-graph.py
 echo "==> cargo clippy -D warnings"

@@ -64,6 +64,19 @@ pub enum Route {
     Messages,
     /// Anthropic's `POST /v1/messages/count_tokens`.
     CountTokens,
+    /// OpenAI's `POST /v1/responses`.
+    Responses,
+    /// OpenAI's `POST /v1/responses/compact`.
+    ResponsesCompact,
+    /// A stored response: `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`,
+    /// `POST …/cancel`.
+    ResponseById(StoredAction),
+    /// Gemini's `POST /v1beta/models/{model}:{method}` (also under `/v1/models/`).
+    Gemini(crate::vocab::GeminiMethod),
+    /// Gemini's `GET /v1beta/models`.
+    GeminiModels,
+    /// Gemini's `GET /v1beta/models/{model}`.
+    GeminiModel,
     Models,
     /// `GET /v1/models/{id}`.
     ModelById,
@@ -77,13 +90,80 @@ pub enum Route {
     NotFound,
 }
 
+/// What a request does with a stored response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredAction {
+    /// `GET /v1/responses/{id}`.
+    Get,
+    /// `DELETE /v1/responses/{id}`.
+    Delete,
+    /// `GET /v1/responses/{id}/input_items`.
+    InputItems,
+    /// `POST /v1/responses/{id}/cancel`.
+    Cancel,
+}
+
 /// The API a client calling `path` speaks (the shape of its errors): Anthropic's under
-/// `/v1/messages` (wrong methods and unknown sub-paths included), OpenAI's elsewhere.
+/// `/v1/messages` (wrong methods and unknown sub-paths included), the Responses API under
+/// `/v1/responses`, OpenAI's elsewhere.
 pub fn client_api(path: &str) -> ClientApi {
     if path == "/v1/messages" || path.starts_with("/v1/messages/") {
         ClientApi::Anthropic
+    } else if path.starts_with("/v1beta/") || gemini_call(path).is_some() {
+        ClientApi::Gemini
+    } else if path == "/v1/responses" || path.starts_with("/v1/responses/") {
+        ClientApi::OpenAiResponses
     } else {
         ClientApi::OpenAi
+    }
+}
+
+/// The model and method of a Gemini API call path: `/v1beta/models/{model}:{method}` or
+/// `/v1/models/{model}:{method}` (the model without its `models/` prefix).
+pub fn gemini_call(path: &str) -> Option<(&str, crate::vocab::GeminiMethod)> {
+    let rest = path
+        .strip_prefix("/v1beta/models/")
+        .or_else(|| path.strip_prefix("/v1/models/"))?;
+    let (model, method) = rest.rsplit_once(':')?;
+    let method = crate::vocab::GeminiMethod::parse(method)?;
+    (!model.is_empty() && !model.contains('/')).then_some((model, method))
+}
+
+/// The `{model}` of `GET /v1beta/models/{model}`.
+pub fn gemini_model_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1beta/models/")
+        .filter(|m| !m.is_empty() && !m.contains(['/', ':']))
+}
+
+/// The `{id}` of a stored-response path and what the path does with it (before the
+/// method is checked), or `None` for other paths.
+pub fn stored_response(path: &str) -> Option<(&str, StoredAction)> {
+    let rest = path.strip_prefix("/v1/responses/")?;
+    let (id, action) = match rest.split_once('/') {
+        None => (rest, StoredAction::Get),
+        Some((id, "input_items")) => (id, StoredAction::InputItems),
+        Some((id, "cancel")) => (id, StoredAction::Cancel),
+        Some(_) => return None,
+    };
+    (!id.is_empty() && id != "compact").then_some((id, action))
+}
+
+/// The route of a stored-response path under `method`.
+fn stored_route(method: &http::Method, id_action: StoredAction) -> Route {
+    use http::Method as M;
+    match (id_action, method) {
+        (StoredAction::Get, m) if *m == M::GET || *m == M::HEAD => {
+            Route::ResponseById(StoredAction::Get)
+        }
+        (StoredAction::Get, m) if *m == M::DELETE => Route::ResponseById(StoredAction::Delete),
+        (StoredAction::Get, _) => Route::WrongMethod("GET, DELETE"),
+        (StoredAction::InputItems, m) if *m == M::GET || *m == M::HEAD => {
+            Route::ResponseById(StoredAction::InputItems)
+        }
+        (StoredAction::InputItems, _) => Route::WrongMethod("GET"),
+        (StoredAction::Cancel, m) if *m == M::POST => Route::ResponseById(StoredAction::Cancel),
+        (StoredAction::Cancel, _) => Route::WrongMethod("POST"),
+        (StoredAction::Delete, _) => Route::ResponseById(StoredAction::Delete),
     }
 }
 
@@ -96,6 +176,14 @@ pub fn route(method: &http::Method, path: &str) -> Route {
         "/v1/embeddings" => (M::POST, Route::Embeddings),
         "/v1/messages" => (M::POST, Route::Messages),
         "/v1/messages/count_tokens" => (M::POST, Route::CountTokens),
+        "/v1/responses" => (M::POST, Route::Responses),
+        "/v1/responses/compact" => (M::POST, Route::ResponsesCompact),
+        "/v1beta/models" => (M::GET, Route::GeminiModels),
+        p if gemini_call(p).is_some() => match gemini_call(p) {
+            Some((_, method)) => (M::POST, Route::Gemini(method)),
+            None => return Route::NotFound,
+        },
+        p if gemini_model_id(p).is_some() => (M::GET, Route::GeminiModel),
         "/v1/models" | "/models" => (M::GET, Route::Models),
         "/health" | "/v1/health" => (M::GET, Route::Health),
         "/" => (M::GET, Route::Root),
@@ -103,7 +191,10 @@ pub fn route(method: &http::Method, path: &str) -> Route {
         "/admin/backends" => (M::GET, Route::AdminBackends),
         "/admin/config" => (M::GET, Route::AdminConfig),
         p if model_id(p).is_some() => (M::GET, Route::ModelById),
-        _ => return Route::NotFound,
+        p => match stored_response(p) {
+            Some((_, action)) => return stored_route(method, action),
+            None => return Route::NotFound,
+        },
     };
     if *method == want || (want == M::GET && *method == M::HEAD) {
         r
@@ -170,6 +261,36 @@ pub fn model_id(path: &str) -> Option<&str> {
     path.strip_prefix("/v1/models/")
         .or_else(|| path.strip_prefix("/models/"))
         .filter(|id| !id.is_empty())
+}
+
+/// A model as Gemini's API lists it.
+fn gemini_model(name: &str) -> Value {
+    json!({
+        "name": format!("models/{name}"),
+        "displayName": name,
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+    })
+}
+
+/// `GET /v1beta/models`: the client-facing models this user may use, in Gemini's shape.
+pub fn gemini_models(table: &Table, user: &UserEntry) -> LocalResponse {
+    let models: Vec<Value> = table
+        .models
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| user.may_use(*i))
+        .map(|(_, m)| gemini_model(&m.name))
+        .collect();
+    LocalResponse::json(200, &json!({ "models": models }))
+}
+
+/// `GET /v1beta/models/{model}`: one model in Gemini's shape, or 404 (Google-shaped).
+pub fn gemini_model_by_id(table: &Table, user: &UserEntry, id: &str) -> LocalResponse {
+    let id = id.strip_prefix("models/").unwrap_or(id);
+    match table.model_index(id).filter(|&i| user.may_use(i)) {
+        Some(i) => LocalResponse::json(200, &gemini_model(&table.models[i].name)),
+        None => LocalResponse::error(&ApiError::model_not_found(id), ClientApi::Gemini),
+    }
 }
 
 /// `GET /v1/models/{id}`: the model object when it exists and this user may use it.
@@ -421,5 +542,70 @@ mod tests {
         assert_eq!(route(&Method::HEAD, "/health"), Route::Health);
         assert_eq!(route(&Method::POST, "/health"), Route::WrongMethod("GET"));
         assert_eq!(route(&Method::GET, "/v2/x"), Route::NotFound);
+        assert_eq!(route(&Method::POST, "/v1/responses"), Route::Responses);
+        assert_eq!(
+            route(&Method::POST, "/v1/responses/compact"),
+            Route::ResponsesCompact
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/responses/resp_1"),
+            Route::ResponseById(StoredAction::Get)
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/v1/responses/resp_1"),
+            Route::ResponseById(StoredAction::Delete)
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/responses/resp_1/input_items"),
+            Route::ResponseById(StoredAction::InputItems)
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/responses/resp_1/cancel"),
+            Route::ResponseById(StoredAction::Cancel)
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/responses/resp_1/cancel"),
+            Route::WrongMethod("POST")
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/responses/resp_1"),
+            Route::WrongMethod("GET, DELETE")
+        );
+        assert_eq!(route(&Method::GET, "/v1/responses/a/b"), Route::NotFound);
+        assert_eq!(client_api("/v1/responses/x"), ClientApi::OpenAiResponses);
+        use crate::vocab::GeminiMethod as G;
+        assert_eq!(
+            route(
+                &Method::POST,
+                "/v1beta/models/gemini-pro:streamGenerateContent"
+            ),
+            Route::Gemini(G::StreamGenerate)
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/models/m:generateContent"),
+            Route::Gemini(G::Generate)
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1beta/models/m:countTokens"),
+            Route::Gemini(G::CountTokens)
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1beta/models/m:generateContent"),
+            Route::WrongMethod("POST")
+        );
+        assert_eq!(route(&Method::GET, "/v1beta/models"), Route::GeminiModels);
+        assert_eq!(route(&Method::GET, "/v1beta/models/m"), Route::GeminiModel);
+        assert_eq!(
+            route(&Method::POST, "/v1beta/models/m:unknown"),
+            Route::NotFound
+        );
+        // the OpenAI model routes stay
+        assert_eq!(route(&Method::GET, "/v1/models/m"), Route::ModelById);
+        assert_eq!(
+            client_api("/v1/models/m:generateContent"),
+            ClientApi::Gemini
+        );
+        assert_eq!(client_api("/v1/models/m"), ClientApi::OpenAi);
+        assert_eq!(client_api("/v1beta/models"), ClientApi::Gemini);
     }
 }

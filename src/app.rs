@@ -142,7 +142,9 @@ pub fn run_gateway(cli: Cli, cfg: Config, config_path: &Path) -> ExitCode {
         // An 8 KiB read buffer per client connection instead of Pingora's 64 KiB: requests
         // are small, and memory per open stream matters at thousands of streams.
         proxy.add_listener(
-            ListenerConfig::tcp(addr.as_str()).l4_buffer(L4BufferSettings::new(8 * 1024, 1460)),
+            ListenerConfig::tcp(addr.as_str())
+                .tcp_socket_options(crate::listener::client_socket_options())
+                .l4_buffer(L4BufferSettings::new(8 * 1024, 1460)),
         );
     }
     server.add_service(proxy);
@@ -168,8 +170,7 @@ pub fn run_gateway(cli: Cli, cfg: Config, config_path: &Path) -> ExitCode {
         metrics.add_tcp(addr);
         server.add_service(metrics);
     }
-    let listen_addrs = listen.iter().filter_map(|a| a.parse().ok()).collect();
-    let drain = DrainWatcher::new(&server, listen_addrs);
+    let drain = DrainWatcher::new(&server);
     server.add_service(background_service("drain watcher", drain));
     log::info!(
         "berry-gateway {} listening on {} ({} models, config {})",
@@ -186,18 +187,14 @@ pub fn run_gateway(cli: Cli, cfg: Config, config_path: &Path) -> ExitCode {
 /// grace period, after which Pingora stops anyway). It subscribes to the server's phases
 /// before start-up but starts its watcher thread only when services start, i.e. after
 /// `-d` has forked (a thread blocked on the channel must not exist across the fork).
-/// It also sets `TCP_DEFER_ACCEPT` on the client listeners once they are bound (see
-/// [`crate::listener`]), so no accepted connection is dropped by a stop or upgrade.
 struct DrainWatcher {
     phases: std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<ExecutionPhase>>>,
-    listen: Vec<std::net::SocketAddr>,
 }
 
 impl DrainWatcher {
-    fn new(server: &Server, listen: Vec<std::net::SocketAddr>) -> Self {
+    fn new(server: &Server) -> Self {
         DrainWatcher {
             phases: std::sync::Mutex::new(Some(server.watch_execution_phase())),
-            listen,
         }
     }
 }
@@ -209,10 +206,6 @@ impl BackgroundService for DrainWatcher {
             return;
         };
         crate::logbuf::start_background();
-        let listen = self.listen.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::listener::defer_accept_when_bound(&listen, Duration::from_secs(5))
-        });
         let spawned = std::thread::Builder::new()
             .name("drain-watch".into())
             .spawn(move || loop {

@@ -132,10 +132,31 @@ pub fn client_token<'a>(
 }
 
 /// The client token of a request head: [`client_token`] of its `Authorization` and
-/// `x-api-key` headers.
+/// `x-api-key` headers; on the Gemini API's routes (`/v1beta/…`, `…/models/{m}:{method}`)
+/// also Google's `x-goog-api-key` header or `?key=` query parameter.
 pub fn request_token(req: &pingora_http::RequestHeader) -> Option<&[u8]> {
     let header = |name: &str| req.headers.get(name).map(|v| v.as_bytes());
-    client_token(header("authorization"), header("x-api-key"))
+    client_token(header("authorization"), header("x-api-key")).or_else(|| {
+        let path = req.uri.path();
+        let gemini =
+            path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':'));
+        if !gemini {
+            return None;
+        }
+        header("x-goog-api-key")
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| !t.is_empty())
+            .or_else(|| query_key(req.uri.query()))
+    })
+}
+
+/// The `key` parameter of a query string (Google's API-key parameter), as sent.
+fn query_key(query: Option<&str>) -> Option<&[u8]> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("key="))
+        .map(str::as_bytes)
+        .filter(|t| !t.is_empty())
 }
 
 /// Compares a presented secret with the expected one in constant time (admin token).

@@ -3,6 +3,27 @@
 use clap::{Parser, Subcommand};
 use pingora_core::server::configuration::Opt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Values for config `${VAR}` references set by the process itself (the demo's mock URLs),
+/// ahead of the environment: the environment is never written once threads exist.
+static CONFIG_VARS: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// Sets the process's own config variables (see [`config_var`]) once; false (and nothing
+/// changed) when they were already set.
+pub fn set_config_vars(vars: Vec<(String, String)>) -> bool {
+    CONFIG_VARS.set(vars).is_ok()
+}
+
+/// The value of config variable `key`: the process's own ([`set_config_vars`]), else the
+/// environment's.
+pub fn config_var(key: &str) -> Option<String> {
+    CONFIG_VARS
+        .get()
+        .and_then(|vars| vars.iter().find(|(k, _)| k == key))
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var(key).ok())
+}
 
 /// Default gateway config path.
 pub const DEFAULT_CONFIG: &str = "conf/berry.toml";
@@ -67,5 +88,24 @@ impl Cli {
     /// Whether the demo was asked for.
     pub fn wants_demo(&self) -> bool {
         self.demo || self.command == Some(Command::Demo)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_config_vars_come_before_the_environment_and_are_set_once() {
+        assert_eq!(config_var("BERRY_TEST_CLI_UNSET_VAR"), None);
+        assert_eq!(config_var("PATH"), std::env::var("PATH").ok());
+        assert!(set_config_vars(vec![
+            ("PATH".into(), "own".into()),
+            ("BERRY_TEST_CLI_UNSET_VAR".into(), "x".into()),
+        ]));
+        assert_eq!(config_var("PATH").as_deref(), Some("own"));
+        assert_eq!(config_var("BERRY_TEST_CLI_UNSET_VAR").as_deref(), Some("x"));
+        assert!(!set_config_vars(Vec::new()));
+        assert_eq!(config_var("PATH").as_deref(), Some("own"));
     }
 }

@@ -12,6 +12,7 @@ const EMBEDDED_DEMO: &str = include_str!("../conf/demo.toml");
 /// Starts the mocks, then the gateway. Returns only on start-up failure.
 pub fn run(cli: Cli) -> ExitCode {
     let mut mocks = Vec::new();
+    let mut vars = Vec::new();
     for (name, var) in [
         ("mock-a", "BERRY_DEMO_MOCK_A"),
         ("mock-b", "BERRY_DEMO_MOCK_B"),
@@ -22,7 +23,7 @@ pub fn run(cli: Cli) -> ExitCode {
         };
         match MockProvider::start_background(opts) {
             Ok(m) => {
-                std::env::set_var(var, m.base_url());
+                vars.push((var.to_string(), m.base_url()));
                 mocks.push(m);
             }
             Err(e) => {
@@ -31,6 +32,9 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+    // The mock URLs reach the config (and every reload of it) as config variables: the
+    // environment is not written once the mocks' threads run.
+    crate::cli::set_config_vars(vars);
     let path = if cli.config == std::path::Path::new(DEFAULT_CONFIG) {
         PathBuf::from("conf/demo.toml")
     } else {
@@ -39,9 +43,11 @@ pub fn run(cli: Cli) -> ExitCode {
     let cfg = if path.exists() {
         crate::config::load_file(&path)
     } else {
-        crate::config::load_str(EMBEDDED_DEMO, crate::config::Format::Toml, &|k| {
-            std::env::var(k).ok()
-        })
+        crate::config::load_str(
+            EMBEDDED_DEMO,
+            crate::config::Format::Toml,
+            &crate::cli::config_var,
+        )
     };
     let cfg = match cfg {
         Ok(c) => c,
@@ -80,6 +86,16 @@ OpenAI Python SDK:
   client = OpenAI(base_url="{base}/v1", api_key="demo-token")
   print(client.chat.completions.create(model="gpt-4o-mini",
         messages=[{{"role": "user", "content": "Hello"}}]).choices[0].message.content)
+  print(client.responses.create(model="gpt-4o-mini", input="Hello").output_text)
+
+Codex CLI (npm i -g @openai/codex; the Responses API):
+  BERRY_TOKEN=demo-token codex exec --skip-git-repo-check -c model_provider=berry \
+    -c model=gpt-4o-mini -c model_providers.berry.name=berry \
+    -c model_providers.berry.base_url={base}/v1 -c model_providers.berry.env_key=BERRY_TOKEN \
+    -c model_providers.berry.wire_api=responses "Hello"
+
+Claude Code (npm i -g @anthropic-ai/claude-code; the Messages API, translated here):
+  ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY=demo-token claude -p "Hello" --model gpt-4o-mini
 "#,
         a = mocks[0].base_url(),
         b = mocks[1].base_url(),

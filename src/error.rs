@@ -97,6 +97,70 @@ impl ApiError {
         )
     }
 
+    /// 400: `previous_response_id` names a response this user cannot continue: never
+    /// issued, expired, not stored, or another user's (the same answer for each).
+    pub fn previous_response_not_found(id: &str) -> Self {
+        Self::new(
+            400,
+            "invalid_request_error",
+            "previous_response_not_found",
+            format!("Previous response with id '{}' not found.", printable(id)),
+        )
+        .with_param("previous_response_id")
+    }
+
+    /// 409: the account that holds a stored response cannot serve this request now, and no
+    /// other account can continue it.
+    pub fn previous_response_unavailable(id: &str) -> Self {
+        Self::new(
+            409,
+            "invalid_request_error",
+            "previous_response_unavailable",
+            format!(
+                "The provider account that holds response '{}' is unavailable; retry later or start a new conversation.",
+                printable(id)
+            ),
+        )
+    }
+
+    /// 404: no stored response with this id for this user.
+    pub fn response_not_found(id: &str) -> Self {
+        Self::new(
+            404,
+            "invalid_request_error",
+            "not_found",
+            format!("Response with id '{}' not found.", printable(id)),
+        )
+    }
+
+    /// 400: `POST /v1/responses/compact` on a model without a backend that speaks the
+    /// Responses API natively.
+    pub fn compaction_unsupported(model: &str) -> Self {
+        Self::new(
+            400,
+            "invalid_request_error",
+            "compaction_unsupported",
+            format!(
+                "Compaction is not supported for the model `{}`: none of its backends serves the Responses API natively.",
+                printable(model)
+            ),
+        )
+        .with_param("model")
+    }
+
+    /// 400: cancelling a response that was not created in the background.
+    pub fn not_cancellable(id: &str) -> Self {
+        Self::new(
+            400,
+            "invalid_request_error",
+            "invalid_request",
+            format!(
+                "Only background responses can be cancelled; '{}' was not.",
+                printable(id)
+            ),
+        )
+    }
+
     /// 405: known endpoint, wrong method.
     pub fn method_not_allowed(allowed: &'static str) -> Self {
         Self::new(
@@ -222,6 +286,17 @@ impl ApiError {
         )
     }
 
+    /// 503: every attempt failed before the commit point and the last provider said it was
+    /// overloaded (an `overloaded_error` event in its stream).
+    pub fn upstream_overloaded(attempts: u32) -> Self {
+        Self::new(
+            503,
+            "upstream_error",
+            "upstream_overloaded",
+            format!("The upstream provider is overloaded ({attempts} attempt(s)); retry later."),
+        )
+    }
+
     /// 502: the provider refused the gateway's own credentials (401/403) on every attempt.
     /// The provider's body (which may quote part of the key) is never passed on.
     pub fn upstream_auth_failed(attempts: u32) -> Self {
@@ -281,7 +356,8 @@ impl ApiError {
     /// from the status, [`anthropic_error_type`]).
     pub fn body_for(&self, api: ClientApi) -> Vec<u8> {
         match api {
-            ClientApi::OpenAi => self.body(),
+            ClientApi::OpenAi | ClientApi::OpenAiResponses => self.body(),
+            ClientApi::Gemini => crate::wire::gemini::google_error_body(self.status, &self.message),
             ClientApi::Anthropic => AnthropicError {
                 kind: anthropic_error_type(self.status),
                 message: &self.message,

@@ -16,7 +16,8 @@
 //! 5. `translate` (between dialects), `routing` (snapshot table, backend state, selection).
 //! 6. `quota::local` (a user's in-process limiter state) → `auth` (token → user) →
 //!    `snapshot` (table + users, swapped by reload) → `shared` (Redis-shared state) →
-//!    `quota` (the user-quota enforcer: local or shared).
+//!    `quota` (the user-quota enforcer: local or shared) and `conversations` (the Responses
+//!    API's stored responses: in memory, or in Redis through `shared`).
 //! 7. `api` (local endpoints), `health` (active checks), `reload`.
 //! 8. `proxy` (the Pingora hooks) and `connection` (the client connection loop); they meet
 //!    only in `request_scope`, and `app` wires them together.
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod conversations;
 pub mod demo;
 pub mod error;
 pub mod fault;

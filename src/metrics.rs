@@ -131,6 +131,11 @@ metric!(PROVIDER_LIMIT_COOLDOWNS: IntCounterVec = register_int_counter_vec!(
     "Backends cooled down because a response said the account's rate-limit budget is spent, by source (x_ratelimit, anthropic_ratelimit, retry_after_ms).",
     &["provider", "backend", "source"]
 ));
+metric!(DROPPED_TOOLS: IntCounterVec = register_int_counter_vec!(
+    "berry_dropped_tools_total",
+    "Hosted tools (web_search, file_search, mcp, ...) left out of Responses API requests translated for a backend that cannot run them, by tool type.",
+    &["tool"]
+));
 metric!(STREAM_FAILURES: IntCounterVec = register_int_counter_vec!(
     "berry_stream_failures_total",
     "Upstream event streams that broke the stream rules, by kind (incomplete, error_event, invalid) and whether the client saw it (phase: preamble = before the commit point, retried or reported; content = after it).",
@@ -277,7 +282,7 @@ fn outcome_slot(o: Outcome) -> usize {
 }
 
 /// Operations, indexed by [`operation_slot`].
-const OPERATIONS: usize = 5;
+const OPERATIONS: usize = 10;
 
 fn operation_slot(op: Operation) -> usize {
     match op {
@@ -286,6 +291,11 @@ fn operation_slot(op: Operation) -> usize {
         Operation::Embeddings => 2,
         Operation::Messages => 3,
         Operation::CountTokens => 4,
+        Operation::Responses => 5,
+        Operation::ResponsesCompact => 6,
+        Operation::ResponseById => 7,
+        Operation::GenerateContent => 8,
+        Operation::GeminiCountTokens => 9,
     }
 }
 

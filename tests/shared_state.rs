@@ -73,13 +73,12 @@ async fn admit_at_once(
     out
 }
 
-/// Polls `f` every 20 ms until it holds; panics naming `what` after 5 s.
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Polls `f` until it holds; panics naming `what` after 5 s.
+async fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    assert!(
+        berry_test_support::wait_until_async(Duration::from_secs(5), f).await,
+        "timed out waiting for {what}"
+    );
 }
 
 /// An admission with the 50 ms default timeout: a loaded test machine may miss it once
@@ -699,7 +698,16 @@ async fn starts_while_redis_is_down() {
         per_minute: Some(5),
         ..Default::default()
     };
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // down from the start, and still down once a probe has failed (the counter is the
+    // process's: another test's failed probe may count too, never fewer)
+    assert!(!a.is_up());
+    let probe_errors = || {
+        berry_gateway::metrics::SHARED_STATE_ERRORS
+            .with_label_values(&["probe"])
+            .get()
+    };
+    let before = probe_errors();
+    wait_until("a failed probe", || probe_errors() > before).await;
     assert!(!a.is_up());
     assert!(a.try_admit("nora", &limits).await.is_err());
     server.restart();

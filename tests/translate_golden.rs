@@ -438,3 +438,384 @@ fn own_stream_error_event() {
         String::from_utf8_lossy(&messages)
     ));
 }
+
+// ------------------------------------------------------------------------- Responses client
+// OpenAI Responses client → Anthropic Messages backend (`responses_to_messages`).
+
+use berry_gateway::translate::responses::{self as responses_api, AnswerContext, RequestContext};
+
+/// The response id the gateway issued in the answer fixtures.
+const RESPONSE_ID: &str = "resp_test";
+/// The client request the answer fixtures answer: its settings are echoed, its custom tool
+/// is answered as `custom_tool_call`.
+const ANSWERED_REQUEST: &str = r#"{"model":"alias","instructions":"Be brief.","tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}},{"type":"custom","name":"apply_patch"}],"temperature":0.5,"metadata":{"k":"v"}}"#;
+/// The same for the `json_*` fixtures: a JSON answer was asked for.
+const ANSWERED_JSON_REQUEST: &str = r#"{"model":"alias","text":{"format":{"type":"json_schema","name":"person","schema":{"type":"object"}}}}"#;
+
+fn responses_answer_context(path: &Path) -> AnswerContext {
+    let name = path.file_name().unwrap().to_string_lossy();
+    let req = if name.starts_with("json_") {
+        ANSWERED_JSON_REQUEST
+    } else {
+        ANSWERED_REQUEST
+    };
+    let mut cx = AnswerContext::new(RESPONSE_ID.into(), ANTHROPIC_MODEL.into(), req.as_bytes());
+    cx.created_at = CREATED;
+    cx
+}
+
+fn render_responses_request(body: &[u8]) -> String {
+    let cx = RequestContext {
+        model: ANTHROPIC_MODEL,
+        history: None,
+    };
+    match responses_api::to_messages(body, &cx) {
+        Ok(t) => format!("dropped_tools: {:?}\n{}", t.dropped_tools, pretty(&t.body)),
+        Err(e) => format!("untranslatable\nparam: {}\nmessage: {}", e.param, e.message),
+    }
+}
+
+/// A Responses stream run: what a [`Run`] holds plus the output items and the next
+/// sequence number.
+fn run_responses(path: &Path, chunks: &[&[u8]]) -> (Run, Vec<u8>, u64, Option<Vec<u8>>) {
+    let mut s = responses_api::new_messages_stream(responses_answer_context(path));
+    let mut out = Vec::new();
+    let mut feed = Ok(());
+    for c in chunks {
+        if let Err(e) = s.feed(c, &mut out) {
+            feed = Err(e);
+            break;
+        }
+    }
+    let run = Run {
+        out,
+        feed,
+        finish: s.finish(),
+        usage: s.usage(),
+        started: s.started_content(),
+        saw_error: s.saw_error(),
+    };
+    let st = s.state();
+    (
+        run,
+        st.output_items(),
+        st.next_sequence_number(),
+        st.completed_response(),
+    )
+}
+
+/// Checks what the openai SDK's stream accumulator checks (`responses.stream(...)`):
+/// `response.created` first, sequence numbers 0, 1, 2, …, item events naming an existing
+/// item of the right type by index and id, text deltas into an `output_text` part, and
+/// the final response's items equal to the `output_item.done` items.
+fn check_responses_events(evs: &[(String, Value)]) {
+    let mut items: Vec<Value> = Vec::new();
+    for (n, (name, data)) in evs.iter().enumerate() {
+        assert_eq!(
+            data["type"].as_str(),
+            Some(name.as_str()),
+            "event name = type"
+        );
+        assert_eq!(data["sequence_number"].as_u64(), Some(n as u64), "{name}");
+        if n == 0 && name != "error" {
+            assert_eq!(name, "response.created");
+            assert_eq!(data["response"]["output"], Value::Array(vec![]));
+        }
+        let ix = data["output_index"].as_u64().map(|i| i as usize);
+        match name.as_str() {
+            "response.output_item.added" => {
+                assert_eq!(ix, Some(items.len()));
+                items.push(data["item"].clone());
+            }
+            "response.completed" | "response.incomplete" => {
+                assert_eq!(data["response"]["output"], Value::Array(items.clone()));
+            }
+            "response.created" | "response.in_progress" | "error" => {}
+            _ => {
+                let item = &mut items[ix.unwrap()];
+                assert_eq!(
+                    data["item_id"].as_str().or(data["item"]["id"].as_str()),
+                    item["id"].as_str()
+                );
+                match name.as_str() {
+                    "response.content_part.added" => {
+                        assert_eq!(item["type"], "message");
+                        item["content"]
+                            .as_array_mut()
+                            .unwrap()
+                            .push(data["part"].clone());
+                    }
+                    "response.output_text.delta" => {
+                        let part =
+                            &mut item["content"][data["content_index"].as_u64().unwrap() as usize];
+                        assert_eq!(part["type"], "output_text");
+                        let t = format!(
+                            "{}{}",
+                            part["text"].as_str().unwrap(),
+                            data["delta"].as_str().unwrap()
+                        );
+                        part["text"] = Value::String(t);
+                    }
+                    "response.output_text.done" => {
+                        let part =
+                            &item["content"][data["content_index"].as_u64().unwrap() as usize];
+                        assert_eq!(part["text"], data["text"], "text deltas add up");
+                    }
+                    "response.function_call_arguments.delta" => {
+                        assert_eq!(item["type"], "function_call");
+                        let t = format!(
+                            "{}{}",
+                            item["arguments"].as_str().unwrap(),
+                            data["delta"].as_str().unwrap()
+                        );
+                        item["arguments"] = Value::String(t);
+                    }
+                    "response.function_call_arguments.done" => {
+                        assert_eq!(
+                            item["arguments"], data["arguments"],
+                            "argument deltas add up"
+                        );
+                    }
+                    "response.output_item.done" => {
+                        let done = data["item"].clone();
+                        if item["type"] == "message" {
+                            assert_eq!(item["content"], done["content"]);
+                        }
+                        *item = done;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn responses_client_requests() {
+    insta::glob!(
+        "fixtures/translate/responses_to_messages/request/*",
+        |path| {
+            insta::assert_snapshot!(render_responses_request(&read(path)));
+        }
+    );
+}
+
+#[test]
+fn responses_client_responses() {
+    insta::glob!(
+        "fixtures/translate/responses_to_messages/response/*",
+        |path| {
+            let cx = responses_answer_context(path);
+            let r = match responses_api::from_messages(&read(path), &cx) {
+                Ok(a) => format!(
+                    "usage: {}\n{}\noutput_items:\n{}",
+                    usage(&a.usage),
+                    pretty(&a.body),
+                    pretty(&a.output_items)
+                ),
+                Err(e) => broken(&e),
+            };
+            insta::assert_snapshot!(r);
+        }
+    );
+}
+
+#[test]
+fn responses_client_errors() {
+    insta::glob!("fixtures/translate/responses_to_messages/error/*", |path| {
+        insta::assert_snapshot!(render_error(errors::anthropic_to_openai(
+            status_of(path),
+            &read(path)
+        )));
+    });
+}
+
+#[test]
+fn responses_client_streams() {
+    insta::glob!(
+        "fixtures/translate/responses_to_messages/stream/*",
+        |path| {
+            let input = read(path);
+            let whole = run_responses(path, &[&input]);
+            for k in 0..=input.len() {
+                assert_eq!(
+                    run_responses(path, &[&input[..k], &input[k..]]),
+                    whole,
+                    "split at {k}"
+                );
+            }
+            let bytes: Vec<&[u8]> = input.chunks(1).collect();
+            assert_eq!(run_responses(path, &bytes), whole, "byte at a time");
+            let (r, items, next, completed) = &whole;
+            let evs = events(&r.out);
+            check_responses_events(&evs);
+            assert_eq!(*next, evs.len() as u64);
+            if let Some(c) = completed {
+                let c: Value = serde_json::from_slice(c).unwrap();
+                let last = &evs.last().unwrap().1;
+                assert_eq!(
+                    canon(c),
+                    last["response"],
+                    "completed_response = the last event's"
+                );
+            }
+            insta::assert_snapshot!(format!(
+                "{}--- output items\n{}\n",
+                render_stream(r),
+                pretty(items)
+            ));
+        }
+    );
+}
+
+/// The gateway's own error event on a cut Responses stream.
+#[test]
+fn responses_own_stream_error_event() {
+    let ev = responses_api::stream_error_event(7, "stream_error", "cut \"x\"");
+    insta::assert_snapshot!(String::from_utf8_lossy(&ev));
+}
+
+// ------------------------------------------------------------------------- Responses client, chat backend
+// OpenAI Responses client → OpenAI chat completions backend (`responses_to_chat`).
+
+fn responses_chat_answer_context(path: &Path) -> AnswerContext {
+    let name = path.file_name().unwrap().to_string_lossy();
+    let req = if name.starts_with("json_") {
+        ANSWERED_JSON_REQUEST
+    } else {
+        ANSWERED_REQUEST
+    };
+    let mut cx = AnswerContext::new(RESPONSE_ID.into(), CHAT_MODEL.into(), req.as_bytes());
+    cx.created_at = CREATED;
+    cx
+}
+
+fn render_responses_chat_request(body: &[u8], history: Option<&[u8]>) -> String {
+    let cx = RequestContext {
+        model: CHAT_MODEL,
+        history,
+    };
+    match responses_api::to_chat(body, &cx) {
+        Ok(t) => format!("dropped_tools: {:?}\n{}", t.dropped_tools, pretty(&t.body)),
+        Err(e) => format!("untranslatable\nparam: {}\nmessage: {}", e.param, e.message),
+    }
+}
+
+/// [`run_responses`] for the chat backend's stream.
+fn run_responses_chat(path: &Path, chunks: &[&[u8]]) -> (Run, Vec<u8>, u64, Option<Vec<u8>>) {
+    let mut s = responses_api::new_chat_stream(responses_chat_answer_context(path));
+    let mut out = Vec::new();
+    let mut feed = Ok(());
+    for c in chunks {
+        if let Err(e) = s.feed(c, &mut out) {
+            feed = Err(e);
+            break;
+        }
+    }
+    let run = Run {
+        out,
+        feed,
+        finish: s.finish(),
+        usage: s.usage(),
+        started: s.started_content(),
+        saw_error: s.saw_error(),
+    };
+    let st = s.state();
+    (
+        run,
+        st.output_items(),
+        st.next_sequence_number(),
+        st.completed_response(),
+    )
+}
+
+#[test]
+fn responses_chat_requests() {
+    insta::glob!("fixtures/translate/responses_to_chat/request/*", |path| {
+        insta::assert_snapshot!(render_responses_chat_request(&read(path), None));
+    });
+}
+
+/// Requests continuing a stored conversation: each file is `{"history": [items], "request":
+/// {…}}`.
+#[test]
+fn responses_chat_requests_with_history() {
+    #[derive(serde::Deserialize)]
+    struct Case<'a> {
+        #[serde(borrow)]
+        history: &'a serde_json::value::RawValue,
+        #[serde(borrow)]
+        request: &'a serde_json::value::RawValue,
+    }
+    insta::glob!("fixtures/translate/responses_to_chat/history/*", |path| {
+        let bytes = read(path);
+        let case: Case<'_> = serde_json::from_slice(&bytes).unwrap();
+        insta::assert_snapshot!(render_responses_chat_request(
+            case.request.get().as_bytes(),
+            Some(case.history.get().as_bytes())
+        ));
+    });
+}
+
+#[test]
+fn responses_chat_responses() {
+    insta::glob!("fixtures/translate/responses_to_chat/response/*", |path| {
+        let cx = responses_chat_answer_context(path);
+        let r = match responses_api::from_chat(&read(path), &cx) {
+            Ok(a) => format!(
+                "usage: {}\n{}\noutput_items:\n{}",
+                usage(&a.usage),
+                pretty(&a.body),
+                pretty(&a.output_items)
+            ),
+            Err(e) => broken(&e),
+        };
+        insta::assert_snapshot!(r);
+    });
+}
+
+#[test]
+fn responses_chat_streams() {
+    insta::glob!("fixtures/translate/responses_to_chat/stream/*", |path| {
+        let input = read(path);
+        let whole = run_responses_chat(path, &[&input]);
+        for k in 0..=input.len() {
+            assert_eq!(
+                run_responses_chat(path, &[&input[..k], &input[k..]]),
+                whole,
+                "split at {k}"
+            );
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(run_responses_chat(path, &bytes), whole, "byte at a time");
+        let (r, items, next, completed) = &whole;
+        if let Err(e) = r.feed {
+            let mut s = responses_api::new_chat_stream(responses_chat_answer_context(path));
+            let mut out = Vec::new();
+            assert_eq!(s.feed(&input, &mut out), Err(e));
+            assert_eq!(s.feed(b"data: {}\n\n", &mut out), Err(e), "sticky feed");
+            assert_eq!(s.finish(), Err(e), "sticky finish");
+        }
+        let evs = events(&r.out);
+        check_responses_events(&evs);
+        assert_eq!(*next, evs.len() as u64);
+        if let Some(c) = completed {
+            let c: Value = serde_json::from_slice(c).unwrap();
+            let last = &evs.last().unwrap().1;
+            assert_eq!(
+                canon(c),
+                last["response"],
+                "completed_response = the last event's"
+            );
+        }
+        insta::assert_snapshot!(format!(
+            "{}--- output items\n{}\n",
+            render_stream(r),
+            pretty(items)
+        ));
+    });
+}
+
+// ------------------------------------------------------------------------- Gemini clients
+#[path = "golden/gemini.rs"]
+mod gemini_golden;

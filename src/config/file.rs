@@ -63,6 +63,8 @@ pub struct FileSettings {
     pub connect_timeout_seconds: Option<f64>,
     pub retry_on_timeout: Option<bool>,
     pub smart_ai: FileSmartAi,
+    /// `[settings.responses]`: the Responses API conversation store.
+    pub responses: Option<super::responses::FileResponses>,
 }
 
 /// `[settings.shared_state]`.
@@ -142,6 +144,9 @@ pub struct FileProvider {
     pub headers: BTreeMap<String, String>,
     /// Client request headers passed on to this provider beyond the built-in allow-list.
     pub forward_headers: Vec<String>,
+    /// Whether the provider serves the OpenAI Responses API natively (default: true for
+    /// openai and azure `/openai/v1`, false otherwise).
+    pub responses_api: Option<bool>,
 }
 
 /// `[models.<key>]`.

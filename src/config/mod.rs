@@ -9,11 +9,13 @@ pub mod endpoint;
 pub mod file;
 pub mod model;
 pub mod problem;
+pub mod responses;
 pub mod shared_state;
 pub mod validate;
 
 pub use model::*;
 pub use problem::Problem;
+pub use responses::ResponsesSettings;
 pub use shared_state::SharedSettings;
 
 use serde_json::Value;
@@ -64,7 +66,8 @@ impl Format {
     }
 }
 
-/// Reads and validates a config file, expanding `${VAR}` from the process environment.
+/// Reads and validates a config file, expanding `${VAR}` with [`crate::cli::config_var`]
+/// (the process's own variables, then the environment).
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -74,7 +77,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
             message: format!("cannot read {source}: {e}"),
         }],
     })?;
-    load_str(&text, Format::for_path(path), &|k| std::env::var(k).ok()).map_err(|mut e| {
+    load_str(&text, Format::for_path(path), &crate::cli::config_var).map_err(|mut e| {
         e.source = source;
         e
     })
@@ -91,12 +94,7 @@ pub fn load_str(
         problems,
     };
     let mut tree: Value = match format {
-        Format::Toml => toml::from_str(text).map_err(|e| {
-            fail(vec![Problem {
-                path: String::new(),
-                message: format!("TOML syntax: {}", e.to_string().trim_end()),
-            }])
-        })?,
+        Format::Toml => toml::from_str(text).map_err(|e| fail(vec![toml_syntax(text, &e)]))?,
         Format::Yaml => {
             if text.trim().is_empty() {
                 Value::Object(Default::default())
@@ -147,6 +145,57 @@ pub fn load_str(
             problems.extend(more);
             Err(fail(problems))
         }
+    }
+}
+
+/// A TOML syntax error as a problem: its key path (the table, and the key of the line it
+/// is on), line, column and what is wrong. Never the text of the line: `toml`'s own
+/// `Display` quotes it, and it may hold a secret (`api_key = "sk-…` half saved).
+fn toml_syntax(text: &str, e: &toml::de::Error) -> Problem {
+    let at = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = text.get(..at).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before.get(line_start..).map_or(0, |l| l.chars().count()) + 1;
+    Problem {
+        path: toml_key_path(text, line_start),
+        message: format!(
+            "TOML syntax at line {line}, column {column}: {}",
+            e.message().trim_end()
+        ),
+    }
+}
+
+/// The key path of the TOML line starting at byte `line_start`, as far as it can be told
+/// without a parse: the last table header above it, then the line's own key. Only bare
+/// keys (letters, digits, `_`, `-`, `.`) are named; anything else is left out.
+fn toml_key_path(text: &str, line_start: usize) -> String {
+    fn bare(key: &str) -> Option<&str> {
+        let key = key.trim();
+        let ok = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        ok.then_some(key)
+    }
+    fn header(line: &str) -> Option<&str> {
+        let inner = line.trim().strip_prefix('[')?;
+        let inner = inner.strip_prefix('[').unwrap_or(inner);
+        bare(inner.split(']').next()?)
+    }
+    let above = text.get(..line_start).unwrap_or_default();
+    let this = text.get(line_start..).unwrap_or_default();
+    let this = this.lines().next().unwrap_or_default();
+    if let Some(h) = header(this) {
+        return h.to_string();
+    }
+    let table = above.lines().rev().find_map(header);
+    let key = this.split_once('=').and_then(|(k, _)| bare(k));
+    match (table, key) {
+        (Some(t), Some(k)) => format!("{t}.{k}"),
+        (Some(t), None) => t.to_string(),
+        (None, Some(k)) => k.to_string(),
+        (None, None) => String::new(),
     }
 }
 
@@ -276,4 +325,55 @@ pub fn summary(cfg: &Config) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str, format: Format) -> ConfigError {
+        load_str(text, format, &|_| None).unwrap_err()
+    }
+
+    #[test]
+    fn syntax_errors_name_the_place_never_the_text() {
+        let duplicate = "[settings]\nmax_retries = 2\n[providers.p]\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key = \"sk-first-secret\"\napi_key = \"sk-second-secret\"\n";
+        let e = problems(duplicate, Format::Toml);
+        let shown = e.to_string();
+        assert!(!shown.contains("sk-"), "{shown}");
+        assert_eq!(e.problems[0].path, "providers.p.api_key", "{shown}");
+        assert!(
+            e.problems[0]
+                .message
+                .starts_with("TOML syntax at line 6, column "),
+            "{shown}"
+        );
+        // a half-saved file: the string never ends
+        let unterminated = "[users.u]\ntoken = \"tok-half-saved-secret\n";
+        let e = problems(unterminated, Format::Toml);
+        let shown = e.to_string();
+        assert!(!shown.contains("half-saved"), "{shown}");
+        assert_eq!(e.problems[0].path, "users.u.token", "{shown}");
+        assert!(shown.contains("line 2, column "), "{shown}");
+        // YAML: line and column, no text
+        let yaml = "users:\n  u:\n    token: \"tok-yaml-secret\n";
+        let shown = problems(yaml, Format::Yaml).to_string();
+        assert!(!shown.contains("yaml-secret"), "{shown}");
+        assert!(shown.contains("line "), "{shown}");
+    }
+
+    #[test]
+    fn key_paths_of_toml_lines() {
+        let text =
+            "a = 1\n[providers.p]\nx = 1\n[[models.m.backends]]\nmodel = 2\n\"quoted key\" = 3\n";
+        let start = |needle: &str| text.find(needle).unwrap();
+        assert_eq!(toml_key_path(text, 0), "a");
+        assert_eq!(toml_key_path(text, start("x = 1")), "providers.p.x");
+        assert_eq!(
+            toml_key_path(text, start("model = 2")),
+            "models.m.backends.model"
+        );
+        assert_eq!(toml_key_path(text, start("\"quoted")), "models.m.backends");
+        assert_eq!(toml_key_path(text, start("[providers")), "providers.p");
+    }
 }

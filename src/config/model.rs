@@ -188,6 +188,8 @@ pub struct Settings {
     /// be generating, and billing). Connect errors and connect timeouts are always retried.
     pub retry_on_timeout: bool,
     pub smart_ai: SmartAiSettings,
+    /// `[settings.responses]`.
+    pub responses: super::ResponsesSettings,
 }
 
 /// Per-user limits; `None` = unlimited for that one.
@@ -299,6 +301,8 @@ pub struct Provider {
     /// Anthropic routes `anthropic-version`, `anthropic-beta`): valid header names,
     /// lower-case, without duplicates, none of [`crate::config::validate::UNFORWARDABLE`].
     pub forward_headers: Vec<String>,
+    /// `responses_api`: serves `/v1/responses` natively (`None`: the dialect's default).
+    pub responses_api: Option<bool>,
 }
 
 /// `api-version` of Azure OpenAI requests when the provider sets none.

@@ -81,6 +81,20 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
         }
         models.push(m);
     }
+    // A key that is another model's client-facing name would let one word (in
+    // `allowed_models`) name two models.
+    for m in &models {
+        if let Some(other) = names.get(&m.key).filter(|other| **other != m.key) {
+            p.add(
+                format!("models.{}", m.key),
+                format!(
+                    "the key `{}` is the client-facing name of models.{other}; a model key \
+                     must not be another model's name",
+                    m.key
+                ),
+            );
+        }
+    }
 
     let model_refs: HashSet<&str> = models
         .iter()
@@ -371,6 +385,7 @@ fn validate_settings(s: FileSettings, p: &mut Problems) -> Settings {
         retry_on_timeout: s.retry_on_timeout.unwrap_or(true),
         shared_state: s.shared_state.and_then(|ss| validate_shared_state(ss, p)),
         smart_ai,
+        responses: super::responses::validate(s.responses, p),
     }
 }
 
@@ -449,6 +464,7 @@ fn validate_provider(id: String, fp: FileProvider, p: &mut Problems) -> Provider
         api_version,
         headers,
         forward_headers,
+        responses_api: fp.responses_api,
     }
 }
 
@@ -650,6 +666,24 @@ mod tests {
             "[providers.p]\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key = \"k\"\nforward_headers = {list}\n[models.m]\n[[models.m.backends]]\nprovider = \"p\"\nmodel = \"r\"\n"
         );
         load_str(&text, Format::Toml, &|_| None)
+    }
+
+    #[test]
+    fn a_model_key_that_is_another_models_name_is_refused() {
+        let text = "[providers.p]\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key = \"k\"\n\
+            [models.gpt-4]\nname = \"gpt-4-legacy\"\n[[models.gpt-4.backends]]\nprovider = \"p\"\nmodel = \"a\"\n\
+            [models.new]\nname = \"gpt-4\"\n[[models.new.backends]]\nprovider = \"p\"\nmodel = \"b\"\n\
+            [users.u]\ntoken = \"t\"\nallowed_models = [\"gpt-4\"]\n";
+        let e = load_str(text, Format::Toml, &|_| None).unwrap_err();
+        let problem = e
+            .problems
+            .iter()
+            .find(|p| p.path == "models.gpt-4")
+            .unwrap_or_else(|| panic!("{e}"));
+        assert!(problem.message.contains("models.new"), "{problem}");
+        // a model named after its own key is fine
+        let own = text.replace("name = \"gpt-4\"", "name = \"new\"");
+        assert!(load_str(&own, Format::Toml, &|_| None).is_ok());
     }
 
     #[test]

@@ -26,6 +26,39 @@ pub enum Dialect {
     Gemini,
 }
 
+/// The body of an answer that may be a provider's refusal of the gateway's key in another
+/// shape than 401/403 (Gemini answers a refused key with 400 and the reason
+/// `API_KEY_INVALID`): read up to [`KeyRefusalProbe::MAX`] bytes, then asked whether it
+/// is one.
+#[derive(Debug, Clone)]
+pub struct KeyRefusalProbe {
+    body: Vec<u8>,
+}
+
+impl KeyRefusalProbe {
+    /// Most body bytes examined (a longer answer is not a key refusal).
+    pub const MAX: usize = 16 << 10;
+
+    /// A probe for an answer of `status` from a provider speaking `dialect`, when that
+    /// answer may be a refused key; `None` otherwise.
+    pub fn of(dialect: &Dialect, status: u16) -> Option<Self> {
+        (matches!(dialect, Dialect::Gemini) && status == 400)
+            .then(|| KeyRefusalProbe { body: Vec::new() })
+    }
+
+    /// Reads the next body chunk (beyond [`KeyRefusalProbe::MAX`] bytes, nothing more).
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let room = Self::MAX.saturating_sub(self.body.len());
+        self.body
+            .extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+    }
+
+    /// Whether the body read so far refuses the gateway's key.
+    pub fn refused(&self) -> bool {
+        memchr::memmem::find(&self.body, b"API_KEY_INVALID").is_some()
+    }
+}
+
 impl Dialect {
     /// The dialect of a configured provider.
     pub fn of(p: &Provider) -> Dialect {
@@ -180,6 +213,12 @@ pub struct ProviderRoute {
     /// What makes this the same account across reloads: a digest of its API, base URL and
     /// key. A provider whose identity changed starts with fresh health and backend state.
     pub identity: u64,
+    /// Serves the OpenAI Responses API natively (`responses_api`; default: openai and
+    /// azure `/openai/v1` providers); otherwise Responses requests are translated.
+    pub responses_api: bool,
+    /// `gemini` providers: the key as Google's native API takes it (`x-goog-api-key`,
+    /// marked sensitive), for native Gemini calls.
+    pub gemini_key: Option<HeaderValue>,
 }
 
 impl ProviderRoute {
@@ -221,7 +260,6 @@ impl ProviderRoute {
             id: p.id.clone(),
             name: p.name.clone(),
             backend_type: p.backend_type,
-            dialect,
             endpoint,
             enabled: p.enabled,
             host_header,
@@ -232,18 +270,43 @@ impl ProviderRoute {
             health,
             addrs,
             identity: identity(p),
+            gemini_key: match p.backend_type {
+                BackendType::Gemini => Some(
+                    header::sensitive(p.api_key.expose().to_string()).map_err(|_| {
+                        format!("providers.{}.api_key: not a valid header value", p.id)
+                    })?,
+                ),
+                _ => None,
+            },
+            responses_api: p.responses_api.unwrap_or(matches!(
+                dialect,
+                Dialect::OpenAi | Dialect::Azure(azure::Form::V1)
+            )) && matches!(
+                dialect,
+                Dialect::OpenAi | Dialect::Azure(_) | Dialect::Gemini
+            ),
+            dialect,
         })
     }
 
+    /// Whether this provider can serve `op` (natively or translated).
+    pub fn serves(&self, op: crate::vocab::Operation) -> bool {
+        op.served_by(self.backend_type, self.responses_api)
+    }
+
     /// Upstream path and query of a request for `client_path` (`/v1/...`) served by the
-    /// backend model `model`: the dialect's prefix + the client path after `/v1`, then the
-    /// base URL's query and the client's query. `/v1/chat/completions?x=1` with base
-    /// `https://h/openai/v1?a=2` → `/openai/v1/chat/completions?a=2&x=1`; an Azure
-    /// deployments-form provider sends `/openai/deployments/{model}/chat/completions?api-version=…`.
+    /// backend model `model`: the dialect's prefix + the client path after `/v1`, then only
+    /// the gateway's own query parameters: Azure's `api-version` (from config), the base
+    /// URL's query, then `route_query`. The client's query string never reaches a provider:
+    /// `route_query` is for parameters a gateway route itself needs upstream (the native
+    /// Gemini routes' `alt=sse`). `/v1/chat/completions` with base
+    /// `https://h/openai/v1?a=2` and `route_query` `x=1` → `/openai/v1/chat/completions?a=2&x=1`;
+    /// an Azure deployments-form provider sends
+    /// `/openai/deployments/{model}/chat/completions?api-version=…`.
     pub fn upstream_path(
         &self,
         client_path: &str,
-        client_query: Option<&str>,
+        route_query: Option<&str>,
         model: Option<&str>,
     ) -> String {
         let rest = client_path.strip_prefix("/v1").unwrap_or(client_path);
@@ -266,7 +329,7 @@ impl ProviderRoute {
         let queries = [
             version.as_deref(),
             self.endpoint.query.as_deref(),
-            client_query,
+            route_query,
         ];
         let mut sep = '?';
         for q in queries.into_iter().flatten().filter(|q| !q.is_empty()) {
@@ -372,9 +435,31 @@ mod tests {
                 .then(|| crate::config::DEFAULT_AZURE_API_VERSION.to_string()),
             headers: vec![("OpenAI-Organization".into(), Secret::new("org-1"))],
             forward_headers: vec!["x-trace".into()],
+            responses_api: None,
         };
         let addrs = Arc::new(ResolvedAddrs::new(&p.endpoint.host, p.endpoint.port));
         ProviderRoute::build(&p, Duration::from_secs(30), Default::default(), addrs).unwrap()
+    }
+
+    #[test]
+    fn only_gemini_400s_are_probed_for_a_refused_key() {
+        let body = br#"[{"error":{"code":400,"status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}}]"#;
+        let mut probe = KeyRefusalProbe::of(&Dialect::Gemini, 400).unwrap();
+        let (a, b) = body.split_at(70);
+        probe.feed(a);
+        assert!(!probe.refused());
+        probe.feed(b);
+        assert!(probe.refused());
+        let mut probe = KeyRefusalProbe::of(&Dialect::Gemini, 400).unwrap();
+        probe.feed(br#"{"error":{"status":"INVALID_ARGUMENT","message":"bad field"}}"#);
+        assert!(!probe.refused());
+        assert!(KeyRefusalProbe::of(&Dialect::Gemini, 401).is_none());
+        assert!(KeyRefusalProbe::of(&Dialect::OpenAi, 400).is_none());
+        // the probe reads at most MAX bytes
+        let mut probe = KeyRefusalProbe::of(&Dialect::Gemini, 400).unwrap();
+        probe.feed(&vec![b' '; KeyRefusalProbe::MAX]);
+        probe.feed(b"API_KEY_INVALID");
+        assert!(!probe.refused());
     }
 
     #[test]

@@ -22,6 +22,31 @@ pub struct ProxyRequest {
     pub stream: bool,
     /// Insertion adding `stream_options.include_usage` (when configured and missing).
     pub include_usage: Option<(Range<usize>, &'static [u8])>,
+    /// The Responses API's side of the request (continuation, pinned account, ids).
+    pub responses: Option<Box<super::responses_call::ResponsesCall>>,
+    /// A Gemini API call: its method and framing (the model came from the path).
+    pub gemini: Option<GeminiCall>,
+}
+
+/// A Gemini API call's method, and whether its stream is server-sent events (`alt=sse`)
+/// rather than a streamed JSON array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GeminiCall {
+    pub method: crate::vocab::GeminiMethod,
+    pub sse: bool,
+}
+
+impl ProxyRequest {
+    /// The stored conversation a translated Responses request continues (a JSON array of
+    /// items), if any.
+    pub fn history(&self) -> Option<&[u8]> {
+        self.responses.as_ref().and_then(|r| r.history())
+    }
+
+    /// The provider account every attempt of this request must use, if pinned.
+    pub fn pinned_provider(&self) -> Option<&str> {
+        self.responses.as_ref().and_then(|r| r.pinned.as_deref())
+    }
 }
 
 /// The body for one attempt: the client's bytes with the `model` value replaced by the

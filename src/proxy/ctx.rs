@@ -9,6 +9,7 @@
 pub use super::admitted::ProxyRequest;
 use crate::auth::UserEntry;
 use crate::clock::now_ms;
+use crate::providers::KeyRefusalProbe;
 use crate::quota::Grant;
 use crate::routing::{Backend, BackendState, ModelRoute, Outcome};
 use crate::shared::SharedState;
@@ -53,6 +54,8 @@ pub struct Attempt {
     pub watchdog: Option<Watchdog>,
     /// How this attempt is carried between the client's API and the backend's.
     pub translation: Translation,
+    /// Hosted tools the translated request left out (`x-berry-dropped-tools`).
+    pub dropped_tools: Vec<String>,
 }
 
 impl Attempt {
@@ -77,7 +80,14 @@ impl Attempt {
             upstream_fd: None,
             watchdog: None,
             translation,
+            dropped_tools: Vec::new(),
         }
+    }
+
+    /// The same attempt, naming the hosted tools its translated request left out.
+    pub fn with_dropped_tools(mut self, tools: Vec<String>) -> Attempt {
+        self.dropped_tools = tools;
+        self
     }
 
     /// The backend's runtime state.
@@ -205,6 +215,10 @@ pub struct Answer {
     /// The client may have received part of an event (the stream broke on garbage): the
     /// final error event needs a blank line first.
     pub broke_mid_event: bool,
+    /// A provider's failure answer that may be its refusal of the gateway's key in another
+    /// shape than 401/403 (Gemini's 400 `API_KEY_INVALID`): the body read so far, held
+    /// back with the head until its end decides.
+    pub key_refusal_probe: Option<KeyRefusalProbe>,
 }
 
 impl Answer {

@@ -2,7 +2,7 @@
 //! attempt's backend, and ruled on by [`action_for`]; the final hook carries the action out
 //! (an OpenAI-shaped error, or a final SSE error event when the response had started).
 
-use super::ctx::{Answer, Proxied, RequestCtx, RequestPhase};
+use super::ctx::{Answer, BodyWatch, Proxied, RequestCtx, RequestPhase};
 use super::decision::{
     action_for, action_of, rule, timeout_retry_withheld, Failure, FailureAction, BROKEN_MESSAGE,
 };
@@ -39,7 +39,8 @@ pub fn describe(e: &Error, deadline_fired: bool) -> Failure {
         | ErrorType::TLSHandshakeTimedout
         | ErrorType::ReadTimedout
         | ErrorType::WriteTimedout => Outcome::Timeout,
-        ErrorType::HTTPStatus(code) => Outcome::from_status(*code, None),
+        // A failure status found in the body (a key refused in a provider's own shape).
+        ErrorType::HTTPStatus(code) => return Failure::Status(Outcome::from_status(*code, None)),
         _ => Outcome::ConnectError,
     };
     Failure::Transport {
@@ -95,7 +96,16 @@ pub fn on_proxy_error(
             ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
         );
     let situation = situation(p, head_sent, stale_pooled);
-    let action = action_for(failure, &situation);
+    let mut action = action_for(failure, &situation);
+    if let (Failure::InvalidBody(broken), FailureAction::Answer(_), Some(a)) =
+        (failure, &action, &p.answer)
+    {
+        // The provider said why in its error event: an overload is a 503, as its status
+        // would have been.
+        if broken.fault == BodyFault::ErrorEvent && reports_overload(a) {
+            action = FailureAction::Answer(ApiError::upstream_overloaded(situation.attempts));
+        }
+    }
     if let (Failure::InvalidBody(broken), Some(a)) = (failure, &p.answer) {
         count_stream_failure(p, a, broken.fault, situation.committed);
     }
@@ -118,6 +128,13 @@ pub fn on_proxy_error(
         p.answer = None;
     }
     rule(e, action)
+}
+
+/// Whether the held bytes of a broken answer (the upstream's error event, passed on or
+/// translated) name an overload (`overloaded_error`, or OpenAI-style `overloaded`).
+fn reports_overload(a: &Answer) -> bool {
+    let held = a.held.as_deref().unwrap_or_default();
+    memchr::memmem::find(held, b"overloaded").is_some()
 }
 
 /// `fail_to_proxy`: the proxy loop ended with an error. Carries out the action the error
@@ -191,7 +208,7 @@ async fn cut_stream(
     let Some(answer) = p.answer.as_mut() else {
         // The head came from an earlier attempt whose stream failed before its commit
         // point; this one never answered: the stream still needs its final error event.
-        send_final(session, error_event(api, message), request_id).await;
+        send_final(session, error_event(api, message, 0), request_id).await;
         return;
     };
     // What the client should still get goes first (a held preamble, an upstream error event
@@ -202,16 +219,37 @@ async fn cut_stream(
         if answer.ends_mid_event() {
             event.extend_from_slice(b"\n\n");
         }
-        event.extend_from_slice(&error_event(api, message));
+        let own = match &answer.watch {
+            BodyWatch::Translate(t) => t.cut_event(message),
+            _ => None,
+        };
+        // A passed-through Responses stream numbers its events from 0.
+        let sequence_number = match &answer.watch {
+            BodyWatch::Sse(s) => s.events(),
+            _ => 0,
+        };
+        let own = own.unwrap_or_else(|| error_event(api, message, sequence_number));
+        event.extend_from_slice(&own);
     }
     send_final(session, event, request_id).await;
 }
 
-/// The gateway's final error event in the client's API.
-fn error_event(api: ClientApi, message: &str) -> Vec<u8> {
+/// The gateway's final error event in the client's API (`sequence_number`: the next one
+/// of a Responses stream, which numbers its events).
+fn error_event(api: ClientApi, message: &str, sequence_number: u64) -> Vec<u8> {
     match api {
         ClientApi::OpenAi => openai_stream_cut_event(message),
         ClientApi::Anthropic => anthropic_stream_cut_event(message),
+        ClientApi::OpenAiResponses => crate::translate::responses::stream_error_event(
+            sequence_number,
+            "stream_error",
+            message,
+        ),
+        // A passed-through Gemini event stream (a JSON-array stream is never cut with an
+        // event: it is not an event stream).
+        ClientApi::Gemini => {
+            crate::translate::gemini::stream_error_chunk(true, false, 502, message)
+        }
     }
 }
 

@@ -48,6 +48,12 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
         ),
         RequestPhase::Proxied(p) => {
             settle_last_attempt(p, status, error);
+            if !p.request.op.charged() {
+                // A stored response read back carries the usage it was charged with.
+                if let Some(a) = p.answer.as_mut() {
+                    a.usage = None;
+                }
+            }
             let answer = p.answer.as_ref();
             (
                 Resolved {

@@ -7,7 +7,9 @@
 //! the gateway (cookies, `openai-organization`, `x-forwarded-*`, the client's credentials,
 //! hop-by-hop and framing headers, `accept-encoding`, …). The gateway then sets its own.
 //!
-//! Responses: nothing that reveals the provider account ([`is_account_header`]).
+//! Responses: an allow-list too ([`RETURNED`]; the upstream's request id is returned as
+//! [`X_UPSTREAM_REQUEST_ID`]): nothing that reveals the provider account, its region,
+//! deployment or gateway, nor a redirect target, reaches the client.
 //!
 //! Both filters remove entries in place: no header is copied or re-serialised. A removed
 //! name is removed by `HeaderName` (a copy of the enum for the standard names, a reference
@@ -15,7 +17,10 @@
 
 use super::ctx::Operation;
 use super::translation::Translation;
-use http::header::{ACCEPT, CONTENT_TYPE, SET_COOKIE, USER_AGENT};
+use http::header::{
+    ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, TRANSFER_ENCODING,
+    USER_AGENT,
+};
 use http::{HeaderMap, HeaderName};
 use pingora_http::{RequestHeader, ResponseHeader};
 
@@ -35,13 +40,28 @@ pub static ANTHROPIC_CLIENT_HEADERS: [HeaderName; 2] = [
     HeaderName::from_static("anthropic-beta"),
 ];
 
-/// Response headers naming the provider account, dropped from every answer.
-static ACCOUNT_HEADERS: [HeaderName; 4] = [
-    SET_COOKIE,
-    HeaderName::from_static("openai-organization"),
-    HeaderName::from_static("openai-project"),
-    HeaderName::from_static("anthropic-organization-id"),
+/// Upstream response headers an answer may carry to the client: the content type, retry
+/// hints and OpenAI's processing time, and the framing of a body passed through unchanged
+/// (`content-length`, `transfer-encoding`, `content-encoding`).
+pub static RETURNED: [HeaderName; 7] = [
+    CONTENT_TYPE,
+    RETRY_AFTER,
+    HeaderName::from_static("retry-after-ms"),
+    HeaderName::from_static("openai-processing-ms"),
+    CONTENT_LENGTH,
+    TRANSFER_ENCODING,
+    CONTENT_ENCODING,
 ];
+
+/// The upstream's request id headers (OpenAI `x-request-id`, Anthropic `request-id`),
+/// returned as [`X_UPSTREAM_REQUEST_ID`] (the answer's `x-request-id` is the gateway's).
+static UPSTREAM_REQUEST_IDS: [HeaderName; 2] = [
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("request-id"),
+];
+
+/// The header carrying the upstream's own request id back to the client.
+pub const X_UPSTREAM_REQUEST_ID: &str = "x-upstream-request-id";
 
 /// What happens to the client's [`ANTHROPIC_CLIENT_HEADERS`] on one upstream request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,20 +127,20 @@ pub fn retain_forwarded(up: &mut RequestHeader, rule: &Forwarding<'_>, overwritt
     remove_where(up, |n| !rule.allows(n) && !overwritten.contains(n));
 }
 
-/// Whether an upstream response header reveals the provider account: `set-cookie`,
-/// `openai-organization`, `openai-project`, `anthropic-organization-id`, `x-ratelimit-*`
-/// and `anthropic-ratelimit-*`.
-pub fn is_account_header(name: &HeaderName) -> bool {
-    let s = name.as_str();
-    s.starts_with("x-ratelimit-")
-        || s.starts_with("anthropic-ratelimit-")
-        || ACCOUNT_HEADERS.contains(name)
-}
-
-/// Drops every header of an upstream answer that reveals the provider account
-/// ([`is_account_header`]); anything that reads them must run before.
-pub fn strip_account_headers(resp: &mut ResponseHeader) {
-    remove_where(resp, is_account_header);
+/// Keeps only the [`RETURNED`] headers of an upstream answer's head, and its request id
+/// (the first of `x-request-id`, `request-id`) as [`X_UPSTREAM_REQUEST_ID`]. Code that
+/// reads other upstream headers (provider rate limits) must run before; the gateway's own
+/// headers are added after.
+pub fn retain_returned(resp: &mut ResponseHeader) -> pingora_error::Result<()> {
+    let upstream_id = UPSTREAM_REQUEST_IDS
+        .iter()
+        .find_map(|n| resp.headers.get(n))
+        .cloned();
+    remove_where(resp, |n| !RETURNED.contains(n));
+    if let Some(id) = upstream_id {
+        resp.insert_header(X_UPSTREAM_REQUEST_ID, id)?;
+    }
+    Ok(())
 }
 
 /// A Pingora message head whose headers can be removed by name (keeping its case map in
@@ -281,10 +301,11 @@ mod tests {
     }
 
     #[test]
-    fn account_headers_are_stripped() {
-        let mut resp = ResponseHeader::build(200, None).unwrap();
+    fn only_returned_upstream_headers_remain() {
+        let mut resp = ResponseHeader::build(302, None).unwrap();
         for (n, v) in [
             ("Content-Type", "application/json"),
+            ("Content-Length", "2"),
             ("Set-Cookie", "a=1"),
             ("Set-Cookie", "b=2"),
             ("OpenAI-Organization", "org-x"),
@@ -293,21 +314,38 @@ mod tests {
             ("x-ratelimit-remaining-requests", "0"),
             ("X-RateLimit-Reset-Tokens", "1s"),
             ("anthropic-ratelimit-tokens-remaining", "0"),
+            ("retry-after", "1"),
             ("retry-after-ms", "20"),
-            ("x-request-id", "r"),
+            ("request-id", "req_anthropic"),
+            ("x-request-id", "req_openai"),
             ("openai-processing-ms", "12"),
+            ("x-ms-region", "East US"),
+            ("azureml-model-deployment", "gpt-4o-prod-eastus"),
+            ("apim-request-id", "5f0c"),
+            ("Location", "https://internal.example/v1"),
+            ("Connection", "keep-alive"),
+            ("Keep-Alive", "timeout=5"),
+            ("Strict-Transport-Security", "max-age=1"),
         ] {
             resp.append_header(n.to_string(), v).unwrap();
         }
-        strip_account_headers(&mut resp);
+        retain_returned(&mut resp).unwrap();
         assert_eq!(
             names(&resp.headers),
             [
+                "content-length",
                 "content-type",
                 "openai-processing-ms",
+                "retry-after",
                 "retry-after-ms",
-                "x-request-id"
+                "x-upstream-request-id"
             ]
         );
+        // OpenAI's name first when both came
+        assert_eq!(resp.headers[X_UPSTREAM_REQUEST_ID], "req_openai");
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("request-id", "req_anthropic").unwrap();
+        retain_returned(&mut resp).unwrap();
+        assert_eq!(resp.headers[X_UPSTREAM_REQUEST_ID], "req_anthropic");
     }
 }

@@ -9,17 +9,21 @@ pub mod ctx;
 pub mod decision;
 pub mod failure;
 pub mod finish;
+pub mod gemini;
 pub mod headers;
 pub mod provider_limits;
 pub mod request;
 pub mod respond;
 pub mod response;
+pub mod responses;
+pub mod responses_call;
 pub mod translation;
 pub mod upstream;
 pub mod watchdog;
 
 use crate::api::{self, LocalResponse, Route};
 use crate::clock::now_ms;
+use crate::conversations::ConversationStore;
 use crate::error::ApiError;
 use crate::shared::SharedLink;
 use crate::snapshot::{Snapshot, SnapshotCell};
@@ -43,6 +47,8 @@ pub struct BerryProxy {
     client_metrics: bool,
     /// Limits and cooldowns shared with the other replicas (`[settings.shared_state]`).
     shared: Option<Arc<SharedLink>>,
+    /// The Responses API's stored responses (outlives reloads).
+    conversations: Arc<ConversationStore>,
 }
 
 impl BerryProxy {
@@ -55,6 +61,7 @@ impl BerryProxy {
             snapshots,
             client_metrics,
             shared: None,
+            conversations: Arc::default(),
         }
     }
 
@@ -99,6 +106,14 @@ fn local_response(
             }
             Err(e) => (&e).into(),
         },
+        Route::GeminiModels | Route::GeminiModel => match request::authenticate(session, snap) {
+            Ok(user) if route == Route::GeminiModels => api::gemini_models(&snap.table, &user),
+            Ok(user) => {
+                let id = api::gemini_model_id(req.uri.path()).unwrap_or_default();
+                api::gemini_model_by_id(&snap.table, &user, id)
+            }
+            Err(e) => LocalResponse::error(&e, api),
+        },
         Route::Metrics => api::metrics_endpoint(snap, req, now),
         Route::AdminBackends => admin(|s| api::admin_backends(s, now_ms())),
         Route::AdminConfig => admin(api::admin_config),
@@ -110,7 +125,11 @@ fn local_response(
         | Route::Completions
         | Route::Embeddings
         | Route::Messages
-        | Route::CountTokens => (&ApiError::internal()).into(),
+        | Route::CountTokens
+        | Route::Responses
+        | Route::ResponsesCompact
+        | Route::ResponseById(_)
+        | Route::Gemini(_) => (&ApiError::internal()).into(),
     }
 }
 
@@ -122,6 +141,10 @@ fn operation(route: Route) -> Option<Operation> {
         Route::Embeddings => Operation::Embeddings,
         Route::Messages => Operation::Messages,
         Route::CountTokens => Operation::CountTokens,
+        Route::Responses => Operation::Responses,
+        Route::ResponsesCompact => Operation::ResponsesCompact,
+        Route::ResponseById(_) => Operation::ResponseById,
+        Route::Gemini(method) => method.operation(),
         _ => return None,
     })
 }
@@ -147,6 +170,7 @@ async fn admit_request(
     op: Operation,
     snap: &Arc<Snapshot>,
     shared: Option<&SharedLink>,
+    conversations: &ConversationStore,
     local: &mut LocalAnswer,
     overhead: &mut Duration,
 ) -> std::result::Result<(ctx::ProxyRequest, crate::quota::Grant), NotAdmitted> {
@@ -165,17 +189,64 @@ async fn admit_request(
     // The user's limits are overhead when enforced in this process, not the Redis round
     // trip of shared state.
     let t0 = Instant::now();
-    let request = request::validate_request(op, body, user, snap);
+    let head = session.req_header();
+    let request = match api::gemini_call(head.uri.path()) {
+        Some((model, method)) => {
+            let sse = gemini::wants_sse(head.uri.query());
+            gemini::validate(method, model, sse, body, user, snap)
+        }
+        None => request::validate_request(op, body, user, snap),
+    };
     if shared.is_some() || request.is_err() {
         *overhead += t0.elapsed();
     }
-    let request = request.map_err(NotAdmitted::Answer)?;
+    let mut request = request.map_err(NotAdmitted::Answer)?;
+    if matches!(op, Operation::Responses | Operation::ResponsesCompact) {
+        let state = shared.and_then(|l| l.get()).map(|s| &**s);
+        responses::prepare(&mut request, state, conversations)
+            .await
+            .map_err(NotAdmitted::Answer)?;
+    }
     let grant = crate::quota::admit_user(&request.user, shared, now_ms()).await;
     if shared.is_none() {
         *overhead += t0.elapsed();
     }
     let grant = grant.map_err(NotAdmitted::Answer)?;
     Ok((request, grant))
+}
+
+/// Admits a by-id request on a stored response: `Ok(Err(answer))` when the gateway
+/// answers it itself (a response it translated), `Ok(Ok(..))` when it is proxied to the
+/// account that holds it.
+async fn admit_stored(
+    session: &Session,
+    action: api::StoredAction,
+    snap: &Arc<Snapshot>,
+    shared: Option<&SharedLink>,
+    conversations: &ConversationStore,
+    local: &mut LocalAnswer,
+) -> std::result::Result<
+    std::result::Result<(ctx::ProxyRequest, crate::quota::Grant), LocalResponse>,
+    NotAdmitted,
+> {
+    let user = request::authenticate(session, snap).map_err(NotAdmitted::Answer)?;
+    local.user = Some(Arc::clone(&user));
+    let path = session.req_header().uri.path();
+    let Some((id, _)) = api::stored_response(path) else {
+        return Err(NotAdmitted::Answer(ApiError::route_not_found(path)));
+    };
+    let state = shared.and_then(|l| l.get()).map(|s| &**s);
+    let target = responses::resolve_stored(action, id, user, snap, state, conversations)
+        .await
+        .map_err(NotAdmitted::Answer)?;
+    let request = match target {
+        responses::StoredTarget::Local(answer) => return Ok(Err(answer)),
+        responses::StoredTarget::Proxied(request) => *request,
+    };
+    let grant = crate::quota::admit_user(&request.user, shared, now_ms())
+        .await
+        .map_err(NotAdmitted::Answer)?;
+    Ok(Ok((request, grant)))
 }
 
 /// Why a proxied request was not admitted.
@@ -214,16 +285,41 @@ impl ProxyHttp for BerryProxy {
         };
         let mut local = LocalAnswer::new(Arc::clone(&snapshot), true, false);
         let shared = self.shared.as_deref();
-        match admit_request(
-            session,
-            op,
-            &snapshot,
-            shared,
-            &mut local,
-            &mut ctx.overhead,
-        )
-        .await
-        {
+        let admitted = match route {
+            Route::ResponseById(action) => {
+                let stored = admit_stored(
+                    session,
+                    action,
+                    &snapshot,
+                    shared,
+                    &self.conversations,
+                    &mut local,
+                )
+                .await;
+                match stored {
+                    Ok(Err(answer)) => {
+                        ctx.phase = RequestPhase::Local(local);
+                        respond::send(session, ctx, answer).await?;
+                        return Ok(true);
+                    }
+                    Ok(Ok(admitted)) => Ok(admitted),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => {
+                admit_request(
+                    session,
+                    op,
+                    &snapshot,
+                    shared,
+                    &self.conversations,
+                    &mut local,
+                    &mut ctx.overhead,
+                )
+                .await
+            }
+        };
+        match admitted {
             Ok((request, grant)) => {
                 let shared = shared.and_then(|l| l.get()).cloned();
                 ctx.phase =
@@ -293,7 +389,8 @@ impl ProxyHttp for BerryProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(a) = ctx.proxied_mut().and_then(|p| p.attempt.as_mut()) {
-            *body = (!a.body_sent).then(|| a.body.clone());
+            // A request without a body (a stored response read or deleted) sends none.
+            *body = (!a.body_sent && !a.body.is_empty()).then(|| a.body.clone());
             a.body_sent = true;
         }
         Ok(())
@@ -315,8 +412,15 @@ impl ProxyHttp for BerryProxy {
         };
         let (id, started) = (&ctx.request_id, ctx.started);
         let r = response::on_response_header(p, id, started, client, upstream_response);
+        if r.is_ok() {
+            response::hold_head_until_commit(session, p);
+        }
         if r.is_ok() && upstream_response.status.as_u16() >= 200 {
             ctx.status = upstream_response.status.as_u16();
+            if let Some(call) = p.request.responses.as_deref_mut() {
+                call.capture.reset();
+            }
+            responses::note_dropped_tools(p, upstream_response)?;
         }
         ctx.overhead += t0.elapsed();
         r
@@ -329,10 +433,26 @@ impl ProxyHttp for BerryProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        match ctx.proxied_mut().and_then(|p| p.answer.as_mut()) {
-            Some(answer) => response::on_body_chunk(answer, body, end_of_stream).map(|()| None),
-            None => Ok(None),
+        let Some(p) = ctx.proxied_mut() else {
+            return Ok(None);
+        };
+        let native = p
+            .attempt
+            .as_ref()
+            .is_some_and(|a| a.translation == translation::Translation::None);
+        let Some(answer) = p.answer.as_mut() else {
+            return Ok(None);
+        };
+        if let (Some(call), Some(chunk)) = (p.request.responses.as_deref_mut(), body.as_ref()) {
+            if native && p.request.op == Operation::Responses {
+                call.capture.feed(chunk, answer.sse);
+            }
         }
+        response::on_body_chunk(answer, body, end_of_stream)?;
+        if end_of_stream {
+            responses::record_completed(p, &self.conversations);
+        }
+        Ok(None)
     }
 
     fn error_while_proxy(

@@ -13,8 +13,7 @@ use pingora_proxy::Session;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Largest tail of a body held in Pingora's retry buffer (its capacity, and the largest
-/// single body read Pingora returns).
+/// Largest tail of a body left in Pingora's retry buffer (its capacity).
 const RETRY_TAIL: u64 = 64 * 1024;
 
 /// A valid client `x-request-id` is reused (printable ASCII, at most 128 bytes; the
@@ -160,6 +159,11 @@ impl Body {
     }
 }
 
+/// Reads the whole body (at most `max` bytes), then leaves its last bytes (at most
+/// [`RETRY_TAIL`]) in Pingora's retry buffer: what Pingora forwards for a body already read,
+/// and which `request_body_filter` replaces with the attempt's rewritten body. Buffering is
+/// off while reading, so neither a chunked body of any length nor one read in pieces larger
+/// than the buffer can overflow it.
 async fn read_all(
     session: &mut Session,
     content_length: Option<u64>,
@@ -167,15 +171,6 @@ async fn read_all(
 ) -> Result<Bytes, BodyFailure> {
     let capacity = content_length.unwrap_or(16 * 1024).min(max) as usize;
     let mut body = Body::Empty;
-    let retry_tail_from = content_length.map(|n| n.saturating_sub(RETRY_TAIL));
-    let mut buffering = retry_tail_from.is_none_or(|from| from == 0);
-    if buffering {
-        session.as_downstream_mut().enable_retry_buffering();
-    }
-    // Pingora's retry buffer holds every chunk read once buffering is on (unless it
-    // overflowed): whether it holds anything is tracked here instead of asking it for a
-    // copy of its contents.
-    let mut tail_captured = false;
     loop {
         let chunk = session
             .as_downstream_mut()
@@ -186,14 +181,7 @@ async fn read_all(
         if body.len() as u64 + chunk.len() as u64 > max {
             return Err(BodyFailure::Refuse(ApiError::too_large(max)));
         }
-        tail_captured |= buffering && !chunk.is_empty();
         body.push(chunk, capacity);
-        if let Some(from) = retry_tail_from {
-            if !buffering && body.len() as u64 >= from {
-                session.as_downstream_mut().enable_retry_buffering();
-                buffering = true;
-            }
-        }
     }
     let buf = body.freeze();
     if let Some(n) = content_length {
@@ -208,13 +196,10 @@ async fn read_all(
             "A JSON request body is required.",
         )));
     }
-    let downstream = session.as_downstream_mut();
-    if downstream.retry_buffer_truncated() {
-        return Err(BodyFailure::Refuse(ApiError::length_required()));
-    }
-    if !tail_captured {
-        // Pingora would forward nothing: refuse rather than hang.
-        log::error!("request body tail was not captured for forwarding");
+    let tail = buf.slice(buf.len().saturating_sub(RETRY_TAIL as usize)..);
+    if !session.as_downstream_mut().set_retry_buffer(&tail) {
+        // Only HTTP/1 and HTTP/2 clients reach the proxy; anything else would forward
+        // nothing and hang.
         return Err(BodyFailure::Refuse(ApiError::internal()));
     }
     Ok(buf)
@@ -250,11 +235,10 @@ pub fn validate_request(
     if !user.may_use(model.index) {
         return Err(ApiError::model_not_allowed(&scan.model));
     }
-    if !model
-        .backends
-        .iter()
-        .any(|b| op.served_by(b.provider.backend_type))
-    {
+    if !model.backends.iter().any(|b| b.provider.serves(op)) {
+        if op == Operation::ResponsesCompact {
+            return Err(ApiError::compaction_unsupported(&model.name));
+        }
         return Err(ApiError::bad_request(format!(
             "Model '{}' has no backend that serves {}.",
             model.name,
@@ -263,16 +247,19 @@ pub fn validate_request(
     }
     // A field a backend's API cannot express is refused here, before any quota is taken,
     // and whichever backend would have been picked (at most one check per translation).
+    // Responses requests are checked once their stored conversation is known
+    // (`responses::prepare`).
     let mut checked = smallvec::SmallVec::<[Translation; 2]>::new();
+    let checked_later = matches!(op, Operation::Responses | Operation::ResponsesCompact);
     for b in model
         .backends
         .iter()
-        .filter(|b| op.served_by(b.provider.backend_type))
+        .filter(|b| !checked_later && b.provider.serves(op))
     {
-        let t = Translation::of(op, &b.provider.dialect);
+        let t = Translation::of(op, &b.provider);
         if t != Translation::None && !checked.contains(&t) {
             checked.push(t);
-            t.check(&body)?;
+            t.check(&body, None)?;
         }
     }
     // `stream_options` is OpenAI's: never added to an Anthropic client's body.
@@ -290,6 +277,8 @@ pub fn validate_request(
         stream: scan.stream,
         include_usage,
         body,
+        gemini: None,
+        responses: None,
     })
 }
 
@@ -319,5 +308,58 @@ mod tests {
         assert_eq!(a.as_str(), format!("{:032x}", rng.u128(..)));
         assert_eq!(RequestId::default().as_str(), "");
         assert!(RequestId::default().header().is_none());
+    }
+
+    /// A client session on an in-memory stream holding `head` and `body`, head read.
+    async fn session_with(head: String, body: &[u8]) -> (Session, tokio::io::DuplexStream) {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(4 << 20);
+        client.write_all(head.as_bytes()).await.unwrap();
+        client.write_all(body).await.unwrap();
+        let mut session = Session::new_h1(Box::new(server));
+        assert!(session.as_downstream_mut().read_request().await.unwrap());
+        (session, client)
+    }
+
+    /// The body read, and what Pingora would forward for it (its retry buffer).
+    async fn read(session: &mut Session, length: Option<u64>) -> (usize, Option<Bytes>) {
+        match read_all(session, length, 4 << 20).await {
+            Ok(body) => (body.len(), session.as_downstream().get_retry_buffer()),
+            Err(BodyFailure::Refuse(e)) => panic!("refused: {}", e.status),
+            Err(BodyFailure::Io(e)) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_read_with_its_head_in_one_piece_over_64_kib_is_kept_for_forwarding() {
+        // A 130 KiB head is read in doubling pieces; the last one takes in the whole
+        // 100 KiB body, which the first body read returns in one piece.
+        let body = vec![b'x'; 100 * 1024];
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nx-pad: {}\r\nContent-Length: {}\r\n\r\n",
+            "p".repeat(130 * 1024),
+            body.len()
+        );
+        let (mut session, _client) = session_with(head, &body).await;
+        let (len, kept) = read(&mut session, Some(body.len() as u64)).await;
+        assert_eq!(len, body.len());
+        assert_eq!(kept.map(|k| k.len()), Some(RETRY_TAIL as usize));
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_over_64_kib_is_kept_for_forwarding() {
+        let mut framed = Vec::new();
+        for _ in 0..5 {
+            framed.extend_from_slice(format!("{:x}\r\n", 40 * 1024).as_bytes());
+            framed.extend_from_slice(&[b'x'; 40 * 1024]);
+            framed.extend_from_slice(b"\r\n");
+        }
+        framed.extend_from_slice(b"0\r\n\r\n");
+        let head =
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (mut session, _client) = session_with(head.to_string(), &framed).await;
+        let (len, kept) = read(&mut session, None).await;
+        assert_eq!(len, 200 * 1024);
+        assert_eq!(kept.map(|k| k.len()), Some(RETRY_TAIL as usize));
     }
 }

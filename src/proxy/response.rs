@@ -6,23 +6,19 @@ use super::decision::{
     action_for, rule, Failure, FailureAction, ERROR_EVENT_MESSAGE, GARBAGE_MESSAGE,
     INCOMPLETE_MESSAGE, INVALID_JSON_MESSAGE, NOT_A_STREAM_MESSAGE,
 };
-use super::headers::strip_account_headers;
-use super::translation::{wants_stream_usage, Translation};
+use super::headers::retain_returned;
+use super::translation::{wants_stream_usage, Issued, Translation};
 use super::upstream::situation;
 use crate::fault::UpstreamBroken;
+use crate::providers::KeyRefusalProbe;
 use crate::routing::Outcome;
+use crate::usage::{Preamble, SseScanner};
+use crate::vocab::Operation;
 use bytes::Bytes;
-use http::HeaderName;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
 use std::time::SystemTime;
-
-/// Response headers not passed back to the client.
-static DROPPED_RESPONSE_HEADERS: [HeaderName; 3] = [
-    http::header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-];
 
 /// Parses `Retry-After` (delay-seconds or HTTP-date) into milliseconds from now.
 pub fn retry_after_ms(value: &[u8]) -> Option<u64> {
@@ -49,7 +45,8 @@ pub struct ClientSide {
     /// The client speaks HTTP/1.1 (a changed body is sent chunked).
     pub h1: bool,
     /// A final head already went to the client (an earlier attempt's stream failed before
-    /// its commit point): only another event stream can follow it.
+    /// its commit point on a session that cannot hold a head back, see
+    /// [`hold_head_until_commit`]): only another event stream can follow it.
     pub head_sent: bool,
 }
 
@@ -57,9 +54,10 @@ pub struct ClientSide {
 /// failure status (5xx, 429, 401/403) that [`action_for`] says to retry or answer locally
 /// becomes an error carrying that action, so Pingora runs the next attempt or the final
 /// hook answers; anything else is let through to the client and starts the [`Answer`]. A
-/// head that reaches the client (informational ones included) never carries the headers
-/// that reveal the provider account ([`strip_account_headers`]); code that reads them
-/// (provider rate limits) runs before the strip.
+/// head that reaches the client (informational ones included) carries only the upstream
+/// headers [`retain_returned`] keeps; code that reads others (provider rate limits) runs
+/// before. An answer that may be the provider's refusal of the gateway's key in another
+/// shape ([`KeyRefusalProbe`]) is held back whole, head included, until its body decides.
 pub fn on_response_header(
     p: &mut Proxied,
     request_id: &super::ctx::RequestId,
@@ -69,7 +67,7 @@ pub fn on_response_header(
 ) -> Result<()> {
     let status = resp.status.as_u16();
     if status < 200 {
-        strip_account_headers(resp);
+        retain_returned(resp)?;
         return Ok(()); // informational; the final header follows
     }
     let Some(attempt) = p.attempt.as_mut() else {
@@ -81,6 +79,8 @@ pub fn on_response_header(
     attempt.watchdog = None;
     attempt.got_headers = true;
     let translation = attempt.translation;
+    let key_probe = KeyRefusalProbe::of(&attempt.backend.provider.dialect, status)
+        .filter(|_| !client.head_sent);
     let ttfb = attempt.started.elapsed();
     attempt.state().observe_ttfb_ms(ttfb.as_secs_f64() * 1000.0);
     if crate::metrics::per_request() {
@@ -118,7 +118,10 @@ pub fn on_response_header(
         }
     }
     let sse = is_event_stream(resp);
-    if outcome != Outcome::Success {
+    if key_probe.is_some() {
+        // Its body decides: a refused key fails the attempt at the body's end
+        // (`on_body_chunk`); any other answer passes, and the request's end records it.
+    } else if outcome != Outcome::Success {
         p.finish_attempt(outcome);
         let action = action_for(
             Failure::Status(outcome),
@@ -139,23 +142,41 @@ pub fn on_response_header(
         );
         return Err(rule(e, action));
     }
-    for h in &DROPPED_RESPONSE_HEADERS {
-        resp.remove_header(h);
-    }
-    strip_account_headers(resp);
+    retain_returned(resp)?;
     if let Some(id) = request_id.header() {
         resp.insert_header(super::upstream::X_REQUEST_ID, id)?;
     }
     let include_usage =
         translation == Translation::ChatToMessages && sse && wants_stream_usage(&p.request.body);
-    let watch = match translation.answer(status, sse, include_usage) {
+    let issued = match (
+        super::responses::answer_context(p, translation),
+        super::gemini::answer_context(p, translation),
+    ) {
+        (Some(cx), _) => Issued::Responses(cx),
+        (None, Some(cx)) => Issued::Gemini(cx),
+        (None, None) => Issued::Plain,
+    };
+    // A Gemini client that did not ask for `alt=sse` gets its stream as a JSON array.
+    let client_sse = sse && p.request.gemini.is_none_or(|g| g.sse);
+    let watch = match translation.answer(status, sse, include_usage, issued) {
         Some(t) => {
-            translated_head(resp, translation.client_status(status), client.h1)?;
+            let content_type = if client_sse && (200..300).contains(&status) {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
+            translated_head(
+                resp,
+                translation.client_status(status),
+                content_type,
+                client.h1,
+            )?;
             BodyWatch::Translate(Box::new(t))
         }
-        None => body_watch(status, sse, resp),
+        None => body_watch(status, sse, resp, stream_preamble(p.request.op)),
     };
     let stream = sse && (200..300).contains(&status);
+    let held_whole = key_probe.is_some();
     if stream {
         // A later attempt's events may follow these in the same response (failover before
         // the commit point): the framing must not depend on this upstream's length.
@@ -168,15 +189,40 @@ pub fn on_response_header(
         sse,
         held: None,
         complete: false,
-        gate: if stream { Gate::closed() } else { Gate::Open },
+        gate: if stream || held_whole {
+            Gate::closed()
+        } else {
+            Gate::Open
+        },
         broke_mid_event: false,
+        key_refusal_probe: key_probe,
     });
     Ok(())
 }
 
-/// The head of a translated answer: the client's status and the gateway's own framing.
-fn translated_head(resp: &mut ResponseHeader, status: u16, h1_client: bool) -> Result<()> {
+/// Holds the answer's head back with its preamble: a stream before its commit point (its
+/// [`Gate`] is closed) reaches the client only at that point, head included, so when every
+/// attempt fails before it the client gets the ordinary error answer instead of a `200`
+/// head. The head goes out with the first bytes the gate releases (or at the body's end).
+/// A session that cannot hold a head (not HTTP/1) sends it at once, as before.
+pub fn hold_head_until_commit(session: &mut Session, p: &Proxied) {
+    if p.answer.as_ref().is_some_and(|a| !a.gate.is_open()) {
+        session.as_downstream_mut().hold_response_header();
+    }
+}
+
+/// The head of a translated answer: the client's status, the client dialect's own
+/// `content_type` (never the upstream's: a `text/html` error page is translated into a
+/// JSON error) and the gateway's own framing of an unencoded body.
+fn translated_head(
+    resp: &mut ResponseHeader,
+    status: u16,
+    content_type: &'static str,
+    h1_client: bool,
+) -> Result<()> {
     resp.set_status(status)?;
+    resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    resp.remove_header(&http::header::CONTENT_ENCODING);
     own_framing(resp, h1_client)
 }
 
@@ -196,9 +242,22 @@ fn is_event_stream(resp: &ResponseHeader) -> bool {
         .is_some_and(|v| starts_with_ci(v.as_bytes(), b"text/event-stream"))
 }
 
+/// What a passed-through stream (in the client's own dialect) sends before its commit
+/// point. A dialect's stream plugs in here with its [`Preamble`].
+fn stream_preamble(op: Operation) -> Preamble {
+    match op {
+        Operation::Chat | Operation::TextCompletion => Preamble::OpenAiChunks,
+        Operation::Messages => Preamble::Anthropic,
+        Operation::Responses => Preamble::Responses,
+        Operation::GenerateContent => Preamble::Gemini,
+        _ => Preamble::Any,
+    }
+}
+
 /// How a passed-through response body is watched: usage and validity of 2xx JSON, usage
-/// and breakage of event streams; nothing for compressed or other bodies.
-fn body_watch(status: u16, sse: bool, resp: &ResponseHeader) -> BodyWatch {
+/// and breakage of event streams (held until the commit point its `preamble` sets);
+/// nothing for compressed or other bodies.
+fn body_watch(status: u16, sse: bool, resp: &ResponseHeader, preamble: Preamble) -> BodyWatch {
     let encoded = resp
         .headers
         .get(http::header::CONTENT_ENCODING)
@@ -211,7 +270,7 @@ fn body_watch(status: u16, sse: bool, resp: &ResponseHeader) -> BodyWatch {
     if encoded {
         BodyWatch::None
     } else if sse {
-        BodyWatch::Sse(Box::default())
+        BodyWatch::Sse(Box::new(SseScanner::with_preamble(preamble)))
     } else if status < 300 && status != 204 && status != 205 && contains_ci(content_type, b"json") {
         BodyWatch::Json(Box::default())
     } else {
@@ -239,8 +298,27 @@ struct Breakage {
 /// [`Gate`]. A body found broken (garbage in an event stream, an in-band error event, a
 /// stream that ends before its terminal event, a 2xx JSON answer that is not one complete
 /// JSON value) becomes an error carrying [`Failure::InvalidBody`]; what the client should
-/// still get is kept in [`Answer::held`] for a cut, and the failure hook decides.
+/// still get is kept in [`Answer::held`] for a cut, and the failure hook decides. An
+/// answer held whole for its [`KeyRefusalProbe`] that turns out to refuse the gateway's key
+/// becomes an `HTTPStatus(401)` error, never reaching the client.
 pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -> Result<()> {
+    if let Some(probe) = answer.key_refusal_probe.as_mut() {
+        if let Some(b) = body.as_deref() {
+            probe.feed(b);
+        }
+        // Decided only while nothing of it went out (a body past the gate's cap is not a
+        // key refusal, and went on as it came).
+        if end && !answer.gate.is_open() && probe.refused() {
+            answer.gate.take_held();
+            *body = None;
+            // Ruled as a 401 would have been (`failure::describe`): a backend failure,
+            // retried, its body never passed on.
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(401),
+                "the provider refused the gateway's key",
+            ));
+        }
+    }
     let (broken, commit) = match &mut answer.watch {
         BodyWatch::None => (None, true),
         BodyWatch::Json(scan) => {
@@ -317,6 +395,8 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
             b.broken,
         ));
     }
+    // An answer held whole goes out at its end (or past the gate's cap).
+    let commit = end || (commit && answer.key_refusal_probe.is_none());
     answer.gate.pass(body, commit);
     if end {
         answer.complete = true;
@@ -354,6 +434,7 @@ mod tests {
             complete: false,
             gate: Gate::closed(),
             broke_mid_event: false,
+            key_refusal_probe: None,
         }
     }
 
@@ -388,6 +469,57 @@ mod tests {
         let e = on_body_chunk(&mut answer, &mut body, false).unwrap_err();
         assert_eq!(fault_of(&e).fault, BodyFault::Invalid);
         assert!(!answer.sent_error_event());
+    }
+
+    #[test]
+    fn a_translated_head_is_labelled_as_the_clients_dialect() {
+        for (status, content_type) in [(502, "application/json"), (200, "text/event-stream")] {
+            let mut resp = ResponseHeader::build(status, None).unwrap();
+            resp.insert_header("content-type", "text/html; charset=utf-8")
+                .unwrap();
+            resp.insert_header("content-encoding", "gzip").unwrap();
+            resp.insert_header("content-length", "120").unwrap();
+            translated_head(&mut resp, status, content_type, true).unwrap();
+            assert_eq!(resp.headers["content-type"], content_type);
+            assert!(resp.headers.get("content-encoding").is_none());
+            assert!(resp.headers.get("content-length").is_none());
+            assert_eq!(resp.headers["transfer-encoding"], "chunked");
+        }
+    }
+
+    #[test]
+    fn each_dialect_commits_at_its_own_first_content_event() {
+        let reached = |op: Operation, events: &[&str]| {
+            let mut s = SseScanner::with_preamble(stream_preamble(op));
+            for e in events {
+                s.feed(e.as_bytes()).unwrap();
+            }
+            s.reached_content()
+        };
+        let role =
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+        let text = "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n";
+        assert!(!reached(Operation::Chat, &[role]));
+        assert!(reached(Operation::Chat, &[role, text]));
+        let event = |name: &str| format!("event: {name}\ndata: {{\"type\":\"{name}\"}}\n\n");
+        let anthropic = ["message_start", "ping", "content_block_start"].map(event);
+        let anthropic: Vec<&str> = anthropic.iter().map(String::as_str).collect();
+        assert!(!reached(Operation::Messages, &anthropic));
+        let delta = event("content_block_delta");
+        assert!(reached(Operation::Messages, &[anthropic[0], &delta]));
+        let responses = [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+        ]
+        .map(event);
+        let responses: Vec<&str> = responses.iter().map(String::as_str).collect();
+        assert!(!reached(Operation::Responses, &responses));
+        let delta = event("response.output_text.delta");
+        assert!(reached(Operation::Responses, &[responses[0], &delta]));
+        // a dialect's preamble is its own: Responses events are content to a Messages stream
+        assert!(reached(Operation::Messages, &[responses[0]]));
     }
 
     #[test]

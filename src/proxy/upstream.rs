@@ -26,6 +26,9 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 /// `anthropic-version`.
 static ANTHROPIC_VERSION_HEADER: HeaderName = HeaderName::from_static("anthropic-version");
 
+/// Google's API-key header of native Gemini calls.
+static GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
+
 /// `x-request-id`, as a `&'static str` so Pingora keeps it as the header's case without
 /// copying it (a `HeaderName` outside Pingora's title-case table is copied on every insert).
 pub const X_REQUEST_ID: &str = "x-request-id";
@@ -34,14 +37,17 @@ pub const X_REQUEST_ID: &str = "x-request-id";
 /// is visible to the user's tags, not tried yet, and its provider is under its
 /// per-request attempt cap.
 pub fn eligible(
-    op: Operation,
+    req: &super::ctx::ProxyRequest,
     tried: &[usize],
     model: &ModelRoute,
-    user_tags: &[String],
     i: usize,
     b: &Backend,
 ) -> bool {
-    if tried.contains(&i) || !b.visible_to(user_tags) || !op.served_by(b.provider.backend_type) {
+    if tried.contains(&i)
+        || !b.visible_to(&req.user.tags)
+        || !b.provider.serves(req.op)
+        || !super::responses::allowed_provider(req, &b.provider.id)
+    {
         return false;
     }
     match b.provider.max_attempts {
@@ -67,12 +73,12 @@ pub fn can_retry(p: &Proxied) -> bool {
     if p.attempts > p.snapshot.table.settings.max_retries {
         return false;
     }
-    let (model, user) = (&p.request.model, &p.request.user);
+    let model = &p.request.model;
     model
         .backends
         .iter()
         .enumerate()
-        .any(|(i, b)| eligible(p.request.op, &p.tried, model, &user.tags, i, b))
+        .any(|(i, b)| eligible(&p.request, &p.tried, model, i, b))
 }
 
 /// The situation a failure of the current attempt is decided in. `head_sent`: a final
@@ -101,13 +107,19 @@ pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpP
             rng,
             table: &snap.table,
         };
-        let (op, tried, tags) = (p.request.op, &p.tried, &p.request.user.tags);
-        model.select(&mut input, |i, b| eligible(op, tried, &model, tags, i, b))
+        let (req, tried) = (&p.request, &p.tried);
+        model.select(&mut input, |i, b| eligible(req, tried, &model, i, b))
     };
     let Some(sel) = selected else {
-        let action = match p.attempts {
-            0 => FailureAction::Answer(ApiError::no_backend(&model.name)),
-            n => FailureAction::Answer(final_error(p.last_outcome, n)),
+        let pinned_id = p
+            .request
+            .responses
+            .as_ref()
+            .and_then(|r| r.previous_id.as_deref());
+        let action = match (p.attempts, pinned_id) {
+            (0, Some(id)) => FailureAction::Answer(ApiError::previous_response_unavailable(id)),
+            (0, None) => FailureAction::Answer(ApiError::no_backend(&model.name)),
+            (n, _) => FailureAction::Answer(final_error(p.last_outcome, n)),
         };
         return Err(ruled("no_backend_left", action));
     };
@@ -125,7 +137,7 @@ pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpP
     if sel.last_resort {
         model.metrics.last_resort().inc();
     }
-    let translation = Translation::of(p.request.op, &backend.provider.dialect);
+    let translation = Translation::of(p.request.op, &backend.provider);
     let body = match translation.request_body(&p.request, backend) {
         Ok(body) => body,
         Err(refusal) => {
@@ -135,7 +147,14 @@ pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpP
             ))
         }
     };
-    let attempt = Attempt::begin(sel.index, Arc::clone(backend), sel.probe, body, translation);
+    let attempt = Attempt::begin(
+        sel.index,
+        Arc::clone(backend),
+        sel.probe,
+        body.body,
+        translation,
+    )
+    .with_dropped_tools(body.dropped_tools);
     p.attempt = Some(attempt);
 
     let Some(addr) = backend.provider.addrs.pick() else {
@@ -212,14 +231,15 @@ fn upstream_alpn(stream: bool, header_deadline: Duration, idle: Duration) -> ALP
 /// only the allowed ones ([`Forwarding`]: never its credentials, cookies, account
 /// selection, hop-by-hop or framing headers); then the gateway's own: `Host`, the
 /// provider's credentials and configured headers, `Content-Length`, the request id and a
-/// default `Content-Type`. Arms the header watchdog for HTTP/1 streams.
+/// default `Content-Type`. Arms the header watchdog for streams whose header deadline is
+/// shorter than their idle timeout.
 pub fn rewrite_request(
     p: &mut Proxied,
     request_id: &RequestId,
     up: &mut RequestHeader,
 ) -> Result<()> {
     let idle = p.snapshot.table.settings.stream_idle_timeout;
-    let (stream, op) = (p.request.stream, p.request.op);
+    let (stream, op, gemini_call) = (p.request.stream, p.request.op, p.request.gemini);
     let Some(attempt) = p.attempt.as_mut() else {
         return Err(Error::explain(
             ErrorType::InternalError,
@@ -230,7 +250,16 @@ pub fn rewrite_request(
     // `up` still carries the client's URI here.
     let model = Some(attempt.backend.real_model.as_str());
     let client_path = attempt.translation.upstream_client_path(up.uri.path());
-    let path = provider.upstream_path(client_path, up.uri.query(), model);
+    // The client's query string stays at the gateway (only the gateway's own parameters
+    // go upstream); a route that needs one of its own passes it here.
+    // A native Gemini call goes to the API's own path on the provider's host (its base
+    // URL may name Google's OpenAI-compatible endpoint), with the key in `x-goog-api-key`.
+    let native_gemini = gemini_call
+        .filter(|_| attempt.translation == Translation::None && provider.gemini_key.is_some());
+    let path = match native_gemini {
+        Some(call) => super::gemini::native_path(&attempt.backend.real_model, call),
+        None => provider.upstream_path(client_path, None, model),
+    };
     let uri = http::Uri::try_from(path)
         .or_err(ErrorType::InternalError, "upstream path is not a valid URI")?;
     up.set_uri(uri);
@@ -246,7 +275,13 @@ pub fn rewrite_request(
         if client_version && name == ANTHROPIC_VERSION_HEADER {
             continue;
         }
+        if native_gemini.is_some() && name == http::header::AUTHORIZATION {
+            continue;
+        }
         up.insert_header(name.clone(), value.clone())?;
+    }
+    if let (Some(_), Some(key)) = (native_gemini, &provider.gemini_key) {
+        up.insert_header(GOOG_API_KEY.clone(), key.clone())?;
     }
     up.insert_header(http::header::CONTENT_LENGTH, attempt.body.len())?;
     if let Some(id) = request_id.header() {
@@ -255,8 +290,11 @@ pub fn rewrite_request(
     if !up.headers.contains_key(http::header::CONTENT_TYPE) {
         up.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     }
+    // Keyed on the upstream connection, whatever HTTP version the client speaks: a stream
+    // that needs the watchdog is only ever offered HTTP/1.1 ([`upstream_alpn`]), so its
+    // connection is its own socket.
     let timeout = provider.timeout;
-    if up.version == http::Version::HTTP_11 && needs_header_watchdog(stream, timeout, idle) {
+    if needs_header_watchdog(stream, timeout, idle) {
         arm_watchdog(attempt, timeout, request_id.as_str());
     }
     Ok(())
@@ -267,6 +305,10 @@ fn arm_watchdog(attempt: &mut Attempt, timeout: Duration, request_id: &str) {
         return;
     };
     let left = timeout.saturating_sub(attempt.started.elapsed());
+    // SAFETY: `fd` is this attempt's upstream connection, reported by
+    // `connected_to_upstream`; Pingora holds it open while the request is written, which is
+    // when this runs, and the borrow ends with `arm`.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     match Watchdog::arm(fd, left) {
         Ok(w) => attempt.watchdog = Some(w),
         Err(e) => log::warn!("request {request_id}: header deadline not armed: {e}"),

@@ -20,7 +20,7 @@
 //!   between a check and the shutdown, so that deadline holds a duplicate descriptor.
 
 use crate::request_scope::{self, UpstreamDeadline};
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,18 +120,16 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// Shuts the socket `fd` down after `after` unless dropped first, and unless `fd` no
-    /// longer names the same socket by then. `fd` must be an open TCP socket for the
-    /// duration of this call.
-    pub fn arm(fd: RawFd, after: Duration) -> std::io::Result<Watchdog> {
+    /// Shuts the TCP socket `fd` down after `after` unless dropped first, and unless its
+    /// descriptor number no longer names the same socket by then. The borrow ends with
+    /// this call: the deadline keeps either the socket's identity (in a connection loop)
+    /// or a duplicate descriptor of its own.
+    pub fn arm(fd: BorrowedFd<'_>, after: Duration) -> std::io::Result<Watchdog> {
         let in_loop = request_scope::in_scope();
         let socket = if in_loop {
-            Target::Watched(SocketId::of(fd)?)
+            Target::Watched(SocketId::of(fd.as_raw_fd())?)
         } else {
-            // SAFETY: the caller guarantees `fd` is open during this call; it is only
-            // duplicated.
-            let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
-            Target::Own(std::net::TcpStream::from(owned))
+            Target::Own(std::net::TcpStream::from(fd.try_clone_to_owned()?))
         };
         let deadline = Arc::new(Deadline {
             at: Instant::now() + after,
@@ -170,7 +168,7 @@ impl Drop for Watchdog {
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
 
     /// A connected pair of TCP sockets on the loopback interface.
     fn socket_pair() -> (std::net::TcpStream, std::net::TcpStream) {
@@ -183,7 +181,7 @@ mod tests {
     #[tokio::test]
     async fn outside_a_connection_loop_a_task_fires_the_deadline() {
         let (ours, mut peer) = socket_pair();
-        let w = Watchdog::arm(ours.as_raw_fd(), Duration::ZERO).unwrap();
+        let w = Watchdog::arm(ours.as_fd(), Duration::ZERO).unwrap();
         assert!(w.task.is_some());
         for _ in 0..1000 {
             if w.fired() {
@@ -234,15 +232,43 @@ mod tests {
         assert_eq!(peer.read(&mut [0u8; 8]).unwrap(), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_dropped_watchdog_never_fires() {
-        let (ours, peer) = socket_pair();
-        let w = Watchdog::arm(ours.as_raw_fd(), Duration::from_secs(3600)).unwrap();
+        let (ours, mut peer) = socket_pair();
+        let w = Watchdog::arm(ours.as_fd(), Duration::from_secs(3600)).unwrap();
+        let deadline = Arc::clone(&w.deadline);
         assert!(!w.fired());
         drop(w);
+        // (paused time) the deadline passes with every task idle; each yield lets the
+        // task that would fire it run
+        tokio::time::advance(Duration::from_secs(3601)).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!deadline.fired.load(Ordering::Acquire));
         // still connected: a write reaches the peer
-        peer.set_nonblocking(true).unwrap();
         let mut ours = ours;
         std::io::Write::write_all(&mut ours, b"x").unwrap();
+        let mut got = [0u8; 1];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"x");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_armed_watchdog_fires_when_its_deadline_passes() {
+        let (ours, mut peer) = socket_pair();
+        let w = Watchdog::arm(ours.as_fd(), Duration::from_secs(3600)).unwrap();
+        tokio::time::advance(Duration::from_secs(3599)).await;
+        tokio::task::yield_now().await;
+        assert!(!w.fired());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        for _ in 0..100 {
+            if w.fired() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(w.fired());
+        assert_eq!(peer.read(&mut [0u8; 8]).unwrap(), 0);
     }
 }

@@ -148,6 +148,21 @@ mod tests {
     }
 
     #[test]
+    fn the_first_window_after_start_is_a_real_window() {
+        // the process clock starts near 0, so the first minute window starts at 0
+        let s = LocalQuota::default();
+        let l = rpm(2);
+        assert!(s.try_take(&l, 10_000).is_ok());
+        assert!(s.try_take(&l, 40_000).is_ok());
+        assert!(s.try_take(&l, 45_000).is_err());
+        // 40 s into the second window the first one's 2 weigh 2/3: one more fits
+        assert!(s.try_take(&l, 100_000).is_ok());
+        assert!(s.try_take(&l, 100_001).is_err());
+        // and a window later they are forgotten
+        assert!(s.try_take(&l, 180_000).is_ok());
+    }
+
+    #[test]
     fn retry_after_reaches_a_time_that_admits() {
         let s = LocalQuota::default();
         let l = rpm(10);

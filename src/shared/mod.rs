@@ -24,6 +24,7 @@
 //! scripts and key layout), [`service`] (the Pingora background service and the request
 //! path's [`SharedLink`]). The settings are the config's ([`SharedSettings`]).
 
+pub mod records;
 mod scripts;
 pub mod service;
 pub mod state;

@@ -169,6 +169,10 @@ impl SharedState {
         self.inner.up.load(Ordering::Acquire)
     }
 
+    pub(super) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// Admits one request of `user_id` against `limits`: one `EVALSHA` checks every
     /// configured window and the concurrency cap, and only if all pass counts the request in
     /// the request windows and takes a lease (a refused request consumes nothing). Token

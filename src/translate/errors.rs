@@ -160,6 +160,27 @@ pub fn openai_to_anthropic(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     )
 }
 
+/// An upstream OpenAI-compatible error answer (of a chat completions server) for an
+/// OpenAI-dialect client of another API (the Responses API): (status, body). Status kept;
+/// `type` the provider's when it is a string, else from the status; `code` and `param`
+/// `null` (a chat server's codes name chat parameters). The message rules are the module's.
+pub fn openai_to_openai(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
+    let parsed = serde_json::from_slice::<ErrorBodyIn<OpenAiErrorIn<'_>>>(body).ok();
+    let message = client_message(
+        status,
+        parsed.as_ref().and_then(|b| b.error.message.as_ref()),
+    );
+    let ty = parsed
+        .as_ref()
+        .and_then(|b| b.error.ty.as_ref())
+        .map(|t| t.as_str())
+        .filter(|t| {
+            !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+        .unwrap_or_else(|| openai_error_type(status));
+    (status, openai_error(ty, None, &message).body())
+}
+
 /// `data: {"error":{…}}\n\n`.
 pub(crate) fn openai_stream_error(ty: &str, code: Option<&str>, message: &str) -> Vec<u8> {
     openai_error(ty, code, message).event()

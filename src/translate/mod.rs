@@ -46,7 +46,9 @@
 pub mod chat;
 pub mod chat_to_messages;
 pub mod errors;
+pub mod gemini;
 pub mod messages_to_chat;
+pub mod responses;
 pub mod stream;
 
 /// A client request the target dialect cannot express: 400 invalid_request_error with

@@ -117,6 +117,11 @@ impl<T: EventTranslator> StreamTranslator<T> {
         self.st.progress().started
     }
 
+    /// The direction's per-event state (what it accumulated so far).
+    pub fn state(&self) -> &T {
+        &self.st
+    }
+
     /// An in-band upstream error event was seen and translated.
     pub fn saw_error(&self) -> bool {
         self.st.progress().phase == StreamPhase::Errored

@@ -67,6 +67,16 @@ enum Key {
     Count(usize),
     /// `prompt_tokens_details` (OpenAI).
     PromptDetails,
+    /// `input_tokens_details` (OpenAI Responses: its `cached_tokens` are part of
+    /// `input_tokens`).
+    InputDetails,
+    /// `response` (OpenAI Responses stream events carry the response object in it).
+    Response,
+    /// `usageMetadata` (Gemini's usage object, see [`GeminiUsage`]).
+    UsageMetadata,
+    /// `promptTokenCount`, `candidatesTokenCount`, `cachedContentTokenCount`,
+    /// `thoughtsTokenCount` (inside `usageMetadata`; index into its counts).
+    GeminiCount(usize),
     /// `cached_tokens` (inside `prompt_tokens_details`).
     CachedTokens,
     Other,
@@ -92,6 +102,13 @@ impl<'de> Deserialize<'de> for Key {
                     b"cache_read_input_tokens" => Key::Count(4),
                     b"cache_creation_input_tokens" => Key::Count(5),
                     b"prompt_tokens_details" => Key::PromptDetails,
+                    b"input_tokens_details" => Key::InputDetails,
+                    b"response" => Key::Response,
+                    b"usageMetadata" => Key::UsageMetadata,
+                    b"promptTokenCount" => Key::GeminiCount(0),
+                    b"candidatesTokenCount" => Key::GeminiCount(1),
+                    b"cachedContentTokenCount" => Key::GeminiCount(2),
+                    b"thoughtsTokenCount" => Key::GeminiCount(3),
                     b"cached_tokens" => Key::CachedTokens,
                     _ => Key::Other,
                 })
@@ -232,7 +249,9 @@ impl<'de> ObjectHandler<'de> for UsageObject {
         // cache_read_input_tokens, cache_creation_input_tokens.
         let mut vals = [None; 6];
         let mut cached = None;
-        // Bit i: count i seen; bit 6: prompt_tokens_details seen.
+        let mut input_cached = None;
+        // Bit i: count i seen; bit 6: prompt_tokens_details seen; bit 7:
+        // input_tokens_details seen.
         let mut seen = 0u8;
         let mut bad = false;
         while let Some(key) = map.next_key::<Key>()? {
@@ -253,6 +272,14 @@ impl<'de> ObjectHandler<'de> for UsageObject {
                         Err(()) => bad = true,
                     }
                 }
+                Key::InputDetails => {
+                    bad |= seen & (1 << 7) != 0;
+                    seen |= 1 << 7;
+                    match map.next_value_seed(PromptDetails)? {
+                        Ok(n) => input_cached = Some(n.unwrap_or(0)),
+                        Err(()) => bad = true,
+                    }
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -265,6 +292,12 @@ impl<'de> ObjectHandler<'de> for UsageObject {
         let output = output.or(completion);
         let flag = |n: Option<u64>, bit: u8| if n.is_some() { bit } else { 0 };
         let (counts, flags) = match (input, prompt) {
+            // OpenAI Responses: `input_tokens` is the whole prompt when it comes with
+            // `input_tokens_details`, whose `cached_tokens` are a part of it.
+            (Some(input), _) if input_cached.is_some() => (
+                TokenUsage::from_openai(input, output.unwrap_or(0), input_cached.unwrap_or(0)),
+                HAS_INPUT | HAS_CACHE_READ | HAS_CACHE_WRITE,
+            ),
             // OpenAI: the prompt count is the whole prompt, `cached_tokens` a part of it; it
             // sets all three prompt counts.
             (None, Some(prompt)) => (
@@ -291,6 +324,54 @@ impl<'de> ObjectHandler<'de> for UsageObject {
     }
 }
 
+/// Gemini's `usageMetadata` object: `promptTokenCount` is the whole prompt,
+/// `cachedContentTokenCount` a part of it; output is `candidatesTokenCount` plus
+/// `thoughtsTokenCount`. `None` when a count is neither `null` nor a `u64`, or repeated.
+pub(super) struct GeminiUsage;
+
+impl<'de> ObjectHandler<'de> for GeminiUsage {
+    type Out = Option<Found>;
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Found>, A::Error> {
+        let mut vals = [None; 4];
+        let mut seen = 0u8;
+        let mut bad = false;
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::GeminiCount(i) => {
+                    bad |= seen & (1 << i) != 0;
+                    seen |= 1 << i;
+                    match (count(&mut map)?, vals.get_mut(i)) {
+                        (Ok(n), Some(slot)) => *slot = n,
+                        _ => bad = true,
+                    }
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let [prompt, candidates, cached, thoughts] = vals;
+        if bad || vals.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let output = candidates
+            .unwrap_or(0)
+            .saturating_add(thoughts.unwrap_or(0));
+        let mut flags = if candidates.is_some() || thoughts.is_some() {
+            HAS_OUTPUT
+        } else {
+            0
+        };
+        if prompt.is_some() {
+            flags |= HAS_INPUT | HAS_CACHE_READ | HAS_CACHE_WRITE;
+        }
+        Ok(Some(Found {
+            counts: TokenUsage::from_openai(prompt.unwrap_or(0), output, cached.unwrap_or(0)),
+            flags,
+        }))
+    }
+}
+
 /// The top-level object: its `usage`; in SSE mode also `error` and `message.usage`
 /// (Anthropic's `message_start`: the `message` object is read as a non-SSE top level).
 struct TopObject {
@@ -308,18 +389,65 @@ impl<'de> ObjectHandler<'de> for TopObject {
                         found.merge(counts);
                     }
                 }
+                Key::UsageMetadata => {
+                    if let Some(counts) = map.next_value_seed(Lenient(GeminiUsage))? {
+                        found.merge(counts);
+                    }
+                }
                 Key::Error if self.sse => {
                     if map.next_value::<Option<IgnoredAny>>()?.is_some() {
                         found.flags |= ERROR;
                     }
                 }
-                Key::Message if self.sse => {
+                Key::Message | Key::Response if self.sse => {
                     found.merge(map.next_value_seed(Lenient(TopObject { sse: false }))?);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
+        }
+        Ok(found)
+    }
+}
+
+/// A top-level array whose elements' `usageMetadata` are merged in order (Gemini's
+/// streamed JSON array: the last element carries the final usage). Other members, other
+/// dialects' `usage` among them, do not count in an array.
+struct Elements;
+
+/// One element of [`Elements`]: its `usageMetadata` only.
+struct GeminiElement;
+
+impl<'de> ObjectHandler<'de> for GeminiElement {
+    type Out = Found;
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
+        let mut found = Found::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::UsageMetadata => {
+                    if let Some(counts) = map.next_value_seed(Lenient(GeminiUsage))? {
+                        found.merge(counts);
+                    }
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl<'de> Visitor<'de> for Elements {
+    type Value = Found;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Found, A::Error> {
+        let mut found = Found::default();
+        while let Some(f) = seq.next_element_seed(Lenient(GeminiElement))? {
+            found.merge(f);
         }
         Ok(found)
     }
@@ -353,7 +481,19 @@ pub(super) fn starts_json(b: u8) -> bool {
 /// Parse `doc` once: validate it and collect its findings. The findings of the first value
 /// are returned even when garbage follows it (the verdict is then `Invalid`).
 pub(super) fn analyse(doc: &[u8], sse: bool) -> (Found, JsonValidity) {
-    let top_object = doc.iter().find(|&&b| !is_ws(b)) == Some(&b'{');
+    let first = doc.iter().find(|&&b| !is_ws(b));
+    let top_object = first == Some(&b'{');
+    if !sse && first == Some(&b'[') && may_carry(doc, sse) {
+        // Gemini's streamed JSON array: each element is a response object.
+        let mut de = serde_json::Deserializer::from_slice(doc);
+        if let Ok(found) = de.deserialize_seq(Elements) {
+            let verdict = match de.end() {
+                Ok(()) => JsonValidity::Valid,
+                Err(_) => JsonValidity::Invalid,
+            };
+            return (found, verdict);
+        }
+    }
     if top_object && may_carry(doc, sse) {
         let mut de = serde_json::Deserializer::from_slice(doc);
         if let Ok(found) = de.deserialize_map(Lenient(TopObject { sse })) {
@@ -376,6 +516,8 @@ pub(super) fn analyse(doc: &[u8], sse: bool) -> (Found, JsonValidity) {
 
 static USAGE_KEY: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"usage\""));
+static USAGE_METADATA_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"usageMetadata\""));
 static ERROR_KEY: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"error\""));
 static MESSAGE_KEY: LazyLock<memmem::Finder<'static>> =
@@ -396,6 +538,7 @@ fn may_carry(doc: &[u8], sse: bool) -> bool {
         })
     }
     key_then(doc, &USAGE_KEY, |b| b == b'{')
+        || key_then(doc, &USAGE_METADATA_KEY, |b| b == b'{')
         || (sse
             && (key_then(doc, &ERROR_KEY, |b| b != b'n')
                 || key_then(doc, &MESSAGE_KEY, |b| b == b'{')))

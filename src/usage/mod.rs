@@ -21,7 +21,11 @@
 //! e.g. embeddings have no `completion_tokens`):
 //!
 //! * Output: `output_tokens`, else `completion_tokens`.
-//! * Anthropic / OpenAI Responses spelling (the object has `input_tokens`, which wins over
+//! * OpenAI Responses spelling (`input_tokens` with `input_tokens_details`): the input count
+//!   is the whole prompt and `input_tokens_details.cached_tokens` a part of it, mapped with
+//!   [`TokenUsage::from_openai`] (reasoning tokens are within `output_tokens`). In a stream
+//!   the usage is in the `response` object of `response.completed` (or `.incomplete`).
+//! * Anthropic spelling (the object has `input_tokens`, which wins over
 //!   `prompt_tokens`): [`TokenUsage::from_anthropic`]: `input_tokens` as is (Anthropic's
 //!   already excludes cached tokens), `cache_read_input_tokens` → `cache_read`,
 //!   `cache_creation_input_tokens` → `cache_write`. The same cache members count in an
@@ -35,8 +39,7 @@
 //!   `prompt_tokens` is ignored.
 //!
 //! So `input + cache_read + cache_write` is the whole prompt in both dialects, unless an
-//! OpenAI upstream reports more cached than prompt tokens. OpenAI Responses'
-//! `input_tokens_details.cached_tokens` is not read: there the cached tokens stay in `input`.
+//! OpenAI upstream reports more cached than prompt tokens.
 //!
 //! # Design
 //!
@@ -63,7 +66,7 @@ mod sse_scan;
 
 pub use crate::sse::{SseError, MAX_SSE_LINE};
 pub use json_scan::{JsonUsageScanner, JSON_BODY_CAP, USAGE_CAPTURE_CAP};
-pub use sse_scan::SseScanner;
+pub use sse_scan::{Preamble, SseScanner};
 
 #[cfg(test)]
 mod tests;

@@ -8,9 +8,72 @@ use super::document::{analyse, is_ws, starts_json, Found, JsonValidity, ERROR};
 use crate::sse::{SseDecoder, SseError, SseFrame};
 use crate::vocab::TokenUsage;
 
+/// What a dialect's event stream sends before its commit point (its first content event),
+/// which the gateway holds back: a dialect plugs in with a variant here and the names of
+/// its preamble events ([`Preamble::events`]). Every other named event is content; an
+/// unnamed event (an OpenAI chunk) is content when it carries some (see
+/// [`SseScanner::reached_content`]). Blank `data:` lines, `[DONE]`, comments, error events
+/// and terminal events are never content. One byte, so the scanner stays small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Preamble {
+    /// OpenAI chat and legacy completion chunks (unnamed events only).
+    OpenAiChunks,
+    /// Anthropic Messages.
+    Anthropic,
+    /// OpenAI Responses.
+    Responses,
+    /// Gemini `streamGenerateContent?alt=sse`: unnamed chunks, content once a candidate
+    /// has a part; complete at the chunk with a `finishReason` (there is no terminal event).
+    Gemini,
+    /// Any of the above, for a stream whose dialect is not known.
+    #[default]
+    Any,
+}
+
+impl Preamble {
+    /// The named events held back as preamble.
+    pub fn events(self) -> &'static [&'static [u8]] {
+        const ANTHROPIC: [&[u8]; 3] = [b"message_start", b"ping", b"content_block_start"];
+        const RESPONSES: [&[u8]; 4] = [
+            b"response.created",
+            b"response.in_progress",
+            b"response.output_item.added",
+            b"response.content_part.added",
+        ];
+        const ANY: [&[u8]; 7] = [
+            ANTHROPIC[0],
+            ANTHROPIC[1],
+            ANTHROPIC[2],
+            RESPONSES[0],
+            RESPONSES[1],
+            RESPONSES[2],
+            RESPONSES[3],
+        ];
+        match self {
+            Preamble::OpenAiChunks | Preamble::Gemini => &[],
+            Preamble::Anthropic => &ANTHROPIC,
+            Preamble::Responses => &RESPONSES,
+            Preamble::Any => &ANY,
+        }
+    }
+
+    /// Whether the event `name` (empty: unnamed) with `data` is held back as preamble.
+    pub fn holds(self, name: &[u8], data: &[u8]) -> bool {
+        if self == Preamble::Gemini {
+            !gemini_chunk(data).content
+        } else if name.is_empty() {
+            !is_openai_content(data)
+        } else {
+            self.events().contains(&name)
+        }
+    }
+}
+
 /// What [`SseScanner`] accumulates (apart from the decoder).
 #[derive(Debug, Default)]
 struct Observed {
+    /// The stream's dialect: which events come before its commit point.
+    preamble: Preamble,
     /// All usage counts and the `error` flag of the valid events so far.
     found: Found,
     events: u64,
@@ -73,9 +136,10 @@ impl Observed {
                 }
             }
             SseFrame::EventType(name) => match name {
-                b"message_stop" => self.finished = true,
-                b"error" => self.error_event = true,
-                b"content_block_delta" => self.content = true,
+                b"message_stop" | b"response.completed" | b"response.incomplete" => {
+                    self.finished = true
+                }
+                b"error" | b"response.failed" => self.error_event = true,
                 _ => {}
             },
             SseFrame::Event(ev) => {
@@ -86,8 +150,12 @@ impl Observed {
                 if ev.data.iter().all(|&b| is_ws(b)) {
                     // `data:` with nothing in it: valid framing, nothing to observe.
                 } else if !is_done(ev.data) {
-                    if !self.content && ev.event.is_empty() {
-                        self.content = is_openai_content(ev.data);
+                    // An error or terminal event is never the first content event.
+                    if !self.content && !self.error_event && !self.finished {
+                        self.content = !self.preamble.holds(ev.event, ev.data);
+                    }
+                    if self.preamble == Preamble::Gemini && gemini_chunk(ev.data).finished {
+                        self.finished = true;
                     }
                     let found = match first {
                         Some((n, found)) if n as usize == ev.data.len() => found,
@@ -128,9 +196,21 @@ pub struct SseScanner {
 }
 
 impl SseScanner {
-    /// A scanner positioned at the start of a stream. Does not allocate.
+    /// A scanner positioned at the start of a stream of any known dialect
+    /// ([`Preamble::Any`]). Does not allocate.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A scanner for a stream whose events before its commit point are `preamble`.
+    pub fn with_preamble(preamble: Preamble) -> Self {
+        SseScanner {
+            dec: SseDecoder::default(),
+            obs: Observed {
+                preamble,
+                ..Observed::default()
+            },
+        }
     }
 
     /// Observe the next chunk.
@@ -192,9 +272,10 @@ impl SseScanner {
         self.obs.error_event || self.obs.found.flags & ERROR != 0
     }
 
-    /// True once the stream reached its first content event — its commit point: an
-    /// Anthropic `content_block_delta`, or an OpenAI chunk (an event without a name) whose
-    /// choices carry non-empty `delta.content`, `delta.tool_calls`, `delta.function_call`,
+    /// True once the stream reached its first content event — its commit point: the first
+    /// complete event its [`Preamble`] does not hold, e.g. an Anthropic
+    /// `content_block_delta`, or an OpenAI chunk (an event without a name) whose choices
+    /// carry non-empty `delta.content`, `delta.tool_calls`, `delta.function_call`,
     /// `delta.refusal`, `delta.reasoning_content` / `delta.reasoning`, or a non-empty legacy
     /// `text`. Role-only chunks, `message_start`, `ping` and `content_block_start` are
     /// preamble. Each event is classified only until the first content event. Stays true.
@@ -212,6 +293,50 @@ impl SseScanner {
     /// terminating blank line has been seen (comment-only blocks do not count).
     pub fn events(&self) -> u64 {
         self.obs.events
+    }
+}
+
+/// What a Gemini stream chunk says about the stream.
+#[derive(Debug, Default, Clone, Copy)]
+struct GeminiChunk {
+    /// A candidate carries at least one part.
+    content: bool,
+    /// A candidate carries a `finishReason`: the last chunk.
+    finished: bool,
+}
+
+/// Reads a Gemini `GenerateContentResponse` chunk (invalid JSON says nothing: the scanner
+/// reports it separately).
+fn gemini_chunk(data: &[u8]) -> GeminiChunk {
+    #[derive(Deserialize)]
+    struct Chunk<'a> {
+        #[serde(default, borrow)]
+        candidates: Option<Vec<Candidate<'a>>>,
+    }
+    #[derive(Deserialize)]
+    struct Candidate<'a> {
+        #[serde(default)]
+        content: Option<Content>,
+        #[serde(default, rename = "finishReason", borrow)]
+        finish_reason: Option<std::borrow::Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Content {
+        #[serde(default)]
+        parts: Option<Vec<IgnoredAny>>,
+    }
+    let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else {
+        return GeminiChunk::default();
+    };
+    let candidates = chunk.candidates.unwrap_or_default();
+    GeminiChunk {
+        content: candidates.iter().any(|c| {
+            c.content
+                .as_ref()
+                .and_then(|c| c.parts.as_ref())
+                .is_some_and(|p| !p.is_empty())
+        }),
+        finished: candidates.iter().any(|c| c.finish_reason.is_some()),
     }
 }
 

@@ -483,11 +483,61 @@ fn usage_edge_cases() {
     assert_eq!(split_invariant(sibling).usage, None);
     let deeper = b"data: {\"message\":{\"x\":{\"usage\":{\"input_tokens\":9}}}}\n\n";
     assert_eq!(split_invariant(deeper).usage, None);
-    // OpenAI Responses-style nested `response.usage` is not top-level: ignored.
+    // OpenAI Responses events carry the response object in `response`: its usage counts.
     assert_eq!(
         whole(b"data: {\"response\":{\"usage\":{\"input_tokens\":1}}}\n\n").usage,
-        None
+        Some(TokenUsage {
+            input: 1,
+            ..TokenUsage::default()
+        })
     );
+    // ... but only at the top level of the event.
+    let deeper = b"data: {\"x\":{\"response\":{\"usage\":{\"input_tokens\":9}}}}\n\n";
+    assert_eq!(split_invariant(deeper).usage, None);
+}
+
+fn reaches_content(body: &[u8]) -> bool {
+    let mut s = SseScanner::new();
+    s.feed(body).unwrap();
+    s.reached_content()
+}
+
+/// An OpenAI Responses stream: usage from `response.completed` (cached tokens are part of
+/// `input_tokens`, reasoning tokens part of `output_tokens`), completion from its event
+/// name, the commit point at the first delta.
+#[test]
+fn responses_stream_usage_completion_and_commit_point() {
+    let head = concat!(
+        "event: response.created\n",
+        "data: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"usage\":null}}\n\n",
+        "event: response.output_item.added\n",
+        "data: {\"type\":\"response.output_item.added\",\"sequence_number\":1,\"item\":{\"type\":\"message\"}}\n\n",
+    );
+    let o = split_invariant(head.as_bytes());
+    assert!(!reaches_content(head.as_bytes()) && !o.finished && o.usage.is_none());
+    assert_eq!(o.events, 2);
+    let full = format!(
+        "{head}{}",
+        concat!(
+            "event: response.output_text.delta\n",
+            "data: {\"type\":\"response.output_text.delta\",\"sequence_number\":2,\"delta\":\"Hi\"}\n\n",
+            "event: response.completed\n",
+            "data: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\":\"resp_1\",\"usage\":{\"input_tokens\":2006,\"input_tokens_details\":{\"cached_tokens\":1920},\"output_tokens\":300,\"output_tokens_details\":{\"reasoning_tokens\":100},\"total_tokens\":2306}}}\n\n",
+        )
+    );
+    let o = split_invariant(full.as_bytes());
+    assert!(reaches_content(full.as_bytes()) && o.finished && !o.error_event);
+    assert_eq!(
+        o.usage,
+        Some(TokenUsage {
+            input: 86,
+            output: 300,
+            cache_read: 1920,
+            cache_write: 0
+        })
+    );
+    let failed = b"event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"server_error\"}}}\n\n";
+    assert!(split_invariant(failed).error_event);
 }
 
 /// OpenAI stream whose final usage chunk reports cached prompt tokens.
@@ -947,4 +997,61 @@ fn the_first_content_event_is_the_commit_point() {
     s.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"He")
         .unwrap();
     assert!(s.is_mid_event() && !s.reached_content());
+}
+
+/// Gemini's `usageMetadata`: the prompt count includes cached content, thoughts count as
+/// output; in a streamed JSON array the last element's counts win; in SSE chunks too.
+#[test]
+fn gemini_usage_metadata_in_objects_arrays_and_streams() {
+    let gemini = TokenUsage {
+        input: 70,
+        output: 25,
+        cache_read: 30,
+        cache_write: 0,
+    };
+    let obj = br#"{"candidates":[],"usageMetadata":{"promptTokenCount":100,"candidatesTokenCount":20,"cachedContentTokenCount":30,"thoughtsTokenCount":5,"totalTokenCount":125}}"#;
+    assert_eq!(json_usage([&obj[..]]), Some(gemini));
+    let array = br#"[{"usageMetadata":{"promptTokenCount":100,"candidatesTokenCount":1}},
+{"usageMetadata":{"promptTokenCount":100,"candidatesTokenCount":20,"cachedContentTokenCount":30,"thoughtsTokenCount":5}}]"#;
+    for k in 0..array.len() {
+        assert_eq!(
+            json_usage([&array[..k], &array[k..]]),
+            Some(gemini),
+            "split at {k}"
+        );
+    }
+    let sse = concat!(
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]}}],\"usageMetadata\":{\"promptTokenCount\":100,\"candidatesTokenCount\":1}}\n\n",
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"b\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":100,\"candidatesTokenCount\":20,\"cachedContentTokenCount\":30,\"thoughtsTokenCount\":5}}\n\n",
+    );
+    assert_eq!(split_invariant(sse.as_bytes()).usage, Some(gemini));
+    // a bad count spoils the object, as for the other dialects
+    let bad = br#"{"usageMetadata":{"promptTokenCount":"100"}}"#;
+    assert_eq!(json_usage([&bad[..]]), None);
+}
+
+/// A Gemini stream: held until the first chunk with a part, complete at the chunk with a
+/// `finishReason` (no `[DONE]` follows), usage from its `usageMetadata`.
+#[test]
+fn gemini_streams_commit_at_their_first_part_and_end_at_a_finish_reason() {
+    let scan = |body: &[u8]| {
+        let mut s = SseScanner::with_preamble(Preamble::Gemini);
+        s.feed(body).unwrap();
+        (s.reached_content(), s.finished())
+    };
+    let empty = b"data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[]}}]}\n\n";
+    assert_eq!(scan(empty), (false, false));
+    let part = b"data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Hi\"}]}}]}\n\n";
+    assert_eq!(scan(part), (true, false));
+    let last = b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"!\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":2}}\n\n";
+    let mut all = part.to_vec();
+    all.extend_from_slice(last);
+    assert_eq!(scan(&all), (true, true));
+    let mut s = SseScanner::with_preamble(Preamble::Gemini);
+    s.feed(&all).unwrap();
+    assert_eq!(s.usage().map(|u| (u.input, u.output)), Some((3, 2)));
+    // the other dialects' scanners are not changed by a finishReason
+    let mut s = SseScanner::with_preamble(Preamble::OpenAiChunks);
+    s.feed(last).unwrap();
+    assert!(!s.finished());
 }

@@ -9,6 +9,10 @@ pub enum ClientApi {
     OpenAi,
     /// `/v1/messages`, `/v1/messages/count_tokens`.
     Anthropic,
+    /// `/v1/responses` and its sub-routes: OpenAI-shaped errors, Responses stream events.
+    OpenAiResponses,
+    /// The native Gemini API (`/v1beta/models/...`): Google-shaped errors.
+    Gemini,
 }
 
 /// The API dialect of a provider: decides credential headers.

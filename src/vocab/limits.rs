@@ -83,7 +83,10 @@ pub struct Counter {
 impl Counter {
     /// Moves the windows forward to `now_ms`.
     pub fn roll(&mut self, now_ms: u64, len: u64) {
-        if self.start_ms == 0 {
+        // An empty counter (a new one included) is anchored at the current window: that
+        // loses nothing. No start time means "not started", so a first window that
+        // really starts at 0 rolls like any other.
+        if self.current == 0 && self.previous == 0 {
             self.start_ms = now_ms - now_ms % len;
         }
         let elapsed_windows = now_ms.saturating_sub(self.start_ms) / len;

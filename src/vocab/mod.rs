@@ -9,6 +9,6 @@ pub mod outcome;
 pub mod usage;
 
 pub use dialect::{BackendType, ClientApi};
-pub use operation::Operation;
+pub use operation::{GeminiMethod, Operation};
 pub use outcome::Outcome;
 pub use usage::TokenUsage;

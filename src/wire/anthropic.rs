@@ -45,6 +45,9 @@ pub struct MessagesRequest<'a> {
     /// Streaming.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
+    /// Extended thinking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Thinking>,
     /// Members not named above, verbatim.
     #[serde(flatten, skip_serializing_if = "Rest::is_empty")]
     pub rest: Rest<'a>,
@@ -94,6 +97,15 @@ pub struct Block<'a, S = Source<'a>> {
     /// `tool_result`: a string or content blocks.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Lazy<'a, Vec<Block<'a, S>>>>,
+    /// `thinking`: the thinking text.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Raw<'a>>,
+    /// `thinking`: the signature that lets it be sent back.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Raw<'a>>,
+    /// `redacted_thinking`: the opaque data.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Raw<'a>>,
 }
 
 /// A block of an answer (a response's `content`, a `content_block_start`'s block): its
@@ -113,6 +125,9 @@ impl<'a, S> Block<'a, S> {
             input: None,
             tool_use_id: None,
             content: None,
+            thinking: None,
+            signature: None,
+            data: None,
         }
     }
 
@@ -177,6 +192,16 @@ pub struct ToolChoice<'a> {
     /// At most one tool call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_parallel_tool_use: Option<bool>,
+}
+
+/// Request `thinking`: `{type: enabled, budget_tokens}`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Thinking {
+    /// `enabled`.
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    /// Tokens the model may think with (at least 1,024, below `max_tokens`).
+    pub budget_tokens: u64,
 }
 
 /// Request `metadata`.
@@ -334,6 +359,12 @@ pub struct Delta<'a> {
     /// `input_json_delta`: the next piece of the input's text.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub partial_json: Option<Raw<'a>>,
+    /// `thinking_delta`: the next piece of the thinking text.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Raw<'a>>,
+    /// `signature_delta`: the thinking block's signature.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Raw<'a>>,
     /// `message_delta`.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<Str<'a>>,

@@ -10,5 +10,7 @@
 
 pub mod anthropic;
 pub mod error;
+pub mod gemini;
 pub mod openai_chat;
 pub mod raw;
+pub mod responses;

@@ -51,6 +51,12 @@ pub struct ChatRequest<'a> {
     /// Streaming options.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
+    /// Reasoning effort (`low`, `medium`, `high`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<Str<'a>>,
+    /// Structured output (as written: `json_schema` or `json_object`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormatOut<'a>>,
     /// Members not named above, verbatim.
     #[serde(flatten, skip_serializing_if = "Rest::is_empty")]
     pub rest: Rest<'a>,
@@ -167,6 +173,9 @@ pub struct FnDef<'a> {
     /// Its JSON schema.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Raw<'a>>,
+    /// Strict schema adherence (written only).
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
 }
 
 /// `tool_choice`: a mode string or a named function.
@@ -204,6 +213,33 @@ pub struct ResponseFormat<'a> {
     /// `text`, `json_object`, `json_schema`.
     #[serde(borrow, rename = "type")]
     pub ty: Str<'a>,
+}
+
+/// `response_format` as the gateway writes it.
+#[derive(Debug, Serialize)]
+pub struct ResponseFormatOut<'a> {
+    /// `json_schema` or `json_object`.
+    #[serde(rename = "type")]
+    pub ty: Str<'a>,
+    /// For `json_schema`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<JsonSchemaFormat<'a>>,
+}
+
+/// `response_format.json_schema`.
+#[derive(Debug, Serialize)]
+pub struct JsonSchemaFormat<'a> {
+    /// The format's name.
+    pub name: Raw<'a>,
+    /// What the format is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<Raw<'a>>,
+    /// The JSON schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Raw<'a>>,
+    /// Strict schema adherence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
 }
 
 /// A `chat.completion` response.
@@ -261,6 +297,13 @@ pub struct ResponseMessage<'a> {
     /// Tool calls.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall<'a>>>,
+
+    /// Reasoning text (vLLM, DeepSeek; read only).
+    #[serde(borrow, default, skip_serializing)]
+    pub reasoning_content: Option<Raw<'a>>,
+    /// Reasoning text (Ollama, newer vLLM; read only).
+    #[serde(borrow, default, skip_serializing)]
+    pub reasoning: Option<Raw<'a>>,
 }
 
 /// OpenAI `usage`: `prompt_tokens` is the whole prompt, `cached_tokens` a part of it (see
@@ -279,6 +322,17 @@ pub struct Usage {
     /// The prompt's breakdown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_tokens_details: Option<PromptTokensDetails>,
+    /// The completion's breakdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+/// `usage.completion_tokens_details`.
+#[derive(Debug, Default, Clone, Copy, Deserialize, Serialize)]
+pub struct CompletionTokensDetails {
+    /// Generated tokens spent on reasoning (a part of `completion_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u64>,
 }
 
 /// `usage.prompt_tokens_details`.
@@ -316,6 +370,7 @@ impl Usage {
             prompt_tokens_details: Some(PromptTokensDetails {
                 cached_tokens: Some(u.cache_read),
             }),
+            completion_tokens_details: None,
         }
     }
 }
@@ -378,6 +433,12 @@ pub struct ChunkDelta<'a> {
     /// Tool-call pieces.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<List<'a, ToolCallDelta<'a>>>,
+    /// Reasoning text (vLLM, DeepSeek; read only).
+    #[serde(borrow, default, skip_serializing)]
+    pub reasoning_content: Option<Raw<'a>>,
+    /// Reasoning text (Ollama, newer vLLM; read only).
+    #[serde(borrow, default, skip_serializing)]
+    pub reasoning: Option<Raw<'a>>,
 }
 
 /// A piece of a streamed tool call.

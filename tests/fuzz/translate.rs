@@ -7,7 +7,18 @@
 use berry_gateway::body::scan;
 use berry_gateway::sse::SseDecoder;
 use berry_gateway::translate::errors::{self, CREDENTIALS_MESSAGE};
-use berry_gateway::translate::{chat_to_messages, messages_to_chat, UpstreamBroken};
+use berry_gateway::translate::{chat_to_messages, messages_to_chat, responses, UpstreamBroken};
+
+/// The context of the fuzzed Responses answers (a fixed `created_at`).
+fn responses_context() -> responses::AnswerContext {
+    let mut cx = responses::AnswerContext::new("resp_1".into(), "m".into(), RESPONSES_REQUEST);
+    cx.created_at = 1_700_000_000;
+    cx
+}
+
+/// The Responses request the fuzzed Responses answers answer (a custom tool, a function tool).
+const RESPONSES_REQUEST: &[u8] =
+    br#"{"tools":[{"type":"custom","name":"apply_patch"},{"type":"function","name":"f"}]}"#;
 use berry_gateway::usage::{JsonUsageScanner, SseScanner};
 use berry_gateway::vocab::TokenUsage;
 use proptest::collection::vec;
@@ -36,6 +47,10 @@ pub(crate) enum Dir {
     ChatToMessages(bool),
     /// OpenAI chunks in, Anthropic events out.
     MessagesToChat,
+    /// Anthropic events in, Responses events out.
+    ResponsesFromMessages,
+    /// OpenAI chunks in, Responses events out.
+    ResponsesFromChat,
 }
 
 /// `dir`'s stream translator fed `chunks`; a feed error must be sticky.
@@ -69,6 +84,8 @@ pub(crate) fn run(dir: Dir, chunks: &[&[u8]]) -> Run {
     match dir {
         Dir::ChatToMessages(usage) => go!(chat_to_messages::Stream::new_at(usage, 1_700_000_000)),
         Dir::MessagesToChat => go!(messages_to_chat::Stream::new()),
+        Dir::ResponsesFromMessages => go!(responses::new_messages_stream(responses_context())),
+        Dir::ResponsesFromChat => go!(responses::new_chat_stream(responses_context())),
     }
 }
 
@@ -792,6 +809,27 @@ fn translators_on_arbitrary_bytes() {
         |(input, cuts, usage, status)| {
             check_stream(Dir::ChatToMessages(usage), &input, &cuts);
             check_stream(Dir::MessagesToChat, &input, &cuts);
+            check_stream(Dir::ResponsesFromMessages, &input, &cuts);
+            check_stream(Dir::ResponsesFromChat, &input, &cuts);
+            let rcx = responses::RequestContext {
+                model: "m",
+                history: Some(&input),
+            };
+            if let Ok(t) = responses::to_messages(&input, &rcx) {
+                assert!(is_json(&t.body));
+            }
+            let acx = responses::AnswerContext::new("resp_1".into(), "m".into(), &input);
+            if let Ok(a) = responses::from_messages(&input, &acx) {
+                check_response(&a.body);
+                assert!(is_json(&a.output_items));
+            }
+            if let Ok(t) = responses::to_chat(&input, &rcx) {
+                assert!(is_json(&t.body));
+            }
+            if let Ok(a) = responses::from_chat(&input, &acx) {
+                check_response(&a.body);
+                assert!(is_json(&a.output_items));
+            }
             if let Ok(out) = chat_to_messages::request(&input, "m") {
                 check_request(&input, &out, "m");
             }
@@ -853,6 +891,72 @@ fn chat_to_messages_stream_on_generated_streams() {
     tally.at_least("complete", "case", 0.4);
     tally.at_least("broken", "case", 0.1);
     tally.at_least("error event", "case", 0.01);
+}
+
+#[test]
+fn responses_from_messages_stream_on_generated_streams() {
+    let tally = Tally::default();
+    fuzz(
+        256,
+        || (anthropic_events(), damage(), framing(), cuts()),
+        |(mut events, damage, framing, cuts)| {
+            apply(&mut events, &damage);
+            let input = render(&events, &framing);
+            let (r, _) = check_stream(Dir::ResponsesFromMessages, &input, &cuts);
+            outcome(&tally, &r);
+            if damage.is_empty() {
+                assert_eq!(r.feed, Ok(()), "{}", String::from_utf8_lossy(&input));
+                assert_eq!(r.finish, Ok(()));
+                assert!(r.started || !r.out.is_empty());
+            }
+            let mut next = 0u64;
+            let mut d = SseDecoder::new();
+            d.feed(&r.out, |ev| {
+                let v: Value = serde_json::from_slice(ev.data).unwrap();
+                assert_eq!(v["sequence_number"].as_u64(), Some(next));
+                assert_eq!(v["type"].as_str().map(str::as_bytes), Some(ev.event));
+                next += 1;
+            })
+            .unwrap();
+            Ok(())
+        },
+    );
+    tally.at_least("complete", "case", 0.4);
+    tally.at_least("broken", "case", 0.1);
+}
+
+/// Chat chunks into Responses events: numbered from 0 without gaps, each event's name its
+/// `type`; an undamaged stream completes.
+#[test]
+fn responses_from_chat_stream_on_generated_streams() {
+    let tally = Tally::default();
+    fuzz(
+        256,
+        || (openai_events(), damage(), framing(), cuts()),
+        |(mut events, damage, framing, cuts)| {
+            apply(&mut events, &damage);
+            let input = render(&events, &framing);
+            let (r, _) = check_stream(Dir::ResponsesFromChat, &input, &cuts);
+            outcome(&tally, &r);
+            if damage.is_empty() {
+                assert_eq!(r.feed, Ok(()), "{}", String::from_utf8_lossy(&input));
+                assert_eq!(r.finish, Ok(()));
+            }
+            let mut next = 0u64;
+            let mut d = SseDecoder::new();
+            d.feed(&r.out, |ev| {
+                let v: Value = serde_json::from_slice(ev.data).unwrap();
+                assert_eq!(v["sequence_number"].as_u64(), Some(next));
+                assert_eq!(v["type"].as_str().map(str::as_bytes), Some(ev.event));
+                next += 1;
+            })
+            .unwrap();
+            Ok(())
+        },
+    );
+    tally.at_least("complete", "case", 0.4);
+    tally.at_least("broken", "case", 0.05);
+    tally.at_least("error event", "case", 0.02);
 }
 
 #[test]
@@ -986,6 +1090,11 @@ fn response_and_error_translation_well_formed() {
                 tally.hit("completion translated");
                 check_response(&out);
             }
+            if let Ok(a) = responses::from_chat(&completion, &responses_context()) {
+                tally.hit("completion translated to a Response");
+                check_response(&a.body);
+                assert!(is_json(&a.output_items));
+            }
             // Each also on the other dialect's answer.
             for (out, _) in chat_to_messages::response(&completion)
                 .into_iter()
@@ -1004,4 +1113,9 @@ fn response_and_error_translation_well_formed() {
     );
     tally.at_least("message translated", "case", 0.4);
     tally.at_least("completion translated", "case", 0.2);
+    tally.at_least("completion translated to a Response", "case", 0.2);
 }
+
+// ------------------------------------------------------------------------------ Gemini
+#[path = "translate_gemini.rs"]
+mod gemini;

@@ -57,7 +57,7 @@ fn credentials_are_replaced_and_url_joined() {
     let r = request(
         gw.addr,
         "POST",
-        "/v1/chat/completions?trace=1",
+        "/v1/chat/completions?api-version=client-chosen&trace=1",
         &[
             ("Authorization", "Bearer tok-user"),
             ("x-api-key", "tok-user"),
@@ -71,10 +71,8 @@ fn credentials_are_replaced_and_url_joined() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-request-id"), Some("req-abc-123"));
     let seen = m.last_request().unwrap();
-    assert_eq!(
-        seen.path,
-        "/openai/v1/chat/completions?api-version=7&trace=1"
-    );
+    // only the gateway's own query parameters reach the provider, never the client's
+    assert_eq!(seen.path, "/openai/v1/chat/completions?api-version=7");
     assert_eq!(
         seen.header("authorization"),
         Some("Bearer sk-provider-secret")
@@ -262,7 +260,7 @@ fn expect_continue_and_chunked_uploads() {
     let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
 
-    // a small chunked upload works; a chunked upload over 64 KiB gets 411
+    // a small chunked upload works, and one over 64 KiB too (tests/gateway/bodies.rs)
     let chunked = format!(
         "{:x}\r\n{}\r\n0\r\n\r\n",
         body.len(),
@@ -298,7 +296,12 @@ fn expect_continue_and_chunked_uploads() {
         ],
         chunked.as_bytes(),
     );
-    assert_eq!(r.status, 411, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        m.last_request().unwrap().body,
+        big.replace("\"client-model\"", "\"real-model/v2\"")
+            .as_bytes()
+    );
 }
 
 #[test]

@@ -1,12 +1,16 @@
-//! Test harness: the real `berry-gateway` binary on probed free loopback ports, the
-//! project's mock providers in-process, and a small blocking HTTP/1.1 client that records
-//! when each response chunk arrived.
+//! Test harness: the real `berry-gateway` binary listening on a loopback port the kernel
+//! picks (port 0; the harness reads the bound port back from the gateway's own socket, so
+//! a test never reaches another test's gateway), the project's mock providers in-process,
+//! and a small blocking HTTP/1.1 client that records when each response chunk arrived.
 
 #![allow(dead_code)]
 
-#[path = "../common/http_client.rs"]
-mod http_client;
-pub use http_client::{Client, Resp};
+pub use berry_test_support::{Client, Resp};
+
+/// A real `redis-server` per test (shared-state tests); declared once for every module.
+#[allow(dead_code)] // each test uses part of the helper
+#[path = "../common/redis.rs"]
+pub mod redis_server;
 
 use berry_mock::{MockGuard, MockOptions, MockProvider, Mode};
 use std::io;
@@ -15,7 +19,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free loopback port (probed: bound, then released).
+/// The client listener address the harness starts a gateway on: the kernel picks the port.
+pub const LISTEN_ANY: &str = "127.0.0.1:0";
+
+/// A `metrics_listen` for test configs: another loopback address (told apart from the
+/// client listener by it), the port picked by the kernel and read back by the harness.
+pub const METRICS_LISTEN_ANY: &str = "127.0.0.2:0";
+
+/// A free loopback port (probed: bound, then released; another process may take it
+/// before it is used). Only for addresses a test needs before starting a process, such
+/// as a `metrics_listen` in a config text; a gateway's client listener is on [`LISTEN_ANY`].
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -57,7 +70,11 @@ pub fn set_mode(m: &MockProvider, mode: Mode) {
 /// A running gateway process.
 pub struct Gateway {
     pub child: Option<Child>,
+    /// The client listener as bound (read from the gateway's socket).
     pub addr: SocketAddr,
+    /// The `--listen` value the gateway was started with ([`LISTEN_ANY`]): a process that
+    /// takes the listeners over on upgrade (`-u`) names them the same way.
+    pub listen: String,
     /// Where `/metrics` is served: the config's `settings.metrics_listen` when it sets
     /// one (the client listener then answers 404), else the client listener.
     pub metrics_addr: SocketAddr,
@@ -96,8 +113,6 @@ impl Gateway {
         let dir = temp_dir("gw");
         let config_path = dir.join(format!("berry.{ext}"));
         std::fs::write(&config_path, config).expect("write config");
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let log_path = dir.join("gateway.log");
         let log = std::fs::File::create(&log_path).expect("log file");
         let conf = pingora_conf(&dir);
@@ -105,7 +120,7 @@ impl Gateway {
         cmd.arg("--config")
             .arg(&config_path)
             .arg("--listen")
-            .arg(addr.to_string())
+            .arg(LISTEN_ANY)
             .arg("-c")
             .arg(&conf)
             .args(args)
@@ -124,27 +139,46 @@ impl Gateway {
             }
         }
         let child = cmd.spawn().expect("spawn gateway");
-        let gw = Gateway {
+        let unbound: SocketAddr = LISTEN_ANY.parse().expect("addr");
+        let metrics = metrics_listen_of(config);
+        let mut gw = Gateway {
             child: Some(child),
-            addr,
-            metrics_addr: metrics_listen_of(config).unwrap_or(addr),
+            addr: unbound,
+            listen: LISTEN_ANY.to_string(),
+            metrics_addr: metrics.unwrap_or(unbound),
             dir,
             config_path,
             log_path,
         };
-        gw.wait_ready();
+        let (addr, metrics_addr) = gw.wait_ready(metrics);
+        gw.addr = addr;
+        gw.metrics_addr = metrics_addr.unwrap_or(addr);
         gw
     }
 
-    fn wait_ready(&self) {
+    /// Waits until this gateway process has bound its listeners and answers `/health` on
+    /// the client one; the bound client and metrics addresses. Panics with the log when
+    /// the process exits or does not get there within 20 s.
+    fn wait_ready(&mut self, metrics: Option<SocketAddr>) -> (SocketAddr, Option<SocketAddr>) {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut bound = None;
         while Instant::now() < deadline {
-            if let Ok(r) = try_request(self.addr, "GET", "/health", &[], b"") {
-                if r.status == 200 || r.status == 503 {
-                    return;
+            let pid = match self.child.as_mut().map(|c| (c.id(), c.try_wait())) {
+                Some((pid, Ok(None))) => pid,
+                _ => panic!("gateway exited before it was ready; log:\n{}", self.log()),
+            };
+            if bound.is_none() {
+                bound = bound_listeners(pid, metrics);
+            }
+            if let Some((client, metrics)) = bound {
+                // the listener is this process's own: whatever answers is this gateway
+                if try_request(client, "GET", "/health", &[], b"")
+                    .is_ok_and(|r| r.status == 200 || r.status == 503)
+                {
+                    return (client, metrics);
                 }
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         panic!("gateway did not start; log:\n{}", self.log());
     }
@@ -256,6 +290,38 @@ impl Drop for Gateway {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The client listener of gateway process `pid` once bound (see [`bound_listeners`]).
+pub fn client_listener(pid: u32, metrics: Option<SocketAddr>) -> Option<SocketAddr> {
+    bound_listeners(pid, metrics).map(|(client, _)| client)
+}
+
+/// The listeners of gateway process `pid` once bound, read from its sockets: the client
+/// listener (its one listening socket on 127.0.0.1 other than `metrics`) and, when the
+/// config sets `metrics_listen` (`metrics`), the metrics listener (port 0: the socket on
+/// that IP). `None` while one is missing.
+pub fn bound_listeners(
+    pid: u32,
+    metrics: Option<SocketAddr>,
+) -> Option<(SocketAddr, Option<SocketAddr>)> {
+    let listeners = berry_test_support::process::tcp_listeners(pid).ok()?;
+    let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
+    let metrics = match metrics {
+        None => None,
+        Some(m) if m.port() == 0 => Some(*addrs.iter().find(|a| a.ip() == m.ip())?),
+        Some(m) => Some(*addrs.iter().find(|a| **a == m)?),
+    };
+    let client = LISTEN_ANY.parse::<SocketAddr>().ok()?.ip();
+    let mut clients = addrs
+        .iter()
+        .filter(|a| Some(**a) != metrics && a.ip() == client);
+    let first = *clients.next()?;
+    assert!(
+        clients.next().is_none(),
+        "gateway {pid} has several client listeners: {addrs:?}"
+    );
+    Some((first, metrics))
 }
 
 /// Sends one request on a new connection and reads the whole response.
@@ -448,14 +514,4 @@ pub fn user(id: &str, token: &str, extra: &str) -> String {
     format!("[users.{id}]\ntoken = \"{token}\"\n{extra}\n")
 }
 
-/// Waits until `f` holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    f()
-}
+pub use berry_test_support::wait_until;

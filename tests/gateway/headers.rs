@@ -323,3 +323,78 @@ fn account_and_rate_limit_headers_never_reach_the_client() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_anonymous(&r, "translated stream with anthropic-ratelimit-*");
 }
+
+/// Upstream headers an answer may carry (`RETURNED` in the gateway, the upstream's request
+/// id renamed), plus what the gateway sets itself.
+const RETURNED: [&str; 12] = [
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "content-encoding",
+    "retry-after",
+    "retry-after-ms",
+    "openai-processing-ms",
+    "x-upstream-request-id",
+    // the gateway's own
+    "x-request-id",
+    "date",
+    "connection",
+    "x-berry-dropped-tools",
+];
+
+fn assert_only_returned(r: &Resp, what: &str) {
+    let extra: Vec<&(String, String)> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| !RETURNED.contains(&n.to_ascii_lowercase().as_str()))
+        .collect();
+    assert!(extra.is_empty(), "{what}: {extra:?} reached the client");
+}
+
+#[test]
+fn only_allowed_upstream_headers_reach_the_client() {
+    let oa = mock_with("oa", |o| o.account_headers = true);
+    let an = mock("an");
+    let cfg = format!(
+        "{}\n{}{}{}backend_type = \"anthropic\"\n[models.g]\n[[models.g.backends]]\nprovider = \"oa\"\nmodel = \"gpt-real\"\n[models.c]\n[[models.c.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n",
+        quiet_settings(),
+        user("u", "tok", ""),
+        provider("oa", &oa),
+        provider("an", &an),
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&oa, &an]);
+    // the mock sends headers of its own (its name, cache-control on streams) beside the
+    // account's: none of them may pass
+    assert_mock_sends(
+        &oa,
+        "/v1/chat/completions",
+        ("x-api-key", "k"),
+        "x-mock-name",
+    );
+    let chat = |model: &str, stream: bool| {
+        gw.post(
+            "/v1/chat/completions",
+            "tok",
+            &format!(r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#),
+        )
+    };
+    for model in ["g", "c"] {
+        for stream in [false, true] {
+            let r = chat(model, stream);
+            assert_eq!(r.status, 200, "{}", r.text());
+            assert_only_returned(&r, &format!("{model}, stream {stream}"));
+            assert!(r.header("x-request-id").is_some(), "{:?}", r.headers);
+        }
+    }
+    oa.set_mode(Mode::Status(500));
+    let r = chat("g", false);
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_only_returned(&r, "passed-through 500");
+    // a translated failure answer is labelled as what it is now: the client's JSON
+    an.set_mode(Mode::Status(529));
+    let r = chat("c", false);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_only_returned(&r, "translated 529");
+}

@@ -105,7 +105,7 @@ fn graceful_upgrade_loses_no_request_and_completes_streams() {
         .arg("--config")
         .arg(&old.config_path)
         .arg("--listen")
-        .arg(addr.to_string())
+        .arg(&old.listen)
         .arg("-c")
         .arg(old.dir.join("pingora.yaml"))
         .arg("-u")
@@ -169,8 +169,6 @@ fn daemon_mode_and_sigterm_let_streams_finish_then_exit() {
     let mut conf_text = std::fs::read_to_string(&conf).unwrap();
     conf_text.push_str(&format!("error_log: {}/error.log\n", dir.display()));
     std::fs::write(&conf, conf_text).unwrap();
-    let port = free_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // A relative --config: daemon mode moves the working directory to `/`, and reloads
     // must still find the file.
     let status = Command::new(binary())
@@ -178,7 +176,7 @@ fn daemon_mode_and_sigterm_let_streams_finish_then_exit() {
         .arg("--config")
         .arg("berry.toml")
         .arg("--listen")
-        .arg(addr.to_string())
+        .arg(LISTEN_ANY)
         .arg("-c")
         .arg(&conf)
         .arg("-d")
@@ -190,10 +188,17 @@ fn daemon_mode_and_sigterm_let_streams_finish_then_exit() {
         status.success(),
         "the launching process returns once daemonized"
     );
+    // the daemon's listener, read from its own socket once its pid file names it
     let pid_file = dir.join("gw.pid");
+    let mut bound = None;
     assert!(wait_until(Duration::from_secs(20), || {
-        pid_file.exists() && try_request(addr, "GET", "/health", &[], b"").is_ok()
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        bound = bound.or_else(|| pid.and_then(|pid| client_listener(pid, None)));
+        bound.is_some_and(|a| try_request(a, "GET", "/health", &[], b"").is_ok())
     }));
+    let addr = bound.unwrap();
     let pid = std::fs::read_to_string(&pid_file)
         .unwrap()
         .trim()
@@ -277,4 +282,22 @@ fn idle_gateway_stops_within_seconds_on_sigterm() {
     let err = try_request(gw.addr, "GET", "/health", &[], b"")
         .expect_err("the stopped gateway still answers");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+}
+
+/// The client listener is created with `TCP_DEFER_ACCEPT` (read back from the gateway's
+/// own socket): a connection reaches Pingora only with its first bytes, so a stop or
+/// upgrade never drops an accepted connection that has not sent its request yet.
+#[test]
+fn the_client_listener_defers_accept_until_data_arrives() {
+    let m = mock("m");
+    let gw = Gateway::start(&config(&m));
+    let pid = gw.child.as_ref().unwrap().id();
+    let listeners = berry_test_support::process::tcp_listeners(pid).unwrap();
+    let client = listeners
+        .iter()
+        .find(|l| l.addr == gw.addr)
+        .unwrap_or_else(|| panic!("no listener on {}: {listeners:?}", gw.addr));
+    // the kernel reports the seconds rounded up to its retransmission schedule
+    let secs = client.defer_accept_secs().unwrap();
+    assert!(secs >= 5, "TCP_DEFER_ACCEPT = {secs}");
 }

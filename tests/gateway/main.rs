@@ -2,11 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code may fail loudly
 
+mod bodies;
 mod config_files;
 mod connections;
 mod dialects;
 mod errors;
 mod forwarding;
+mod gemini;
 mod hardening;
 mod harness;
 mod headers;
@@ -14,6 +16,8 @@ mod lifecycle;
 mod operations;
 mod quotas;
 mod resilience;
+mod responses;
+mod responses_state;
 mod retries;
 mod sdk;
 mod shared_state;

@@ -66,11 +66,15 @@ fn max_concurrent_caps_requests_in_flight() {
         let streams: Vec<_> = (0..2)
             .map(|_| s.spawn(|| gw.chat_stream("tok", "model-x")))
             .collect();
+        // both admitted: in flight counts a request from its admission on
         assert!(
-            wait_until(Duration::from_secs(3), || a.active_connections() >= 2),
+            wait_until(Duration::from_secs(3), || metric(
+                &gw,
+                "berry_inflight_requests",
+                &[]
+            ) >= 2.0),
             "two streams in flight"
         );
-        std::thread::sleep(Duration::from_millis(200));
         let r = gw.chat("tok", "model-x");
         assert_eq!(r.status, 429, "{}", r.text());
         assert_eq!(r.error_code(), "user_concurrency_exceeded");

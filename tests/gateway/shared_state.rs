@@ -5,11 +5,9 @@
 
 use crate::harness::*;
 use berry_mock::{MockProvider, Mode};
+use redis::Commands;
 use std::time::Duration;
 
-#[allow(dead_code)] // the gateway tests use part of the helper
-#[path = "../common/redis.rs"]
-mod redis_server;
 use redis_server::RedisServer;
 
 const ADMIN: &str = "admin-secret-token";
@@ -101,8 +99,22 @@ fn two_replicas_enforce_one_set_of_limits() {
         assert_eq!(r.status, 200, "{}", r.text());
         last = r.json()["usage"]["total_tokens"].as_u64().unwrap();
         used += last;
-        // tokens are added when a request ends (in the background, batched)
-        std::thread::sleep(Duration::from_millis(150));
+        // tokens are added when a request ends (in the background, batched): wait until
+        // Redis holds them (this window and the one before, should the minute turn)
+        assert!(
+            wait_until(Duration::from_secs(5), || user_field(
+                &redis,
+                "tpm",
+                "tok:minute",
+                "c"
+            ) + user_field(
+                &redis,
+                "tpm",
+                "tok:minute",
+                "p"
+            ) >= used),
+            "{used} tokens not in Redis"
+        );
     }
     assert!(used >= 60, "refused at {used} tokens");
     // the last admitted request started under the pair's budget: counted per replica, the
@@ -121,10 +133,16 @@ fn two_replicas_enforce_one_set_of_limits() {
         let held: Vec<_> = (0..2)
             .map(|_| s.spawn(|| g1.chat_stream("tok-conc", "model-x")))
             .collect();
-        assert!(wait_until(Duration::from_secs(3), || a
-            .active_connections()
-            >= 2));
-        std::thread::sleep(Duration::from_millis(200));
+        // both admitted (in flight counts from admission on), and both leases in Redis
+        assert!(
+            wait_until(Duration::from_secs(3), || metric(
+                &g1,
+                "berry_inflight_requests",
+                &[]
+            ) >= 2.0),
+            "two streams in flight"
+        );
+        assert_eq!(leases(&redis, "conc"), 2);
         let r = g2.chat("tok-conc", "model-x");
         assert_eq!(r.status, 429, "{}", r.text());
         assert_eq!(r.error_code(), "user_concurrency_exceeded");
@@ -137,10 +155,33 @@ fn two_replicas_enforce_one_set_of_limits() {
         .chat("tok-conc", "model-x")
         .status
         == 200));
-    // a user without limits is never refused
+    // a user without limits is never refused, and costs Redis nothing: no key of theirs
     for g in [&g1, &g2] {
         assert_eq!(g.chat("tok-free", "model-x").status, 200);
     }
+    let mut limited_keys: Vec<String> = redis.client().keys("berry:{*").unwrap();
+    limited_keys.sort();
+    assert!(
+        !limited_keys.is_empty() && limited_keys.iter().all(|k| !k.starts_with("berry:{free}")),
+        "{limited_keys:?}"
+    );
+}
+
+/// Field `field` of user `user`'s hash `suffix` in Redis (0 when absent).
+fn user_field(redis: &RedisServer, user: &str, suffix: &str, field: &str) -> u64 {
+    redis
+        .client()
+        .hget::<_, _, Option<u64>>(format!("berry:{{{user}}}:{suffix}"), field)
+        .unwrap()
+        .unwrap_or(0)
+}
+
+/// Concurrency leases user `user` holds in Redis.
+fn leases(redis: &RedisServer, user: &str) -> u64 {
+    redis
+        .client()
+        .zcard(format!("berry:{{{user}}}:leases"))
+        .unwrap()
 }
 
 #[test]

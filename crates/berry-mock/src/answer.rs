@@ -17,7 +17,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::json::{json_str, push_u64};
+use crate::json::{json_str, push_json_escaped, push_u64};
 use crate::tools::ToolCall;
 
 /// The request body fields the mock reads (everything else is ignored).
@@ -128,6 +128,9 @@ pub(crate) struct Answer {
     pub include_usage: bool,
     /// The answer is a call of this tool instead of text.
     pub tool: Option<ToolCall>,
+    /// The reply text when it is not `tok0 tok1 … ` (the answer to a tool's output, see
+    /// [`crate::tools::tool_output_reply`]); streamed in `completion_tokens` pieces.
+    pub text: Option<String>,
 }
 
 impl Answer {
@@ -152,6 +155,43 @@ impl Answer {
             completion_tokens: chunks,
             include_usage,
             tool: None,
+            text: None,
+        }
+    }
+
+    /// The same answer with the reply text `text` (instead of `tok0 tok1 … `), in as
+    /// many pieces as the answer has content chunks (at least 1).
+    pub(crate) fn with_text(mut self, text: Option<String>) -> Answer {
+        if text.is_some() {
+            self.completion_tokens = self.completion_tokens.max(1);
+        }
+        self.text = text;
+        self
+    }
+
+    /// Appends the whole reply text, JSON-escaped, without quotes.
+    pub(crate) fn push_text(&self, out: &mut Vec<u8>) {
+        match &self.text {
+            Some(t) => push_json_escaped(out, t),
+            None => push_reply_text(out, self.completion_tokens),
+        }
+    }
+
+    /// The whole reply text.
+    pub(crate) fn reply_text(&self) -> String {
+        let mut out = Vec::new();
+        match &self.text {
+            Some(t) => return t.clone(),
+            None => push_reply_text(&mut out, self.completion_tokens),
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Appends content chunk `i` of the reply text, JSON-escaped, without quotes.
+    pub(crate) fn push_text_piece(&self, out: &mut Vec<u8>, i: u32) {
+        match &self.text {
+            Some(t) => push_json_escaped(out, piece(t, i, self.completion_tokens)),
+            None => push_chunk_text(out, i),
         }
     }
 
@@ -197,7 +237,25 @@ pub(crate) fn push_chunk_text(out: &mut Vec<u8>, i: u32) {
     out.push(b' ');
 }
 
-fn unix_now() -> u64 {
+/// Piece `i` of `n` of `s` (`n` ≥ 1): consecutive pieces of about equal length, cut at
+/// character boundaries, that concatenate to `s` (some may be empty when `n` exceeds
+/// the length).
+pub(crate) fn piece(s: &str, i: u32, n: u32) -> &str {
+    let n = u64::from(n.max(1));
+    let len = s.len() as u64;
+    let at = |k: u64| {
+        let mut b = usize::try_from(k.min(n) * len / n).unwrap_or(s.len());
+        while !s.is_char_boundary(b) {
+            b += 1;
+        }
+        b
+    };
+    let (from, to) = (at(u64::from(i)), at(u64::from(i) + 1));
+    s.get(from..to).unwrap_or("")
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

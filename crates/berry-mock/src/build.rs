@@ -5,7 +5,8 @@
 //! The answer names the request's `model` (the mock's default model when it names
 //! none; on Azure deployment routes, the deployment). Chat and Messages answers call a
 //! tool when the request asks for one (see [`crate::tools`]); a request naming a tool it
-//! does not list gets a 400.
+//! does not list gets a 400; the turn after a requested call is answered with the tool's
+//! output ([`tool_output_reply`]).
 
 use std::time::Duration;
 
@@ -21,13 +22,13 @@ use crate::response::Reply;
 use crate::route::Endpoint;
 use crate::state::Shared;
 use crate::stream::StreamPlan;
-use crate::tools::requested_call;
+use crate::tools::{requested_call, tool_output_reply, ToolShape};
 
-/// The answer to `head` with the request body fields `fields` (`body_len` bytes).
+/// The answer to `head` with the request body `body` and its fields `fields`.
 pub(crate) fn success(
     sh: &Shared,
     head: &Head,
-    body_len: usize,
+    body: &[u8],
     fields: &ReqFields<'_>,
     fault: Fault,
     reply: &Reply<'_>,
@@ -42,16 +43,24 @@ pub(crate) fn success(
         sh.next_id(),
         model,
         sh.fingerprint_json.clone(),
-        body_len,
+        body.len(),
         o.chunks.unwrap_or_else(|| sh.chunks()),
         fields.include_usage(),
     );
     if head.endpoint == Endpoint::CountTokens {
         return reply.json(200, fixed_json(count_tokens_body(ans.prompt_tokens), fault));
     }
+    let shape = ToolShape::of(head.api);
+    let after_call = match (head.endpoint, &o.tool_use) {
+        (Endpoint::Chat | Endpoint::Messages, Some(_)) => serde_json::from_slice(body)
+            .ok()
+            .and_then(|v| tool_output_reply(shape, &v)),
+        _ => None,
+    };
     let tool = match head.endpoint {
+        _ if after_call.is_some() => Ok(None),
         Endpoint::Chat | Endpoint::Messages => requested_call(
-            head.api,
+            shape,
             fields.tools.as_ref(),
             fields.tool_choice.as_ref(),
             o.tool_use.as_deref(),
@@ -65,7 +74,8 @@ pub(crate) fn success(
     };
     let ans = ans
         .with_cache(o.cache_read.unwrap_or(0), o.cache_write.unwrap_or(0))
-        .with_tool(tool);
+        .with_tool(tool)
+        .with_text(after_call);
     if fields.stream() && head.endpoint != Endpoint::Embeddings {
         let chunks = ans.completion_tokens;
         let interval: Duration = o.interval.unwrap_or_else(|| sh.interval());

@@ -10,13 +10,16 @@
 //! 5. the header delay (`x-mock-delay-ms`, else [`Mode::SlowHeaders`]);
 //! 6. [`Mode::Status`] / [`Mode::RateLimited`] / [`Mode::KeyRejected`] answers (before
 //!    the key check);
-//! 7. a missing or wrong API key: 401; an Anthropic request without
+//! 7. a missing or wrong API key: 401 (Gemini: Google's 400 `API_KEY_INVALID`, or 403
+//!    `PERMISSION_DENIED` without a key); an Anthropic request without
 //!    `anthropic-version` when [`MockOptions::require_anthropic_version`] is set: 400;
-//! 8. unknown endpoint: 404; an Azure deployments request without `api-version`: 404
+//! 8. a Gemini request goes to [`crate::gemini`] (its own checks and answers); unknown
+//!    endpoint: 404; an Azure deployments request without `api-version`: 404
 //!    `Resource not found`; `GET …/models`: the model list (Anthropic's shape when
 //!    asked with `anthropic-version`);
 //! 9. a native Anthropic request ([`crate::anthropic`]) or a `count_tokens` request that
-//!    the real API would refuse: 400; a body that is not a JSON object: 400;
+//!    the real API would refuse: 400; a Responses API request goes to
+//!    [`crate::responses`] (its own checks); a body that is not a JSON object: 400;
 //! 10. the answer in the endpoint's format ([`crate::build`]).
 //!
 //! Every answer is in the dialect of its route (errors included, see [`Mode`]) and
@@ -45,8 +48,12 @@ use crate::response::{push_account_headers, Reply};
 use crate::route::{Api, Endpoint};
 use crate::server::ConnCtl;
 use crate::state::Shared;
-use crate::{anthropic, azure, openai};
+use crate::{anthropic, azure, gemini, openai, responses};
 use crate::{Mode, MAX_BODY_BYTES, MAX_HEAD_BYTES};
+
+/// Google Gemini's answer to a refused API key (its OpenAI-compatible endpoint wraps the
+/// same error in a list).
+const GEMINI_KEY_INVALID: &str = r#"[{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}]}}]"#;
 
 /// The hyper service of a connection: answers `req` (never fails; faults that
 /// cut the connection go through `conn`).
@@ -140,18 +147,28 @@ async fn answer(sh: &Shared, conn: &ConnCtl, head: &Head, body: &Bytes) -> Respo
             let ra = retry_after.or(ra.as_deref());
             return reply.error(429, "Rate limit reached (mock)", ra);
         }
+        Mode::KeyRejected | Mode::GeminiKeyRejected if head.api == Api::Gemini => {
+            return reply.json(400, fixed_json(gemini::KEY_INVALID, Fault::None));
+        }
         Mode::KeyRejected => {
             let msg = match head.api {
                 Api::OpenAi => openai::incorrect_key_message(head.key.as_deref()),
                 Api::Anthropic => anthropic::INVALID_KEY.to_string(),
-                Api::Azure => azure::ACCESS_DENIED.to_string(),
+                Api::Azure | Api::Gemini => azure::ACCESS_DENIED.to_string(),
             };
             return reply.error(401, &msg, None);
+        }
+        Mode::GeminiKeyRejected => {
+            return reply.json(400, fixed_json(GEMINI_KEY_INVALID, Fault::None));
         }
         _ => {}
     }
     if !head.auth_ok {
         let msg = match head.api {
+            Api::Gemini if head.key.is_none() => {
+                return reply.error(403, gemini::KEY_MISSING, None)
+            }
+            Api::Gemini => return reply.json(400, fixed_json(gemini::KEY_INVALID, Fault::None)),
             Api::OpenAi => "Incorrect API key provided (mock)",
             Api::Anthropic => anthropic::INVALID_KEY,
             Api::Azure => azure::ACCESS_DENIED,
@@ -163,6 +180,9 @@ async fn answer(sh: &Shared, conn: &ConnCtl, head: &Head, body: &Bytes) -> Respo
         return reply.error(400, anthropic::VERSION_REQUIRED, None);
     }
     let fault = Fault::of(&mode);
+    if head.api == Api::Gemini {
+        return gemini::answer(sh, head, body, fault, &reply);
+    }
     match head.endpoint {
         Endpoint::NotFound if head.api == Api::Azure => {
             return reply.error(404, azure::RESOURCE_NOT_FOUND, None)
@@ -185,6 +205,9 @@ async fn answer(sh: &Shared, conn: &ConnCtl, head: &Head, body: &Bytes) -> Respo
     if let Some(Err(msg)) = check.map(|kind| validate(body, kind)) {
         return reply.error(400, &msg, None);
     }
+    if head.endpoint.is_responses() {
+        return responses::answer(sh, head, body, fault, &reply);
+    }
     let Ok(fields) = ReqFields::parse(body) else {
         return reply.error(
             400,
@@ -192,5 +215,5 @@ async fn answer(sh: &Shared, conn: &ConnCtl, head: &Head, body: &Bytes) -> Respo
             None,
         );
     };
-    success(sh, head, body.len(), &fields, fault, &reply)
+    success(sh, head, body, &fields, fault, &reply)
 }

@@ -21,8 +21,14 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 
 /// Appends `s` as a quoted JSON string (quotes, backslashes and control bytes escaped).
 pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
+    push_json_escaped(out, s);
+    out.push(b'"');
+}
+
+/// Appends the inside of `s` as a JSON string, without the quotes.
+pub(crate) fn push_json_escaped(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for &b in s.as_bytes() {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -38,7 +44,6 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
             _ => out.push(b),
         }
     }
-    out.push(b'"');
 }
 
 /// `s` as a quoted JSON string.

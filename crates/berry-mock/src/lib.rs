@@ -1,5 +1,5 @@
 //! Berry's own **mock provider**: plays every upstream dialect Berry Gateway talks to
-//! (OpenAI, Anthropic Messages, Azure OpenAI).
+//! (OpenAI, Anthropic Messages, Azure OpenAI, the native Gemini API).
 //!
 //! An HTTP/1.1 server (hyper 1 on tokio) that answers the endpoints Berry Gateway
 //! proxies to, with switchable fault modes so integration tests, benchmarks and the
@@ -10,8 +10,13 @@
 //!   the same route: `POST …/chat/completions`, `POST …/completions`,
 //!   `POST …/embeddings`, `POST …/messages` and `POST …/messages/count_tokens`
 //!   (Anthropic, see the `anthropic` module), `GET …/models` (Anthropic's list shape when
-//!   asked with `anthropic-version`); anything else is a 404 with an OpenAI-shaped error
-//!   body.
+//!   asked with `anthropic-version`), the OpenAI Responses API (`POST …/responses`,
+//!   `POST …/responses/compact`, `GET` / `DELETE …/responses/{id}`,
+//!   `GET …/responses/{id}/input_items`, `POST …/responses/{id}/cancel`; see the
+//!   `responses` module), the native Gemini API (`POST …/models/{model}:generateContent`,
+//!   `:streamGenerateContent`, `:countTokens`, `GET …/models[/{model}]` under `/v1beta/`
+//!   or with a Google key; see the `gemini` module); anything else is a 404 with an
+//!   OpenAI-shaped error body.
 //! * Azure's deployments form `POST …/openai/deployments/{deployment}/{chat/completions|
 //!   completions|embeddings}?api-version=…` is answered like OpenAI with `model` = the
 //!   deployment (key in `api-key`, `api-version` required: 404 without).
@@ -41,7 +46,7 @@
 //! state (`state.rs`), the network side (`server.rs`), the request flow
 //! (`handler.rs`, `build.rs`), what is read from a request (`request.rs`,
 //! `route.rs`), answer values and dialects (`answer.rs`, `tools.rs`, `openai.rs`,
-//! `anthropic/`, `azure.rs`), streams and faults (`stream.rs`, `faults.rs`),
+//! `anthropic/`, `responses/`, `gemini/`, `azure.rs`), streams and faults (`stream.rs`, `faults.rs`),
 //! provider headers (`limits.rs`, `response.rs`), bodies and responses (`body.rs`,
 //! `response.rs`).
 
@@ -51,6 +56,7 @@ mod azure;
 mod body;
 mod build;
 mod faults;
+mod gemini;
 mod handler;
 mod json;
 mod limits;
@@ -60,6 +66,7 @@ mod options;
 mod provider;
 mod request;
 mod response;
+mod responses;
 mod route;
 mod server;
 mod state;

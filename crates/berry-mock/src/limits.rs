@@ -152,6 +152,8 @@ impl RateLimitHeaders {
                     );
                     push(out, &format!("x-ratelimit-reset-{name}"), b.reset);
                 }
+                // Google sends no rate-limit headers.
+                Api::Gemini => {}
                 Api::Anthropic => {
                     let at = parse_go_duration(b.reset)
                         .map_or_else(|| rfc3339_after(Duration::ZERO), rfc3339_after);

@@ -39,7 +39,7 @@ struct Args {
     #[arg(long, default_value = "ok")]
     mode: Mode,
     /// Require this API key (OpenAI routes: Authorization: Bearer / x-api-key / api-key;
-    /// Anthropic: x-api-key; Azure deployments: api-key).
+    /// Anthropic: x-api-key; Azure deployments: api-key; Gemini: x-goog-api-key / ?key=).
     #[arg(long = "api-key")]
     api_key: Option<String>,
     /// Refuse Anthropic requests without an anthropic-version header (400).

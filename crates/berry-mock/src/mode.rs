@@ -21,7 +21,7 @@ pub(crate) const DEFAULT_SLOW: Duration = Duration::from_millis(1000);
 /// (default 1), `heartbeat`, `preamble` / `preamble:error` / `preamble:cut`,
 /// `limits:requests[:RESET]` / `limits:tokens[:RESET]` / `limits:retry-after-ms[:MS]`
 /// (`limits` alone = `limits:requests:6m0s`, see [`RateLimitHeaders`]), `account`,
-/// `bad-key`.
+/// `bad-key`, `gemini-bad-key`.
 ///
 /// Error bodies follow the dialect of the route: OpenAI's
 /// `{"error":{"message","type","param","code"}}`, Anthropic's
@@ -30,8 +30,8 @@ pub(crate) const DEFAULT_SLOW: Duration = Duration::from_millis(1000);
 /// `…/openai/deployments/…`.
 ///
 /// Stream faults apply to every streamed answer (chat, legacy completions, Anthropic
-/// Messages); a "content event" is one `delta.content` / `text` / `text_delta` /
-/// tool-argument piece. Non-streamed answers: `cut` behaves as `close`; the other stream
+/// Messages, Responses); a "content event" is one `delta.content` / `text` / `text_delta`
+/// / `response.output_text.delta` / tool-argument piece. Non-streamed answers: `cut` behaves as `close`; the other stream
 /// faults answer normally.
 ///
 /// [`MockProvider::set_mode`]: crate::MockProvider::set_mode
@@ -89,7 +89,9 @@ pub enum Mode {
     /// Streaming: `after_chunks` content events, then an in-band error event and a
     /// clean end of the HTTP body. OpenAI: `data: {"error":{"message":…,
     /// "type":"server_error","param":null,"code":null}}`; Anthropic: `event: error` with
-    /// `data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`.
+    /// `data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`;
+    /// Responses: `event: error` with `data: {"type":"error","code":"server_error",
+    /// "message":…,"param":null,"sequence_number":n}`.
     /// With `after_chunks` ≥ the number of content events, the error replaces what
     /// follows the content. Text form `error-event` / `error-event:N` (default 1).
     ErrorEvent {
@@ -102,7 +104,8 @@ pub enum Mode {
     Heartbeats,
     /// Streaming: a 200 and the preamble a provider sends before any content (OpenAI
     /// chat: a role-only chunk with `"content":""`; legacy completions: a chunk with
-    /// empty `text`; Anthropic: `message_start` and `ping`), then (after the chunk
+    /// empty `text`; Anthropic: `message_start` and `ping`; Responses:
+    /// `response.created` and `response.in_progress`), then (after the chunk
     /// interval, when there is one) `end`. Text form
     /// `preamble` (= `preamble:error`), `preamble:error`, `preamble:cut`.
     Preamble(PreambleEnd),
@@ -118,8 +121,14 @@ pub enum Mode {
     /// check). OpenAI routes quote part of the presented key like OpenAI does
     /// (`Incorrect API key provided: sk-abc*************wxyz. …`, keys shorter than 10
     /// characters quoted whole); Anthropic: `authentication_error` `invalid x-api-key`;
-    /// Azure deployments: Azure's access-denied body. Text form `bad-key`.
+    /// Azure deployments: Azure's access-denied body; Gemini routes: as
+    /// [`Mode::GeminiKeyRejected`]. Text form `bad-key`.
     KeyRejected,
+    /// 400 as Google Gemini answers a refused key: a JSON error with status
+    /// `INVALID_ARGUMENT` and the reason `API_KEY_INVALID`, whatever the route (wrapped in a
+    /// list as Google's OpenAI-compatible endpoint sends it, except on the native Gemini
+    /// routes). Text form `gemini-bad-key`.
+    GeminiKeyRejected,
     /// Accept the TCP connection and close it immediately (with RST) without reading.
     /// Connections that were already open are closed the same way at their next
     /// request; as a per-request override (`x-mock-mode: reset`) the request is read
@@ -149,7 +158,7 @@ impl FromStr for Mode {
         // The 429 argument is kept verbatim (original case).
         let raw_arg = s.split_once(':').map(|(_, a)| a.trim().to_string());
         let bad = || {
-            format!("invalid mock mode {s:?} (expected ok|NNN|429[:retry-after]|hang|close[:N]|garbage|slow[:MS]|reset|unterminated|cut[:N]|error-event[:N]|heartbeat|preamble[:error|cut]|limits[:SPEC]|account|bad-key)")
+            format!("invalid mock mode {s:?} (expected ok|NNN|429[:retry-after]|hang|close[:N]|garbage|slow[:MS]|reset|unterminated|cut[:N]|error-event[:N]|heartbeat|preamble[:error|cut]|limits[:SPEC]|account|bad-key|gemini-bad-key)")
         };
         let count = |n: Option<&str>| n.map_or(Ok(1), |n| n.parse::<u32>().map_err(|_| bad()));
         match (word, arg) {
@@ -161,6 +170,7 @@ impl FromStr for Mode {
             ("heartbeat", None) => Ok(Mode::Heartbeats),
             ("account", None) => Ok(Mode::AccountHeaders),
             ("bad-key", None) => Ok(Mode::KeyRejected),
+            ("gemini-bad-key", None) => Ok(Mode::GeminiKeyRejected),
             ("cut", n) => count(n).map(|after_chunks| Mode::CutMidEvent { after_chunks }),
             ("error-event", n) => count(n).map(|after_chunks| Mode::ErrorEvent { after_chunks }),
             ("preamble", None | Some("error")) => Ok(Mode::Preamble(PreambleEnd::Error)),
@@ -215,6 +225,7 @@ impl fmt::Display for Mode {
             Mode::RateLimitHeaders(spec) => write!(f, "limits:{spec}"),
             Mode::AccountHeaders => f.write_str("account"),
             Mode::KeyRejected => f.write_str("bad-key"),
+            Mode::GeminiKeyRejected => f.write_str("gemini-bad-key"),
         }
     }
 }
@@ -266,6 +277,7 @@ mod tests {
             "limits:retry-after-ms:250",
             "account",
             "bad-key",
+            "gemini-bad-key",
             "529",
         ] {
             let m: Mode = s.parse().unwrap();

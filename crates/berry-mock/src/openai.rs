@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use crate::answer::{push_chunk_text, push_reply_text, Answer};
+use crate::answer::Answer;
 use crate::json::{push_json_str, push_u64};
 use crate::stream::{sse, Dialect};
 
@@ -61,7 +61,7 @@ pub(crate) fn chat_body(ans: &Answer) -> Vec<u8> {
     match &ans.tool {
         None => {
             out.push(b'"');
-            push_reply_text(&mut out, ans.completion_tokens);
+            ans.push_text(&mut out);
             out.push(b'"');
         }
         Some(call) => {
@@ -94,7 +94,7 @@ pub(crate) fn legacy_body(ans: &Answer) -> Vec<u8> {
     out.extend_from_slice(b",\"system_fingerprint\":");
     out.extend_from_slice(&ans.fingerprint_json);
     out.extend_from_slice(b",\"choices\":[{\"text\":\"");
-    push_reply_text(&mut out, ans.completion_tokens);
+    ans.push_text(&mut out);
     out.extend_from_slice(
         b"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":",
     );
@@ -239,7 +239,7 @@ impl Dialect for OpenAiStream {
                     match &self.ans.tool {
                         None => {
                             e.extend_from_slice(b"\"content\":\"");
-                            push_chunk_text(e, i);
+                            self.ans.push_text_piece(e, i);
                             e.push(b'"');
                         }
                         Some(call) => {
@@ -267,7 +267,7 @@ impl Dialect for OpenAiStream {
                 }
                 Flavor::Legacy => {
                     e.extend_from_slice(b"{\"text\":\"");
-                    push_chunk_text(e, i);
+                    self.ans.push_text_piece(e, i);
                     e.extend_from_slice(
                         b"\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}",
                     );

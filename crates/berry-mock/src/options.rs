@@ -20,7 +20,9 @@ pub struct MockOptions {
     /// When `Some(k)`, requests must carry the key in a header of their API, otherwise
     /// they get a 401 in their API's error shape: OpenAI routes `Authorization: Bearer
     /// k`, `x-api-key: k` or `api-key: k`; Anthropic routes (`…/messages*`, `…/models`
-    /// with `anthropic-version`) `x-api-key: k`; Azure deployment routes `api-key: k`.
+    /// with `anthropic-version`) `x-api-key: k`; Azure deployment routes `api-key: k`;
+    /// Gemini routes `x-goog-api-key: k` or `?key=k` (a wrong key: Google's 400
+    /// `API_KEY_INVALID`; none: 403 `PERMISSION_DENIED`).
     pub expected_api_key: Option<String>,
     /// Refuse Anthropic requests (`…/messages`, `…/messages/count_tokens`) without an
     /// `anthropic-version` header with a 400 `invalid_request_error`, as the real API

@@ -27,7 +27,9 @@ use crate::{MockOptions, Mode, RecordedRequest};
 /// `x-mock-cache-read: N` / `x-mock-cache-write: N` (prompt tokens read from / written
 /// to the cache: Anthropic `cache_read_input_tokens` / `cache_creation_input_tokens`,
 /// OpenAI `prompt_tokens_details.cached_tokens`), `x-mock-tool-use: NAME` (answer with a
-/// call of that tool of the request), `x-mock-tool-input: {JSON}` (its input),
+/// call of that tool of the request; a request whose last input is the tool's output is
+/// answered with the text `tool output: <output>` instead), `x-mock-tool-input: {JSON}`
+/// (its input),
 /// `x-mock-limits: SPEC` (rate-limit headers on the answer, whatever it is; see
 /// [`RateLimitHeaders`](crate::RateLimitHeaders)).
 /// An unparsable override value gets a 400.

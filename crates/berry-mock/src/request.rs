@@ -10,8 +10,9 @@ use http::{HeaderValue, Method, Version};
 use serde_json::{Map, Value};
 
 use crate::azure::deployment_route;
+use crate::gemini::{gemini_route, GeminiRoute};
 use crate::limits::RateLimitHeaders;
-use crate::route::{route, Api, Endpoint};
+use crate::route::{responses_route, route, Api, Endpoint};
 use crate::{Mode, MAX_CHUNKS};
 
 /// A copy of a request the mock received (see
@@ -106,6 +107,12 @@ pub(crate) struct Head {
     pub api: Api,
     /// Azure deployments form: the deployment named by the path.
     pub deployment: Option<String>,
+    /// Responses API by-id routes: the response id named by the path.
+    pub response_id: Option<String>,
+    /// Gemini `…/models/{model}…` routes: the model named by the path.
+    pub path_model: Option<String>,
+    /// The query string (without `?`).
+    pub query: Option<String>,
     /// The `api-version` query parameter.
     pub api_version: Option<String>,
     /// The request carries an `anthropic-version` header.
@@ -126,12 +133,35 @@ impl Head {
     /// Reads the head `parts`; `expected_key` is the API key requests must carry.
     pub(crate) fn read(parts: &Parts, expected_key: Option<&str>) -> Head {
         let (method, path) = (parts.method.as_str(), parts.uri.path());
-        let (endpoint, deployment) = match deployment_route(method, path) {
+        let (mut endpoint, deployment) = match deployment_route(method, path) {
             Some((d, ep)) => (ep, Some(d)),
             None => (route(method, path), None),
         };
+        let mut response_id = None;
+        if endpoint == Endpoint::NotFound && deployment.is_none() {
+            if let Some((ep, id)) = responses_route(method, path) {
+                (endpoint, response_id) = (ep, id);
+            }
+        }
         let anthropic_version = parts.headers.contains_key("anthropic-version");
-        let api = if deployment.is_some() {
+        let mut path_model = None;
+        let gemini = match gemini_route(method, path) {
+            Some(GeminiRoute {
+                endpoint: ep,
+                model,
+                explicit,
+            }) if deployment.is_none()
+                && response_id.is_none()
+                && (explicit || (!anthropic_version && google_flavoured(parts))) =>
+            {
+                (endpoint, path_model) = (ep, model);
+                true
+            }
+            _ => false,
+        };
+        let api = if gemini {
+            Api::Gemini
+        } else if deployment.is_some() {
             Api::Azure
         } else if path.ends_with("/messages")
             || path.ends_with("/messages/count_tokens")
@@ -145,6 +175,9 @@ impl Head {
             endpoint,
             api,
             deployment,
+            response_id,
+            path_model,
+            query: parts.uri.query().map(str::to_string),
             api_version: parts
                 .uri
                 .query()
@@ -156,6 +189,13 @@ impl Head {
             auth_ok: expected_key.is_none_or(|k| carries_key(parts, api, k)),
             overrides: read_overrides(parts),
         }
+    }
+}
+
+impl Head {
+    /// Value of query parameter `name` (see [`RecordedRequest::query_param`]).
+    pub(crate) fn query_param(&self, name: &str) -> Option<&str> {
+        query_param(self.query.as_deref()?, name)
     }
 }
 
@@ -182,6 +222,20 @@ pub(crate) fn head_size(parts: &Parts) -> usize {
     line + headers + 2
 }
 
+/// A request to a Gemini-or-OpenAI ambiguous path (`GET …/models[/{model}]`) is Gemini's
+/// when its path starts with `/v1beta/` (outside Google's `/openai/` endpoint) or it
+/// presents a Google key (`x-goog-api-key`, `?key=`).
+fn google_flavoured(parts: &Parts) -> bool {
+    let path = parts.uri.path();
+    (path.starts_with("/v1beta/") && !path.contains("/openai/"))
+        || parts.headers.contains_key("x-goog-api-key")
+        || parts
+            .uri
+            .query()
+            .and_then(|q| query_param(q, "key"))
+            .is_some()
+}
+
 fn header_str(v: &HeaderValue) -> Option<&str> {
     std::str::from_utf8(v.as_bytes()).ok().map(str::trim)
 }
@@ -206,30 +260,41 @@ fn wants_close(parts: &Parts) -> bool {
 }
 
 /// The key of one header of `api`: `Authorization: Bearer key` (OpenAI), `x-api-key`
-/// (OpenAI, Anthropic), `api-key` (OpenAI, Azure).
+/// (OpenAI, Anthropic), `api-key` (OpenAI, Azure), `x-goog-api-key` (Gemini).
 fn key_in<'p>(api: Api, name: &http::HeaderName, v: &'p HeaderValue) -> Option<&'p str> {
     match (api, name.as_str()) {
         (Api::OpenAi, "authorization") => header_str(v).and_then(|s| {
             let (scheme, rest) = s.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         }),
-        (Api::OpenAi | Api::Anthropic, "x-api-key") | (Api::OpenAi | Api::Azure, "api-key") => {
-            header_str(v)
-        }
+        (Api::OpenAi | Api::Anthropic, "x-api-key")
+        | (Api::OpenAi | Api::Azure, "api-key")
+        | (Api::Gemini, "x-goog-api-key") => header_str(v),
         _ => None,
     }
 }
 
-/// Some header of `api` carries `key`.
+/// Some header of `api` carries `key` (Gemini: or the `key` query parameter).
 fn carries_key(parts: &Parts, api: Api, key: &str) -> bool {
     parts
         .headers
         .iter()
         .any(|(name, v)| key_in(api, name, v) == Some(key))
+        || (api == Api::Gemini && query_key(parts) == Some(key))
 }
 
-/// The first key a header of `api` presents (`Authorization` first for OpenAI).
+/// The `key` query parameter (Gemini's other place for the key), not percent-decoded.
+fn query_key(parts: &Parts) -> Option<&str> {
+    parts.uri.query().and_then(|q| query_param(q, "key"))
+}
+
+/// The first key a header of `api` presents (`Authorization` first for OpenAI; Gemini:
+/// `x-goog-api-key`, else `?key=`).
 fn presented_key(parts: &Parts, api: Api) -> Option<&str> {
+    if api == Api::Gemini {
+        let header = parts.headers.get("x-goog-api-key").and_then(header_str);
+        return header.or_else(|| query_key(parts));
+    }
     let auth = parts
         .headers
         .get(AUTHORIZATION)

@@ -10,7 +10,7 @@ use hyper::ext::ReasonPhrase;
 use crate::body::MockBody;
 use crate::faults::FixedBody;
 use crate::route::Api;
-use crate::{anthropic, azure, openai};
+use crate::{anthropic, azure, gemini, openai};
 
 /// The `x-mock-name` response header.
 pub(crate) const X_MOCK_NAME: HeaderName = HeaderName::from_static("x-mock-name");
@@ -125,7 +125,7 @@ impl Reply<'_> {
 
     /// An error answer in the shape of the route's API (OpenAI
     /// [`openai::error_body`], Anthropic [`anthropic::error_body`], Azure
-    /// [`azure::error_body`]), with `Retry-After: retry_after` when given (control
+    /// [`azure::error_body`], Gemini [`gemini::error_body`]), with `Retry-After: retry_after` when given (control
     /// characters dropped).
     pub(crate) fn error(
         &self,
@@ -137,6 +137,7 @@ impl Reply<'_> {
             Api::OpenAi => openai::error_body(status, message),
             Api::Anthropic => anthropic::error_body(status, message),
             Api::Azure => azure::error_body(status, message),
+            Api::Gemini => gemini::error_body(status, message),
         };
         let mut resp = self.response(status, "application/json", MockBody::full(body));
         if let Some(ra) = retry_after {
@@ -149,6 +150,12 @@ impl Reply<'_> {
             }
         }
         resp
+    }
+
+    /// A 200 `application/json` answer playing `body` (chunked; a JSON array sent
+    /// element by element).
+    pub(crate) fn json_stream(&self, body: MockBody) -> Response<MockBody> {
+        self.response(200, "application/json", body)
     }
 
     /// A 200 `text/event-stream` answer playing `body` (chunked).

@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub models_body: Bytes,
     /// The `GET …/models` body for Anthropic clients.
     pub anthropic_models_body: Bytes,
+    /// The `GET …/models` body for Gemini clients.
+    pub gemini_models_body: Bytes,
     /// [`MockOptions::expected_api_key`].
     pub expected_api_key: Option<String>,
     /// [`MockOptions::require_anthropic_version`].
@@ -75,6 +77,8 @@ pub(crate) struct Shared {
     pub slot: Mutex<Option<Arc<ListenerSlot>>>,
     /// Bumped by `stop_listening`; every open connection closes when it changes.
     pub kill: tokio::sync::watch::Sender<u64>,
+    /// The Responses API answers kept by id.
+    pub responses: crate::responses::Store,
 }
 
 /// Locks `m`, ignoring poisoning (the data stays consistent: every critical section
@@ -103,6 +107,7 @@ impl Shared {
                 .unwrap_or_else(|| "mock-model".to_string()),
             models_body: Bytes::from(models_body(&opts.models)),
             anthropic_models_body: Bytes::from(anthropic::models_body(&opts.models)),
+            gemini_models_body: Bytes::from(crate::gemini::models_body(&opts.models)),
             expected_api_key: opts.expected_api_key,
             require_anthropic_version: opts.require_anthropic_version,
             account_headers: opts.account_headers,
@@ -119,6 +124,7 @@ impl Shared {
             last: Mutex::new(None),
             slot: Mutex::new(None),
             kill: tokio::sync::watch::channel(0).0,
+            responses: crate::responses::Store::default(),
         }
     }
 

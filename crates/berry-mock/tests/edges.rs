@@ -8,13 +8,7 @@ use std::time::{Duration, Instant};
 
 use berry_mock::{MockOptions, MockProvider, Mode};
 
-#[allow(dead_code)]
-#[path = "../../../tests/common/http_client.rs"]
-mod http_client;
-#[path = "../../../tests/common/wait.rs"]
-mod wait;
-use http_client::Client;
-use wait::wait_for;
+use berry_test_support::{wait_for, Client};
 
 #[test]
 fn hung_request_releases_its_connection_when_the_client_closes() {

@@ -9,13 +9,7 @@ use std::time::{Duration, Instant};
 use berry_mock::{MockGuard, MockOptions, MockProvider, Mode};
 use serde_json::Value;
 
-#[allow(dead_code)]
-#[path = "../../../tests/common/http_client.rs"]
-mod http_client;
-#[path = "../../../tests/common/wait.rs"]
-mod wait;
-use http_client::{Client, Resp};
-use wait::wait_for;
+use berry_test_support::{wait_for, Client, Resp};
 
 /// A connection to `addr` (panics when it cannot connect).
 fn connect(addr: SocketAddr) -> Client {

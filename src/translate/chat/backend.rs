@@ -134,6 +134,7 @@ pub fn request(body: &[u8], model: &str) -> Result<Vec<u8>, Untranslatable> {
                     name: t.name,
                     description,
                     parameters: Some(parameters),
+                    strict: None,
                 }),
             });
         }

@@ -567,6 +567,8 @@ pub fn response_at(body: &[u8], created: u64) -> Result<(Vec<u8>, TokenUsage), U
                 content,
                 refusal: None,
                 tool_calls: (!calls.is_empty()).then_some(calls),
+                reasoning_content: None,
+                reasoning: None,
             },
             logprobs: None,
             finish_reason: Some(Str::from_static(finish_reason(

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 
 use super::message::{push_tool_id, push_usage, stop_reason};
-use crate::answer::{push_chunk_text, Answer};
+use crate::answer::Answer;
 use crate::json::{push_json_str, push_u64};
 use crate::stream::{sse, Dialect};
 
@@ -76,7 +76,7 @@ impl Dialect for MessagesStream {
             match &self.ans.tool {
                 None => {
                     e.extend_from_slice(b"{\"type\":\"text_delta\",\"text\":\"");
-                    push_chunk_text(e, i);
+                    self.ans.push_text_piece(e, i);
                     e.extend_from_slice(b"\"}}");
                 }
                 Some(call) => {

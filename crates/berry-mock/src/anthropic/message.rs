@@ -1,6 +1,6 @@
 //! The non-streamed Messages answer: a `message` body.
 
-use crate::answer::{push_reply_text, Answer};
+use crate::answer::Answer;
 use crate::json::{push_json_str, push_u64};
 
 /// Appends the `usage` object of `ans`: `input_tokens`, `output_tokens`,
@@ -43,7 +43,7 @@ pub(crate) fn messages_body(ans: &Answer) -> Vec<u8> {
     match &ans.tool {
         None => {
             out.extend_from_slice(b",\"content\":[{\"type\":\"text\",\"text\":\"");
-            push_reply_text(&mut out, ans.completion_tokens);
+            ans.push_text(&mut out);
             out.extend_from_slice(b"\"}]");
         }
         Some(call) => {

@@ -6,9 +6,7 @@ use serde_json::Value;
 
 use berry_mock::{MockGuard, MockOptions, MockProvider};
 
-#[path = "../../../../tests/common/http_client.rs"]
-pub mod http_client;
-pub use http_client::{Client, Resp};
+pub use berry_test_support::{Client, Resp};
 
 /// `anthropic-version` as Anthropic clients send it.
 pub const VERSION: (&str, &str) = ("anthropic-version", "2023-06-01");

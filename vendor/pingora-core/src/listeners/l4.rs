@@ -36,7 +36,9 @@ use super::connection_filter::ConnectionFilter;
 #[cfg(feature = "connection_filter")]
 use crate::listeners::AcceptAllFilter;
 
-use crate::protocols::l4::ext::{set_dscp, set_recv_buf, set_snd_buf, set_tcp_fastopen_backlog};
+use crate::protocols::l4::ext::{
+    set_dscp, set_recv_buf, set_snd_buf, set_tcp_defer_accept, set_tcp_fastopen_backlog,
+};
 use crate::protocols::l4::listener::Listener;
 pub use crate::protocols::l4::stream::Stream;
 #[cfg(feature = "connection_filter")]
@@ -119,6 +121,9 @@ pub struct TcpSocketOptions {
     /// Set the receive buffer size for accepted connections. See
     /// [SO_RCVBUF](https://man7.org/linux/man-pages/man7/socket.7.html).
     pub tcp_recv_buf: Option<usize>,
+    /// `TCP_DEFER_ACCEPT` (Linux only; seconds): a connection reaches `accept()` only once
+    /// its first bytes arrived, or this long after the handshake.
+    pub tcp_defer_accept: Option<u32>,
     // TODO: allow configuring reuseaddr, backlog, etc. from here?
 }
 
@@ -211,6 +216,10 @@ fn apply_tcp_socket_options(sock: &TcpSocket, opt: Option<&TcpSocketOptions>) ->
 
     if let Some(dscp) = opt.dscp {
         set_dscp(raw, dscp)?;
+    }
+
+    if let Some(secs) = opt.tcp_defer_accept {
+        set_tcp_defer_accept(raw, secs)?;
     }
     Ok(())
 }

@@ -529,6 +529,19 @@ impl Session {
         }
     }
 
+    /// Berry: holds the next final response head back until the first body bytes or the end
+    /// of the body are written, so a response that fails before then can still be answered
+    /// with another head. `false` when this kind of session cannot hold a head (HTTP/1 only).
+    pub fn hold_response_header(&mut self) -> bool {
+        match self {
+            Self::H1(s) => {
+                s.hold_response_header();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Give up the http session abruptly.
     ///
     /// This is a failure path: the response is abandoned mid-message, so each
@@ -674,6 +687,18 @@ impl Session {
             Self::Subrequest(s) => s.enable_retry_buffering(),
             Self::Custom(s) => s.enable_retry_buffering(),
         }
+    }
+
+    /// Replaces the retry buffer with `data` (see the HTTP/1 and HTTP/2 sessions' own
+    /// `set_retry_buffer`). Returns false for session types that cannot (subrequests,
+    /// custom sessions).
+    pub fn set_retry_buffer(&mut self, data: &Bytes) -> bool {
+        match self {
+            Self::H1(s) => s.set_retry_buffer(data),
+            Self::H2(s) => s.set_retry_buffer(data),
+            Self::Subrequest(_) | Self::Custom(_) => return false,
+        }
+        true
     }
 
     pub fn get_retry_buffer(&self) -> Option<Bytes> {

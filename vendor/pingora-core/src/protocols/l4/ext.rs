@@ -379,6 +379,24 @@ pub fn set_tcp_fastopen_backlog(fd: RawFd, backlog: usize) -> Result<()> {
         .or_err(ConnectError, "failed to set TCP_FASTOPEN")
 }
 
+/// Sets `TCP_DEFER_ACCEPT` (seconds) on a listening socket.
+#[cfg(target_os = "linux")]
+pub fn set_tcp_defer_accept(fd: RawFd, secs: u32) -> Result<()> {
+    let secs = c_int::try_from(secs).unwrap_or(c_int::MAX);
+    set_opt(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)
+        .or_err(BindError, "failed to set TCP_DEFER_ACCEPT")
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+pub fn set_tcp_defer_accept(_fd: RawFd, _secs: u32) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(windows)]
+pub fn set_tcp_defer_accept(_sock: RawSocket, _secs: u32) -> Result<()> {
+    Ok(())
+}
+
 #[cfg(all(unix, not(target_os = "linux")))]
 pub fn set_tcp_fastopen_backlog(_fd: RawFd, _backlog: usize) -> Result<()> {
     Ok(())

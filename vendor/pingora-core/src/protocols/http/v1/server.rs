@@ -158,6 +158,10 @@ pub struct HttpSession {
     /// [`super::super::HttpPersistentSettings`] into the next session.
     /// Scoped narrowly so it cannot affect FIN / `abort_on_close` semantics.
     pipelined_idle_bytes_stashed: bool,
+    /// Berry: the next final response head is held back (see [`Self::hold_response_header`]).
+    hold_next_header: bool,
+    /// Berry: a final response head held back, serialized, until the first body bytes.
+    held_header: Option<(Box<ResponseHeader>, Bytes)>,
 }
 
 impl HttpSession {
@@ -206,6 +210,8 @@ impl HttpSession {
             pipelining_enabled: false,
             pipelined_prefix: None,
             pipelined_idle_bytes_stashed: false,
+            hold_next_header: false,
+            held_header: None,
         }
     }
 
@@ -656,10 +662,20 @@ impl HttpSession {
     /// This function can be called more than once to send 1xx informational headers excluding 101.
     pub async fn write_response_header(&mut self, mut header: Box<ResponseHeader>) -> Result<()> {
         // Prepare header (handle upgrades, set headers, initialize body writer, serialize to bytes)
+        let is_final = !header.status.is_informational();
+        let hold = is_final && std::mem::take(&mut self.hold_next_header);
+        if is_final {
+            // Berry: a new final head replaces one held back (it was never sent).
+            self.held_header = None;
+        }
         let Some((write_buf, flush)) = self.prepare_response_header(&mut header)? else {
             // Header already sent or should be ignored
             return Ok(());
         };
+        if hold {
+            self.held_header = Some((header, write_buf));
+            return Ok(());
+        }
 
         match self.underlying_stream.write_all(&write_buf).await {
             Ok(()) => {
@@ -675,6 +691,26 @@ impl HttpSession {
             }
             Err(e) => Error::e_because(WriteError, "writing response header", e),
         }
+    }
+
+    /// Berry: holds the next final (non-informational) response head back until the first
+    /// body bytes or the end of the body are written; until then [`Self::response_written`]
+    /// stays as it was, and another response head replaces the held one unsent.
+    pub fn hold_response_header(&mut self) {
+        self.hold_next_header = true;
+    }
+
+    /// Berry: writes a held-back response head (the body follows).
+    async fn release_held_header(&mut self) -> Result<()> {
+        let Some((header, buf)) = self.held_header.take() else {
+            return Ok(());
+        };
+        self.underlying_stream
+            .write_all(&buf)
+            .await
+            .or_err(WriteError, "writing response header")?;
+        self.response_written = Some(header);
+        Ok(())
     }
 
     /// Return the response header if it is already sent.
@@ -955,6 +991,7 @@ impl HttpSession {
     }
 
     async fn do_write_body(&mut self, buf: &[u8]) -> Result<Option<usize>> {
+        self.release_held_header().await?;
         let written = self
             .body_writer
             .write_body(&mut self.underlying_stream, buf)
@@ -1045,6 +1082,7 @@ impl HttpSession {
         if self.body_write_buf.is_empty() {
             return Ok(None);
         }
+        self.release_held_header().await?;
 
         let written = self
             .body_writer
@@ -1083,6 +1121,7 @@ impl HttpSession {
     /// For chunked encoding response, this call will also send the last chunk.
     /// For upgraded sessions, this call will also close the reading of the client body.
     pub async fn finish_body(&mut self) -> Result<Option<usize>> {
+        self.release_held_header().await?;
         let res = self.body_writer.finish(&mut self.underlying_stream).await?;
         self.underlying_stream
             .flush()
@@ -1162,6 +1201,15 @@ impl HttpSession {
         if self.retry_buffer.is_none() {
             self.retry_buffer = Some(FixedBuffer::new(BODY_BUF_LIMIT))
         }
+    }
+
+    /// Replaces the retry buffer with `data` (buffering stays on): what the proxy sends
+    /// upstream as the body when the caller has already read the whole body. More than the
+    /// buffer's capacity (64 KiB) marks it truncated.
+    pub fn set_retry_buffer(&mut self, data: &Bytes) {
+        let mut buffer = FixedBuffer::new(BODY_BUF_LIMIT);
+        buffer.write_to_buffer(data);
+        self.retry_buffer = Some(buffer);
     }
 
     pub fn get_retry_buffer(&self) -> Option<Bytes> {

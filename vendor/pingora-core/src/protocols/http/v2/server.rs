@@ -893,6 +893,15 @@ impl HttpSession {
         }
     }
 
+    /// Replaces the retry buffer with `data` (buffering stays on): what the proxy sends
+    /// upstream as the body when the caller has already read the whole body. More than the
+    /// buffer's capacity (64 KiB) marks it truncated.
+    pub fn set_retry_buffer(&mut self, data: &Bytes) {
+        let mut buffer = FixedBuffer::new(BODY_BUF_LIMIT);
+        buffer.write_to_buffer(data);
+        self.retry_buffer = Some(buffer);
+    }
+
     pub fn get_retry_buffer(&self) -> Option<Bytes> {
         self.retry_buffer.as_ref().and_then(|b| {
             if b.is_truncated() {

@@ -1,4 +1,4 @@
-//! The blocking HTTP/1.1 test client shared by the integration test crates: raw control
+//! The blocking HTTP/1.1 test client shared by the test crates: raw control
 //! over what is sent, and a response that records when each body piece arrived.
 
 use serde_json::Value;
@@ -9,13 +9,17 @@ use std::time::{Duration, Instant};
 /// A response as the client saw it.
 #[derive(Debug, Default, Clone)]
 pub struct Resp {
+    /// The status code.
     pub status: u16,
+    /// The header fields in arrival order.
     pub headers: Vec<(String, String)>,
+    /// The whole body (chunked framing removed).
     pub body: Vec<u8>,
     /// Arrival time of each body piece read from the socket.
     pub chunks: Vec<(Instant, Vec<u8>)>,
     /// The body ended properly (terminating chunk / full Content-Length).
     pub complete: bool,
+    /// When the request was sent.
     pub sent_at: Option<Instant>,
 }
 
@@ -77,6 +81,7 @@ impl Resp {
 
 /// A blocking HTTP/1.1 client connection.
 pub struct Client {
+    /// The connection.
     pub s: TcpStream,
     buf: Vec<u8>,
     sent_at: Option<Instant>,
