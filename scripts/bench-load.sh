@@ -40,9 +40,9 @@
 #                                      chat completions and back)
 #        gem_anth_json / gem_anth_sse  Anthropic backend (translated to Messages and back)
 #      reported against the chat leg like the Responses leg (req/s ratio, added p99, CPU/req);
-#      every leg is first checked to return a complete answer (JSON: 200 and
-#      finishReason STOP with the backend's model as modelVersion; SSE: the last event's
-#      finishReason STOP); and reports req/s, p50, p99, errors, and the proxy's CPU time per request (from
+#      every leg is first checked to return a complete answer (JSON: 200, the mock's whole
+#      text, finishReason STOP and the backend's model as modelVersion; SSE: the last text
+#      chunk, and finishReason STOP on the last event); and reports req/s, p50, p99, errors, and the proxy's CPU time per request (from
 #      /proc; robust against a noisy machine), plus gateway/direct and gateway/nginx ratios;
 #   4. measures the gateway's RSS idle, after the load, and with N_IDLE concurrent open SSE
 #      streams (the mock sends the head and one event, then pauses): per-stream memory, and
@@ -52,7 +52,8 @@
 #
 # Run:   scripts/bench-load.sh                 (about 8 minutes with the defaults)
 # Knobs (environment): DURATION=10 (s per measurement), WARMUP=2 (s per target),
-#   ROUNDS=1 (repeat all scenarios; medians reported), CONNS=64, THREADS=2, PACE_MS=2,
+#   ROUNDS=1 (repeat all scenarios, each round running every leg in turn; medians
+#   reported), CONNS=64, THREADS=2, PACE_MS=2,
 #   N_IDLE=1000 (0 = skip the open-streams part), TTFT_N=200 (0 = skip the time-to-first-token
 #   part; scripts/ttft.py), TTFT_PAUSE_MS=20, SHARED=1 (0 = skip the shared-state leg: a
 #   gateway enforcing user limits on a local redis-server, installed with apt-get if missing), SKIP_BUILD=1 (reuse binaries),
@@ -434,11 +435,11 @@ if [ "$GEMINI" = 1 ]; then
   for leg in gem gem_chat gem_anth; do
     resp=$(http_request "$GW_PORT" POST "$(gem_path "$leg" json)" "$GEMINI_BODY" "$gauth")
     head -n 1 <<<"$resp" | grep -q '^HTTP/1.1 200' && grep -q '"finishReason": *"STOP"' <<<"$resp" &&
-      grep -q "\"modelVersion\": *\"${GEM_REAL[$leg]}\"" <<<"$resp" && grep -q '"text": *"tok0 ' <<<"$resp" ||
+      grep -q "\"modelVersion\": *\"${GEM_REAL[$leg]}\"" <<<"$resp" && grep -q '"text": *"tok0 tok1 tok2 tok3 tok4 "' <<<"$resp" ||
       die "$leg: Gemini generateContent failed (response: ${resp:0:400})"
     resp=$(http_request "$GW_PORT" POST "$(gem_path "$leg" sse)" "$GEMINI_BODY" "$gauth")
     head -n 1 <<<"$resp" | grep -q '^HTTP/1.1 200' && grep -qi '^content-type: text/event-stream' <<<"$resp" &&
-      grep '^data: ' <<<"$resp" | tail -n 1 | grep -q '"finishReason": *"STOP"' ||
+      grep -q '"text": *"tok4 "' <<<"$resp" && grep '^data: ' <<<"$resp" | tail -n 1 | grep -q '"finishReason": *"STOP"' ||
       die "$leg: Gemini stream did not complete (response: ${resp:0:400})"
   done
 fi
@@ -504,6 +505,8 @@ SCENARIOS=(
 )
 [ "$GW_ONLY" = 1 ] && SCENARIOS=("json:$CONNS:json.lua" "sse:$CONNS:sse.lua")
 echo "==> measuring (${DURATION}s each; columns: req/s p50_us p99_us errors proxy_cpu_us_per_req)" >&2
+# One round runs every leg in turn, so with ROUNDS > 1 a drift in the machine's load
+# spreads over all legs alike instead of skewing the ratios between them.
 for round in $(seq 1 "$ROUNDS"); do
   for s in "${SCENARIOS[@]}"; do
     IFS=: read -r scenario conns lua <<<"$s"
@@ -512,34 +515,31 @@ for round in $(seq 1 "$ROUNDS"); do
       run_wrk "$scenario" "$target" "$round" "$conns" "$TMP/$lua" "${TARGET_PORT[$target]}" "${pids[@]}"
     done
   done
-done
-# The translated leg (gateway only): OpenAI client, Anthropic-dialect backend.
-for round in $(seq 1 "$ROUNDS"); do
-  [ "$GW_ONLY" = 1 ] && break
-  for s in "json_xlat:$CONNS:json_xlat.lua" "sse_xlat:$CONNS:sse_xlat.lua" \
-    "json_xlat_lat:8:json_xlat_paced.lua" "sse_xlat_lat:8:sse_xlat_paced.lua"; do
-    IFS=: read -r scenario conns lua <<<"$s"
-    run_wrk "$scenario" gateway "$round" "$conns" "$TMP/$lua" "$GW_PORT" "$GW_PID"
-  done
-done
-# The Responses leg (gateway only): OpenAI Responses client on a native, a chat-only and an
-# Anthropic backend.
-for round in $(seq 1 "$ROUNDS"); do
-  [ "$RESPONSES" = 1 ] || break
-  for scenario in rsp_json rsp_sse rsp_chat_json rsp_chat_sse rsp_anth_json rsp_anth_sse; do
-    WRK_PATH=/v1/responses run_wrk "$scenario" gateway "$round" "$CONNS" "$TMP/$scenario.lua" "$GW_PORT" "$GW_PID"
-  done
-done
-# The Gemini leg (gateway only): native Gemini client on a native, an OpenAI and an
-# Anthropic backend.
-for round in $(seq 1 "$ROUNDS"); do
-  [ "$GEMINI" = 1 ] || break
-  for leg in gem gem_chat gem_anth; do
-    for kind in json sse; do
-      WRK_PATH=$(gem_path "$leg" "$kind") run_wrk "${leg}_$kind" gateway "$round" "$CONNS" \
-        "$TMP/${leg}_$kind.lua" "$GW_PORT" "$GW_PID"
+  # The translated leg (gateway only): OpenAI client, Anthropic-dialect backend.
+  if [ "$GW_ONLY" != 1 ]; then
+    for s in "json_xlat:$CONNS:json_xlat.lua" "sse_xlat:$CONNS:sse_xlat.lua" \
+      "json_xlat_lat:8:json_xlat_paced.lua" "sse_xlat_lat:8:sse_xlat_paced.lua"; do
+      IFS=: read -r scenario conns lua <<<"$s"
+      run_wrk "$scenario" gateway "$round" "$conns" "$TMP/$lua" "$GW_PORT" "$GW_PID"
     done
-  done
+  fi
+  # The Responses leg (gateway only): OpenAI Responses client on a native, a chat-only and
+  # an Anthropic backend.
+  if [ "$RESPONSES" = 1 ]; then
+    for scenario in rsp_json rsp_sse rsp_chat_json rsp_chat_sse rsp_anth_json rsp_anth_sse; do
+      WRK_PATH=/v1/responses run_wrk "$scenario" gateway "$round" "$CONNS" "$TMP/$scenario.lua" "$GW_PORT" "$GW_PID"
+    done
+  fi
+  # The Gemini leg (gateway only): native Gemini client on a native, an OpenAI and an
+  # Anthropic backend.
+  if [ "$GEMINI" = 1 ]; then
+    for leg in gem gem_chat gem_anth; do
+      for kind in json sse; do
+        WRK_PATH=$(gem_path "$leg" "$kind") run_wrk "${leg}_$kind" gateway "$round" "$CONNS" \
+          "$TMP/${leg}_$kind.lua" "$GW_PORT" "$GW_PID"
+      done
+    done
+  fi
 done
 RSS_AFTER=$(rss_kib "$GW_PID")
 echo "==> gateway RSS after load: $RSS_AFTER KiB" >&2

@@ -96,6 +96,12 @@ Codex CLI (npm i -g @openai/codex; the Responses API):
 
 Claude Code (npm i -g @anthropic-ai/claude-code; the Messages API, translated here):
   ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY=demo-token claude -p "Hello" --model gpt-4o-mini
+
+Gemini CLI (npm i -g @google/gemini-cli; the Gemini API, translated here; its
+~/.gemini/settings.json needs {{"security":{{"auth":{{"selectedType":"gemini-api-key"}}}}}}):
+  GOOGLE_GEMINI_BASE_URL={base} GEMINI_API_KEY=demo-token gemini -p "Hello" -m gpt-4o-mini
+  curl -s {base}/v1beta/models/gpt-4o-mini:generateContent -H 'x-goog-api-key: demo-token' \
+       -H 'Content-Type: application/json' -d '{{"contents":[{{"parts":[{{"text":"Hello"}}]}}]}}'
 "#,
         a = mocks[0].base_url(),
         b = mocks[1].base_url(),

@@ -181,16 +181,6 @@ impl ApiError {
         )
     }
 
-    /// 411: a chunked body too large to hold for retries; send Content-Length.
-    pub fn length_required() -> Self {
-        Self::new(
-            411,
-            "invalid_request_error",
-            "length_required",
-            "Chunked request bodies over 64 KiB are not supported; send Content-Length.",
-        )
-    }
-
     /// 413: body over `max_request_body_bytes`.
     pub fn too_large(limit: u64) -> Self {
         Self::new(

@@ -22,6 +22,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 const OVERHEAD_BUCKETS: &[f64] = &[
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 ];
+/// Cost per request in USD: a fraction of a cent to tens of dollars.
+const COST_BUCKETS: &[f64] = &[0.00001, 0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0];
 /// Token counts per request: powers of 4 up to ~4M (OTel GenAI suggests powers of 4).
 const TOKEN_BUCKETS: &[f64] = &[
     1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
@@ -80,6 +82,16 @@ metric!(TOKENS: IntCounterVec = register_int_counter_vec!(
     "berry_tokens_total",
     "Tokens reported by upstream usage, by model, user, provider and type (input, output).",
     &["model", "user", "provider", "type"]
+));
+metric!(COST: prometheus::CounterVec = prometheus::register_counter_vec!(
+    "berry_cost_usd_total",
+    "Cost in USD of the tokens reported by upstream usage at the backend model's price, by user, team (\"-\" without one), client-facing model and backend id.",
+    &["user", "team", "model", "backend"]
+));
+metric!(UNPRICED_TOKENS: IntCounterVec = register_int_counter_vec!(
+    "berry_unpriced_tokens_total",
+    "Tokens (all types) reported by upstream usage for a backend model without a price (counted at cost 0), by backend model name.",
+    &["model"]
 ));
 metric!(BACKEND_UP: IntGaugeVec = register_int_gauge_vec!(
     "berry_backend_up",
@@ -189,6 +201,12 @@ metric!(GENAI_TOKENS: HistogramVec = register_histogram_vec!(
     "OpenTelemetry GenAI: tokens per request by type (input, output).",
     &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"],
     TOKEN_BUCKETS.to_vec()
+));
+metric!(GENAI_COST: HistogramVec = register_histogram_vec!(
+    "gen_ai_client_cost_usd",
+    "OpenTelemetry GenAI: cost per request in USD (the gen_ai.usage.cost attribute), priced backends only.",
+    &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"],
+    COST_BUCKETS.to_vec()
 ));
 
 static PER_REQUEST: Lazy<bool> = Lazy::new(|| {
@@ -325,6 +343,7 @@ struct GenAiMetrics {
     duration: OnceLock<Histogram>,
     ttft: OnceLock<Histogram>,
     tokens: [OnceLock<Histogram>; TOKEN_KINDS.len()],
+    cost: OnceLock<Histogram>,
 }
 
 impl BackendMetrics {
@@ -386,6 +405,15 @@ impl BackendMetrics {
         )
     }
 
+    /// `gen_ai_client_cost_usd` of `op` (always `Some`).
+    pub fn genai_cost(&self, op: Operation) -> Option<&Histogram> {
+        let g = self.genai(op)?;
+        Some(
+            g.cost
+                .get_or_init(|| GENAI_COST.with_label_values(&self.genai_labels(op))),
+        )
+    }
+
     /// `gen_ai_client_token_usage` of `op` for token kind `TOKEN_KINDS[kind]` (`None` only
     /// for a kind out of range).
     pub fn genai_tokens(&self, op: Operation, kind: usize) -> Option<&Histogram> {
@@ -412,6 +440,8 @@ pub fn init() {
     Lazy::force(&TTFB);
     Lazy::force(&OVERHEAD);
     Lazy::force(&TOKENS);
+    Lazy::force(&COST);
+    Lazy::force(&UNPRICED_TOKENS);
     Lazy::force(&BACKEND_UP);
     Lazy::force(&CIRCUIT_STATE);
     Lazy::force(&BACKEND_CONFIDENCE);
@@ -431,6 +461,7 @@ pub fn init() {
     Lazy::force(&GENAI_DURATION);
     Lazy::force(&GENAI_TTFT);
     Lazy::force(&GENAI_TOKENS);
+    Lazy::force(&GENAI_COST);
 }
 
 /// The default registry in Prometheus text format.

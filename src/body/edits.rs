@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::outcome::{RequestScan, StreamOptions};
+use super::outcome::{IncludeUsage, RequestScan, StreamOptions};
 
 /// One splice: replace `range` of the original body with `bytes`. An empty range is an insertion.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,18 +77,25 @@ pub fn json_string_literal(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-/// The edit that makes a streaming request ask the provider for a final usage chunk.
+/// The edit that makes a streaming request ask the provider for a final usage chunk,
+/// whatever the client sent: `stream_options.include_usage` becomes `true`.
 ///
-/// Returns `None` when `!scan.stream`. Otherwise:
+/// Returns `None` when `!scan.stream`, or when the (last) `include_usage` key of a
+/// `stream_options` object is already the literal `true` (the client asked for usage
+/// itself, see [`client_asked_for_usage`]). Otherwise:
 /// * `stream_options` absent: insert `,"stream_options":{"include_usage":true}` just before
 ///   [`RequestScan::object_end`] (the object always has `model`, so the leading comma is right);
 /// * `stream_options` is an object without `include_usage`: insert `"include_usage":true` right
 ///   after its `{`, followed by a comma when the object is not empty;
-/// * otherwise (`include_usage` already present with any value, or `stream_options` not an
-///   object): `None`.
+/// * `stream_options` is an object with one `include_usage` of another value (`false`,
+///   `null`, …): replace that value with `true`;
+/// * `stream_options` is an object with several `include_usage` keys: append
+///   `,"include_usage":true` just before its `}` (the last key is what readers keep);
+/// * `stream_options` is not an object (`null`, an array, …): replace the whole value
+///   with `{"include_usage":true}`.
 ///
-/// The edit is an insertion and never overlaps [`RequestScan::model_span`], so it can be applied
-/// together with a model replacement in one [`apply_edits`] call.
+/// The edit never overlaps [`RequestScan::model_span`] (`stream_options` is another member),
+/// so it can be applied together with a model replacement in one [`apply_edits`] call.
 pub fn include_usage_edit(scan: &RequestScan) -> Option<Edit<'static>> {
     if !scan.stream {
         return None;
@@ -101,7 +108,8 @@ pub fn include_usage_edit(scan: &RequestScan) -> Option<Edit<'static>> {
         StreamOptions::Object {
             open_brace,
             empty,
-            has_include_usage: false,
+            include_usage: IncludeUsage::Absent,
+            ..
         } => {
             let at = open_brace.saturating_add(1);
             Some(Edit {
@@ -114,11 +122,39 @@ pub fn include_usage_edit(scan: &RequestScan) -> Option<Edit<'static>> {
             })
         }
         StreamOptions::Object {
-            has_include_usage: true,
+            include_usage: IncludeUsage::True,
             ..
+        } => None,
+        StreamOptions::Object {
+            include_usage: IncludeUsage::Value { start, end },
+            ..
+        } => Some(Edit {
+            range: start..end,
+            bytes: b"true",
+        }),
+        StreamOptions::Object {
+            end,
+            include_usage: IncludeUsage::Several,
+            ..
+        } => {
+            let at = end.saturating_sub(1);
+            Some(Edit {
+                range: at..at,
+                bytes: br#","include_usage":true"#,
+            })
         }
-        | StreamOptions::Other => None,
+        StreamOptions::Other { start, end } => Some(Edit {
+            range: start..end,
+            bytes: br#"{"include_usage":true}"#,
+        }),
     }
+}
+
+/// Whether a streaming request asked for the usage chunk itself: the (last)
+/// `include_usage` key of its `stream_options` object is the literal `true`. Exactly the
+/// streams for which [`include_usage_edit`] has nothing to do.
+pub fn client_asked_for_usage(scan: &RequestScan) -> bool {
+    scan.stream && include_usage_edit(scan).is_none()
 }
 
 #[cfg(test)]
@@ -157,13 +193,48 @@ mod tests {
             ),
             (
                 r#"{"model":"m","stream":true,"stream_options":{"include_usage":false}}"#,
+                Some(r#"{"model":"p/m","stream":true,"stream_options":{"include_usage":true}}"#),
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{"x":1, "include_usage" : null }}"#,
+                Some(
+                    r#"{"model":"p/m","stream":true,"stream_options":{"x":1, "include_usage" : true }}"#,
+                ),
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{"include_usage":"yes"}}"#,
+                Some(r#"{"model":"p/m","stream":true,"stream_options":{"include_usage":true}}"#),
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{"include_usage":true,"include_usage":false }}"#,
+                Some(
+                    r#"{"model":"p/m","stream":true,"stream_options":{"include_usage":true,"include_usage":false ,"include_usage":true}}"#,
+                ),
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"include_usage":true}}"#,
                 None,
             ),
             (
                 r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
                 None,
             ),
-            (r#"{"model":"m","stream":true,"stream_options":null}"#, None),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{"include_usage":true,"include_\u0075sage":true}}"#,
+                None,
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":null}"#,
+                Some(r#"{"model":"p/m","stream":true,"stream_options":{"include_usage":true}}"#),
+            ),
+            (
+                r#"{"model":"m","stream_options": [1] ,"stream":true}"#,
+                Some(r#"{"model":"p/m","stream_options": {"include_usage":true} ,"stream":true}"#),
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":"off"}"#,
+                Some(r#"{"model":"p/m","stream":true,"stream_options":{"include_usage":true}}"#),
+            ),
             (r#"{"model":"m","stream":false}"#, None),
             (r#"{"model":"m","stream":null,"stream_options":{}}"#, None),
             (r#"{"model":"m"}"#, None),
@@ -178,9 +249,10 @@ mod tests {
             assert_eq!(std::str::from_utf8(&out).unwrap(), expected, "{body}");
             let v = json(&out);
             assert_eq!(v["model"], "p/m");
-            if s.stream && !matches!(s.stream_options, StreamOptions::Other) {
-                assert!(v["stream_options"]["include_usage"].is_boolean(), "{body}");
+            if s.stream {
+                assert_eq!(v["stream_options"]["include_usage"], true, "{body}");
             }
+            assert_eq!(client_asked_for_usage(&s), s.stream && edit.is_none());
             if edit.is_some() {
                 assert_eq!(v["stream_options"]["include_usage"], true);
                 // The rewritten body must itself scan cleanly and need no further edit.

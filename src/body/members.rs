@@ -12,8 +12,8 @@ use serde_json::value::RawValue;
 
 use super::depth::too_deep;
 use super::outcome::{
-    invalid, is_ws, offset_in, reason, syntax_error, BodyError, RequestScan, StreamOptions,
-    MAX_DEPTH,
+    invalid, is_ws, offset_in, reason, syntax_error, BodyError, IncludeUsage, RequestScan,
+    StreamOptions, MAX_DEPTH,
 };
 
 /// The object keys the scanner reacts to, compared after JSON unescaping, by [`Key::of`] only.
@@ -200,7 +200,10 @@ impl<'a> Members<'a> {
         let shape = if raw.get().starts_with('{') {
             stream_options_object(raw.get(), at)?
         } else {
-            StreamOptions::Other
+            StreamOptions::Other {
+                start: at,
+                end: at.saturating_add(raw.get().len()),
+            }
         };
         if self.stream_options.is_some() {
             let key = key_start(self.text.as_bytes(), at);
@@ -329,24 +332,37 @@ impl<'de> Visitor<'de> for Children<'_, '_> {
     }
 }
 
-/// Visits a `stream_options` object: (has no members, has an `include_usage` key).
+/// Visits a `stream_options` object: (has no members, its `include_usage` keys, with value
+/// offsets relative to the object's text).
 struct OptionsVisitor<'a>(&'a str);
 
 impl<'a> Visitor<'a> for OptionsVisitor<'a> {
-    type Value = (bool, bool);
+    type Value = (bool, IncludeUsage);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(bool, bool), A::Error> {
-        let (mut empty, mut has_include_usage) = (true, false);
+    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut empty = true;
+        let mut include_usage = IncludeUsage::Absent;
         while let Some((key, _)) = map.next_key_seed(KeySeed(self.0))? {
-            map.next_value::<IgnoredAny>()?;
             empty = false;
-            has_include_usage |= key == Key::IncludeUsage;
+            if key != Key::IncludeUsage {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let raw = map.next_value::<&RawValue>()?;
+            let start = offset_in(self.0, raw.get());
+            let end = start.saturating_add(raw.get().len());
+            let is_true = raw.get() == "true";
+            include_usage = match (include_usage, is_true) {
+                (_, true) => IncludeUsage::True,
+                (IncludeUsage::Absent, false) => IncludeUsage::Value { start, end },
+                (_, false) => IncludeUsage::Several,
+            };
         }
-        Ok((empty, has_include_usage))
+        Ok((empty, include_usage))
     }
 }
 
@@ -354,13 +370,21 @@ impl<'a> Visitor<'a> for OptionsVisitor<'a> {
 /// byte `at` of the body. Parses the literal a second time, one level deep, to decode its keys.
 fn stream_options_object(literal: &str, at: usize) -> Result<StreamOptions, BodyError> {
     let mut de = serde_json::Deserializer::from_str(literal);
-    let (empty, has_include_usage) = (&mut de)
+    let (empty, include_usage) = (&mut de)
         .deserialize_map(OptionsVisitor(literal))
         .map_err(|e| syntax_error(literal, at, &e))?;
+    let include_usage = match include_usage {
+        IncludeUsage::Value { start, end } => IncludeUsage::Value {
+            start: start.saturating_add(at),
+            end: end.saturating_add(at),
+        },
+        other => other,
+    };
     Ok(StreamOptions::Object {
         open_brace: at,
+        end: at.saturating_add(literal.len()),
         empty,
-        has_include_usage,
+        include_usage,
     })
 }
 

@@ -64,10 +64,12 @@ mod outcome;
 use serde::de::Deserializer as _;
 
 use depth::{few_openers, too_deep};
-pub use edits::{apply_edits, include_usage_edit, json_string_literal, Edit};
+pub use edits::{
+    apply_edits, client_asked_for_usage, include_usage_edit, json_string_literal, Edit,
+};
 use members::{Members, TopLevel};
 use outcome::{invalid, syntax_error, WS};
-pub use outcome::{reason, BodyError, RequestScan, StreamOptions, MAX_DEPTH};
+pub use outcome::{reason, BodyError, IncludeUsage, RequestScan, StreamOptions, MAX_DEPTH};
 
 /// Validate and scan a whole request body.
 ///

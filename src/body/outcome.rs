@@ -42,13 +42,40 @@ pub enum StreamOptions {
     Object {
         /// Offset of the object's `{`.
         open_brace: usize,
+        /// Offset just past the object's `}`.
+        end: usize,
         /// The object has no members (`{}`, possibly with inner whitespace).
         empty: bool,
-        /// The object already has an `include_usage` key (compared after unescaping; any value).
-        has_include_usage: bool,
+        /// The object's `include_usage` keys (compared after unescaping).
+        include_usage: IncludeUsage,
     },
-    /// `stream_options` is present but not an object (e.g. `null`): leave it alone.
-    Other,
+    /// `stream_options` is present but not an object (e.g. `null`): its value spans
+    /// `start..end`.
+    Other {
+        /// Offset of the value's first byte.
+        start: usize,
+        /// Offset just past the value's last byte.
+        end: usize,
+    },
+}
+
+/// The `include_usage` members of a `stream_options` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludeUsage {
+    /// No `include_usage` key.
+    Absent,
+    /// The last `include_usage` key has the literal value `true` (what a JSON reader that
+    /// keeps the last of duplicate keys decodes).
+    True,
+    /// Exactly one `include_usage` key, whose value (anything but `true`) spans `start..end`.
+    Value {
+        /// Offset of the value's first byte.
+        start: usize,
+        /// Offset just past the value's last byte.
+        end: usize,
+    },
+    /// Several `include_usage` keys, the last not `true`.
+    Several,
 }
 
 /// Why a request body was refused. Every variant maps to an HTTP 400 for the client.

@@ -568,45 +568,75 @@ fn stream_options_shapes() {
     let s = ok(body);
     let StreamOptions::Object {
         open_brace,
+        end,
         empty,
-        has_include_usage,
+        include_usage,
     } = s.stream_options
     else {
         panic!("{:?}", s.stream_options)
     };
-    assert_eq!(&body[open_brace..=open_brace], "{");
-    assert!(empty && !has_include_usage);
+    assert_eq!(&body[open_brace..end], "{ }");
+    assert!(empty && include_usage == IncludeUsage::Absent);
 
     let s = ok(r#"{"model":"m","stream_options":{"a":[1,{"include_usage":1}],"b":{}}}"#);
     assert!(matches!(
         s.stream_options,
         StreamOptions::Object {
             empty: false,
-            has_include_usage: false,
+            include_usage: IncludeUsage::Absent,
             ..
         }
     ));
-    for v in [
-        r#"{"include_usage":false}"#,
-        r#"{"x":1,"include_usage":null}"#,
-        r#"{"include\u005fusage":true}"#,
+    for (v, value) in [
+        (r#"{"include_usage":false}"#, "false"),
+        (r#"{"x":1,"include_usage": null }"#, "null"),
+        (r#"{"include\u005fusage":{"a":1}}"#, r#"{"a":1}"#),
+    ] {
+        let body = format!(r#"{{"model":"m","stream_options":{v}}}"#);
+        let s = ok(&body);
+        let StreamOptions::Object {
+            empty: false,
+            include_usage: IncludeUsage::Value { start, end },
+            ..
+        } = s.stream_options
+        else {
+            panic!("{v}: {:?}", s.stream_options)
+        };
+        assert_eq!(&body[start..end], value, "{v}");
+    }
+    for (v, want) in [
+        (r#"{"include_usage":true}"#, IncludeUsage::True),
+        (
+            r#"{"include_usage":true,"include_usage":true}"#,
+            IncludeUsage::True,
+        ),
+        (
+            r#"{"include_usage":true,"include_usage":1}"#,
+            IncludeUsage::Several,
+        ),
+        (
+            r#"{"include_usage":0,"include_usage":true}"#,
+            IncludeUsage::True,
+        ),
+        (
+            r#"{"include_usage":0,"x":1,"include_usage":null}"#,
+            IncludeUsage::Several,
+        ),
     ] {
         let s = ok(&format!(r#"{{"model":"m","stream_options":{v}}}"#));
         assert!(
-            matches!(
-                s.stream_options,
-                StreamOptions::Object {
-                    empty: false,
-                    has_include_usage: true,
-                    ..
-                }
-            ),
-            "{v}"
+            matches!(s.stream_options, StreamOptions::Object { include_usage, .. } if include_usage == want),
+            "{v}: {:?}",
+            s.stream_options
         );
     }
     for v in ["null", "[]", "1", r#""x""#, "true"] {
-        let s = ok(&format!(r#"{{"model":"m","stream_options":{v}}}"#));
-        assert_eq!(s.stream_options, StreamOptions::Other, "{v}");
+        let body = format!(r#"{{"model":"m","stream_options":{v}}}"#);
+        let s = ok(&body);
+        let StreamOptions::Other { start, end } = s.stream_options else {
+            panic!("{v}: {:?}", s.stream_options)
+        };
+        assert_eq!(&body[start..end], v);
     }
 }
 

@@ -15,6 +15,8 @@ pub struct FileConfig {
     pub users: BTreeMap<String, FileUser>,
     pub providers: BTreeMap<String, FileProvider>,
     pub models: BTreeMap<String, FileModel>,
+    /// `[prices."<backend model>"]`: over the built-in price catalog.
+    pub prices: BTreeMap<String, super::prices::FilePrice>,
 }
 
 /// `listen` may be a single address or a list.
@@ -170,4 +172,6 @@ pub struct FileBackend {
     pub enabled: Option<bool>,
     pub tags: Vec<String>,
     pub billing_mode: Option<String>,
+    /// This backend's own price, over the model's listed price.
+    pub price: Option<super::prices::FilePrice>,
 }

@@ -8,6 +8,7 @@
 pub mod endpoint;
 pub mod file;
 pub mod model;
+pub mod prices;
 pub mod problem;
 pub mod responses;
 pub mod shared_state;

@@ -5,6 +5,7 @@
 //! line through `Debug`.
 
 pub use crate::vocab::BackendType;
+pub use crate::vocab::Price;
 use std::fmt;
 use std::time::Duration;
 
@@ -170,7 +171,8 @@ pub struct Settings {
     pub metrics_listen: Option<String>,
     /// `/metrics` requires the admin token.
     pub metrics_auth: bool,
-    /// Add `stream_options.include_usage` to streaming requests that lack it.
+    /// Parsed for compatibility only: every OpenAI-dialect stream asks its backend for
+    /// usage whatever this says.
     pub stream_include_usage: bool,
     /// Limits shared across replicas; `None` = in this process only.
     pub shared_state: Option<SharedStateConfig>,
@@ -328,6 +330,9 @@ pub struct BackendConfig {
     pub enabled: bool,
     pub tags: Vec<String>,
     pub billing_mode: BillingMode,
+    /// USD per million tokens: the backend's own `price` over `[prices]` over the built-in
+    /// catalog, for the backend's `model`. `None`: unpriced (its requests cost 0).
+    pub price: Option<Price>,
 }
 
 /// A client-facing model (`[models.<key>]`).
@@ -348,6 +353,8 @@ pub struct Config {
     pub users: Vec<User>,
     pub providers: Vec<Provider>,
     pub models: Vec<ModelConfig>,
+    /// Complete prices by backend model name (built-in catalog with `[prices]` over it).
+    pub prices: std::collections::BTreeMap<String, Price>,
     /// Non-fatal findings (printed by `--check-config` and logged on load).
     pub warnings: Vec<String>,
 }

@@ -3,6 +3,7 @@
 use super::endpoint::parse_base_url;
 use super::file::*;
 use super::model::*;
+use super::prices::PriceList;
 use super::problem::{Problem, Problems};
 use super::shared_state::validate_shared_state;
 use std::collections::{HashMap, HashSet};
@@ -51,6 +52,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
     let mut warnings = Vec::new();
 
     let settings = validate_settings(file.settings, &mut p);
+    let price_list = PriceList::build(file.prices, &mut p);
 
     let mut providers = Vec::with_capacity(file.providers.len());
     for (id, fp) in file.providers {
@@ -67,7 +69,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
     let mut models = Vec::with_capacity(file.models.len());
     let mut names: HashMap<String, String> = HashMap::new();
     for (key, fm) in file.models {
-        let m = validate_model(key, fm, &provider_index, &mut p, &mut warnings);
+        let m = validate_model(key, fm, &provider_index, &price_list, &mut p, &mut warnings);
         if let Some(other) = names.get(&m.name) {
             p.add(
                 format!("models.{}.name", m.key),
@@ -95,6 +97,8 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
             );
         }
     }
+
+    super::prices::warn_unpriced(&models, &mut warnings);
 
     let model_refs: HashSet<&str> = models
         .iter()
@@ -181,6 +185,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
             users,
             providers,
             models,
+            prices: price_list.prices(),
             warnings,
         })
     } else {
@@ -538,6 +543,7 @@ fn validate_model(
     key: String,
     fm: FileModel,
     providers: &HashMap<&str, (&Provider, HashSet<&str>)>,
+    price_list: &PriceList,
     p: &mut Problems,
     warnings: &mut Vec<String>,
 ) -> ModelConfig {
@@ -630,6 +636,7 @@ fn validate_model(
                 ),
             );
         }
+        let price = price_list.for_backend(&format!("{bpath}.price"), &model, fb.price, p);
         backends.push(BackendConfig {
             provider: provider_id,
             model,
@@ -638,6 +645,7 @@ fn validate_model(
             enabled: b_enabled,
             tags: fb.tags,
             billing_mode,
+            price,
         });
     }
     if enabled && usable == 0 {

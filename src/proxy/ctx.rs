@@ -219,6 +219,18 @@ pub struct Answer {
     /// shape than 401/403 (Gemini's 400 `API_KEY_INVALID`): the body read so far, held
     /// back with the head until its end decides.
     pub key_refusal_probe: Option<KeyRefusalProbe>,
+    /// Bytes of generated text the upstream stream carried so far
+    /// ([`content_bytes`](crate::usage::content_bytes)): what an abandoned stream's output
+    /// is estimated from.
+    pub content_bytes: u64,
+    /// `usage` holds an estimate (a stream that ended before the backend reported all of
+    /// it), not only the backend's own counts.
+    pub estimated: bool,
+    /// A passed-through stream whose usage-only chunk the client must not get (it did not
+    /// ask for usage): the bytes of the event not complete yet, held back until it is
+    /// known not to be that chunk ([`SseScanner::feed_hiding_usage`]). `None`: the stream
+    /// goes as it comes.
+    pub usage_hold: Option<BytesMut>,
 }
 
 impl Answer {

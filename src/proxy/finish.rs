@@ -23,6 +23,20 @@ struct Resolved<'a> {
     usage: Option<TokenUsage>,
     outcome: Option<Outcome>,
     op: Option<Operation>,
+    /// `usage` includes the gateway's estimate (a stream that ended before its usage came).
+    estimated: bool,
+}
+
+/// `team` label of the cost series: users carry no team yet.
+const NO_TEAM: &str = "-";
+
+impl Resolved<'_> {
+    /// Cost in USD of the request's usage at its backend's price (`None`: no usage, or an
+    /// unpriced backend).
+    fn cost_usd(&self) -> Option<f64> {
+        let price = self.backend?.price?;
+        Some(price.cost_usd(self.usage.as_ref()?))
+    }
 }
 
 /// Records everything about a finished request. Never fails.
@@ -43,11 +57,13 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
                 usage: None,
                 outcome: None,
                 op: None,
+                estimated: false,
             },
             None,
         ),
         RequestPhase::Proxied(p) => {
             settle_last_attempt(p, status, error);
+            charge_unfinished_stream(p, status);
             if !p.request.op.charged() {
                 // A stored response read back carries the usage it was charged with.
                 if let Some(a) = p.answer.as_mut() {
@@ -67,6 +83,7 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
                     usage: answer.and_then(|a| a.usage),
                     outcome: p.last_outcome,
                     op: Some(p.request.op),
+                    estimated: answer.is_some_and(|a| a.estimated),
                 },
                 Some(ctx.overhead),
             )
@@ -89,6 +106,37 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
         if let Some(grant) = p.grant.take() {
             grant.finish(&p.request.user, tokens, crate::clock::now_ms());
         }
+    }
+}
+
+/// Charges a stream that ended before its backend reported all of its usage (the client
+/// left, or the stream broke): a count the backend already reported stands (Anthropic's
+/// `message_start` carries the prompt's), a missing prompt count is estimated as the
+/// client's request body bytes / 4, and the output as the generated-text bytes the stream
+/// carried / 4 when that is more than reported. An estimate never lowers a reported
+/// count; using one marks the answer `estimated`.
+fn charge_unfinished_stream(p: &mut Proxied, status: u16) {
+    let charged = p.request.op.charged();
+    let prompt_bytes = p.request.body.len();
+    let Some(a) = p.answer.as_mut() else {
+        return;
+    };
+    if !charged || !a.sse || a.complete || !(status == 0 || (200..300).contains(&status)) {
+        return;
+    }
+    let mut usage = a.usage.unwrap_or_default();
+    let prompt = u64::try_from(prompt_bytes / 4).unwrap_or(u64::MAX);
+    if usage.prompt_tokens() == 0 && prompt > 0 {
+        usage.input = prompt;
+        a.estimated = true;
+    }
+    let output = a.content_bytes / 4;
+    if output > usage.output {
+        usage.output = output;
+        a.estimated = true;
+    }
+    if a.estimated {
+        a.usage = Some(usage);
     }
 }
 
@@ -160,6 +208,25 @@ fn record_metrics(r: &Resolved<'_>, status: u16, duration: Duration, overhead: O
                 h.observe(n as f64);
             }
         }
+        match b.price {
+            Some(price) => {
+                let cost = price.cost_usd(&usage);
+                metrics::COST
+                    .with_label_values(&[&u.id, NO_TEAM, m.name.as_str(), &b.id])
+                    .inc_by(cost);
+                if let Some(h) = b.metrics.genai_cost(op) {
+                    h.observe(cost);
+                }
+            }
+            None => {
+                let n = usage.prompt_tokens().saturating_add(usage.output);
+                if n > 0 {
+                    metrics::UNPRICED_TOKENS
+                        .with_label_values(&[&b.real_model])
+                        .inc_by(n);
+                }
+            }
+        }
     }
 }
 
@@ -178,7 +245,7 @@ fn log_access(request_id: &str, r: &Resolved<'_>, status: u16, duration: Duratio
     log::log!(
         target: "berry::access",
         level,
-        "request_id={} user={} model={} backend={} status={} attempts={} ttfb_ms={} duration_ms={} tokens_in={} tokens_out={} outcome={}",
+        "request_id={} user={} model={} backend={} status={} attempts={} ttfb_ms={} duration_ms={} tokens_in={} tokens_out={} cost_usd={:.6} estimated={} outcome={}",
         request_id,
         r.user.map_or(UNKNOWN, |u| &u.id),
         r.model.map_or(UNKNOWN, |m| m.name.as_str()),
@@ -189,6 +256,8 @@ fn log_access(request_id: &str, r: &Resolved<'_>, status: u16, duration: Duratio
         (duration.as_secs_f64() * 1e4).round() / 10.0,
         usage.input,
         usage.output,
+        r.cost_usd().unwrap_or(0.0),
+        r.estimated,
         r.outcome.map_or(UNKNOWN, |o| o.label()),
     );
 }

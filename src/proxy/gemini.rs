@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::snapshot::Snapshot;
 use crate::translate::gemini::AnswerContext;
 use crate::vocab::{GeminiMethod, Operation};
+use crate::wire::gemini::Content;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -47,6 +48,7 @@ pub fn validate(
             return Err(ApiError::bad_request(e.message()));
         }
     }
+    check_shape(method, &body)?;
     let model = model.strip_prefix("models/").unwrap_or(model);
     let route = snap
         .table
@@ -88,6 +90,37 @@ pub fn validate(
         include_usage: None,
         responses: None,
         gemini: Some(GeminiCall { method, sse }),
+    })
+}
+
+/// A body that is not a request of `method` (a `GenerateContentRequest`: `contents`, an
+/// array of contents with their parts; `countTokens` also takes it wrapped in
+/// `generateContentRequest`) is refused here, whichever backend would have served it.
+fn check_shape(method: GeminiMethod, body: &[u8]) -> Result<(), ApiError> {
+    // The members are read for their shape only.
+    #[allow(dead_code)]
+    #[derive(serde::Deserialize)]
+    struct Generate<'a> {
+        #[serde(borrow)]
+        contents: Vec<Content<'a>>,
+    }
+    #[allow(dead_code)]
+    #[derive(serde::Deserialize)]
+    struct Count<'a> {
+        #[serde(borrow, default)]
+        contents: Option<Vec<Content<'a>>>,
+        #[serde(borrow, default, rename = "generateContentRequest")]
+        request: Option<Generate<'a>>,
+    }
+    let shaped = match method {
+        GeminiMethod::CountTokens => crate::wire::raw::read::<Count<'_>>(body).map(drop),
+        _ => crate::wire::raw::read::<Generate<'_>>(body).map(drop),
+    };
+    shaped.map_err(|_| {
+        ApiError::bad_request(
+            "The body is not a GenerateContentRequest: `contents` must be an array of contents, each with an array of `parts`.",
+        )
+        .with_param("contents")
     })
 }
 

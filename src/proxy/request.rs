@@ -262,9 +262,11 @@ pub fn validate_request(
             t.check(&body, None)?;
         }
     }
-    // `stream_options` is OpenAI's: never added to an Anthropic client's body.
+    // Every OpenAI-dialect stream asks its backend for usage, whatever the client sent (a
+    // client cannot switch its token budget off). `stream_options` is OpenAI's: never added
+    // to an Anthropic client's body.
     let openai_op = matches!(op, Operation::Chat | Operation::TextCompletion);
-    let include_usage = if openai_op && snap.table.settings.stream_include_usage {
+    let include_usage = if openai_op {
         crate::body::include_usage_edit(&scan).map(|e| (e.range, e.bytes))
     } else {
         None
@@ -283,6 +285,16 @@ pub fn validate_request(
 }
 
 pub use super::admitted::attempt_body;
+
+/// Whether the usage-only chunk (`"choices":[]` with the usage) of this request's stream is
+/// the gateway's own to read and must not reach the client: an OpenAI chat or completions
+/// stream whose client did not ask for usage (the gateway asked for it in its place, so the
+/// request carries the `include_usage` edit).
+pub fn hides_usage_chunk(req: &ProxyRequest) -> bool {
+    matches!(req.op, Operation::Chat | Operation::TextCompletion)
+        && req.stream
+        && req.include_usage.is_some()
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! The upstream response: retry-or-pass decision on the status line, and watching the body
-//! (usage, end of stream, garbage) as it streams through unchanged.
+//! (usage, end of stream, garbage) as it streams through unchanged, but for the usage-only
+//! chunk of a stream whose client did not ask for usage (the gateway's own to read).
 
 use super::ctx::{Answer, BodyWatch, Gate, Proxied};
 use super::decision::{
@@ -7,14 +8,14 @@ use super::decision::{
     INCOMPLETE_MESSAGE, INVALID_JSON_MESSAGE, NOT_A_STREAM_MESSAGE,
 };
 use super::headers::retain_returned;
-use super::translation::{wants_stream_usage, Issued, Translation};
+use super::translation::{Issued, Translation};
 use super::upstream::situation;
 use crate::fault::UpstreamBroken;
 use crate::providers::KeyRefusalProbe;
 use crate::routing::Outcome;
 use crate::usage::{Preamble, SseScanner};
 use crate::vocab::Operation;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
@@ -147,7 +148,8 @@ pub fn on_response_header(
         resp.insert_header(super::upstream::X_REQUEST_ID, id)?;
     }
     let include_usage =
-        translation == Translation::ChatToMessages && sse && wants_stream_usage(&p.request.body);
+        // The client asked for usage itself when the gateway did not have to ask in its place.
+        translation == Translation::ChatToMessages && sse && p.request.include_usage.is_none();
     let issued = match (
         super::responses::answer_context(p, translation),
         super::gemini::answer_context(p, translation),
@@ -182,6 +184,10 @@ pub fn on_response_header(
         // the commit point): the framing must not depend on this upstream's length.
         own_framing(resp, client.h1)?;
     }
+    // Only a stream in the client's own dialect: a translator writes its own events.
+    let usage_hold = (matches!(watch, BodyWatch::Sse(_))
+        && super::request::hides_usage_chunk(&p.request))
+    .then(BytesMut::new);
     p.answer = Some(Answer {
         ttfb: started.elapsed(),
         watch,
@@ -196,6 +202,9 @@ pub fn on_response_header(
         },
         broke_mid_event: false,
         key_refusal_probe: key_probe,
+        content_bytes: 0,
+        estimated: false,
+        usage_hold,
     });
     Ok(())
 }
@@ -319,6 +328,12 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
             ));
         }
     }
+    if answer.sse {
+        if let Some(b) = body.as_deref() {
+            let n = crate::usage::content_bytes(b);
+            answer.content_bytes = answer.content_bytes.saturating_add(n as u64);
+        }
+    }
     let (broken, commit) = match &mut answer.watch {
         BodyWatch::None => (None, true),
         BodyWatch::Json(scan) => {
@@ -338,7 +353,18 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
             }
         }
         BodyWatch::Sse(scan) => {
-            let garbage = body.as_ref().is_some_and(|b| scan.feed(b).is_err());
+            // A hidden usage-only chunk is left out of `body` (its usage still read).
+            let garbage = match (body.as_ref(), answer.usage_hold.as_mut()) {
+                (Some(b), Some(hold)) => match scan.feed_hiding_usage(b, hold) {
+                    Ok(out) => {
+                        *body = out;
+                        false
+                    }
+                    Err(_) => true,
+                },
+                (Some(b), None) => scan.feed(b).is_err(),
+                (None, _) => false,
+            };
             if let Some(u) = scan.usage() {
                 answer.usage = Some(u);
             }
@@ -359,6 +385,12 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
             } else {
                 None
             };
+            if end || broken.as_ref().is_some_and(|b| b.keep_chunk) {
+                // The stream stops here: an event held back whole goes out as it came.
+                if let Some(hold) = answer.usage_hold.as_mut() {
+                    append(body, hold.split().freeze());
+                }
+            }
             (broken, end || scan.reached_content() || scan.finished())
         }
         BodyWatch::Translate(t) => match t.chunk(body.as_deref(), end) {
@@ -404,6 +436,22 @@ pub fn on_body_chunk(answer: &mut Answer, body: &mut Option<Bytes>, end: bool) -
     Ok(())
 }
 
+/// `body` followed by `more`.
+fn append(body: &mut Option<Bytes>, more: Bytes) {
+    if more.is_empty() {
+        return;
+    }
+    *body = Some(match body.take() {
+        Some(b) if !b.is_empty() => {
+            let mut all = Vec::with_capacity(b.len() + more.len());
+            all.extend_from_slice(&b);
+            all.extend_from_slice(&more);
+            Bytes::from(all)
+        }
+        _ => more,
+    });
+}
+
 fn drop_chunk(broken: UpstreamBroken) -> Breakage {
     Breakage {
         broken,
@@ -435,6 +483,9 @@ mod tests {
             gate: Gate::closed(),
             broke_mid_event: false,
             key_refusal_probe: None,
+            content_bytes: 0,
+            estimated: false,
+            usage_hold: None,
         }
     }
 

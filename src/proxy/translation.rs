@@ -572,20 +572,3 @@ fn translate_stream<T: EventTranslator>(
     }
     Ok(())
 }
-
-/// Whether an OpenAI chat body asked for usage in its stream (`stream_options.include_usage`).
-pub fn wants_stream_usage(body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Opts {
-        include_usage: Option<bool>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Body {
-        stream_options: Option<Opts>,
-    }
-    serde_json::from_slice::<Body>(body)
-        .ok()
-        .and_then(|b| b.stream_options)
-        .and_then(|o| o.include_usage)
-        .unwrap_or(false)
-}

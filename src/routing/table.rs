@@ -10,6 +10,7 @@ use super::strategy::{pick, Cand, PickInput};
 use crate::config::{Config, Settings, Strategy};
 use crate::metrics::{BackendMetrics, ModelMetrics};
 use crate::providers::{ProviderHealth, ProviderRoute, ResolvedAddrs};
+use crate::vocab::Price;
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -31,6 +32,9 @@ pub struct Backend {
     /// Tagged `premium` (smart_ai's stability bonus goes to the others).
     pub premium: bool,
     pub state: Arc<BackendState>,
+    /// USD per million tokens of `real_model` (resolved from the config once per table).
+    /// `None`: unpriced; its requests cost 0.
+    pub price: Option<Price>,
     /// Per-request metric handles, resolved on first use ([`crate::metrics`]).
     pub metrics: BackendMetrics,
 }
@@ -282,6 +286,7 @@ impl Table {
                     tags: b.tags.clone(),
                     premium: b.tags.iter().any(|t| t == "premium"),
                     state,
+                    price: b.price,
                     metrics,
                 }));
             }

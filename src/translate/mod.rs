@@ -28,6 +28,8 @@
 //!
 //! * [`errors`]: upstream error answers of one dialect in the other's shape.
 //! * [`stream`]: the stream shell every event translator runs in.
+//! * `anthropic_in`, `chat_in`: reading and checking a backend's event stream (Anthropic
+//!   events, chat chunks), shared by every translator out of it.
 //!
 //! Contracts shared by every translator:
 //! * Nothing panics and nothing loops on any input; malformed input is an `Err`.
@@ -43,7 +45,9 @@
 //!   written verbatim, never decoded and re-encoded, so content is byte-for-byte what the
 //!   provider sent. All JSON is written by the wire types' derived `Serialize`.
 
+pub(crate) mod anthropic_in;
 pub mod chat;
+pub(crate) mod chat_in;
 pub mod chat_to_messages;
 pub mod errors;
 pub mod gemini;

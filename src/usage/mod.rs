@@ -1,7 +1,8 @@
 //! Observers for upstream LLM response bodies.
 //!
-//! The gateway forwards every upstream body chunk unchanged and immediately; the types in this
-//! module only *observe* those chunks (chunk boundaries are arbitrary: they may split an SSE
+//! The gateway forwards every upstream body chunk unchanged and immediately (but for the
+//! usage-only chunk a client did not ask for, see [`SseScanner::feed_hiding_usage`]); the
+//! types in this module only *observe* those chunks (chunk boundaries are arbitrary: they may split an SSE
 //! line, a JSON token, a UTF-8 character or a `\r\n` pair) and report:
 //!
 //! * the [`TokenUsage`] of the response,
@@ -66,7 +67,7 @@ mod sse_scan;
 
 pub use crate::sse::{SseError, MAX_SSE_LINE};
 pub use json_scan::{JsonUsageScanner, JSON_BODY_CAP, USAGE_CAPTURE_CAP};
-pub use sse_scan::{Preamble, SseScanner};
+pub use sse_scan::{content_bytes, Preamble, SseScanner};
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,13 @@
 //! The event-stream scanner: usage, completion, in-band errors and breakage of a
 //! `text/event-stream` response body.
 
+use bytes::{Bytes, BytesMut};
+use memchr::memmem;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+use smallvec::SmallVec;
+use std::ops::Range;
+use std::sync::LazyLock;
 
 use super::document::{analyse, is_ws, starts_json, Found, JsonValidity, ERROR};
 use crate::sse::{SseDecoder, SseError, SseFrame};
@@ -115,7 +120,14 @@ impl Observed {
         Ok(())
     }
 
-    fn on_frame(&mut self, frame: SseFrame<'_>) -> Result<(), SseError> {
+    /// Observes one frame. `Some(usage_only)` at an event's end: whether the event is a
+    /// usage-only chunk (only told when `hide_usage`); `None` for a line.
+    fn on_frame(
+        &mut self,
+        frame: SseFrame<'_>,
+        hide_usage: bool,
+    ) -> Result<Option<bool>, SseError> {
+        let mut usage_only = None;
         match frame {
             SseFrame::Data(data) => {
                 self.check_start(data)?;
@@ -154,7 +166,11 @@ impl Observed {
                     if !self.content && !self.error_event && !self.finished {
                         self.content = !self.preamble.holds(ev.event, ev.data);
                     }
-                    if self.preamble == Preamble::Gemini && gemini_chunk(ev.data).finished {
+                    // Only the last chunk names a finish reason: the others are not parsed again.
+                    if self.preamble == Preamble::Gemini
+                        && memchr::memmem::find(ev.data, b"\"finishReason\"").is_some()
+                        && gemini_chunk(ev.data).finished
+                    {
                         self.finished = true;
                     }
                     let found = match first {
@@ -164,12 +180,16 @@ impl Observed {
                             _ => return Err(SseError::InvalidData),
                         },
                     };
+                    if hide_usage && ev.event.is_empty() && found.usage().is_some() {
+                        usage_only = Some(is_usage_only(ev.data));
+                    }
                     self.found.merge(found);
                 }
                 self.events += 1;
+                return Ok(Some(usage_only.unwrap_or(false)));
             }
         }
-        Ok(())
+        Ok(usage_only)
     }
 }
 
@@ -213,6 +233,87 @@ impl SseScanner {
         }
     }
 
+    /// Observes `chunk` like [`feed`](Self::feed) and returns the bytes the client gets:
+    /// the stream without its usage-only chunks (OpenAI's last chunk: an unnamed event
+    /// whose data has `"choices":[]` and a `usage` object; its usage is still read).
+    /// `held` carries the bytes of an event not complete at a chunk's end from one call to
+    /// the next (start with it empty, feed every chunk this way): they are sent with the
+    /// chunk that completes the event, and whatever is in `held` when the stream ends or
+    /// breaks goes to the client as it came. Everything else is passed on at once,
+    /// untouched. `None` when nothing is to be sent now.
+    pub fn feed_hiding_usage(
+        &mut self,
+        chunk: &Bytes,
+        held: &mut BytesMut,
+    ) -> Result<Option<Bytes>, SseError> {
+        if let Some(e) = self.obs.err {
+            return Err(e);
+        }
+        // Byte ranges of `chunk` holding usage-only chunks; the first may have begun in an
+        // earlier chunk (its bytes are held).
+        let had_held = !held.is_empty();
+        let mut hidden: SmallVec<[Range<usize>; 1]> = SmallVec::new();
+        let mut drop_held = false;
+        let mut event_start = 0usize;
+        let mut input: &[u8] = chunk;
+        let r = loop {
+            match self.dec.next_frame(&mut input) {
+                Ok(Some(frame)) => match self.obs.on_frame(frame, true) {
+                    Ok(Some(usage_only)) => {
+                        let end = chunk.len().saturating_sub(input.len());
+                        if usage_only {
+                            let begun_before = event_start == 0 && had_held;
+                            // Line ends leading an event's bytes may end the previous event
+                            // (a `\r\n` split across chunks): they stay.
+                            let lead = if begun_before {
+                                0
+                            } else {
+                                line_ends(chunk.get(event_start..end).unwrap_or_default())
+                            };
+                            drop_held |= begun_before;
+                            hidden.push(event_start.saturating_add(lead)..end);
+                        }
+                        event_start = end;
+                    }
+                    Ok(None) => {}
+                    Err(e) => break Err(e),
+                },
+                Ok(None) => break self.obs.check_start(self.dec.pending_data()),
+                Err(e) => break self.obs.check_start(self.dec.pending_data()).and(Err(e)),
+            }
+        };
+        if let Err(e) = r {
+            self.obs.err = Some(e);
+            return Err(e);
+        }
+        let keep_end = if self.dec.is_mid_event() {
+            event_start
+        } else {
+            chunk.len()
+        };
+        if drop_held {
+            held.truncate(line_ends(held));
+        }
+        if keep_end == 0 {
+            // Still inside the event the held bytes began: it all waits.
+            held.extend_from_slice(chunk);
+            return Ok(None);
+        }
+        let out = if held.is_empty() && hidden.is_empty() {
+            chunk.slice(..keep_end)
+        } else {
+            let mut out = held.split();
+            let mut from = 0;
+            for r in hidden.iter().chain(std::iter::once(&(keep_end..keep_end))) {
+                out.extend_from_slice(chunk.get(from..r.start.max(from)).unwrap_or_default());
+                from = r.end.max(from);
+            }
+            out.freeze()
+        };
+        held.extend_from_slice(chunk.get(keep_end..).unwrap_or_default());
+        Ok((!out.is_empty()).then_some(out))
+    }
+
     /// Observe the next chunk.
     ///
     /// Returns `Err` once the stream is known to be broken (see [`SseError`]); the bytes after
@@ -234,7 +335,9 @@ impl SseScanner {
         let mut input = chunk;
         loop {
             match self.dec.next_frame(&mut input) {
-                Ok(Some(frame)) => self.obs.on_frame(frame)?,
+                Ok(Some(frame)) => {
+                    self.obs.on_frame(frame, false)?;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     // A payload that went wrong earlier in the stream wins.
@@ -396,4 +499,160 @@ fn is_done(doc: &[u8]) -> bool {
         .rposition(|&b| !is_ws(b))
         .map_or(start, |i| i + 1);
     doc.get(start..end) == Some(b"[DONE]")
+}
+
+/// Number of `\r` / `\n` bytes `bytes` starts with.
+fn line_ends(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
+}
+
+/// Whether an OpenAI chunk (already known to carry usage) is the usage-only one: its
+/// `choices` is an empty array.
+fn is_usage_only(data: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Chunk {
+        #[serde(default)]
+        choices: Option<Vec<IgnoredAny>>,
+    }
+    serde_json::from_slice::<Chunk>(data).is_ok_and(|c| c.choices.is_some_and(|c| c.is_empty()))
+}
+
+/// Keys whose string values are generated text in the stream dialects the gateway passes
+/// on (OpenAI chat and completions, Anthropic Messages, Responses, Gemini): what
+/// [`content_bytes`] counts.
+const CONTENT_KEYS: [&[u8]; 9] = [
+    b"content",
+    b"text",
+    b"refusal",
+    b"reasoning_content",
+    b"reasoning",
+    b"arguments",
+    b"partial_json",
+    b"thinking",
+    b"delta",
+];
+
+/// An estimate of the generated text in `bytes`, a piece of an event stream: the total
+/// length of the string values of [`CONTENT_KEYS`] members (escapes counted as written).
+/// One `memchr` pass over the piece for the `":"` between a key and a string value, so it
+/// costs about what passing the bytes on does; a member split across two pieces is missed
+/// (an estimate). Used to charge a stream the client abandoned before its usage came.
+pub fn content_bytes(bytes: &[u8]) -> usize {
+    let mut total = 0usize;
+    let mut from = 0usize;
+    static FINDER: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\":\""));
+    while let Some(at) = bytes.get(from..).and_then(|rest| FINDER.find(rest)) {
+        let colon = from + at;
+        let value = colon + 3;
+        let key = bytes.get(..colon).unwrap_or_default();
+        let is_content = CONTENT_KEYS.iter().any(|k| {
+            key.ends_with(k)
+                && key.len() > k.len()
+                && key.get(key.len() - k.len() - 1) == Some(&b'"')
+        });
+        if !is_content {
+            from = value;
+            continue;
+        }
+        let end = string_end(bytes, value);
+        total = total.saturating_add(end.saturating_sub(value));
+        from = end.saturating_add(1).max(value);
+    }
+    total
+}
+
+/// Offset of the closing quote of the JSON string whose contents start at `i` (the first
+/// `"` not escaped by an odd run of backslashes), or `bytes.len()`.
+fn string_end(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(q) = bytes.get(i..).and_then(|rest| memchr::memchr(b'"', rest)) {
+        let q = i + q;
+        let run = bytes.get(i..q).unwrap_or_default();
+        if run.iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0 {
+            return q;
+        }
+        i = q + 1;
+    }
+    bytes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLE: &str =
+        "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+    const TEXT: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"Hello \\\"you\\\"\"}}],\"usage\":null}\r\n\r\n";
+    const KEEPALIVE: &str = ": keep-alive\n\n";
+    const USAGE: &str = "data: {\"id\":\"x\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n";
+    const DONE: &str = "data: [DONE]\n\n";
+
+    /// Feeds `stream` split at `cuts` to a scanner hiding usage chunks; what the client gets
+    /// (the held bytes flushed at the end) and the usage read.
+    fn hide(stream: &str, cuts: &[usize]) -> (String, Option<TokenUsage>) {
+        let mut s = SseScanner::with_preamble(Preamble::OpenAiChunks);
+        let mut held = BytesMut::new();
+        let bytes = Bytes::copy_from_slice(stream.as_bytes());
+        let mut out = Vec::new();
+        let mut from = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&stream.len())) {
+            if let Some(b) = s
+                .feed_hiding_usage(&bytes.slice(from..cut), &mut held)
+                .unwrap()
+            {
+                out.extend_from_slice(&b);
+            }
+            from = cut;
+        }
+        out.extend_from_slice(&held);
+        (String::from_utf8(out).unwrap(), s.usage())
+    }
+
+    #[test]
+    fn the_usage_only_chunk_is_hidden_however_the_stream_is_split() {
+        let stream = [ROLE, KEEPALIVE, TEXT, USAGE, DONE].concat();
+        let want = [ROLE, KEEPALIVE, TEXT, DONE].concat();
+        let usage = Some(TokenUsage {
+            input: 7,
+            output: 3,
+            ..TokenUsage::default()
+        });
+        assert_eq!(hide(&stream, &[]), (want.clone(), usage));
+        for i in 0..=stream.len() {
+            assert_eq!(hide(&stream, &[i]), (want.clone(), usage), "split at {i}");
+            for j in (i..=stream.len()).step_by(7) {
+                assert_eq!(hide(&stream, &[i, j]), (want.clone(), usage), "{i}, {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_usage_only_chunks_are_hidden() {
+        // usage on a chunk with choices, a named event, a stream cut inside an event
+        let with_choices =
+            "data: {\"choices\":[{\"delta\":{}}],\"usage\":{\"prompt_tokens\":1}}\n\n";
+        let named = "event: x\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n";
+        for stream in [
+            [ROLE, with_choices, DONE].concat(),
+            [ROLE, named, DONE].concat(),
+            [ROLE, "data: {\"choi"].concat(),
+        ] {
+            assert_eq!(hide(&stream, &[]).0, stream);
+            assert_eq!(hide(&stream, &[ROLE.len() + 3]).0, stream);
+        }
+    }
+
+    #[test]
+    fn content_bytes_counts_generated_text_only() {
+        assert_eq!(content_bytes(ROLE.as_bytes()), 0);
+        assert_eq!(content_bytes(TEXT.as_bytes()), r#"Hello \"you\""#.len());
+        assert_eq!(content_bytes(USAGE.as_bytes()), 0);
+        let anthropic = "data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"abc\"}}\n\ndata: {\"delta\":{\"partial_json\":\"{\\\"a\\\\\\\\\"}}\n\n";
+        assert_eq!(content_bytes(anthropic.as_bytes()), 3 + r#"{\"a\\\\"#.len());
+        // a key that only ends like one (`subtext`), and a piece cut inside a value
+        assert_eq!(content_bytes(br#"{"subtext":"abc","content":"de"#), 2);
+    }
 }

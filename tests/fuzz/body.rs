@@ -6,8 +6,8 @@
 mod oracle;
 
 use berry_gateway::body::{
-    apply_edits, include_usage_edit, json_string_literal, scan, Edit, RequestScan, StreamOptions,
-    MAX_DEPTH,
+    apply_edits, include_usage_edit, json_string_literal, scan, Edit, IncludeUsage, RequestScan,
+    StreamOptions, MAX_DEPTH,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -104,17 +104,36 @@ fn check_scan(body: &[u8]) -> Option<RequestScan> {
         (
             StreamOptions::Object {
                 open_brace,
+                end,
                 empty,
-                has_include_usage,
+                include_usage,
             },
             Some(raw),
         ) => {
             assert_eq!(open_brace, offset(text, raw.get()), "{shown:?}");
+            assert_eq!(end, open_brace + raw.get().len(), "{shown:?}");
             let inner = Members::of(raw.get()).expect("stream_options object");
             assert_eq!(empty, inner.0.is_empty());
-            assert_eq!(has_include_usage, !inner.get("include_usage").is_empty());
+            let values = inner.get("include_usage");
+            let want = match values.as_slice() {
+                [] => IncludeUsage::Absent,
+                [.., last] if last.get() == "true" => IncludeUsage::True,
+                [one] => {
+                    let start = open_brace + offset(raw.get(), one.get());
+                    IncludeUsage::Value {
+                        start,
+                        end: start + one.get().len(),
+                    }
+                }
+                _ => IncludeUsage::Several,
+            };
+            assert_eq!(include_usage, want, "{shown:?}");
         }
-        (StreamOptions::Other, Some(raw)) => assert!(!raw.get().starts_with('{')),
+        (StreamOptions::Other { start, end }, Some(raw)) => {
+            assert!(!raw.get().starts_with('{'));
+            assert_eq!(start, offset(text, raw.get()), "{shown:?}");
+            assert_eq!(end, start + raw.get().len(), "{shown:?}");
+        }
         (got, raw) => panic!("stream_options {got:?} vs {raw:?}: {shown:?}"),
     }
 
@@ -189,11 +208,10 @@ fn check_splice(body: &[u8], s: &RequestScan, name: &str) {
         s.stream
             && !matches!(
                 s.stream_options,
-                StreamOptions::Other
-                    | StreamOptions::Object {
-                        has_include_usage: true,
-                        ..
-                    }
+                StreamOptions::Object {
+                    include_usage: IncludeUsage::True,
+                    ..
+                }
             )
     );
     let mut edits = vec![Edit {

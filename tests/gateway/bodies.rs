@@ -8,7 +8,9 @@ use berry_mock::MockProvider;
 
 fn config(m: &MockProvider, max_body: u64) -> String {
     format!(
-        "{FAST_SETTINGS}max_request_body_bytes = {max_body}\n{}{}[models.m]\nname = \"client-model\"\n[[models.m.backends]]\nprovider = \"p\"\nmodel = \"real-model\"\n",
+        "{}max_request_body_bytes = {max_body}\n{}{}[models.m]\nname = \"client-model\"\n[[models.m.backends]]\nprovider = \"p\"\nmodel = \"real-model\"\n",
+        // No health probe after start-up: the mock's last request is the test's own.
+        quiet_settings(),
         user("u", "tok", ""),
         provider("p", m)
     )
@@ -59,6 +61,7 @@ fn assert_forwarded_whole(m: &MockProvider, body: &str) {
 fn chunked_uploads_over_64_kib_are_forwarded_up_to_the_limit() {
     let m = mock("m");
     let gw = Gateway::start(&config(&m, 1024 * 1024));
+    settle(&gw, &[&m]);
     // one chunk over 64 KiB, many small chunks, and a body of exactly 64 KiB + 1
     for (size, piece) in [
         (200 * 1024, 200 * 1024),
@@ -81,6 +84,7 @@ fn chunked_uploads_over_64_kib_are_forwarded_up_to_the_limit() {
 fn a_body_read_with_a_large_head_is_forwarded_without_an_error() {
     let m = mock("m");
     let gw = Gateway::start(&config(&m, 4 * 1024 * 1024));
+    settle(&gw, &[&m]);
     // A 300 KiB header makes Pingora read the head in growing pieces; the last one may
     // take in much of the body with it (how much depends on what has arrived; the unit
     // tests of `proxy::request` pin the case of a whole body read with its head).

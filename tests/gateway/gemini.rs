@@ -148,8 +148,12 @@ fn every_backend_answers_in_the_gemini_shape() {
         }
     }
     // usage counted in every dialect
-    let tokens = metric(&gw, "berry_tokens_total", &[("type", "output")]);
-    assert!(tokens >= 9.0 * 3.0, "{}", gw.metrics_text());
+    let tokens = || metric(&gw, "berry_tokens_total", &[("type", "output")]);
+    assert!(
+        wait_until(Duration::from_secs(5), || tokens() >= 9.0 * 3.0),
+        "{}",
+        gw.metrics_text()
+    );
 }
 
 #[test]
@@ -455,35 +459,146 @@ fn gemini_cli_prints_the_answer_of_every_backend() {
     assert!(!gw.log().contains(TOKEN));
 }
 
-#[test]
-fn gemini_clis_model_router_call_gets_schema_valid_json_through_translation() {
+/// Gemini CLI without `-m`: its router call (`generateContent` with a `responseJsonSchema`)
+/// must get schema-valid JSON back from a backend of `backend_type`, or the CLI gives up on
+/// the flash model.
+fn router_call_on(backend_type: &str, real: &str) {
     let Some(cli) = gemini_cli() else {
         return;
     };
     let m = gem_mock();
-    // the CLI's router and main models, both on the Anthropic backend (translated)
+    let model = |key: &str, name: &str| {
+        format!("[models.{key}]\nname = \"{name}\"\n[[models.{key}.backends]]\nprovider = \"p\"\nmodel = \"{real}\"\n")
+    };
     let cfg = format!(
-        "{}\n{}{}backend_type = \"anthropic\"\n[models.router]\nname = \"gemini-3.5-flash-lite\"\n[[models.router.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n[models.main]\nname = \"gemini-3.8-flash\"\n[[models.main.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n[models.pro]\nname = \"gemini-3.1-pro-preview\"\n[[models.pro.backends]]\nprovider = \"an\"\nmodel = \"claude-real\"\n",
+        "{}\n{}{}backend_type = \"{backend_type}\"\n{}{}{}",
         quiet_settings(),
         user("one", TOKEN, ""),
-        steered_provider("an", &m),
+        steered_provider("p", &m),
+        model("router", "gemini-3.5-flash-lite"),
+        model("main", "gemini-3.8-flash"),
+        model("pro", "gemini-3.1-pro-preview"),
     );
     let gw = Gateway::start(&cfg);
     settle(&gw, &[&m]);
     let (ok, stdout, stderr) = gemini_p(&cli, &gw, None, "say hi");
     assert!(
         ok && stdout.contains(ANSWER.trim()),
-        "{stdout}\n{stderr}\n{}",
+        "{backend_type}: {stdout}\n{stderr}\n{}",
         gw.log()
     );
     // the router's JSON answer was accepted: the flash model (score 1) served the answer
-    assert!(
-        metric(
-            &gw,
-            "berry_requests_total",
-            &[("model", "gemini-3.8-flash")]
-        ) >= 1.0,
-        "{stderr}\n{}",
-        gw.metrics_text()
+    let served = |name: &str| metric(&gw, "berry_requests_total", &[("model", name)]);
+    assert_eq!(
+        served("gemini-3.5-flash-lite"),
+        1.0,
+        "{backend_type}: {stderr}"
     );
+    assert!(
+        served("gemini-3.8-flash") >= 1.0,
+        "{backend_type}: {stderr}"
+    );
+    assert_eq!(
+        served("gemini-3.1-pro-preview"),
+        0.0,
+        "{backend_type}: {stderr}"
+    );
+}
+
+#[test]
+fn gemini_clis_router_call_on_a_native_backend() {
+    router_call_on("gemini", "gemini-real");
+}
+
+#[test]
+fn gemini_clis_router_call_on_an_openai_backend() {
+    router_call_on("openai", "gpt-real");
+}
+
+#[test]
+fn gemini_clis_router_call_on_an_anthropic_backend() {
+    router_call_on("anthropic", "claude-real");
+}
+
+#[test]
+fn bad_calls_get_google_shaped_4xx_and_nothing_goes_upstream() {
+    let m = gem_mock();
+    let gw = three_backends(&m);
+    let hits = m.hits();
+    let cases = [
+        ("/v1beta/models/:generateContent", HELLO, 404),
+        ("/v1beta/models/gem-native:unknownMethod", HELLO, 404),
+        ("/v1beta/models/../gem-native:generateContent", HELLO, 404),
+        (
+            "/v1beta/models/x%2F..%2Fgem-native:generateContent",
+            HELLO,
+            404,
+        ),
+        ("/v1beta/models/gem-native/x:generateContent", HELLO, 404),
+        (
+            "/v1beta/models/gem-native:generateContent",
+            r#"{"contents":"hello"}"#,
+            400,
+        ),
+        (
+            "/v1beta/models/gem-native:generateContent",
+            r#"{"prompt":"hello"}"#,
+            400,
+        ),
+        ("/v1beta/models/gem-native:generateContent", r#"[1,2]"#, 400),
+        (
+            "/v1beta/models/gem-native:generateContent",
+            r#"{"model":"gem-chat","contents":[]}"#,
+            400,
+        ),
+        (
+            "/v1beta/models/gem-chat:generateContent",
+            r#"{"contents":[{"parts":"x"}]}"#,
+            400,
+        ),
+    ];
+    for (path, body, status) in cases {
+        let r = gemini_post(&gw, path, body, &[]);
+        assert_eq!(r.status, status, "{path} {body}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["error"]["code"], status, "{path}: {v}");
+        assert!(v["error"]["status"].is_string(), "{path}: {v}");
+    }
+    assert_eq!(m.hits(), hits, "nothing went upstream");
+}
+
+#[test]
+fn a_native_backend_failing_before_its_first_part_fails_over_to_a_translated_one() {
+    let (g, o) = (gem_mock(), gem_mock());
+    let cfg = format!(
+        "{}\n{}{}backend_type = \"gemini\"\n{}[models.m]\nname = \"mixed\"\nstrategy = \"failover\"\n[[models.m.backends]]\nprovider = \"g\"\nmodel = \"gemini-real\"\npriority = 1\n[[models.m.backends]]\nprovider = \"o\"\nmodel = \"gpt-real\"\npriority = 2\n",
+        quiet_settings(),
+        user("one", TOKEN, ""),
+        provider("g", &g),
+        provider("o", &o),
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&g, &o]);
+    for mode in [
+        berry_mock::Mode::Status(503),
+        berry_mock::Mode::Preamble(berry_mock::PreambleEnd::Error),
+    ] {
+        g.set_mode(mode);
+        let r = gemini_post(
+            &gw,
+            "/v1beta/models/mixed:streamGenerateContent?alt=sse",
+            HELLO,
+            &[],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let text: String = r
+            .sse_data()
+            .iter()
+            .map(|d| text_of(&serde_json::from_str(d).unwrap()))
+            .collect();
+        assert_eq!(text, ANSWER, "{}", r.text());
+        assert!(!r.text().contains("\"error\""), "{}", r.text());
+    }
+    assert_eq!(g.hits_for(":streamGenerateContent"), 2);
+    assert_eq!(o.hits_for("/chat/completions"), 2);
 }

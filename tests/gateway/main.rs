@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code may fail loudly
 
 mod bodies;
+mod charging;
 mod config_files;
 mod connections;
+mod cost;
 mod dialects;
 mod errors;
 mod forwarding;

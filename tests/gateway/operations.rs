@@ -404,19 +404,20 @@ fn stream_include_usage_setting_makes_streams_report_usage() {
     let r = gw.chat_stream(ALICE, "chat");
     let sent: serde_json::Value = serde_json::from_slice(&a.last_request().unwrap().body).unwrap();
     assert_eq!(sent["stream_options"]["include_usage"], true);
-    assert!(r.sse_data().iter().any(|d| d.contains("\"usage\":{")));
+    // the usage chunk the client did not ask for is the gateway's alone
+    assert!(!r.sse_data().iter().any(|d| d.contains("\"usage\":{")));
     let (_, s) = scrape_until(&gw, |s| {
         sum(s, "berry_tokens_total", &[("type", "output")]) >= 5.0
     });
     assert!(sum(&s, "berry_tokens_total", &[("type", "output")]) >= 5.0);
-    // a client that already decided is left alone
+    // a client cannot switch usage off: the backend is asked for it anyway
     gw.post(
         "/v1/chat/completions",
         ALICE,
         r#"{"model":"chat","stream":true,"stream_options":{"include_usage":false}}"#,
     );
     let sent: serde_json::Value = serde_json::from_slice(&a.last_request().unwrap().body).unwrap();
-    assert_eq!(sent["stream_options"]["include_usage"], false);
+    assert_eq!(sent["stream_options"]["include_usage"], true);
     // the insertion is byte-exact, with or without a `stream_options` object already there
     for (client, upstream) in [
         (
@@ -440,10 +441,11 @@ fn stream_include_usage_setting_makes_streams_report_usage() {
         assert_eq!(std::str::from_utf8(&sent).unwrap(), upstream, "{client}");
         if client.contains("\"stream\":true") {
             assert!(
-                r.sse_data().iter().any(|d| d.contains("\"usage\":{")),
+                !r.sse_data().iter().any(|d| d.contains("\"usage\":{")),
                 "{client}: {}",
                 r.text()
             );
+            assert_eq!(r.sse_data().last().map(String::as_str), Some("[DONE]"));
         }
     }
 }

@@ -24,6 +24,25 @@ use crate::state::Shared;
 use crate::stream::StreamPlan;
 use crate::tools::{requested_call, tool_output_reply, ToolShape};
 
+/// An example of the JSON schema of a chat request's `response_format` (type
+/// `json_schema`), as text; `None` for other requests.
+fn schema_example(body: &[u8]) -> Option<String> {
+    if contains_bytes(body, b"json_schema") {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let format = v.get("response_format")?;
+        if format.get("type")?.as_str()? != "json_schema" {
+            return None;
+        }
+        let schema = format.get("json_schema")?.get("schema")?;
+        return Some(crate::tools::example_json(schema).to_string());
+    }
+    None
+}
+
+fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
 /// The answer to `head` with the request body `body` and its fields `fields`.
 pub(crate) fn success(
     sh: &Shared,
@@ -72,10 +91,16 @@ pub(crate) fn success(
         Ok(t) => t,
         Err(msg) => return reply.error(400, &msg, None),
     };
+    // A chat request for a JSON answer (`response_format` json_schema) gets an example of
+    // its schema as the text, as a model keeping to the schema would answer.
+    let json_answer = match (head.endpoint, &after_call, &tool) {
+        (Endpoint::Chat, None, None) => schema_example(body),
+        _ => None,
+    };
     let ans = ans
         .with_cache(o.cache_read.unwrap_or(0), o.cache_write.unwrap_or(0))
         .with_tool(tool)
-        .with_text(after_call);
+        .with_text(after_call.or(json_answer));
     if fields.stream() && head.endpoint != Endpoint::Embeddings {
         let chunks = ans.completion_tokens;
         let interval: Duration = o.interval.unwrap_or_else(|| sh.interval());

@@ -2,11 +2,11 @@
 //! Messages) for the client.
 
 use super::stop_reason;
+use crate::translate::chat_in::{self, fnv1a, Chunk, ToolCalls};
 use crate::translate::errors;
 use crate::translate::stream::{emit, EventTranslator, Progress, StreamPhase, StreamTranslator};
 use crate::translate::UpstreamBroken;
 use crate::wire::anthropic::{AnswerBlock, Block, Delta, MessageResponse, StreamEvent, Usage};
-use crate::wire::error::OpenAiErrorIn;
 use crate::wire::openai_chat::{ChatChunk, ToolCallDelta};
 use crate::wire::raw::{Lazy, Raw, Str, Template};
 use std::borrow::Cow;
@@ -51,10 +51,8 @@ pub struct State {
     open: Open,
     /// Anthropic index of the next block.
     next_block: u64,
-    /// Highest tool-call index opened so far.
-    last_tool: Option<u64>,
-    /// Hash of the id of the last tool call opened (0: none / no id).
-    tool_id: u64,
+    /// Which tool call a tool-call piece belongs to.
+    tools: ToolCalls,
     /// Hash of the message id (for generated tool-call ids).
     msg_hash: u64,
     stop_reason: Option<&'static str>,
@@ -76,8 +74,7 @@ impl Stream {
             progress: Progress::default(),
             open: Open::None,
             next_block: 0,
-            last_tool: None,
-            tool_id: 0,
+            tools: ToolCalls::default(),
             msg_hash: 0,
             stop_reason: None,
             delta_tpl: None,
@@ -89,81 +86,39 @@ impl EventTranslator for State {
     const ENDED_EARLY: &'static str = "stream ended before [DONE]";
 
     fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if self.progress.phase == StreamPhase::Errored || data.is_empty() {
-            return Ok(());
-        }
-        if data == b"[DONE]" {
-            return self.done(out);
-        }
-        if self.progress.phase == StreamPhase::Done {
-            return Err(UpstreamBroken::invalid("data after [DONE]"));
-        }
-        let broken = || UpstreamBroken::invalid("invalid chunk JSON");
-        let c: ChatChunk<'_> = crate::wire::raw::read(data).map_err(|_| broken())?;
-        let error: Option<OpenAiErrorIn<'_>> = match &c.error {
-            Some(e) => Some(e.parse().and_then(Result::ok).ok_or_else(broken)?),
-            None => None,
-        };
-        if name == b"error" || error.is_some() {
-            let (ty, msg) = match &error {
-                Some(e) => (
-                    errors::openai_type_to_anthropic(e.ty.as_ref().map(Str::as_str), e.code_str()),
-                    e.message.as_ref().map(Str::as_str),
-                ),
-                None => ("api_error", None),
-            };
-            out.extend_from_slice(&errors::anthropic_stream_error(
-                ty,
-                msg.unwrap_or("The upstream provider reported an error."),
-            ));
-            self.progress.phase = StreamPhase::Errored;
-            return Ok(());
-        }
-        if let Some(u) = &c.usage {
-            self.progress.usage = Some(u.tokens());
-        }
-        if self.progress.phase == StreamPhase::Start {
-            self.progress.phase = StreamPhase::Open;
-            let id = match c.id.as_ref().filter(|v| v.is_str()) {
-                Some(id) => {
-                    self.msg_hash = fnv1a(id.json().unwrap_or_default().as_bytes());
-                    id.clone()
+        let c = match chat_in::read(&mut self.progress, name, data)? {
+            Chunk::Skip => return Ok(()),
+            Chunk::Done => return self.done(out),
+            Chunk::Error { error, .. } => {
+                let (ty, msg) = match &error {
+                    Some(e) => (
+                        errors::openai_type_to_anthropic(
+                            e.ty.as_ref().map(Str::as_str),
+                            e.code_str(),
+                        ),
+                        e.message.as_ref().map(Str::as_str),
+                    ),
+                    None => ("api_error", None),
+                };
+                out.extend_from_slice(&errors::anthropic_stream_error(
+                    ty,
+                    msg.unwrap_or("The upstream provider reported an error."),
+                ));
+                return Ok(());
+            }
+            Chunk::Data { chunk, first } => {
+                if first {
+                    self.message_start(&chunk, out);
                 }
-                None => Raw::text("msg_gateway"),
-            };
-            let model = c.model.clone().filter(Raw::is_str).unwrap_or(Raw::text(""));
-            let mut ev = StreamEvent::new("message_start");
-            ev.message = Some(Box::new(MessageResponse {
-                id,
-                ty: Some(Raw::text("message")),
-                role: Some(Raw::text("assistant")),
-                model,
-                content: Lazy::default(),
-                stop_reason: None,
-                stop_sequence: None,
-                usage: Some(Usage::of(self.progress.usage.unwrap_or_default())),
-            }));
-            emit(out, "message_start", &ev);
-        }
-        let Some(choice) = c
-            .choices
-            .iter()
-            .flat_map(|l| l.iter())
-            .find(|ch| ch.index.unwrap_or(0) == 0)
-        else {
+                chunk
+            }
+        };
+        let Some(choice) = chat_in::choice0(&c) else {
             return Ok(());
         };
         if let Some(d) = &choice.delta {
-            for t in [&d.content, &d.refusal].into_iter().flatten() {
-                if t.is_null() {
-                    continue;
-                }
-                if !t.is_str() {
-                    return Err(UpstreamBroken::invalid("delta content not a string"));
-                }
-                if t.is_empty_str() {
-                    continue;
-                }
+            for t in chat_in::texts(d) {
+                let t = t?;
                 if self.open != Open::Text {
                     self.close(out);
                     self.open_block(out, Open::Text, Block::text(Raw::text("")));
@@ -186,59 +141,47 @@ impl EventTranslator for State {
     }
 }
 
-/// FNV-1a, 64 bits (never 0 for the inputs that matter: 0 means "none").
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h.max(1)
-}
-
 impl State {
+    /// `message_start` for the stream's first chunk `c` (its id and model, the usage so
+    /// far).
+    fn message_start(&mut self, c: &ChatChunk<'_>, out: &mut Vec<u8>) {
+        let id = match c.id.as_ref().filter(|v| v.is_str()) {
+            Some(id) => {
+                self.msg_hash = fnv1a(id.json().unwrap_or_default().as_bytes());
+                id.clone()
+            }
+            None => Raw::text("msg_gateway"),
+        };
+        let model = c.model.clone().filter(Raw::is_str).unwrap_or(Raw::text(""));
+        let mut ev = StreamEvent::new("message_start");
+        ev.message = Some(Box::new(MessageResponse {
+            id,
+            ty: Some(Raw::text("message")),
+            role: Some(Raw::text("assistant")),
+            model,
+            content: Lazy::default(),
+            stop_reason: None,
+            stop_sequence: None,
+            usage: Some(Usage::of(self.progress.usage.unwrap_or_default())),
+        }));
+        emit(out, "message_start", &ev);
+    }
+
     fn tool_delta(
         &mut self,
         tc: &ToolCallDelta<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), UpstreamBroken> {
-        // An empty id counts as absent (some providers send `""` on continuation deltas).
-        let id = tc.id.as_ref().filter(|v| v.is_str() && !v.is_empty_str());
-        let id_hash = id.map(|v| fnv1a(v.json().unwrap_or_default().as_bytes()));
-        let new_id = id_hash.is_some_and(|h| h != self.tool_id);
-        let index = match (tc.index, self.last_tool) {
-            (Some(i), _) => i,
-            // No index (some providers): a new id starts a new call, otherwise the current one.
-            (None, Some(l)) if new_id => l.saturating_add(1),
-            (None, Some(l)) => l,
-            (None, None) => 0,
+        let open = match self.open {
+            Open::Tool(i) => Some(i),
+            _ => None,
         };
-        let args = tc
-            .function
-            .as_ref()
-            .and_then(|f| f.arguments.as_ref())
-            .filter(|a| !a.is_null());
-        if args.is_some_and(|a| !a.is_str()) {
-            return Err(UpstreamBroken::invalid("tool call arguments not a string"));
-        }
-        if self.open != Open::Tool(index) || new_id {
-            // A new call: a higher index, or a different id (some providers number every
-            // call 0).
-            if !new_id && self.last_tool.is_some_and(|l| index <= l) {
-                return Err(UpstreamBroken::invalid(
-                    "tool call delta after its block closed",
-                ));
-            }
-            let Some(name) = tc
-                .function
-                .as_ref()
-                .and_then(|f| f.name.as_ref())
-                .filter(|n| n.is_str() && !n.is_empty_str())
-            else {
-                return Err(UpstreamBroken::invalid("new tool call without a name"));
-            };
+        let piece = self
+            .tools
+            .piece(tc, open, "tool call delta after its block closed")?;
+        if let Some(new) = piece.new {
             self.close(out);
-            let id = match id {
+            let id = match new.id {
                 Some(id) => id.clone(),
                 // Unique enough across a conversation: the message id's hash + the block.
                 None => Raw::Text(Cow::Owned(format!(
@@ -248,14 +191,12 @@ impl State {
             };
             let mut block = Block::new("tool_use");
             block.id = Some(id);
-            block.name = Some(name.clone());
+            block.name = Some(new.name.clone());
             block.input = Some(super::empty_object());
-            self.open_block(out, Open::Tool(index), block);
-            self.last_tool = Some(self.last_tool.map_or(index, |l| l.max(index)));
-            self.tool_id = id_hash.unwrap_or(0);
+            self.open_block(out, Open::Tool(piece.index), block);
             self.progress.started = true;
         }
-        if let Some(a) = args.filter(|a| !a.is_empty_str()) {
+        if let Some(a) = piece.args.filter(|a| !a.is_empty_str()) {
             self.delta(out, "input_json_delta", a.clone());
         }
         Ok(())
@@ -299,11 +240,6 @@ impl State {
     }
 
     fn done(&mut self, out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        match self.progress.phase {
-            StreamPhase::Start => return Err(UpstreamBroken::invalid("[DONE] before any chunk")),
-            StreamPhase::Done => return Err(UpstreamBroken::invalid("second [DONE]")),
-            _ => {}
-        }
         self.close(out);
         let mut ev = StreamEvent::new("message_delta");
         ev.delta = Some(Delta {

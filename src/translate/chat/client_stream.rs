@@ -2,11 +2,10 @@
 //! stream.
 
 use super::finish_reason;
+use crate::translate::anthropic_in::{self, Blocks, Event};
 use crate::translate::errors;
 use crate::translate::stream::{EventTranslator, Progress, StreamPhase, StreamTranslator};
 use crate::translate::UpstreamBroken;
-use crate::vocab::TokenUsage;
-use crate::wire::anthropic::StreamEvent;
 use crate::wire::openai_chat::{
     ChatChunk, ChunkChoice, ChunkDelta, FunctionDelta, ToolCallDelta, Usage,
 };
@@ -26,8 +25,7 @@ enum Block {
 /// chunk.
 pub const MAX_ID_BYTES: usize = 1024;
 
-/// Most content blocks open at the same time (Anthropic opens one at a time).
-pub const MAX_OPEN_BLOCKS: usize = 16;
+pub use crate::translate::anthropic_in::MAX_OPEN_BLOCKS;
 
 /// Translates an Anthropic Messages event stream into an OpenAI `chat.completion.chunk`
 /// stream.
@@ -64,7 +62,7 @@ pub struct State {
     /// chunk (text delta, tool call start or arguments delta). Error: an `event: error`.
     progress: Progress,
     /// Open blocks: (Anthropic index, kind).
-    blocks: Vec<(u64, Block)>,
+    blocks: Blocks<Block>,
     next_tool: u32,
     finished: bool,
     /// The tail of a `delta.content` chunk, written once per stream.
@@ -87,7 +85,7 @@ impl Stream {
             created,
             head: Vec::new(),
             progress: Progress::default(),
-            blocks: Vec::new(),
+            blocks: Blocks::default(),
             next_tool: 0,
             finished: false,
             text_tpl: None,
@@ -100,46 +98,19 @@ impl EventTranslator for State {
     const ENDED_EARLY: &'static str = "stream ended before message_stop";
 
     fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if self.progress.phase == StreamPhase::Errored || data.is_empty() {
-            return Ok(());
-        }
-        let ev: StreamEvent<'_> = crate::wire::raw::read(data)
-            .map_err(|_| UpstreamBroken::invalid("invalid event JSON"))?;
-        let ty = ev.ty.as_str();
-        if name == b"error" || ty == "error" {
-            let (t, m) = match &ev.error {
-                Some(e) => (
-                    e.ty.as_ref().map(Str::as_str),
-                    e.message.as_ref().map(Str::as_str),
-                ),
-                None => (None, None),
-            };
-            out.extend_from_slice(&errors::openai_stream_error(
-                errors::anthropic_type_to_openai(t.unwrap_or("api_error")),
-                t.and_then(errors::known_anthropic_type),
-                m.unwrap_or("The upstream provider reported an error."),
-            ));
-            self.progress.phase = StreamPhase::Errored;
-            return Ok(());
-        }
-        if ty == "ping" {
-            return Ok(());
-        }
-        match self.progress.phase {
-            StreamPhase::Start if ty != "message_start" => {
-                return Err(UpstreamBroken::invalid("event before message_start"))
+        let ev = match anthropic_in::read(&mut self.progress, name, data)? {
+            Event::Skip => return Ok(()),
+            Event::Error(e) => {
+                let t = e.ty();
+                out.extend_from_slice(&errors::openai_stream_error(
+                    errors::anthropic_type_to_openai(t.unwrap_or("api_error")),
+                    t.and_then(errors::known_anthropic_type),
+                    e.message()
+                        .unwrap_or("The upstream provider reported an error."),
+                ));
+                return Ok(());
             }
-            StreamPhase::Done => return Err(UpstreamBroken::invalid("event after message_stop")),
-            _ => {}
-        }
-        match ty {
-            "message_start" => {
-                if self.progress.phase != StreamPhase::Start {
-                    return Err(UpstreamBroken::invalid("second message_start"));
-                }
-                let Some(m) = ev.message else {
-                    return Err(UpstreamBroken::invalid("message_start without message"));
-                };
+            Event::Start(m) => {
                 if !m.id.is_str() || !m.model.is_str() {
                     return Err(UpstreamBroken::invalid("message id/model not strings"));
                 }
@@ -148,6 +119,7 @@ impl EventTranslator for State {
                 if len(&m.id) + len(&m.model) > MAX_ID_BYTES {
                     return Err(UpstreamBroken::invalid("message id/model too long"));
                 }
+                let m = *m;
                 self.head.clear();
                 raw::write(
                     &mut self.head,
@@ -159,8 +131,7 @@ impl EventTranslator for State {
                         ..ChatChunk::default()
                     },
                 );
-                self.progress.usage = Some(m.usage.map(|u| u.tokens()).unwrap_or_default());
-                self.progress.phase = StreamPhase::Open;
+                anthropic_in::open(&mut self.progress, m.usage);
                 self.chunk(
                     out,
                     ChunkDelta {
@@ -170,19 +141,13 @@ impl EventTranslator for State {
                     },
                     None,
                 );
+                return Ok(());
             }
+            Event::Other(ev) => ev,
+        };
+        match ev.ty.as_str() {
             "content_block_start" => {
-                let (Some(index), Some(b)) = (ev.index, ev.content_block) else {
-                    return Err(UpstreamBroken::invalid(
-                        "content_block_start without index/block",
-                    ));
-                };
-                if self.blocks.iter().any(|(i, _)| *i == index) {
-                    return Err(UpstreamBroken::invalid("content block started twice"));
-                }
-                if self.blocks.len() >= MAX_OPEN_BLOCKS {
-                    return Err(UpstreamBroken::invalid("too many open content blocks"));
-                }
+                let (index, b) = self.blocks.starting(ev)?;
                 let kind = match b.ty.as_str() {
                     "text" => Block::Text,
                     "tool_use" => {
@@ -195,12 +160,8 @@ impl EventTranslator for State {
                         self.next_tool = k.saturating_add(1);
                         // Anthropic sends `input: {}` and streams the input; a provider that
                         // sends it whole here gets it passed as the first arguments.
-                        let arguments = match &b.input {
-                            Some(i) if i.is_obj() && i.json() != Some("{}") => {
-                                Raw::Text(Cow::Borrowed(i.json().unwrap_or_default()))
-                            }
-                            _ => Raw::text(""),
-                        };
+                        let arguments = anthropic_in::whole_input(b.input.as_ref())
+                            .map_or(Raw::text(""), |i| Raw::Text(Cow::Borrowed(i)));
                         let call = ToolCallDelta {
                             index: Some(u64::from(k)),
                             id: Some(id),
@@ -216,19 +177,10 @@ impl EventTranslator for State {
                     }
                     _ => Block::Other,
                 };
-                self.blocks.push((index, kind));
+                self.blocks.push(index, kind);
             }
             "content_block_delta" => {
-                let (Some(index), Some(d)) = (ev.index, ev.delta) else {
-                    return Err(UpstreamBroken::invalid(
-                        "content_block_delta without index/delta",
-                    ));
-                };
-                let Some(&(_, kind)) = self.blocks.iter().find(|(i, _)| *i == index) else {
-                    return Err(UpstreamBroken::invalid(
-                        "delta for a block that is not open",
-                    ));
-                };
+                let (d, &mut kind) = self.blocks.delta(ev)?;
                 match (d.ty.as_ref().map(Str::as_str), kind) {
                     (Some("text_delta"), Block::Text) => {
                         let Some(t) = d.text.filter(Raw::is_str) else {
@@ -285,36 +237,11 @@ impl EventTranslator for State {
                 }
             }
             "content_block_stop" => {
-                let Some(index) = ev.index else {
-                    return Err(UpstreamBroken::invalid("content_block_stop without index"));
-                };
-                let Some(pos) = self.blocks.iter().position(|(i, _)| *i == index) else {
-                    return Err(UpstreamBroken::invalid("stop for a block that is not open"));
-                };
-                self.blocks.swap_remove(pos);
+                self.blocks.stop(&ev)?;
             }
             "message_delta" => {
-                if let Some(u) = &ev.usage {
-                    let cur = self.progress.usage.get_or_insert_with(TokenUsage::default);
-                    if let Some(o) = u.output_tokens {
-                        cur.output = o;
-                    }
-                    if let Some(i) = u.input_tokens {
-                        cur.input = i;
-                    }
-                    if let Some(c) = u.cache_read_input_tokens {
-                        cur.cache_read = c;
-                    }
-                    if let Some(c) = u.cache_creation_input_tokens {
-                        cur.cache_write = c;
-                    }
-                }
+                let reason = anthropic_in::merge_delta_usage(&mut self.progress, &ev);
                 if !self.finished {
-                    let reason = ev
-                        .delta
-                        .as_ref()
-                        .and_then(|d| d.stop_reason.as_ref())
-                        .map(Str::as_str);
                     self.finished = true;
                     self.chunk(out, ChunkDelta::default(), Some(finish_reason(reason)));
                 }

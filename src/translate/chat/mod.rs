@@ -68,7 +68,8 @@ pub mod client;
 pub mod client_stream;
 
 use super::Untranslatable;
-use crate::wire::raw::Raw;
+use crate::wire::openai_chat::{Msg, NamedChoice, NamedFn, Part, ToolChoice};
+use crate::wire::raw::{Lazy, Raw, Str};
 use serde::Deserialize;
 
 /// Parses a member read raw; an error names `param`.
@@ -128,4 +129,28 @@ pub(crate) fn arguments_object(args: &str) -> Option<Raw<'_>> {
 /// The JSON text `{}` as a raw value.
 pub(crate) fn empty_object() -> Raw<'static> {
     Raw::constant("{}")
+}
+
+/// A chat request's `tool_choice` of `mode` (`auto`, `none` or `required`).
+pub(crate) fn tool_choice_mode(mode: &'static str) -> Lazy<'static, ToolChoice<'static>> {
+    Lazy::Value(ToolChoice::Mode(Str::from_static(mode)))
+}
+
+/// A chat request's `tool_choice` naming the function `name`.
+pub(crate) fn tool_choice_named<'a>(name: &Raw<'a>) -> Lazy<'a, ToolChoice<'a>> {
+    Lazy::Value(ToolChoice::Named(NamedChoice {
+        ty: Str::from_static("function"),
+        function: Some(NamedFn { name: name.clone() }),
+    }))
+}
+
+/// A chat request message of `role` with `content` (no tool calls).
+pub(crate) fn message<'a>(role: &'static str, content: Option<Lazy<'a, Vec<Part<'a>>>>) -> Msg<'a> {
+    Msg {
+        role: Str::from_static(role),
+        tool_call_id_out: None,
+        content,
+        tool_calls: None,
+        tool_call_id: None,
+    }
 }

@@ -19,10 +19,11 @@
 
 use super::context::{RequestContext, TranslatedRequest};
 use super::request::{self, Choice, Item, Request, Role, Turn};
+use crate::translate::chat::{message, tool_choice_mode, tool_choice_named};
 use crate::translate::Untranslatable;
 use crate::wire::openai_chat::{
-    ChatRequest, FnCall, FnDef, ImageUrl, JsonSchemaFormat, Msg, NamedChoice, NamedFn, Part,
-    ResponseFormatOut, StreamOptions, Tool, ToolCall, ToolChoice,
+    ChatRequest, FnCall, FnDef, ImageUrl, JsonSchemaFormat, Msg, Part, ResponseFormatOut,
+    StreamOptions, Tool, ToolCall,
 };
 use crate::wire::raw::{self, Lazy, Raw, Str};
 use std::borrow::Cow;
@@ -47,17 +48,11 @@ pub fn to_chat(body: &[u8], cx: &RequestContext<'_>) -> Result<TranslatedRequest
             }),
         })
         .collect();
-    let mode = |m: &'static str| ToolChoice::Mode(Str::from_static(m));
-    let tool_choice = r.choice.as_ref().filter(|_| has_tools).map(|c| {
-        Lazy::Value(match c {
-            Choice::Auto => mode("auto"),
-            Choice::None => mode("none"),
-            Choice::Any => mode("required"),
-            Choice::Named(n) => ToolChoice::Named(NamedChoice {
-                ty: Str::from_static("function"),
-                function: Some(NamedFn { name: n.clone() }),
-            }),
-        })
+    let tool_choice = r.choice.as_ref().filter(|_| has_tools).map(|c| match c {
+        Choice::Auto => tool_choice_mode("auto"),
+        Choice::None => tool_choice_mode("none"),
+        Choice::Any => tool_choice_mode("required"),
+        Choice::Named(n) => tool_choice_named(n),
     });
     let response_format = r.json.as_ref().map(|schema| match schema {
         Some(s) => ResponseFormatOut {
@@ -100,16 +95,6 @@ pub fn to_chat(body: &[u8], cx: &RequestContext<'_>) -> Result<TranslatedRequest
     let mut bytes = Vec::with_capacity(body.len() + 256);
     raw::write(&mut bytes, &out);
     Ok(TranslatedRequest { body: bytes })
-}
-
-fn message<'a>(role: &'static str, content: Option<Lazy<'a, Vec<Part<'a>>>>) -> Msg<'a> {
-    Msg {
-        role: Str::from_static(role),
-        tool_call_id_out: None,
-        content,
-        tool_calls: None,
-        tool_call_id: None,
-    }
 }
 
 fn messages<'r, 'a>(r: &'r Request<'a>) -> Result<Vec<Msg<'r>>, Untranslatable> {

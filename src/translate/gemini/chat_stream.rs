@@ -6,11 +6,12 @@ use super::answer::{
 };
 use super::context::AnswerContext;
 use super::errors::{in_band_message, openai_type_status};
+use crate::translate::chat_in::{self, Chunk};
 use crate::translate::stream::{EventTranslator, Progress, StreamPhase, StreamTranslator};
 use crate::translate::UpstreamBroken;
 use crate::wire::error::OpenAiErrorIn;
 use crate::wire::gemini::PartOut;
-use crate::wire::openai_chat::{ChatChunk, ToolCallDelta};
+use crate::wire::openai_chat::ToolCallDelta;
 use crate::wire::raw::{Raw, Str};
 use serde_json::value::RawValue;
 
@@ -108,42 +109,25 @@ impl State {
     }
 
     fn chunk(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if data == b"[DONE]" {
-            return self.done(out);
-        }
-        if self.progress.phase == StreamPhase::Done {
-            return Err(UpstreamBroken::invalid("data after [DONE]"));
-        }
-        let broken = || UpstreamBroken::invalid("invalid chunk JSON");
-        let c: ChatChunk<'_> = crate::wire::raw::read(data).map_err(|_| broken())?;
-        let error: Option<OpenAiErrorIn<'_>> = match &c.error {
-            Some(e) => Some(e.parse().and_then(Result::ok).ok_or_else(broken)?),
-            None => None,
+        let c = match chat_in::read(&mut self.progress, name, data)? {
+            Chunk::Skip => return Ok(()),
+            Chunk::Done => return self.done(out),
+            Chunk::Error { error, .. } => {
+                let ty = error.as_ref().and_then(|e| e.ty.as_ref().map(Str::as_str));
+                let code = error.as_ref().and_then(OpenAiErrorIn::code_str);
+                let status = openai_type_status(ty, code);
+                let m = error
+                    .as_ref()
+                    .and_then(|e| e.message.as_ref().map(Str::as_str));
+                self.framer.error(out, status, in_band_message(status, m));
+                return Ok(());
+            }
+            Chunk::Data { chunk, .. } => chunk,
         };
-        if name == b"error" || error.is_some() {
-            let ty = error.as_ref().and_then(|e| e.ty.as_ref().map(Str::as_str));
-            let code = error.as_ref().and_then(OpenAiErrorIn::code_str);
-            let status = openai_type_status(ty, code);
-            let m = error
-                .as_ref()
-                .and_then(|e| e.message.as_ref().map(Str::as_str));
-            self.framer.error(out, status, in_band_message(status, m));
-            self.progress.phase = StreamPhase::Errored;
-            return Ok(());
-        }
-        if self.progress.phase == StreamPhase::Start {
-            self.progress.phase = StreamPhase::Open;
-        }
         if let Some(u) = &c.usage {
-            self.progress.usage = Some(u.tokens());
             self.thoughts = thoughts_of(u);
         }
-        let Some(choice) = c
-            .choices
-            .iter()
-            .flat_map(|l| l.iter())
-            .find(|ch| ch.index.unwrap_or(0) == 0)
-        else {
+        let Some(choice) = chat_in::choice0(&c) else {
             return Ok(());
         };
         if let Some(d) = &choice.delta {
@@ -161,16 +145,8 @@ impl State {
                     }
                 }
             }
-            for t in [&d.content, &d.refusal].into_iter().flatten() {
-                if t.is_null() {
-                    continue;
-                }
-                if !t.is_str() {
-                    return Err(UpstreamBroken::invalid("delta content not a string"));
-                }
-                if !t.is_empty_str() {
-                    self.write(out, &[PartOut::text(t.clone(), false)]);
-                }
+            for t in chat_in::texts(d) {
+                self.write(out, &[PartOut::text(t?.clone(), false)]);
             }
             for tc in d.tool_calls.iter().flat_map(|l| l.iter()) {
                 self.tool_delta(tc, out)?;
@@ -245,11 +221,6 @@ impl State {
     }
 
     fn done(&mut self, out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        match self.progress.phase {
-            StreamPhase::Start => return Err(UpstreamBroken::invalid("[DONE] before any chunk")),
-            StreamPhase::Done => return Err(UpstreamBroken::invalid("second [DONE]")),
-            _ => {}
-        }
         self.flush_call(out);
         let finish = if self.malformed {
             MALFORMED
@@ -270,9 +241,6 @@ impl EventTranslator for State {
     const ENDED_EARLY: &'static str = "stream ended before [DONE]";
 
     fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if self.progress.phase == StreamPhase::Errored || data.is_empty() {
-            return Ok(());
-        }
         self.chunk(name, data, out)
     }
 

@@ -20,28 +20,10 @@ use crate::wire::gemini::{GoogleError, GoogleErrorBody};
 use crate::wire::raw::{self, Str};
 
 /// Google's canonical status name for an HTTP status (see the module table).
-#[must_use]
-pub fn status_name(status: u16) -> &'static str {
-    match status {
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        429 => "RESOURCE_EXHAUSTED",
-        502..=504 | 529 => "UNAVAILABLE",
-        500..=599 => "INTERNAL",
-        _ if status < 500 => "INVALID_ARGUMENT",
-        _ => "INTERNAL",
-    }
-}
+pub use crate::wire::gemini::google_status as status_name;
 
 /// A Google-shaped error body for `status` (529 is reported as 503).
-#[must_use]
-pub fn error_body(status: u16, message: &str) -> Vec<u8> {
-    let status = if status == 529 { 503 } else { status };
-    let mut out = Vec::with_capacity(message.len() + 64);
-    raw::write(&mut out, &error(status, message));
-    out
-}
+pub use crate::wire::gemini::google_error_body as error_body;
 
 fn error(status: u16, message: &str) -> GoogleError<'_> {
     GoogleError {
@@ -65,22 +47,26 @@ fn client_message<'a>(status: u16, upstream: Option<&'a Str<'a>>) -> std::borrow
 #[must_use]
 pub fn from_openai_error(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     let parsed = serde_json::from_slice::<ErrorBodyIn<OpenAiErrorIn<'_>>>(body).ok();
-    let m = client_message(
+    relayed(
         status,
         parsed.as_ref().and_then(|b| b.error.message.as_ref()),
-    );
-    let status = if status == 529 { 503 } else { status };
-    (status, error_body(status, &m))
+    )
 }
 
 /// An upstream Anthropic error answer in Google's shape: (status, body); 529 → 503.
 #[must_use]
 pub fn from_anthropic_error(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     let parsed = serde_json::from_slice::<ErrorBodyIn<AnthropicErrorIn<'_>>>(body).ok();
-    let m = client_message(
+    relayed(
         status,
         parsed.as_ref().and_then(|b| b.error.message.as_ref()),
-    );
+    )
+}
+
+/// An upstream error answer with `status` and the provider's `message` (if it had one) in
+/// Google's shape: (status, body); 529 → 503.
+fn relayed(status: u16, message: Option<&Str<'_>>) -> (u16, Vec<u8>) {
+    let m = client_message(status, message);
     let status = if status == 529 { 503 } else { status };
     (status, error_body(status, &m))
 }

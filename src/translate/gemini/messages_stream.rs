@@ -6,17 +6,16 @@ use super::answer::{
 use super::chat_stream::MAX_ARGS_BYTES;
 use super::context::AnswerContext;
 use super::errors::{anthropic_type_status, in_band_message};
+use crate::translate::anthropic_in::{self, Blocks, Event};
 use crate::translate::responses::messages::JSON_ANSWER_TOOL;
 use crate::translate::stream::{EventTranslator, Progress, StreamPhase, StreamTranslator};
 use crate::translate::UpstreamBroken;
-use crate::vocab::TokenUsage;
 use crate::wire::anthropic::StreamEvent;
 use crate::wire::gemini::PartOut;
 use crate::wire::raw::{Raw, Str};
 use serde_json::value::RawValue;
 
-/// Most content blocks open at the same time (Anthropic opens one at a time).
-pub const MAX_OPEN_BLOCKS: usize = 16;
+pub use crate::translate::anthropic_in::MAX_OPEN_BLOCKS;
 
 /// What an open Anthropic block feeds.
 #[derive(Debug)]
@@ -57,7 +56,7 @@ pub fn new_messages_stream(cx: AnswerContext) -> MessagesStream {
         progress: Progress::default(),
         framer: Framer::new(cx.sse),
         cx,
-        blocks: Vec::new(),
+        blocks: Blocks::default(),
         stop: None,
         malformed: false,
     })
@@ -69,7 +68,7 @@ pub struct State {
     progress: Progress,
     cx: AnswerContext,
     framer: Framer,
-    blocks: Vec<(u64, Slot)>,
+    blocks: Blocks<Slot>,
     stop: Option<&'static str>,
     malformed: bool,
 }
@@ -117,17 +116,7 @@ impl State {
         ev: StreamEvent<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), UpstreamBroken> {
-        let (Some(index), Some(b)) = (ev.index, ev.content_block) else {
-            return Err(UpstreamBroken::invalid(
-                "content_block_start without index/block",
-            ));
-        };
-        if self.blocks.iter().any(|(i, _)| *i == index) {
-            return Err(UpstreamBroken::invalid("content block started twice"));
-        }
-        if self.blocks.len() >= MAX_OPEN_BLOCKS {
-            return Err(UpstreamBroken::invalid("too many open content blocks"));
-        }
+        let (index, b) = self.blocks.starting(ev)?;
         let slot = match b.ty.as_str() {
             "text" => {
                 if let Some(t) = &b.text {
@@ -150,18 +139,15 @@ impl State {
                 } else {
                     let name = RawValue::from_string(name.json().unwrap_or("\"\"").to_owned())
                         .map_err(|_| UpstreamBroken::invalid("tool name"))?;
-                    let args = match &b.input {
-                        Some(i) if i.is_obj() && i.json() != Some("{}") => {
-                            i.json().unwrap_or_default().to_owned()
-                        }
-                        _ => String::new(),
-                    };
+                    let args = anthropic_in::whole_input(b.input.as_ref())
+                        .map(str::to_owned)
+                        .unwrap_or_default();
                     Slot::Call { name, args }
                 }
             }
             _ => Slot::Other,
         };
-        self.blocks.push((index, slot));
+        self.blocks.push(index, slot);
         Ok(())
     }
 
@@ -170,21 +156,9 @@ impl State {
         ev: StreamEvent<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), UpstreamBroken> {
-        let (Some(index), Some(d)) = (ev.index, ev.delta) else {
-            return Err(UpstreamBroken::invalid(
-                "content_block_delta without index/delta",
-            ));
-        };
-        let Some(pos) = self.blocks.iter().position(|(i, _)| *i == index) else {
-            return Err(UpstreamBroken::invalid(
-                "delta for a block that is not open",
-            ));
-        };
-        let missing = || UpstreamBroken::invalid("delta without its member");
         let include = self.cx.include_thoughts;
-        let Some((_, slot)) = self.blocks.get_mut(pos) else {
-            return Ok(());
-        };
+        let (d, slot) = self.blocks.delta(ev)?;
+        let missing = || UpstreamBroken::invalid("delta without its member");
         match (d.ty.as_ref().map(Str::as_str), slot) {
             (Some("input_json_delta"), Slot::Call { args, .. }) => {
                 let piece = d
@@ -217,13 +191,7 @@ impl State {
         ev: &StreamEvent<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), UpstreamBroken> {
-        let Some(index) = ev.index else {
-            return Err(UpstreamBroken::invalid("content_block_stop without index"));
-        };
-        let Some(pos) = self.blocks.iter().position(|(i, _)| *i == index) else {
-            return Err(UpstreamBroken::invalid("stop for a block that is not open"));
-        };
-        let (_, slot) = self.blocks.swap_remove(pos);
+        let slot = self.blocks.stop(ev)?;
         if let Slot::Call { name, args } = slot {
             match args_object(&args) {
                 Some(a) => self.write(out, call_part(Raw::Borrowed(&name), a)),
@@ -238,72 +206,32 @@ impl EventTranslator for State {
     const ENDED_EARLY: &'static str = "stream ended before message_stop";
 
     fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if self.progress.phase == StreamPhase::Errored || data.is_empty() {
-            return Ok(());
-        }
-        let ev: StreamEvent<'_> = crate::wire::raw::read(data)
-            .map_err(|_| UpstreamBroken::invalid("invalid event JSON"))?;
-        let ty = ev.ty.as_str();
-        if name == b"error" || ty == "error" {
-            let (t, m) = match &ev.error {
-                Some(e) => (
-                    e.ty.as_ref().map(Str::as_str),
-                    e.message.as_ref().map(Str::as_str),
-                ),
-                None => (None, None),
-            };
-            let status = anthropic_type_status(t);
-            self.framer.error(out, status, in_band_message(status, m));
-            self.progress.phase = StreamPhase::Errored;
-            return Ok(());
-        }
-        if ty == "ping" {
-            return Ok(());
-        }
-        match self.progress.phase {
-            StreamPhase::Start if ty != "message_start" => {
-                return Err(UpstreamBroken::invalid("event before message_start"))
+        let ev = match anthropic_in::read(&mut self.progress, name, data)? {
+            Event::Skip => return Ok(()),
+            Event::Error(e) => {
+                let status = anthropic_type_status(e.ty());
+                self.framer
+                    .error(out, status, in_band_message(status, e.message()));
+                return Ok(());
             }
-            StreamPhase::Done => return Err(UpstreamBroken::invalid("event after message_stop")),
-            _ => {}
-        }
-        match ty {
-            "message_start" => {
-                if self.progress.phase != StreamPhase::Start {
-                    return Err(UpstreamBroken::invalid("second message_start"));
-                }
-                let Some(m) = ev.message else {
-                    return Err(UpstreamBroken::invalid("message_start without message"));
-                };
-                self.progress.usage = Some(m.usage.map(|u| u.tokens()).unwrap_or_default());
-                self.progress.phase = StreamPhase::Open;
+            Event::Start(m) => {
+                anthropic_in::open(&mut self.progress, m.usage);
+                return Ok(());
             }
+            Event::Other(ev) => ev,
+        };
+        match ev.ty.as_str() {
             "content_block_start" => self.block_start(ev, out)?,
             "content_block_delta" => self.block_delta(ev, out)?,
             "content_block_stop" => self.block_stop(&ev, out)?,
             "message_delta" => {
-                if let Some(u) = &ev.usage {
-                    let cur = self.progress.usage.get_or_insert_with(TokenUsage::default);
-                    if let Some(o) = u.output_tokens {
-                        cur.output = o;
-                    }
-                    if let Some(i) = u.input_tokens {
-                        cur.input = i;
-                    }
-                    if let Some(c) = u.cache_read_input_tokens {
-                        cur.cache_read = c;
-                    }
-                    if let Some(c) = u.cache_creation_input_tokens {
-                        cur.cache_write = c;
-                    }
-                }
-                if let Some(r) = ev.delta.as_ref().and_then(|d| d.stop_reason.as_ref()) {
-                    self.stop = Some(finish_of_anthropic(Some(r.as_str())));
+                if let Some(r) = anthropic_in::merge_delta_usage(&mut self.progress, &ev) {
+                    self.stop = Some(finish_of_anthropic(Some(r)));
                 }
             }
             "message_stop" => {
                 // Blocks left open are closed by the message's end.
-                let open: Vec<u64> = self.blocks.iter().map(|(i, _)| *i).collect();
+                let open = self.blocks.open_indexes();
                 for index in open {
                     let mut stop = StreamEvent::new("content_block_stop");
                     stop.index = Some(index);

@@ -31,10 +31,11 @@ use super::contract::{RequestContext, TranslatedRequest};
 use super::input::{
     self, escaped, Choice, Content, Effort, Entry, Format, Output, Request, ToolDef,
 };
+use crate::translate::chat::{message, tool_choice_mode, tool_choice_named};
 use crate::translate::Untranslatable;
 use crate::wire::openai_chat::{
-    ChatRequest, FnCall, FnDef, ImageUrl, JsonSchemaFormat, Msg, NamedChoice, NamedFn, Part,
-    ResponseFormatOut, StreamOptions, Tool, ToolCall, ToolChoice,
+    ChatRequest, FnCall, FnDef, ImageUrl, JsonSchemaFormat, Msg, Part, ResponseFormatOut,
+    StreamOptions, Tool, ToolCall,
 };
 use crate::wire::raw::{self, Lazy, Raw, Str};
 use serde_json::value::RawValue;
@@ -63,18 +64,16 @@ pub fn to_chat(body: &[u8], cx: &RequestContext<'_>) -> Result<TranslatedRequest
 fn request<'a>(r: &'a Request<'a>, model: &'a str) -> Result<ChatRequest<'a>, Untranslatable> {
     let tools: Vec<Tool<'a>> = r.tools.iter().map(tool).collect();
     let has_tools = !tools.is_empty();
-    let tool_choice = r.tool_choice.as_ref().filter(|_| has_tools).map(|c| {
-        let mode = |m: &'static str| ToolChoice::Mode(Str::from_static(m));
-        Lazy::Value(match c {
-            Choice::Auto => mode("auto"),
-            Choice::None => mode("none"),
-            Choice::Required => mode("required"),
-            Choice::Named(name) => ToolChoice::Named(NamedChoice {
-                ty: Str::from_static("function"),
-                function: Some(NamedFn { name: name.clone() }),
-            }),
-        })
-    });
+    let tool_choice = r
+        .tool_choice
+        .as_ref()
+        .filter(|_| has_tools)
+        .map(|c| match c {
+            Choice::Auto => tool_choice_mode("auto"),
+            Choice::None => tool_choice_mode("none"),
+            Choice::Required => tool_choice_mode("required"),
+            Choice::Named(name) => tool_choice_named(name),
+        });
     let response_format = r.format.as_ref().map(|f| match f {
         Format::JsonSchema {
             name,
@@ -246,16 +245,6 @@ impl Builder<'_, '_> {
             let parts = std::mem::take(&mut self.images);
             self.out.push(message("user", Some(Lazy::Value(parts))));
         }
-    }
-}
-
-fn message<'a>(role: &'static str, content: Option<Lazy<'a, Vec<Part<'a>>>>) -> Msg<'a> {
-    Msg {
-        role: Str::from_static(role),
-        tool_call_id_out: None,
-        content,
-        tool_calls: None,
-        tool_call_id: None,
     }
 }
 

@@ -4,10 +4,10 @@
 use super::chat_answer::{finish_of, id_suffix, reasoning_text, reasoning_tokens};
 use super::context::AnswerContext;
 use super::emit::{Finish, ItemIx, ItemKind, Writer};
+use crate::translate::chat_in::{self, Chunk, ToolCalls};
 use crate::translate::stream::{EventTranslator, Progress, StreamPhase, StreamTranslator};
 use crate::translate::UpstreamBroken;
-use crate::wire::error::OpenAiErrorIn;
-use crate::wire::openai_chat::{ChatChunk, ToolCallDelta};
+use crate::wire::openai_chat::ToolCallDelta;
 use crate::wire::raw::{Raw, Str};
 use std::borrow::Cow;
 
@@ -46,8 +46,7 @@ pub fn new_chat_stream(cx: AnswerContext) -> ChatStream {
         progress: Progress::default(),
         w: Writer::new(cx, true),
         tool: None,
-        last_tool: None,
-        tool_id: 0,
+        tools: ToolCalls::default(),
         finish: None,
     })
 }
@@ -61,10 +60,8 @@ pub struct State {
     w: Writer,
     /// The open call: its chat tool-call index and its item.
     tool: Option<(u64, ItemIx)>,
-    /// Highest tool-call index opened so far.
-    last_tool: Option<u64>,
-    /// Hash of the id of the last call opened (0: none / no id).
-    tool_id: u64,
+    /// Which call a tool-call piece belongs to.
+    tools: ToolCalls,
     finish: Option<Finish>,
 }
 
@@ -92,10 +89,11 @@ impl EventTranslator for State {
     const ENDED_EARLY: &'static str = "stream ended before [DONE]";
 
     fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if self.progress.phase == StreamPhase::Errored || data.is_empty() {
-            return Ok(());
-        }
-        let r = self.chunk(name, data, out);
+        let r = match chat_in::read(&mut self.progress, name, data) {
+            Ok(Chunk::Skip) => return Ok(()),
+            Ok(c) => self.chunk(c, out),
+            Err(e) => Err(e),
+        };
         self.progress.started = self.w.committed();
         r
     }
@@ -106,50 +104,35 @@ impl EventTranslator for State {
 }
 
 impl State {
-    fn chunk(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if data == b"[DONE]" {
-            return self.done(out);
-        }
-        if self.progress.phase == StreamPhase::Done {
-            return Err(UpstreamBroken::invalid("data after [DONE]"));
-        }
-        let broken = || UpstreamBroken::invalid("invalid chunk JSON");
-        let c: ChatChunk<'_> = crate::wire::raw::read(data).map_err(|_| broken())?;
-        let error: Option<OpenAiErrorIn<'_>> = match &c.error {
-            Some(e) => Some(e.parse().and_then(Result::ok).ok_or_else(broken)?),
-            None => None,
-        };
-        if name == b"error" || error.is_some() {
-            let code = error
-                .as_ref()
-                .and_then(|e| e.code_str().or(e.ty.as_ref().map(Str::as_str)))
-                .unwrap_or("upstream_error");
-            let message = error
-                .as_ref()
-                .and_then(|e| e.message.as_ref().map(Str::as_str))
-                .unwrap_or("The upstream provider reported an error.");
-            if self.progress.phase == StreamPhase::Start {
-                // The error event follows a response's preamble, as the SDKs expect.
-                self.w.start(out);
+    fn chunk(&mut self, c: Chunk<'_>, out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
+        let (c, first) = match c {
+            Chunk::Skip => return Ok(()),
+            Chunk::Done => return self.done(out),
+            Chunk::Error { error, first } => {
+                let code = error
+                    .as_ref()
+                    .and_then(|e| e.code_str().or(e.ty.as_ref().map(Str::as_str)))
+                    .unwrap_or("upstream_error");
+                let message = error
+                    .as_ref()
+                    .and_then(|e| e.message.as_ref().map(Str::as_str))
+                    .unwrap_or("The upstream provider reported an error.");
+                if first {
+                    // The error event follows a response's preamble, as the SDKs expect.
+                    self.w.start(out);
+                }
+                self.w.error(out, code, message);
+                return Ok(());
             }
-            self.w.error(out, code, message);
-            self.progress.phase = StreamPhase::Errored;
-            return Ok(());
-        }
+            Chunk::Data { chunk, first } => (chunk, first),
+        };
         if let Some(u) = &c.usage {
-            self.progress.usage = Some(u.tokens());
             self.w.set_reasoning_tokens(reasoning_tokens(u));
         }
-        if self.progress.phase == StreamPhase::Start {
-            self.progress.phase = StreamPhase::Open;
+        if first {
             self.w.start(out);
         }
-        let Some(choice) = c
-            .choices
-            .iter()
-            .flat_map(|l| l.iter())
-            .find(|ch| ch.index.unwrap_or(0) == 0)
-        else {
+        let Some(choice) = chat_in::choice0(&c) else {
             return Ok(());
         };
         if let Some(d) = &choice.delta {
@@ -157,16 +140,8 @@ impl State {
                 let ix = self.open(out, ItemKind::Reasoning)?;
                 self.w.reasoning_delta(out, ix, r)?;
             }
-            for t in [&d.content, &d.refusal].into_iter().flatten() {
-                if t.is_null() {
-                    continue;
-                }
-                if !t.is_str() {
-                    return Err(UpstreamBroken::invalid("delta content not a string"));
-                }
-                if t.is_empty_str() {
-                    continue;
-                }
+            for t in chat_in::texts(d) {
+                let t = t?;
                 let ix = self.open(out, ItemKind::Message)?;
                 self.w.text_delta(out, ix, t)?;
             }
@@ -208,70 +183,36 @@ impl State {
         tc: &ToolCallDelta<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), UpstreamBroken> {
-        // An empty id counts as absent (some providers send `""` on continuation pieces).
-        let id = tc.id.as_ref().filter(|v| v.is_str() && !v.is_empty_str());
-        let id_hash = id.map(|v| fnv1a(v.json().unwrap_or_default().as_bytes()));
-        let new_id = id_hash.is_some_and(|h| h != self.tool_id);
-        let index = match (tc.index, self.last_tool) {
-            (Some(i), _) => i,
-            // No index (some providers): a new id starts a new call, else the current one.
-            (None, Some(l)) if new_id => l.saturating_add(1),
-            (None, Some(l)) => l,
-            (None, None) => 0,
-        };
-        let args = tc
-            .function
-            .as_ref()
-            .and_then(|f| f.arguments.as_ref())
-            .filter(|a| !a.is_null());
-        if args.is_some_and(|a| !a.is_str()) {
-            return Err(UpstreamBroken::invalid("tool call arguments not a string"));
-        }
-        let ix = match self.tool {
-            Some((i, ix)) if i == index && !new_id => ix,
-            _ => {
-                // A new call: a higher index, or a different id (some providers number
-                // every call 0).
-                if !new_id && self.last_tool.is_some_and(|l| index <= l) {
-                    return Err(UpstreamBroken::invalid(
-                        "tool call delta after its item closed",
-                    ));
-                }
-                let Some(name) = tc
-                    .function
-                    .as_ref()
-                    .and_then(|f| f.name.as_ref())
-                    .filter(|n| n.is_str() && !n.is_empty_str())
-                else {
-                    return Err(UpstreamBroken::invalid("new tool call without a name"));
-                };
+        let open = self.tool.map(|(i, _)| i);
+        let piece = self
+            .tools
+            .piece(tc, open, "tool call delta after its item closed")?;
+        let ix = match (piece.new, self.tool) {
+            // A continuation: its call is the open one.
+            (None, Some((_, ix))) => ix,
+            (None, None) => return Ok(()),
+            (Some(new), _) => {
                 self.close_open(out)?;
-                let call_id = match id {
+                let index = piece.index;
+                let call_id = match new.id {
                     Some(id) => id.clone(),
                     None => Raw::Text(Cow::Owned(format!(
                         "call_{}_{index}",
                         id_suffix(self.w.context())
                     ))),
                 };
-                let ix = self.w.open_call(out, &call_id, name)?;
+                let ix = self.w.open_call(out, &call_id, new.name)?;
                 self.tool = Some((index, ix));
-                self.last_tool = Some(self.last_tool.map_or(index, |l| l.max(index)));
-                self.tool_id = id_hash.unwrap_or(0);
                 ix
             }
         };
-        if let Some(a) = args {
+        if let Some(a) = piece.args {
             self.w.args_delta(out, ix, a)?;
         }
         Ok(())
     }
 
     fn done(&mut self, out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        match self.progress.phase {
-            StreamPhase::Start => return Err(UpstreamBroken::invalid("[DONE] before any chunk")),
-            StreamPhase::Done => return Err(UpstreamBroken::invalid("second [DONE]")),
-            _ => {}
-        }
         self.tool = None;
         let finish = self.finish.unwrap_or(Finish::Completed);
         self.w
@@ -279,16 +220,6 @@ impl State {
         self.progress.phase = StreamPhase::Done;
         Ok(())
     }
-}
-
-/// FNV-1a, 64 bits (never 0: 0 means "none").
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h.max(1)
 }
 
 #[cfg(test)]

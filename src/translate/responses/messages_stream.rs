@@ -4,16 +4,15 @@ use super::context::AnswerContext;
 use super::emit::{Finish, ItemIx, ItemKind, Writer};
 use super::messages::JSON_ANSWER_TOOL;
 use super::messages_answer::finish_of;
+use crate::translate::anthropic_in::{self, Blocks, Event};
 use crate::translate::errors;
 use crate::translate::stream::{EventTranslator, Progress, StreamPhase, StreamTranslator};
 use crate::translate::UpstreamBroken;
-use crate::vocab::TokenUsage;
 use crate::wire::anthropic::StreamEvent;
 use crate::wire::raw::{Raw, Str};
 use std::borrow::Cow;
 
-/// Most content blocks open at the same time (Anthropic opens one at a time).
-pub const MAX_OPEN_BLOCKS: usize = 16;
+pub use crate::translate::anthropic_in::MAX_OPEN_BLOCKS;
 
 /// What an open Anthropic block feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +51,7 @@ enum Slot {
 pub struct State {
     w: Writer,
     progress: Progress,
-    blocks: Vec<(u64, Slot)>,
+    blocks: Blocks<Slot>,
     stop: Option<Finish>,
 }
 
@@ -65,7 +64,7 @@ pub fn new_messages_stream(cx: AnswerContext) -> MessagesStream {
     StreamTranslator::with_state(State {
         w: Writer::new(cx, true),
         progress: Progress::default(),
-        blocks: Vec::new(),
+        blocks: Blocks::default(),
         stop: None,
     })
 }
@@ -117,17 +116,7 @@ impl State {
         ev: StreamEvent<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), UpstreamBroken> {
-        let (Some(index), Some(b)) = (ev.index, ev.content_block) else {
-            return Err(UpstreamBroken::invalid(
-                "content_block_start without index/block",
-            ));
-        };
-        if self.blocks.iter().any(|(i, _)| *i == index) {
-            return Err(UpstreamBroken::invalid("content block started twice"));
-        }
-        if self.blocks.len() >= MAX_OPEN_BLOCKS {
-            return Err(UpstreamBroken::invalid("too many open content blocks"));
-        }
+        let (index, b) = self.blocks.starting(ev)?;
         let slot = match b.ty.as_str() {
             "text" => {
                 let ix = self.message(out)?;
@@ -141,12 +130,8 @@ impl State {
                 else {
                     return Err(UpstreamBroken::invalid("tool_use block without id/name"));
                 };
-                let first = match &b.input {
-                    Some(i) if i.is_obj() && i.json() != Some("{}") => {
-                        Some(Raw::Text(Cow::Borrowed(i.json().unwrap_or_default())))
-                    }
-                    _ => None,
-                };
+                let first = anthropic_in::whole_input(b.input.as_ref())
+                    .map(|i| Raw::Text(Cow::Borrowed(i)));
                 if self.w.context().json_answer() && name.inner() == Some(JSON_ANSWER_TOOL) {
                     let ix = self.message(out)?;
                     if let Some(f) = &first {
@@ -177,7 +162,7 @@ impl State {
             }
             _ => Slot::Other,
         };
-        self.blocks.push((index, slot));
+        self.blocks.push(index, slot);
         Ok(())
     }
 
@@ -186,16 +171,7 @@ impl State {
         ev: StreamEvent<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), UpstreamBroken> {
-        let (Some(index), Some(d)) = (ev.index, ev.delta) else {
-            return Err(UpstreamBroken::invalid(
-                "content_block_delta without index/delta",
-            ));
-        };
-        let Some(&(_, slot)) = self.blocks.iter().find(|(i, _)| *i == index) else {
-            return Err(UpstreamBroken::invalid(
-                "delta for a block that is not open",
-            ));
-        };
+        let (d, &mut slot) = self.blocks.delta(ev)?;
         let missing = || UpstreamBroken::invalid("delta without its member");
         match (d.ty.as_ref().map(Str::as_str), slot) {
             (Some("text_delta"), Slot::Text(ix)) => {
@@ -238,85 +214,41 @@ impl EventTranslator for State {
     const ENDED_EARLY: &'static str = "stream ended before message_stop";
 
     fn event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamBroken> {
-        if self.progress.phase == StreamPhase::Errored || data.is_empty() {
-            return Ok(());
-        }
-        let ev: StreamEvent<'_> = crate::wire::raw::read(data)
-            .map_err(|_| UpstreamBroken::invalid("invalid event JSON"))?;
-        let ty = ev.ty.as_str();
-        if name == b"error" || ty == "error" {
-            let (t, m) = match &ev.error {
-                Some(e) => (
-                    e.ty.as_ref().map(Str::as_str),
-                    e.message.as_ref().map(Str::as_str),
-                ),
-                None => (None, None),
-            };
-            let code = t
-                .and_then(errors::known_anthropic_type)
-                .unwrap_or("api_error");
-            self.w.error(
-                out,
-                errors::anthropic_type_to_openai(code),
-                m.unwrap_or("The upstream provider reported an error."),
-            );
-            self.progress.phase = StreamPhase::Errored;
-            return Ok(());
-        }
-        if ty == "ping" {
-            return Ok(());
-        }
-        match self.progress.phase {
-            StreamPhase::Start if ty != "message_start" => {
-                return Err(UpstreamBroken::invalid("event before message_start"))
+        let ev = match anthropic_in::read(&mut self.progress, name, data)? {
+            Event::Skip => return Ok(()),
+            Event::Error(e) => {
+                let code = e
+                    .ty()
+                    .and_then(errors::known_anthropic_type)
+                    .unwrap_or("api_error");
+                self.w.error(
+                    out,
+                    errors::anthropic_type_to_openai(code),
+                    e.message()
+                        .unwrap_or("The upstream provider reported an error."),
+                );
+                return Ok(());
             }
-            StreamPhase::Done => return Err(UpstreamBroken::invalid("event after message_stop")),
-            _ => {}
-        }
-        match ty {
-            "message_start" => {
-                if self.progress.phase != StreamPhase::Start {
-                    return Err(UpstreamBroken::invalid("second message_start"));
-                }
-                let Some(m) = ev.message else {
-                    return Err(UpstreamBroken::invalid("message_start without message"));
-                };
-                self.progress.usage = Some(m.usage.map(|u| u.tokens()).unwrap_or_default());
-                self.progress.phase = StreamPhase::Open;
+            Event::Start(m) => {
+                anthropic_in::open(&mut self.progress, m.usage);
                 self.w.start(out);
+                self.progress.started = self.w.committed();
+                return Ok(());
             }
+            Event::Other(ev) => ev,
+        };
+        match ev.ty.as_str() {
             "content_block_start" => self.block_start(ev, out)?,
             "content_block_delta" => self.block_delta(ev, out)?,
             "content_block_stop" => {
-                let Some(index) = ev.index else {
-                    return Err(UpstreamBroken::invalid("content_block_stop without index"));
-                };
-                let Some(pos) = self.blocks.iter().position(|(i, _)| *i == index) else {
-                    return Err(UpstreamBroken::invalid("stop for a block that is not open"));
-                };
-                let (_, slot) = self.blocks.swap_remove(pos);
+                let slot = self.blocks.stop(&ev)?;
                 if let Slot::Call(ix) | Slot::Reasoning(ix) = slot {
                     self.w.close(out, ix)?;
                 }
             }
             "message_delta" => {
-                if let Some(u) = &ev.usage {
-                    let cur = self.progress.usage.get_or_insert_with(TokenUsage::default);
-                    if let Some(o) = u.output_tokens {
-                        cur.output = o;
-                    }
-                    if let Some(i) = u.input_tokens {
-                        cur.input = i;
-                    }
-                    if let Some(c) = u.cache_read_input_tokens {
-                        cur.cache_read = c;
-                    }
-                    if let Some(c) = u.cache_creation_input_tokens {
-                        cur.cache_write = c;
-                    }
-                }
-                if let Some(r) = ev.delta.as_ref().and_then(|d| d.stop_reason.as_ref()) {
-                    self.stop = Some(finish_of(Some(r.as_str())));
+                if let Some(r) = anthropic_in::merge_delta_usage(&mut self.progress, &ev) {
+                    self.stop = Some(finish_of(Some(r)));
                 }
             }
             "message_stop" => {

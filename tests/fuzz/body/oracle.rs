@@ -7,7 +7,7 @@
 
 use berry_gateway::body::{
     apply_edits, include_usage_edit, json_string_literal, reason, scan, BodyError, Edit,
-    RequestScan, StreamOptions, MAX_DEPTH,
+    IncludeUsage, RequestScan, StreamOptions, MAX_DEPTH,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -51,6 +51,8 @@ enum Shape {
     Object {
         empty: bool,
         has_include_usage: bool,
+        /// The (last) `include_usage` is `true`: the client asked for usage itself.
+        asked: bool,
     },
     Other,
 }
@@ -59,16 +61,22 @@ enum Shape {
 fn shape_of(body: &[u8], so: &StreamOptions) -> Shape {
     match *so {
         StreamOptions::Absent => Shape::Absent,
-        StreamOptions::Other => Shape::Other,
+        StreamOptions::Other { start, end } => {
+            assert!(start < end && end <= body.len());
+            Shape::Other
+        }
         StreamOptions::Object {
             open_brace,
+            end,
             empty,
-            has_include_usage,
+            include_usage,
         } => {
             assert_eq!(body.get(open_brace), Some(&b'{'));
+            assert_eq!(body.get(end - 1), Some(&b'}'));
             Shape::Object {
                 empty,
-                has_include_usage,
+                has_include_usage: include_usage != IncludeUsage::Absent,
+                asked: include_usage == IncludeUsage::True,
             }
         }
     }
@@ -129,6 +137,7 @@ fn oracle(body: &[u8]) -> Option<Result<(String, bool, Shape), BodyError>> {
         [Value::Object(o)] => Shape::Object {
             empty: o.is_empty(),
             has_include_usage: o.contains_key("include_usage"),
+            asked: o.get("include_usage") == Some(&Value::Bool(true)),
         },
         [_] => Shape::Other,
         _ => return Some(any_invalid),
@@ -215,13 +224,17 @@ fn check_rewrite(body: &[u8], s: &RequestScan) {
                 "stream_options".to_owned(),
                 serde_json::json!({"include_usage": true}),
             )),
-            StreamOptions::Object {
-                has_include_usage: false,
-                ..
-            } => {
+            StreamOptions::Object { include_usage, .. } if include_usage != IncludeUsage::True => {
                 for (k, v) in expected.iter_mut() {
                     if k == "stream_options" {
                         v["include_usage"] = Value::Bool(true);
+                    }
+                }
+            }
+            StreamOptions::Other { .. } => {
+                for (k, v) in expected.iter_mut() {
+                    if k == "stream_options" {
+                        *v = serde_json::json!({"include_usage": true});
                     }
                 }
             }
