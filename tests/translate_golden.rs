@@ -29,6 +29,7 @@ use serde_json::Value;
 // The one place that names the translators' API: a rename or a moved module touches only
 // this block.
 
+use berry_gateway::translate::stream::{EventTranslator, StreamTranslator};
 use berry_gateway::translate::{chat_to_messages, errors, messages_to_chat, UpstreamBroken};
 use berry_gateway::vocab::TokenUsage;
 
@@ -131,14 +132,6 @@ impl Stream {
             Stream::MessagesClient(s) => s.finish(),
         }
     }
-
-    /// Usage so far, the commit point, an in-band error seen.
-    fn flags(&self) -> (Option<TokenUsage>, bool, bool) {
-        match self {
-            Stream::ChatClient(s) => (s.usage(), s.started_content(), s.saw_error()),
-            Stream::MessagesClient(s) => (s.usage(), s.started_content(), s.saw_error()),
-        }
-    }
 }
 
 // ------------------------------------------------------------------------- rendering
@@ -232,7 +225,24 @@ struct Run {
 }
 
 fn run(dir: Dir, chunks: &[&[u8]]) -> Run {
-    let mut s = Stream::new(dir);
+    match dir {
+        Dir::ChatClient { include_usage } => {
+            drive(
+                chat_to_messages::Stream::new_at(include_usage, CREATED),
+                chunks,
+            )
+            .0
+        }
+        Dir::MessagesClient => drive(messages_to_chat::Stream::new(), chunks).0,
+    }
+}
+
+/// Feeds `chunks` to a stream translator (stopping at the first error) and finishes it:
+/// what it produced, and the translator for its end state.
+fn drive<T: EventTranslator>(
+    mut s: StreamTranslator<T>,
+    chunks: &[&[u8]],
+) -> (Run, StreamTranslator<T>) {
     let mut out = Vec::new();
     let mut feed = Ok(());
     for c in chunks {
@@ -241,16 +251,15 @@ fn run(dir: Dir, chunks: &[&[u8]]) -> Run {
             break;
         }
     }
-    let finish = s.finish();
-    let (usage, started, saw_error) = s.flags();
-    Run {
+    let run = Run {
         out,
         feed,
-        finish,
-        usage,
-        started,
-        saw_error,
-    }
+        finish: s.finish(),
+        usage: s.usage(),
+        started: s.started_content(),
+        saw_error: s.saw_error(),
+    };
+    (run, s)
 }
 
 /// Runs `input` whole, at every two-way split and byte at a time: all must agree. A broken
@@ -478,23 +487,8 @@ fn render_responses_request(body: &[u8]) -> String {
 /// A Responses stream run: what a [`Run`] holds plus the output items and the next
 /// sequence number.
 fn run_responses(path: &Path, chunks: &[&[u8]]) -> (Run, Vec<u8>, u64, Option<Vec<u8>>) {
-    let mut s = responses_api::new_messages_stream(responses_answer_context(path));
-    let mut out = Vec::new();
-    let mut feed = Ok(());
-    for c in chunks {
-        if let Err(e) = s.feed(c, &mut out) {
-            feed = Err(e);
-            break;
-        }
-    }
-    let run = Run {
-        out,
-        feed,
-        finish: s.finish(),
-        usage: s.usage(),
-        started: s.started_content(),
-        saw_error: s.saw_error(),
-    };
+    let s = responses_api::new_messages_stream(responses_answer_context(path));
+    let (run, s) = drive(s, chunks);
     let st = s.state();
     (
         run,
@@ -703,23 +697,8 @@ fn render_responses_chat_request(body: &[u8], history: Option<&[u8]>) -> String 
 
 /// [`run_responses`] for the chat backend's stream.
 fn run_responses_chat(path: &Path, chunks: &[&[u8]]) -> (Run, Vec<u8>, u64, Option<Vec<u8>>) {
-    let mut s = responses_api::new_chat_stream(responses_chat_answer_context(path));
-    let mut out = Vec::new();
-    let mut feed = Ok(());
-    for c in chunks {
-        if let Err(e) = s.feed(c, &mut out) {
-            feed = Err(e);
-            break;
-        }
-    }
-    let run = Run {
-        out,
-        feed,
-        finish: s.finish(),
-        usage: s.usage(),
-        started: s.started_content(),
-        saw_error: s.saw_error(),
-    };
+    let s = responses_api::new_chat_stream(responses_chat_answer_context(path));
+    let (run, s) = drive(s, chunks);
     let st = s.state();
     (
         run,

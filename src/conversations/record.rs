@@ -53,34 +53,14 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 /// The concatenation of JSON arrays given as their bytes (each `[...]`, whitespace
-/// allowed around it). `None` when a part is not an array.
+/// allowed around it); the elements are carried verbatim. `None` when a part is not an
+/// array.
 pub fn concat_arrays(parts: &[&[u8]]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 2);
-    out.push(b'[');
-    let mut first = true;
+    let mut all: Vec<&RawValue> = Vec::new();
     for part in parts {
-        let inner = array_inner(part)?;
-        if inner.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        if !first {
-            out.push(b',');
-        }
-        out.extend_from_slice(inner);
-        first = false;
+        all.extend(serde_json::from_slice::<Vec<&RawValue>>(part).ok()?);
     }
-    out.push(b']');
-    Some(out)
-}
-
-/// The bytes between the brackets of a JSON array.
-fn array_inner(a: &[u8]) -> Option<&[u8]> {
-    let start = a.iter().position(|b| !b.is_ascii_whitespace())?;
-    let end = a.iter().rposition(|b| !b.is_ascii_whitespace())?;
-    if a.get(start) != Some(&b'[') || a.get(end) != Some(&b']') || end <= start {
-        return None;
-    }
-    a.get(start + 1..end)
+    serde_json::to_vec(&all).ok()
 }
 
 #[cfg(test)]

@@ -190,7 +190,14 @@ async fn admit_request(
     // trip of shared state.
     let t0 = Instant::now();
     let head = session.req_header();
-    let request = match api::gemini_call(head.uri.path()) {
+    // A Gemini call names its model in the path (its route was matched by that path).
+    let gemini_call = match op {
+        Operation::GenerateContent | Operation::GeminiCountTokens => {
+            api::gemini_call(head.uri.path())
+        }
+        _ => None,
+    };
+    let request = match gemini_call {
         Some((model, method)) => {
             let sse = gemini::wants_sse(head.uri.query());
             gemini::validate(method, model, sse, body, user, snap)

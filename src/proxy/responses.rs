@@ -257,18 +257,29 @@ fn input_items_list(items: &str) -> LocalResponse {
         #[serde(borrow, default)]
         id: Option<Cow<'a, str>>,
     }
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        object: &'static str,
+        data: &'a RawValue,
+        first_id: Option<&'a str>,
+        last_id: Option<&'a str>,
+        has_more: bool,
+    }
     let ids: Vec<WithId<'_>> = serde_json::from_str(items).unwrap_or_default();
-    let first = ids.first().and_then(|i| i.id.as_deref());
-    let last = ids.last().and_then(|i| i.id.as_deref());
-    let mut out = Vec::with_capacity(items.len() + 96);
-    out.extend_from_slice(b"{\"object\":\"list\",\"data\":");
-    out.extend_from_slice(items.as_bytes());
-    out.extend_from_slice(b",\"first_id\":");
-    let _ = serde_json::to_writer(&mut out, &first);
-    out.extend_from_slice(b",\"last_id\":");
-    let _ = serde_json::to_writer(&mut out, &last);
-    out.extend_from_slice(b",\"has_more\":false}");
-    raw_json(200, out)
+    let Ok(data) = serde_json::from_str::<&RawValue>(items) else {
+        return (&ApiError::internal()).into();
+    };
+    let list = List {
+        object: "list",
+        data,
+        first_id: ids.first().and_then(|i| i.id.as_deref()),
+        last_id: ids.last().and_then(|i| i.id.as_deref()),
+        has_more: false,
+    };
+    match serde_json::to_vec(&list) {
+        Ok(body) => raw_json(200, body),
+        Err(_) => (&ApiError::internal()).into(),
+    }
 }
 
 fn raw_json(status: u16, body: Vec<u8>) -> LocalResponse {
@@ -352,17 +363,23 @@ fn input_items(body: &[u8]) -> Option<Vec<u8>> {
         #[serde(borrow)]
         input: Option<&'a RawValue>,
     }
+    /// A string input as the one user message it stands for.
+    #[derive(serde::Serialize)]
+    struct Message<'a> {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        role: &'static str,
+        content: &'a RawValue,
+    }
     let input = serde_json::from_slice::<Input<'_>>(body).ok()?.input?;
-    let text = input.get();
-    match text.as_bytes().first() {
-        Some(b'[') => Some(text.as_bytes().to_vec()),
-        Some(b'"') => {
-            let mut out = Vec::with_capacity(text.len() + 48);
-            out.extend_from_slice(b"[{\"type\":\"message\",\"role\":\"user\",\"content\":");
-            out.extend_from_slice(text.as_bytes());
-            out.extend_from_slice(b"}]");
-            Some(out)
-        }
+    match input.get().as_bytes().first() {
+        Some(b'[') => Some(input.get().as_bytes().to_vec()),
+        Some(b'"') => serde_json::to_vec(&[Message {
+            ty: "message",
+            role: "user",
+            content: input,
+        }])
+        .ok(),
         _ => None,
     }
 }

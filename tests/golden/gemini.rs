@@ -3,7 +3,7 @@
 //! countTokens. File-name prefixes set the answer context: `json_` (the request asked for
 //! JSON), `thoughts_` (it asked for thoughts).
 
-use super::{broken, canon, pretty, read, status_of, usage, verdict, Run};
+use super::{broken, canon, drive, pretty, read, status_of, usage, verdict, Run};
 use berry_gateway::translate::gemini::{self, AnswerContext, RequestContext};
 use berry_gateway::translate::UpstreamBroken;
 use berry_gateway::vocab::TokenUsage;
@@ -66,31 +66,15 @@ fn render_response(r: Result<(Vec<u8>, TokenUsage), UpstreamBroken>) -> String {
 }
 
 fn run(backend: Backend, cx: AnswerContext, chunks: &[&[u8]]) -> (Run, bool) {
-    let mut out = Vec::new();
-    let mut feed = Ok(());
-    macro_rules! drive {
-        ($s:expr) => {{
-            let mut s = $s;
-            for c in chunks {
-                if let Err(e) = s.feed(c, &mut out) {
-                    feed = Err(e);
-                    break;
-                }
-            }
-            let r = Run {
-                out,
-                feed,
-                finish: s.finish(),
-                usage: s.usage(),
-                started: s.started_content(),
-                saw_error: s.saw_error(),
-            };
-            (r, s.state().array_open())
-        }};
-    }
     match backend {
-        Backend::Chat => drive!(gemini::new_chat_stream(cx)),
-        Backend::Messages => drive!(gemini::new_messages_stream(cx)),
+        Backend::Chat => {
+            let (r, s) = drive(gemini::new_chat_stream(cx), chunks);
+            (r, s.state().array_open())
+        }
+        Backend::Messages => {
+            let (r, s) = drive(gemini::new_messages_stream(cx), chunks);
+            (r, s.state().array_open())
+        }
     }
 }
 
