@@ -11,7 +11,8 @@
 //!   (`body::apply_edits`, plus the `include_usage` insertion for streams), and a
 //!   `serde_json::Value` parse for reference.
 //! * `select_4_backends` — `ModelRoute::select` with the gateway's own `eligible` filter
-//!   (`proxy::upstream::eligible`) for every strategy on a model with 4 backends.
+//!   (`proxy::upstream::eligible`) for every strategy on a model with 4 backends, and
+//!   `ModelRoute::select_session` for a request with a session key (`session_key`).
 //! * `per_request` — everything the gateway does per request before it talks to the upstream
 //!   except I/O: token extraction, authentication, `proxy::request::validate_request` (scan, model
 //!   lookup, permission, quota), `select`, and `proxy::request::attempt_body` (splice).
@@ -331,6 +332,29 @@ fn bench_select(c: &mut Criterion) {
             })
         });
     }
+    // A request with a session key: rendezvous ranking of the 4 backends (the session's
+    // move is looked up at admission, not here).
+    let model = &snap.table.models[0];
+    let body = Bytes::from(format!(r#"{{"model":"{}","messages":[]}}"#, model.name));
+    let user = Arc::clone(&snap.users.users[0]);
+    let req = validate_request(Operation::Chat, body, user, &snap).expect("a valid request");
+    let key = berry_gateway::body::SessionKey::of(b"bench-session");
+    g.bench_function("session_key", |b| {
+        b.iter(|| {
+            let mut input = SelectInput {
+                now_ms: black_box(now),
+                rng: &mut rng,
+                table: &snap.table,
+            };
+            let mut session = berry_gateway::routing::Session {
+                key,
+                ..Default::default()
+            };
+            model.select_session(&mut input, &mut session, |i, be| {
+                eligible(&req, tried, model, i, be)
+            })
+        })
+    });
     g.finish();
 }
 
@@ -364,7 +388,17 @@ fn per_request(
     // The user's limits in this process (`quota::admit_user` without shared state completes in
     // its first poll); the grant is settled when the request ends.
     let grant = {
-        let admission = std::pin::pin!(berry_gateway::quota::admit_user(&admitted.user, None, now));
+        static LEDGER: std::sync::OnceLock<Arc<berry_gateway::spend::Ledger>> =
+            std::sync::OnceLock::new();
+        let ledger = LEDGER.get_or_init(Arc::default);
+        let wall = berry_gateway::spend::now_unix_ms();
+        let admission = std::pin::pin!(berry_gateway::quota::admit_user(
+            &admitted.user,
+            None,
+            ledger,
+            now,
+            wall
+        ));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match std::future::Future::poll(admission, &mut cx) {
             std::task::Poll::Ready(Ok(g)) => g,
@@ -382,7 +416,12 @@ fn per_request(
         .select(&mut input, |i, b| eligible(&admitted, tried, model, i, b))
         .expect("a backend");
     let body = attempt_body(&admitted, &model.backends[sel.index].model_literal);
-    grant.finish(&admitted.user, 0, now);
+    let done = berry_gateway::quota::Finished {
+        tokens: 0,
+        charge: None,
+        now_ms: now,
+    };
+    grant.finish(&admitted.user, &done);
     body
 }
 

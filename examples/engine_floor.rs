@@ -17,6 +17,23 @@ use std::net::SocketAddr;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read at start-up: a background thread returns freed pages to the
+/// system (after `dirty_decay_ms`, 10 s) while the process idles. Without it pages are only
+/// returned when the process allocates again, so an idle gateway kept the RSS of its last
+/// burst (thousands of streams released, then quiet).
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: MallocConf = MallocConf(c"background_thread:true".as_ptr());
+
+/// The `const char *` jemalloc reads.
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+// SAFETY: points to a static, immutable C string.
+unsafe impl Sync for MallocConf {}
+
+#[cfg(feature = "heap-profile")]
+#[path = "../bench/heap_dump.rs"]
+mod heap_dump;
+
 struct Floor(SocketAddr);
 
 #[async_trait]
@@ -35,6 +52,8 @@ impl ProxyHttp for Floor {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    #[cfg(feature = "heap-profile")]
+    heap_dump::install();
     let mut args = std::env::args().skip(1);
     let usage = "usage: engine_floor LISTEN UPSTREAM [pingora flags]";
     let listen = args.next().ok_or(usage)?;

@@ -46,7 +46,10 @@
 #      /proc; robust against a noisy machine), plus gateway/direct and gateway/nginx ratios;
 #   4. measures the gateway's RSS idle, after the load, and with N_IDLE concurrent open SSE
 #      streams (the mock sends the head and one event, then pauses): per-stream memory, and
-#      gateway JSON throughput while those streams are open;
+#      gateway JSON throughput while those streams are open; then the same held streams
+#      through the engine floor as built here (on the carried, patched pingora-core) and
+#      through the stock engine floor (the same source built by bench/engine-stock against
+#      the crates.io pingora-core 0.9.1, without the patch), each a fresh process;
 #   5. prints the table and writes it (plus the raw wrk output) to
 #      bench-results/load-<timestamp>.txt.
 #
@@ -65,7 +68,9 @@
 #   and sse, then the Responses leg; no nginx, engine floor, translated leg, TTFT, open
 #   streams, metrics or shared-state parts; about 1.5 minutes with the defaults),
 #   GEMINI=0 (skip the Gemini leg), GEMINI_ONLY=1 (like RESP_ONLY, with the Gemini leg
-#   instead of the Responses leg; both set: both legs; about 1.5 minutes).
+#   instead of the Responses leg; both set: both legs; about 1.5 minutes),
+#   STREAMS_ONLY=1 (only the open-streams part: gateway, patched and stock engine floor;
+#   with N_IDLE=9000 about 3 minutes; 9,000 is the most a 20,000 open-files limit allows).
 #
 # Caveat: wrk, the proxy under test and the mock share the machine's cores, so absolute
 # numbers are CPU-bound and noisy; compare ratios within one run.
@@ -91,11 +96,16 @@ RESPONSES=${RESPONSES:-1}
 RESP_ONLY=${RESP_ONLY:-0}
 GEMINI=${GEMINI:-1}
 GEMINI_ONLY=${GEMINI_ONLY:-0}
+STREAMS_ONLY=${STREAMS_ONLY:-0}
 # GW_ONLY=1: only the gateway's chat leg plus the selected client-API legs.
 GW_ONLY=0
 if [ "$RESP_ONLY" = 1 ] || [ "$GEMINI_ONLY" = 1 ]; then
   GW_ONLY=1 N_IDLE=0 TTFT_N=0 SHARED=0
   RESPONSES=$RESP_ONLY GEMINI=$GEMINI_ONLY
+fi
+if [ "$STREAMS_ONLY" = 1 ]; then
+  GW_ONLY=1 TTFT_N=0 SHARED=0 RESPONSES=0 GEMINI=0
+  [ "$N_IDLE" -gt 0 ] || N_IDLE=1000
 fi
 
 # ---------------------------------------------------------------------------------------
@@ -118,6 +128,17 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 bench_binaries
+# The stock engine floor: examples/engine_floor.rs built against the crates.io pingora-core
+# 0.9.1 (bench/engine-stock is a workspace of its own, out of reach of the [patch]).
+ENGINE_TARGET_DIR=${ENGINE_BIN%/release/examples/engine_floor}
+ENGINE_STOCK_BIN=$ENGINE_TARGET_DIR/release/engine_floor_stock
+if [ "$N_IDLE" -gt 0 ]; then
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    echo "==> cargo build --release (bench/engine-stock: the engine floor on stock pingora-core)" >&2
+    cargo build --release --manifest-path bench/engine-stock/Cargo.toml --target-dir "$ENGINE_TARGET_DIR"
+  fi
+  [ -x "$ENGINE_STOCK_BIN" ] || { echo "error: $ENGINE_STOCK_BIN not found" >&2; exit 1; }
+fi
 
 # Enough file descriptors for N_IDLE streams (client + upstream socket each).
 hard=$(ulimit -Hn)
@@ -254,6 +275,17 @@ start_gateway() {
   shift
   STARTED_PORT=$(free_port) || die "no free port"
   bench_gateway_toml "$STARTED_PORT" "$MOCK_ADDR" >"$TMP/$name.toml"
+  # PRICES=1 (knob): the bench model gets a price (gpt-4o-mini's list price), so every
+  # request's cost is computed; PRICES=0 (default) leaves it unpriced.
+  if [ "${PRICES:-0}" = 1 ]; then
+    printf '\n[prices."%s"]\ninput = 0.15\noutput = 0.6\ncache_read = 0.075\n' "$REAL_MODEL" >>"$TMP/$name.toml"
+  fi
+  # AFFINITY=none|session (knob): session = every wrk client sends one session header
+  # (x-berry-session) to the bench model (session affinity on, the default); none = the
+  # model's `affinity = "none"`, no header. Unset: no header, config as is.
+  if [ "${AFFINITY:-}" = none ]; then
+    sed -i 's/^strategy = "weighted_random"$/&\naffinity = "none"/' "$TMP/$name.toml"
+  fi
   bench_pingora_yaml "$TMP" "$name" >"$TMP/$name-pingora.yaml"
   "${ON_PROXY_CPU[@]}" env RUST_LOG="$GATEWAY_LOG" "$@" "$GATEWAY_BIN" --config "$TMP/$name.toml" -c "$TMP/$name-pingora.yaml" \
     >"$TMP/$name.out" 2>"$TMP/$name.log" &
@@ -350,6 +382,9 @@ write_lua() { # FILE BODY PACE_MS [EXTRA_HEADER VALUE]
     fi
     if [ $# -ge 5 ]; then
       printf 'wrk.headers["%s"] = "%s"\n' "$4" "$5"
+    fi
+    if [ "${AFFINITY:-}" = session ]; then
+      printf 'wrk.headers["x-berry-session"] = "bench-session-1"\n'
     fi
     if [ "$3" -gt 0 ]; then
       printf 'function delay() return %d end\n' "$3"
@@ -504,6 +539,7 @@ SCENARIOS=(
   "sse_lat:8:sse_paced.lua"
 )
 [ "$GW_ONLY" = 1 ] && SCENARIOS=("json:$CONNS:json.lua" "sse:$CONNS:sse.lua")
+[ "$STREAMS_ONLY" = 1 ] && SCENARIOS=()
 echo "==> measuring (${DURATION}s each; columns: req/s p50_us p99_us errors proxy_cpu_us_per_req)" >&2
 # One round runs every leg in turn, so with ROUNDS > 1 a drift in the machine's load
 # spreads over all legs alike instead of skewing the ratios between them.
@@ -605,23 +641,51 @@ if [ "$N_IDLE" -gt 0 ]; then
   IDLE_REPORT=$(printf '%s\n' \
     "open SSE streams through the gateway: $open (target $N_IDLE); gateway->mock connections $upstream_before idle (pooled) before, $upstream_open while open" \
     "gateway RSS before opening:      $rss_before KiB" \
-    "gateway RSS with streams open:   $rss_open KiB  => $per_stream KiB per open stream (target: the engine floor's + 8 KiB, below)" \
+    "gateway RSS with streams open:   $rss_open KiB  => $per_stream KiB per open stream (target: <= 24 KiB)" \
     "gateway RSS open + JSON load:    $rss_open_load KiB" \
     "gateway RSS after closing them:  $rss_closed KiB (gateway->mock connections still open: $upstream_after)")
 fi
-# The same held streams through the engine floor: its memory per open stream, the floor the
-# gateway is compared with.
+# The same held streams through the engine floor, patched (as built here) and stock: memory
+# per open stream, the floor the gateway is compared with. Each is a fresh process (after
+# the same JSON warm-up), so neither carries the other's history.
+# start_engine NAME BIN: sets STARTED_PORT and STARTED_PID.
+start_engine() {
+  STARTED_PORT=$(free_port) || die "no free port"
+  bench_pingora_yaml "$TMP" "$1" >"$TMP/$1-pingora.yaml"
+  "${ON_PROXY_CPU[@]}" "$2" "127.0.0.1:$STARTED_PORT" "$MOCK_ADDR" -c "$TMP/$1-pingora.yaml" \
+    >"$TMP/$1.out" 2>"$TMP/$1.log" &
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
+  wait_http "$STARTED_PORT" "$1" "$STARTED_PID"
+}
 if [ "$N_IDLE" -gt 0 ]; then
-  echo "==> opening $N_IDLE idle SSE streams through the engine floor" >&2
-  eng_before=$(rss_kib "$ENGINE_PID")
-  open_idle_streams "$ENGINE_PORT" 20
-  eng_open=$(established_on "$ENGINE_PORT")
-  eng_rss=$(rss_kib "$ENGINE_PID")
-  eng_per_stream=$(awk -v a="$eng_rss" -v b="$eng_before" -v n="$eng_open" 'BEGIN { printf "%.1f", (n > 0 ? (a - b) / n : 0) }')
-  echo "    engine: $eng_open open; RSS $eng_before -> $eng_rss KiB = $eng_per_stream KiB/stream" >&2
-  kill -TERM "$HOLD_PID" 2>/dev/null || true
-  wait "$HOLD_PID" 2>/dev/null || true
-  IDLE_REPORT+=$'\n'"engine floor with $eng_open open streams: RSS $eng_before -> $eng_rss KiB => $eng_per_stream KiB per open stream (gateway: $per_stream; target: gateway <= engine + 8 KiB)"
+  for eng in engine engine_stock; do
+    bin=$ENGINE_BIN
+    label="engine floor (patched pingora-core)"
+    if [ "$eng" = engine_stock ]; then
+      bin=$ENGINE_STOCK_BIN
+      label="engine floor (stock pingora-core 0.9.1)"
+    fi
+    echo "==> opening $N_IDLE idle SSE streams through the $label" >&2
+    start_engine "idle-$eng" "$bin"
+    port=$STARTED_PORT
+    pid=$STARTED_PID
+    warm_up "$port"
+    sleep 1
+    before=$(rss_kib "$pid")
+    open_idle_streams "$port" 20
+    open=$(established_on "$port")
+    rss=$(rss_kib "$pid")
+    per=$(awk -v a="$rss" -v b="$before" -v n="$open" 'BEGIN { printf "%.1f", (n > 0 ? (a - b) / n : 0) }')
+    echo "    $eng: $open open; RSS $before -> $rss KiB = $per KiB/stream" >&2
+    kill -TERM "$HOLD_PID" 2>/dev/null || true
+    wait "$HOLD_PID" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    IDLE_REPORT+=$'\n'"$(printf '%-40s %5s open streams: RSS %7s -> %7s KiB => %5s KiB per open stream' "$label" "$open" "$before" "$rss" "$per")"
+    if [ "$eng" = engine ]; then eng_per_stream=$per; else stock_per_stream=$per; fi
+  done
+  IDLE_REPORT+=$'\n'"KiB per open stream, gateway / engine patched / engine stock: $per_stream / $eng_per_stream / $stock_per_stream (target: gateway <= 24 KiB at 9,000 streams)"
 fi
 RSS_END=$(rss_kib "$GW_PID")
 HWM_END=$(hwm_kib "$GW_PID")
@@ -700,7 +764,11 @@ OUT=$ROOT/bench-results/load-$STAMP.txt
   echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')," \
     "$(nproc) CPUs, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   if [ "$GW_ONLY" = 1 ]; then
-    echo "RESP_ONLY=$RESP_ONLY GEMINI_ONLY=$GEMINI_ONLY: the gateway's chat leg and the selected client-API legs only; $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+    if [ "$STREAMS_ONLY" = 1 ]; then
+      echo "STREAMS_ONLY=1: the open-streams part only; $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+    else
+      echo "RESP_ONLY=$RESP_ONLY GEMINI_ONLY=$GEMINI_ONLY: the gateway's chat leg and the selected client-API legs only; $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+    fi
   else
     echo "$("$NGINX" -v 2>&1), $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
   fi

@@ -65,8 +65,8 @@ LAYERS = [
     ["clock", "random_id", "fault", "logbuf", "request_scope", "listener", "cli"],
     # Wire schemas, byte-level scanners, and the configuration (which owns its settings).
     ["wire", "sse", "body", "config"],
-    # Error answers, usage mapping, metrics, provider dialects.
-    ["error", "usage", "metrics", "providers"],
+    # Error answers, usage mapping, metrics, provider dialects, the spend ledger.
+    ["error", "usage", "metrics", "providers", "spend"],
     # Translation between dialects; routing (snapshot table, backend state, selection).
     ["translate", "routing"],
     # A user's in-process limiter state, which the user directory carries across reloads.

@@ -1,5 +1,7 @@
 //! Endpoints the gateway answers itself: `/`, `/health`, `/v1/models`, `/metrics`,
-//! `/admin/*`. Pure functions from a snapshot to a response; the proxy writes it.
+//! `/admin/*`, and the spend endpoints ([`spend`]: `/admin/spend`, `/v1/me/spend`). Pure
+//! functions from a snapshot to a response (the spend ones also read the spend ledger or
+//! Redis); the proxy writes it.
 //!
 //! Nothing here prints a URL with credentials, a key or a token.
 
@@ -10,6 +12,8 @@ use crate::snapshot::Snapshot;
 use crate::vocab::ClientApi;
 use pingora_http::RequestHeader;
 use serde_json::{json, Value};
+
+pub mod spend;
 
 /// A locally generated response.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +89,10 @@ pub enum Route {
     Metrics,
     AdminBackends,
     AdminConfig,
+    /// `GET /admin/spend`.
+    AdminSpend,
+    /// `GET /v1/me/spend`.
+    MeSpend,
     /// Known path, wrong method; the allowed method.
     WrongMethod(&'static str),
     NotFound,
@@ -190,6 +198,8 @@ pub fn route(method: &http::Method, path: &str) -> Route {
         "/metrics" => (M::GET, Route::Metrics),
         "/admin/backends" => (M::GET, Route::AdminBackends),
         "/admin/config" => (M::GET, Route::AdminConfig),
+        "/admin/spend" => (M::GET, Route::AdminSpend),
+        "/v1/me/spend" => (M::GET, Route::MeSpend),
         p if model_id(p).is_some() => (M::GET, Route::ModelById),
         p => match stored_response(p) {
             Some((_, action)) => return stored_route(method, action),
@@ -476,7 +486,15 @@ pub fn admin_config(snap: &Snapshot) -> LocalResponse {
                     "max_concurrent": l.max_concurrent,
                 })
             });
-            json!({"id": &*u.id, "name": u.name, "tags": u.tags, "rate_limit": limits})
+            json!({
+                "id": &*u.id,
+                "name": u.name,
+                "tags": u.tags,
+                "rate_limit": limits,
+                "team": u.team_id(),
+                "budget_usd_per_day": u.budget.usd_per_day,
+                "budget_usd_per_month": u.budget.usd_per_month,
+            })
         })
         .collect();
     LocalResponse::json(
@@ -516,6 +534,13 @@ pub fn admin_config(snap: &Snapshot) -> LocalResponse {
             "models": models,
             "providers": providers,
             "users": users,
+            "teams": snap.users.teams.iter().map(|t| json!({
+                "id": &*t.id,
+                "name": t.name,
+                "budget_usd_per_day": t.budget.usd_per_day,
+                "budget_usd_per_month": t.budget.usd_per_month,
+                "max_concurrent": t.max_concurrent,
+            })).collect::<Vec<_>>(),
         }),
     )
 }

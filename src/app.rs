@@ -139,12 +139,13 @@ pub fn run_gateway(cli: Cli, cfg: Config, config_path: &Path) -> ExitCode {
     );
     let mut proxy = Service::new("berry-gateway".to_string(), client_app);
     for addr in &listen {
-        // An 8 KiB read buffer per client connection instead of Pingora's 64 KiB: requests
-        // are small, and memory per open stream matters at thousands of streams.
+        // A 2 KiB read buffer per client connection instead of Pingora's 64 KiB: it is
+        // allocated zeroed and kept for the connection's life (a held stream's too), and a
+        // small request still arrives in one read; large bodies are read past it.
         proxy.add_listener(
             ListenerConfig::tcp(addr.as_str())
                 .tcp_socket_options(crate::listener::client_socket_options())
-                .l4_buffer(L4BufferSettings::new(8 * 1024, 1460)),
+                .l4_buffer(L4BufferSettings::new(2 * 1024, 1460)),
         );
     }
     server.add_service(proxy);

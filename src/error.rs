@@ -239,6 +239,57 @@ impl ApiError {
         e
     }
 
+    /// 429: a spend budget is used up. `scope` is `user` or `team` (`error.param`), `id`
+    /// the team's id (a user's own budget is named without its id), `window` `day` or
+    /// `month`; `retry_after` is when that window ends. The message starts with
+    /// `budget_exceeded` in every dialect and never carries an amount.
+    pub fn budget_exceeded(scope: &'static str, id: &str, window: &str, retry_after: u64) -> Self {
+        let whose = if scope == "team" {
+            format!("team `{}`", printable(id))
+        } else {
+            "user".to_string()
+        };
+        let mut e = Self::new(
+            429,
+            "rate_limit_error",
+            "budget_exceeded",
+            format!(
+                "budget_exceeded: the {whose} budget per {window} is used up. Retry after {retry_after} s, when the {window} ends (UTC)."
+            ),
+        )
+        .with_param(scope);
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 429: the user's team already has `max_concurrent` requests in flight.
+    pub fn team_concurrency_exceeded(retry_after: u64) -> Self {
+        let mut e = Self::new(
+            429,
+            "rate_limit_error",
+            "team_concurrency_exceeded",
+            "Too many concurrent requests for this team. Retry when one has finished.",
+        )
+        .with_param("team");
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 400: query parameter `name` is missing or invalid.
+    pub fn bad_parameter(name: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::bad_request(message).with_param(name)
+    }
+
+    /// 403: an admin route called with a user's token.
+    pub fn admin_forbidden() -> Self {
+        Self::new(
+            403,
+            "permission_error",
+            "admin_token_required",
+            "This endpoint needs the admin token; a user token cannot read it.",
+        )
+    }
+
     /// 503: the shared limits (Redis) could not be checked and `on_unavailable = "deny"`.
     pub fn shared_state_unavailable() -> Self {
         let mut e = Self::new(
@@ -434,6 +485,40 @@ mod tests {
             e.body_for(ClientApi::Anthropic),
             br#"{"type":"error","error":{"type":"request_too_large","message":"The request body exceeds the limit of 10 bytes."}}"#
         );
+    }
+
+    #[test]
+    fn budget_refusals_in_each_dialect() {
+        let e = ApiError::budget_exceeded("team", "red", "month", 3600);
+        let v: serde_json::Value = serde_json::from_slice(&e.body_for(ClientApi::OpenAi)).unwrap();
+        assert_eq!(v["error"]["type"], "rate_limit_error");
+        assert_eq!(v["error"]["code"], "budget_exceeded");
+        assert_eq!(v["error"]["param"], "team");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with("budget_exceeded: the team `red` budget per month"),
+            "{msg}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&e.body_for(ClientApi::Anthropic)).unwrap();
+        assert_eq!(v["error"]["type"], "rate_limit_error");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("budget_exceeded"));
+        let v: serde_json::Value = serde_json::from_slice(&e.body_for(ClientApi::Gemini)).unwrap();
+        assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert_eq!(v["error"]["code"], 429);
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("budget_exceeded"));
+        assert_eq!(e.retry_after, Some(3600));
+        let u = ApiError::budget_exceeded("user", "alice", "day", 5);
+        assert!(u
+            .message
+            .starts_with("budget_exceeded: the user budget per day"));
+        assert!(!u.message.contains("alice"));
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub fn build_check(p: &ProviderRoute, timeout: Duration) -> Result<HttpHealthChe
     check.req = req;
     check.reuse_connection = true;
     let o = &mut check.peer_template.options;
+    // A pooled connection's idle watcher holds the check's connection pool until the
+    // connection closes: without an idle timeout, every check replaced by a reload kept
+    // its pool and socket for good.
+    o.idle_timeout = Some(Duration::from_secs(120));
     o.connection_timeout = Some(timeout);
     o.total_connection_timeout = Some(timeout);
     o.read_timeout = Some(timeout);

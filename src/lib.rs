@@ -12,7 +12,8 @@
 //! 3. `wire` (typed API schemas), `sse` and `body` (byte scanners), `config` (file →
 //!    validated `Config`; owns its settings types).
 //! 4. `error` (error answers), `usage` (usage mapping and scanners), `metrics`, `providers`
-//!    (provider dialects, addresses, health).
+//!    (provider dialects, addresses, health), `spend` (spend windows and this replica's
+//!    spend ledger).
 //! 5. `translate` (between dialects), `routing` (snapshot table, backend state, selection).
 //! 6. `quota::local` (a user's in-process limiter state) → `auth` (token → user) →
 //!    `snapshot` (table + users, swapped by reload) → `shared` (Redis-shared state) →
@@ -50,6 +51,7 @@ pub mod request_scope;
 pub mod routing;
 pub mod shared;
 pub mod snapshot;
+pub mod spend;
 pub mod sse;
 pub mod translate;
 pub mod usage;

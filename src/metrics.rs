@@ -56,6 +56,11 @@ metric!(LAST_RESORT: IntCounterVec = register_int_counter_vec!(
     "Attempts sent to a backend although none was available (all unhealthy, open or cooling down).",
     &["model"]
 ));
+metric!(AFFINITY: IntCounterVec = register_int_counter_vec!(
+    "berry_affinity_total",
+    "Backend selections by session affinity: kept (the session's backend), moved (a new backend for the session), none (no session key, or affinity off).",
+    &["model", "result"]
+));
 metric!(INFLIGHT: IntGaugeVec = register_int_gauge_vec!(
     "berry_inflight_requests",
     "Proxied requests currently being served, by model.",
@@ -80,13 +85,33 @@ metric!(OVERHEAD: Histogram = register_histogram!(
 ));
 metric!(TOKENS: IntCounterVec = register_int_counter_vec!(
     "berry_tokens_total",
-    "Tokens reported by upstream usage, by model, user, provider and type (input, output).",
-    &["model", "user", "provider", "type"]
+    "Tokens reported by upstream usage, by model, user, team (\"-\" without one), provider and type (input, output, cache_read, cache_write).",
+    &["model", "user", "team", "provider", "type"]
 ));
 metric!(COST: prometheus::CounterVec = prometheus::register_counter_vec!(
     "berry_cost_usd_total",
     "Cost in USD of the tokens reported by upstream usage at the backend model's price, by user, team (\"-\" without one), client-facing model and backend id.",
     &["user", "team", "model", "backend"]
+));
+metric!(CACHE_SAVINGS: prometheus::CounterVec = prometheus::register_counter_vec!(
+    "berry_cache_savings_usd_total",
+    "USD saved by prompt-cache reads: cache_read tokens × (input price − cache_read price) of the backend, by team (\"-\" without one) and client-facing model.",
+    &["team", "model"]
+));
+metric!(BUDGET_USD: prometheus::GaugeVec = prometheus::register_gauge_vec!(
+    "berry_budget_usd",
+    "A configured spend budget in USD, by scope (user, team), id and window (day, month).",
+    &["scope", "id", "window"]
+));
+metric!(SPEND_USD: prometheus::GaugeVec = prometheus::register_gauge_vec!(
+    "berry_spend_usd",
+    "Spend in USD in the current window as this replica last knew it (with shared state the fleet's, read back from Redis at settlement), by scope (user, team), id and window, for every budgeted user and team.",
+    &["scope", "id", "window"]
+));
+metric!(BUDGET_EXCEEDED: IntCounterVec = register_int_counter_vec!(
+    "berry_budget_exceeded_total",
+    "Requests refused because a spend budget was used up, by scope (user, team) and window (day, month).",
+    &["scope", "window"]
 ));
 metric!(UNPRICED_TOKENS: IntCounterVec = register_int_counter_vec!(
     "berry_unpriced_tokens_total",
@@ -243,7 +268,12 @@ pub struct ModelMetrics {
     inflight: OnceLock<IntGauge>,
     retries: OnceLock<IntCounter>,
     last_resort: OnceLock<IntCounter>,
+    /// `berry_affinity_total{model,result}`, indexed like [`AFFINITY_RESULTS`].
+    affinity: [OnceLock<IntCounter>; 3],
 }
+
+/// The `result` labels of `berry_affinity_total`: kept, moved, none.
+pub const AFFINITY_RESULTS: [&str; 3] = ["kept", "moved", "none"];
 
 impl ModelMetrics {
     /// Empty handles of the model whose client-facing name is `model`.
@@ -254,6 +284,7 @@ impl ModelMetrics {
             inflight: OnceLock::new(),
             retries: OnceLock::new(),
             last_resort: OnceLock::new(),
+            affinity: Default::default(),
         }
     }
 
@@ -279,6 +310,13 @@ impl ModelMetrics {
     pub fn last_resort(&self) -> &IntCounter {
         self.last_resort
             .get_or_init(|| LAST_RESORT.with_label_values(&[&self.model]))
+    }
+
+    /// `berry_affinity_total{model,result}`; `result` indexes [`AFFINITY_RESULTS`].
+    pub fn affinity(&self, result: usize) -> Option<&IntCounter> {
+        let name = *AFFINITY_RESULTS.get(result)?;
+        let slot = self.affinity.get(result)?;
+        Some(slot.get_or_init(|| AFFINITY.with_label_values(&[&self.model, name])))
     }
 }
 
@@ -435,6 +473,7 @@ pub fn init() {
     Lazy::force(&UPSTREAM_ATTEMPTS);
     Lazy::force(&RETRIES);
     Lazy::force(&LAST_RESORT);
+    Lazy::force(&AFFINITY);
     Lazy::force(&INFLIGHT);
     Lazy::force(&REQUEST_DURATION);
     Lazy::force(&TTFB);

@@ -786,6 +786,7 @@ fn alert_rules_and_dashboard_structure() {
         "BerryLastResortSelections",
         "BerryConfigReloadFailed",
         "BerryHealthChecksFailing",
+        "BerryTeamBudget80Percent",
     ] {
         assert!(names.contains(want), "alerts.yml lacks {want}");
     }
@@ -809,7 +810,7 @@ fn alert_rules_and_dashboard_structure() {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    for v in ["DS_PROMETHEUS", "model", "provider"] {
+    for v in ["DS_PROMETHEUS", "model", "provider", "team"] {
         assert!(vars.contains(v), "dashboard variable {v}");
     }
     let mut ids = BTreeSet::new();
@@ -850,14 +851,15 @@ fn alert_rules_and_dashboard_structure() {
     }
 }
 
-/// Starts the real gateway with a stub upstream, a dead upstream, a rate-limited user and a
-/// config reload, so every metric family has samples; then checks that alerts.yml and the
-/// dashboard reference only exported metric names and selector labels.
+/// Starts the real gateway with a stub upstream, a dead upstream, a rate-limited user, a
+/// priced model with cache reads and session keys, team and user budgets (one exhausted)
+/// and a config reload, so every metric family has samples; then checks that alerts.yml
+/// and the dashboard reference only exported metric names and selector labels.
 #[test]
 fn promql_uses_only_exported_metrics() {
     let exprs = deploy_promql();
     assert!(
-        exprs.len() >= 30,
+        exprs.len() >= 60,
         "found only {} PromQL expressions",
         exprs.len()
     );
@@ -869,7 +871,7 @@ fn promql_uses_only_exported_metrics() {
 
     // The project's mock provider, serving the backend model of `live-model`.
     let live_mock = MockProvider::start_background(MockOptions {
-        models: vec!["real-live".into()],
+        models: vec!["real-live".into(), "real-priced".into()],
         ..MockOptions::default()
     })
     .expect("start mock provider");
@@ -900,6 +902,38 @@ base_url = "http://127.0.0.1:{live}/v1"
 api_key = "k-live"
 models = ["real-live"]
 
+[providers.cached]
+name = "cached"
+base_url = "http://127.0.0.1:{live}/v1"
+api_key = "k-cached"
+models = ["real-priced"]
+headers = {{ "x-mock-cache-read" = "40" }}
+
+[prices.real-priced]
+input = 2
+output = 8
+cache_read = 0.5
+
+[teams.eng]
+name = "Engineering"
+budget_usd_per_day = 100
+budget_usd_per_month = 1000
+
+[teams.tiny]
+name = "Tiny"
+budget_usd_per_day = 0.000001
+
+[users.spender]
+name = "spender"
+token = "spender-token"
+team = "eng"
+budget_usd_per_month = 500
+
+[users.broke]
+name = "broke"
+token = "broke-token"
+team = "tiny"
+
 [providers.dead-a]
 name = "dead a"
 base_url = "http://127.0.0.1:{dead}/v1"
@@ -918,6 +952,12 @@ strategy = "round_robin"
 [[models.live.backends]]
 provider = "live"
 model = "real-live"
+
+[models.cached]
+name = "cached-model"
+[[models.cached.backends]]
+provider = "cached"
+model = "real-priced"
 
 [models.dead]
 name = "dead-model"
@@ -973,6 +1013,12 @@ priority = 2
     while Instant::now() < deadline {
         assert_eq!(chat("live-model", "ops-token"), 200, "{}", gateway_log());
         chat("dead-model", "ops-token");
+        // priced, with cache reads and a session key; the second user's team budget is
+        // spent by its first request, so later ones are refused
+        let cached = r#"{"model":"cached-model","prompt_cache_key":"s-1","messages":[{"role":"user","content":"hi"}]}"#;
+        for token in ["spender-token", "broke-token"] {
+            http(port, "POST", "/v1/chat/completions", Some(token), cached);
+        }
         let (status, b) = http(port, "GET", "/metrics", None, "");
         assert_eq!(status, 200);
         body = b;

@@ -15,6 +15,7 @@ use super::outcome::{
     invalid, is_ws, offset_in, reason, syntax_error, BodyError, IncludeUsage, RequestScan,
     StreamOptions, MAX_DEPTH,
 };
+use super::session::{BodySessionKeys, SessionKey};
 
 /// The object keys the scanner reacts to, compared after JSON unescaping, by [`Key::of`] only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,10 @@ enum Key {
     StreamOptions,
     /// Only meaningful directly inside `stream_options`.
     IncludeUsage,
+    /// `prompt_cache_key`: a session key.
+    PromptCache,
+    /// `metadata`: its `user_id` is a session key.
+    Metadata,
     /// Not `model` or `stream`, but equal to one of them under Unicode case folding
     /// (`MODEL`, `Model`, `ſtream`): refused at the top level, because providers whose JSON
     /// decoders match keys case-insensitively would read it.
@@ -40,6 +45,8 @@ impl Key {
             "stream" => Key::Stream,
             "stream_options" => Key::StreamOptions,
             "include_usage" => Key::IncludeUsage,
+            "prompt_cache_key" => Key::PromptCache,
+            "metadata" => Key::Metadata,
             k if folds_to(k, "model") || folds_to(k, "stream") => Key::Folded,
             _ => Key::Other,
         }
@@ -107,6 +114,8 @@ pub(super) struct Members<'a> {
     stream_options: Option<StreamOptions>,
     /// The first `stream` / `stream_options` ambiguity.
     ambiguity: Option<BodyError>,
+    /// Session keys (hashed): the first `prompt_cache_key`, `metadata.user_id`.
+    session: BodySessionKeys,
     /// Why our own checks stopped the parse (too deep, or an unpaired surrogate in the model
     /// value or a `stream_options` key); serde_json then fails with a placeholder error.
     pub(super) abort: Option<BodyError>,
@@ -122,6 +131,7 @@ impl<'a> Members<'a> {
             stream: None,
             stream_options: None,
             ambiguity: None,
+            session: BodySessionKeys::default(),
             abort: None,
         }
     }
@@ -214,6 +224,32 @@ impl<'a> Members<'a> {
         Ok(())
     }
 
+    /// The value of a top-level `prompt_cache_key`: a non-empty string is a session key
+    /// (anything else is ignored, never refused).
+    fn prompt_cache_key(&mut self, raw: &'a RawValue) -> Result<(), BodyError> {
+        self.fits(raw, 1)?;
+        if self.session.prompt_cache_key.is_none() {
+            self.session.prompt_cache_key = session_key(raw.get());
+        }
+        Ok(())
+    }
+
+    /// The value of a top-level `metadata`: its `user_id` string is a session key. The
+    /// value (small) is read one level deep; nested keys are compared undecoded.
+    fn metadata(&mut self, raw: &'a RawValue) -> Result<(), BodyError> {
+        self.fits(raw, 1)?;
+        if self.session.metadata_user_id.is_some() || !raw.get().starts_with('{') {
+            return Ok(());
+        }
+        if let Ok(members) = raw_members(raw.get()) {
+            self.session.metadata_user_id = members
+                .iter()
+                .find(|(k, _)| k.get() == "\"user_id\"")
+                .and_then(|(_, v)| session_key(v.get()));
+        }
+        Ok(())
+    }
+
     /// The verdict on a body that parsed and is not too deep (see [`scan`] for the order).
     pub(super) fn finish(self, body: &[u8]) -> Result<RequestScan, BodyError> {
         if self.duplicate_model {
@@ -231,6 +267,7 @@ impl<'a> Members<'a> {
             // Only whitespace follows the object's `}` (serde_json checked).
             object_end: body.iter().rposition(|&b| !is_ws(b)).unwrap_or(0),
             stream_options: self.stream_options.unwrap_or(StreamOptions::Absent),
+            session: self.session,
         })
     }
 }
@@ -253,6 +290,8 @@ impl<'a> Visitor<'a> for TopLevel<'_, 'a> {
                 Key::Model => m.model(map.next_value()?),
                 Key::Stream => m.stream(map.next_value()?),
                 Key::StreamOptions => m.stream_options(map.next_value()?),
+                Key::PromptCache => m.prompt_cache_key(map.next_value()?),
+                Key::Metadata => m.metadata(map.next_value()?),
                 Key::Folded => {
                     let at = key_end.unwrap_or(0);
                     m.ambiguity
@@ -386,6 +425,39 @@ fn stream_options_object(literal: &str, at: usize) -> Result<StreamOptions, Body
         empty,
         include_usage,
     })
+}
+
+/// The session key of a (validated) JSON value: a non-empty string, hashed; `None` for
+/// anything else (including a string serde_json will not decode).
+fn session_key(literal: &str) -> Option<SessionKey> {
+    if !literal.starts_with('"') {
+        return None;
+    }
+    match literal.get(1..literal.len().saturating_sub(1)) {
+        Some(inner) if !inner.contains('\\') => SessionKey::of(inner.as_bytes()),
+        _ => serde_json::from_str::<String>(literal)
+            .ok()
+            .and_then(|s| SessionKey::of(s.as_bytes())),
+    }
+}
+
+/// The members of a (validated) JSON object literal, keys and values undecoded.
+fn raw_members(literal: &str) -> Result<Vec<(&RawValue, &RawValue)>, serde_json::Error> {
+    struct Pairs;
+    impl<'de> Visitor<'de> for Pairs {
+        type Value = Vec<(&'de RawValue, &'de RawValue)>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(pair) = map.next_entry::<&RawValue, &RawValue>()? {
+                out.push(pair);
+            }
+            Ok(out)
+        }
+    }
+    serde_json::Deserializer::from_str(literal).deserialize_map(Pairs)
 }
 
 /// Decode the (already validated) JSON string literal `literal`, which starts at byte `at` of

@@ -41,6 +41,11 @@
 //! [`IgnoredAny`]. Besides the `model` [`String`], the only allocation is serde_json's scratch
 //! buffer (escaped keys, nested containers being skipped).
 //!
+//! The same pass finds the request's session keys ([`BodySessionKeys`], hashed at once:
+//! [`SessionKey`]): a top-level `prompt_cache_key` string, and the `user_id` string of a
+//! top-level `metadata` object (that small object is read one level deep, its keys
+//! undecoded). Neither is ever a reason to refuse a body.
+//!
 //! serde_json skips values iteratively (no stack overflow) but without any nesting limit, so
 //! depth is checked here, linearly. A body with at most [`MAX_DEPTH`] bytes `[`/`{` cannot be
 //! too deep (typical chat bodies: one vectorised count). Otherwise each top-level array or
@@ -50,7 +55,7 @@
 //!
 //! Files: this one holds [`scan`]; `outcome` its result and error types ([`RequestScan`],
 //! [`BodyError`], [`reason`]); `members` the serde visitors over the top-level members;
-//! `depth` the nesting check; `edits` the splices ([`Edit`], [`apply_edits`],
+//! `depth` the nesting check; `session` the session keys; `edits` the splices ([`Edit`], [`apply_edits`],
 //! [`include_usage_edit`], [`json_string_literal`]).
 //!
 //! [`RawValue`]: serde_json::value::RawValue
@@ -60,6 +65,7 @@ mod depth;
 mod edits;
 mod members;
 mod outcome;
+mod session;
 
 use serde::de::Deserializer as _;
 
@@ -70,6 +76,7 @@ pub use edits::{
 use members::{Members, TopLevel};
 use outcome::{invalid, syntax_error, WS};
 pub use outcome::{reason, BodyError, IncludeUsage, RequestScan, StreamOptions, MAX_DEPTH};
+pub use session::{BodySessionKeys, SessionKey};
 
 /// Validate and scan a whole request body.
 ///

@@ -30,6 +30,8 @@ pub struct RequestScan {
     pub object_end: usize,
     /// Shape of the top-level `stream_options` member.
     pub stream_options: StreamOptions,
+    /// Session keys the body carries (hashed).
+    pub session: super::session::BodySessionKeys,
 }
 
 /// Shape of the top-level `stream_options` member, as needed by

@@ -17,6 +17,8 @@ pub struct FileConfig {
     pub models: BTreeMap<String, FileModel>,
     /// `[prices."<backend model>"]`: over the built-in price catalog.
     pub prices: BTreeMap<String, super::prices::FilePrice>,
+    /// `[teams.<id>]`: teams, their spend budgets and concurrency cap.
+    pub teams: BTreeMap<String, super::teams::FileTeam>,
 }
 
 /// `listen` may be a single address or a list.
@@ -115,6 +117,10 @@ pub struct FileUser {
     pub enabled: Option<bool>,
     pub tags: Vec<String>,
     pub rate_limit: Option<FileRateLimit>,
+    /// The id of the user's team (a key of `teams`).
+    pub team: Option<String>,
+    pub budget_usd_per_day: super::teams::Given,
+    pub budget_usd_per_month: super::teams::Given,
 }
 
 /// `[users.<id>.rate_limit]`.
@@ -149,6 +155,8 @@ pub struct FileProvider {
     /// Whether the provider serves the OpenAI Responses API natively (default: true for
     /// openai and azure `/openai/v1`, false otherwise).
     pub responses_api: Option<bool>,
+    /// Automatic prompt-cache breakpoints on translated Messages requests (default true).
+    pub auto_cache: Option<bool>,
 }
 
 /// `[models.<key>]`.
@@ -159,6 +167,9 @@ pub struct FileModel {
     pub strategy: Option<String>,
     pub enabled: Option<bool>,
     pub backends: Vec<FileBackend>,
+    /// `session` (default) or `none`.
+    pub affinity: Option<String>,
+    pub affinity_ttl_seconds: Option<f64>,
 }
 
 /// `[[models.<key>.backends]]`.

@@ -12,12 +12,14 @@ pub mod prices;
 pub mod problem;
 pub mod responses;
 pub mod shared_state;
+pub mod teams;
 pub mod validate;
 
 pub use model::*;
 pub use problem::Problem;
 pub use responses::ResponsesSettings;
 pub use shared_state::SharedSettings;
+pub use teams::{Budget, Team};
 
 use serde_json::Value;
 use std::fmt;

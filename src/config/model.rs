@@ -276,6 +276,10 @@ pub struct User {
     pub enabled: bool,
     pub tags: Vec<String>,
     pub rate_limit: Option<RateLimit>,
+    /// The user's team (a key of `teams`).
+    pub team: Option<String>,
+    /// The user's own spend budgets.
+    pub budget: super::teams::Budget,
 }
 
 /// A provider account (`[providers.<id>]`).
@@ -305,6 +309,9 @@ pub struct Provider {
     pub forward_headers: Vec<String>,
     /// `responses_api`: serves `/v1/responses` natively (`None`: the dialect's default).
     pub responses_api: Option<bool>,
+    /// `auto_cache`: translated requests to this (Anthropic) provider get automatic
+    /// prompt-cache breakpoints unless the client set its own (default true).
+    pub auto_cache: bool,
 }
 
 /// `api-version` of Azure OpenAI requests when the provider sets none.
@@ -344,13 +351,43 @@ pub struct ModelConfig {
     pub strategy: Strategy,
     pub enabled: bool,
     pub backends: Vec<BackendConfig>,
+    /// Session affinity: requests with a session key stay on one backend.
+    pub affinity: Affinity,
+    /// How long a session that moved off its backend stays on the new one.
+    pub affinity_ttl: Duration,
 }
+
+/// `[models.X] affinity`: how requests carrying a session key are routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Affinity {
+    /// Weighted rendezvous hashing of the session key over the usable backends (default).
+    #[default]
+    Session,
+    /// The model's strategy, as for requests without a key.
+    None,
+}
+
+impl Affinity {
+    /// Parses the config spelling (`session`, `none`).
+    pub fn parse(s: &str) -> Option<Affinity> {
+        match s {
+            "session" => Some(Affinity::Session),
+            "none" => Some(Affinity::None),
+            _ => None,
+        }
+    }
+}
+
+/// `affinity_ttl_seconds` when unset: one hour.
+pub const DEFAULT_AFFINITY_TTL: Duration = Duration::from_secs(3600);
 
 /// A whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub settings: Settings,
     pub users: Vec<User>,
+    /// `[teams.<id>]`, in key order.
+    pub teams: Vec<super::teams::Team>,
     pub providers: Vec<Provider>,
     pub models: Vec<ModelConfig>,
     /// Complete prices by backend model name (built-in catalog with `[prices]` over it).

@@ -17,7 +17,7 @@ pub const CATALOG: &str = include_str!("../../conf/prices.toml");
 /// problem here means the binary was built from a broken catalog).
 const CATALOG_PATH: &str = "conf/prices.toml (built in)";
 
-/// One key of a price table as written: missing, or any value (checked by [`Partial::of`]).
+/// One key of a price or budget table as written: missing, or any value (checked where it is read).
 /// A present `null` (TOML/YAML `inf` or `nan` reach the tree as `null`) is kept, to be
 /// refused, never taken for a missing key.
 #[derive(Debug, Default)]

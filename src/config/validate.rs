@@ -100,6 +100,8 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
 
     super::prices::warn_unpriced(&models, &mut warnings);
 
+    let teams = super::teams::validate_teams(file.teams, &mut p);
+    let team_ids: HashSet<&str> = teams.iter().map(|t| t.id.as_str()).collect();
     let model_refs: HashSet<&str> = models
         .iter()
         .flat_map(|m| [m.key.as_str(), m.name.as_str()])
@@ -168,7 +170,16 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
                 max_concurrent: r.max_concurrent,
             }
         });
+        let team = super::teams::check_team_ref(&path, fu.team, &team_ids, &mut p);
+        let budget = super::teams::Budget::check(
+            &path,
+            fu.budget_usd_per_day,
+            fu.budget_usd_per_month,
+            &mut p,
+        );
         users.push(User {
+            team,
+            budget,
             name: fu.name.unwrap_or_else(|| id.clone()),
             id,
             token: Secret::new(token),
@@ -183,6 +194,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
         Ok(Config {
             settings,
             users,
+            teams,
             providers,
             models,
             prices: price_list.prices(),
@@ -470,6 +482,7 @@ fn validate_provider(id: String, fp: FileProvider, p: &mut Problems) -> Provider
         headers,
         forward_headers,
         responses_api: fp.responses_api,
+        auto_cache: fp.auto_cache.unwrap_or(true),
     }
 }
 
@@ -654,12 +667,29 @@ fn validate_model(
             "an enabled model needs at least one enabled backend on an enabled provider",
         );
     }
+    let affinity = match fm.affinity.as_deref() {
+        None => Affinity::Session,
+        Some(a) => Affinity::parse(a).unwrap_or_else(|| {
+            p.add(
+                format!("{path}.affinity"),
+                format!("`{a}` is not session or none"),
+            );
+            Affinity::Session
+        }),
+    };
+    let affinity_ttl = p.seconds(
+        &format!("{path}.affinity_ttl_seconds"),
+        fm.affinity_ttl_seconds,
+        DEFAULT_AFFINITY_TTL.as_secs_f64(),
+    );
     ModelConfig {
         key,
         name,
         strategy,
         enabled,
         backends,
+        affinity,
+        affinity_ttl,
     }
 }
 

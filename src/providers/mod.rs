@@ -219,6 +219,8 @@ pub struct ProviderRoute {
     /// `gemini` providers: the key as Google's native API takes it (`x-goog-api-key`,
     /// marked sensitive), for native Gemini calls.
     pub gemini_key: Option<HeaderValue>,
+    /// Translated Messages requests get automatic prompt-cache breakpoints (`auto_cache`).
+    pub auto_cache: bool,
 }
 
 impl ProviderRoute {
@@ -286,6 +288,7 @@ impl ProviderRoute {
                 Dialect::OpenAi | Dialect::Azure(_) | Dialect::Gemini
             ),
             dialect,
+            auto_cache: p.auto_cache,
         })
     }
 
@@ -436,6 +439,7 @@ mod tests {
             headers: vec![("OpenAI-Organization".into(), Secret::new("org-1"))],
             forward_headers: vec!["x-trace".into()],
             responses_api: None,
+            auto_cache: true,
         };
         let addrs = Arc::new(ResolvedAddrs::new(&p.endpoint.host, p.endpoint.port));
         ProviderRoute::build(&p, Duration::from_secs(30), Default::default(), addrs).unwrap()

@@ -26,6 +26,8 @@ pub struct ProxyRequest {
     pub responses: Option<Box<super::responses_call::ResponsesCall>>,
     /// A Gemini API call: its method and framing (the model came from the path).
     pub gemini: Option<GeminiCall>,
+    /// The request's session (key hash, remembered move) for session affinity.
+    pub session: crate::routing::Session,
 }
 
 /// A Gemini API call's method, and whether its stream is server-sent events (`alt=sse`)

@@ -1,9 +1,12 @@
-//! End of a request: the final attempt outcome, request metrics, and the access log line.
+//! End of a request: the final attempt outcome, request metrics, the access log line, and
+//! the settlement of its cost (spend ledger, budgets) and tokens.
 
 use super::ctx::{Operation, Proxied, RequestCtx, RequestPhase};
 use crate::auth::UserEntry;
 use crate::metrics;
+use crate::quota::Finished;
 use crate::routing::{Backend, ModelRoute, Outcome};
+use crate::spend::Charge;
 use crate::vocab::TokenUsage;
 use std::time::Duration;
 
@@ -25,17 +28,34 @@ struct Resolved<'a> {
     op: Option<Operation>,
     /// `usage` includes the gateway's estimate (a stream that ended before its usage came).
     estimated: bool,
+    /// The hash of the request's session key (`session=` in the access log).
+    session: Option<crate::body::SessionKey>,
 }
 
-/// `team` label of the cost series: users carry no team yet.
+/// `team` label of a user without a team.
 const NO_TEAM: &str = "-";
 
-impl Resolved<'_> {
+impl<'a> Resolved<'a> {
     /// Cost in USD of the request's usage at its backend's price (`None`: no usage, or an
     /// unpriced backend).
     fn cost_usd(&self) -> Option<f64> {
         let price = self.backend?.price?;
         Some(price.cost_usd(self.usage.as_ref()?))
+    }
+
+    /// The spend to settle: the request reached a backend and has usage (reported or
+    /// estimated); an unpriced backend's tokens are charged at 0.
+    fn charge(&self, at_ms: i64) -> Option<Charge<'a>> {
+        let (user, model, backend, usage) = (self.user?, self.model?, self.backend?, self.usage?);
+        Some(Charge {
+            user: &user.id,
+            team: user.team_id(),
+            model: model.name.as_str(),
+            backend: &backend.id,
+            micros: backend.price.map_or(0, |p| p.cost_micro_usd(&usage)),
+            usage,
+            at_ms,
+        })
     }
 }
 
@@ -43,6 +63,7 @@ impl Resolved<'_> {
 pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
     let duration = ctx.started.elapsed();
     let status = ctx.status;
+    let mut grant = None;
     let (r, overhead) = match &mut ctx.phase {
         RequestPhase::Received => return,
         RequestPhase::Local(l) => (
@@ -58,12 +79,14 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
                 outcome: None,
                 op: None,
                 estimated: false,
+                session: None,
             },
             None,
         ),
         RequestPhase::Proxied(p) => {
             settle_last_attempt(p, status, error);
             charge_unfinished_stream(p, status);
+            grant = p.grant.take();
             if !p.request.op.charged() {
                 // A stored response read back carries the usage it was charged with.
                 if let Some(a) = p.answer.as_mut() {
@@ -84,6 +107,7 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
                     outcome: p.last_outcome,
                     op: Some(p.request.op),
                     estimated: answer.is_some_and(|a| a.estimated),
+                    session: p.request.session.key,
                 },
                 Some(ctx.overhead),
             )
@@ -93,19 +117,21 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
         record_metrics(&r, status, duration, overhead);
     }
     log_access(ctx.request_id.as_str(), &r, status, duration);
-    // End in-flight accounting now, not when the context is dropped; the user's token
-    // budgets count this request's tokens.
+    // Settle now, not when the context is dropped: the spend ledger and budgets take the
+    // request's cost, the user's token budgets its tokens; its slots are released.
+    if let (Some(grant), Some(user)) = (grant, r.user) {
+        let done = Finished {
+            tokens: r
+                .usage
+                .map_or(0, |u| u.prompt_tokens().saturating_add(u.output)),
+            charge: r.charge(crate::spend::now_unix_ms()),
+            now_ms: crate::clock::now_ms(),
+        };
+        grant.finish(user, &done);
+    }
     if let Some(p) = ctx.proxied_mut() {
         p.attempt = None;
         p.inflight = None;
-        let tokens = p
-            .answer
-            .as_ref()
-            .and_then(|a| a.usage)
-            .map_or(0, |u| u.prompt_tokens().saturating_add(u.output));
-        if let Some(grant) = p.grant.take() {
-            grant.finish(&p.request.user, tokens, crate::clock::now_ms());
-        }
     }
 }
 
@@ -190,6 +216,7 @@ fn record_metrics(r: &Resolved<'_>, status: u16, duration: Duration, overhead: O
         h.observe(t.as_secs_f64());
     }
     if let (Some(u), Some(usage)) = (r.user, r.usage) {
+        let team = u.team_id().unwrap_or(NO_TEAM);
         let counts = [
             usage.input,
             usage.output,
@@ -202,7 +229,7 @@ fn record_metrics(r: &Resolved<'_>, status: u16, duration: Duration, overhead: O
                 continue;
             }
             metrics::TOKENS
-                .with_label_values(&[m.name.as_str(), &u.id, &b.provider.id, name])
+                .with_label_values(&[m.name.as_str(), &u.id, team, &b.provider.id, name])
                 .inc_by(n);
             if let Some(h) = b.metrics.genai_tokens(op, kind) {
                 h.observe(n as f64);
@@ -212,8 +239,14 @@ fn record_metrics(r: &Resolved<'_>, status: u16, duration: Duration, overhead: O
             Some(price) => {
                 let cost = price.cost_usd(&usage);
                 metrics::COST
-                    .with_label_values(&[&u.id, NO_TEAM, m.name.as_str(), &b.id])
+                    .with_label_values(&[&u.id, team, m.name.as_str(), &b.id])
                     .inc_by(cost);
+                let saved = usage.cache_read as f64 * (price.input - price.cache_read) / 1e6;
+                if saved > 0.0 {
+                    metrics::CACHE_SAVINGS
+                        .with_label_values(&[team, m.name.as_str()])
+                        .inc_by(saved);
+                }
                 if let Some(h) = b.metrics.genai_cost(op) {
                     h.observe(cost);
                 }
@@ -226,6 +259,18 @@ fn record_metrics(r: &Resolved<'_>, status: u16, duration: Duration, overhead: O
                         .inc_by(n);
                 }
             }
+        }
+    }
+}
+
+/// `session=`: the session key's hash (16 hex digits), `-` without one.
+struct SessionField(Option<crate::body::SessionKey>);
+
+impl std::fmt::Display for SessionField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(k) => k.fmt(f),
+            None => f.write_str("-"),
         }
     }
 }
@@ -245,7 +290,7 @@ fn log_access(request_id: &str, r: &Resolved<'_>, status: u16, duration: Duratio
     log::log!(
         target: "berry::access",
         level,
-        "request_id={} user={} model={} backend={} status={} attempts={} ttfb_ms={} duration_ms={} tokens_in={} tokens_out={} cost_usd={:.6} estimated={} outcome={}",
+        "request_id={} user={} model={} backend={} status={} attempts={} ttfb_ms={} duration_ms={} tokens_in={} tokens_out={} cost_usd={:.6} estimated={} outcome={} session={}",
         request_id,
         r.user.map_or(UNKNOWN, |u| &u.id),
         r.model.map_or(UNKNOWN, |m| m.name.as_str()),
@@ -259,5 +304,6 @@ fn log_access(request_id: &str, r: &Resolved<'_>, status: u16, duration: Duratio
         r.cost_usd().unwrap_or(0.0),
         r.estimated,
         r.outcome.map_or(UNKNOWN, |o| o.label()),
+        SessionField(r.session),
     );
 }

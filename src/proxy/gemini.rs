@@ -90,6 +90,7 @@ pub fn validate(
         include_usage: None,
         responses: None,
         gemini: Some(GeminiCall { method, sse }),
+        session: Default::default(),
     })
 }
 

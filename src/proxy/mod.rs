@@ -5,6 +5,7 @@
 //! [`ctx::RequestCtx`].
 
 pub mod admitted;
+pub mod affinity;
 pub mod ctx;
 pub mod decision;
 pub mod failure;
@@ -49,6 +50,8 @@ pub struct BerryProxy {
     shared: Option<Arc<SharedLink>>,
     /// The Responses API's stored responses (outlives reloads).
     conversations: Arc<ConversationStore>,
+    /// This replica's spend (outlives reloads).
+    ledger: Arc<crate::spend::Ledger>,
 }
 
 impl BerryProxy {
@@ -62,6 +65,7 @@ impl BerryProxy {
             client_metrics,
             shared: None,
             conversations: Arc::default(),
+            ledger: Arc::default(),
         }
     }
 
@@ -129,7 +133,9 @@ fn local_response(
         | Route::Responses
         | Route::ResponsesCompact
         | Route::ResponseById(_)
-        | Route::Gemini(_) => (&ApiError::internal()).into(),
+        | Route::Gemini(_)
+        | Route::AdminSpend
+        | Route::MeSpend => (&ApiError::internal()).into(),
     }
 }
 
@@ -169,11 +175,15 @@ async fn admit_request(
     session: &mut Session,
     op: Operation,
     snap: &Arc<Snapshot>,
-    shared: Option<&SharedLink>,
-    conversations: &ConversationStore,
+    proxy: &BerryProxy,
     local: &mut LocalAnswer,
     overhead: &mut Duration,
 ) -> std::result::Result<(ctx::ProxyRequest, crate::quota::Grant), NotAdmitted> {
+    let (shared, conversations, ledger) = (
+        proxy.shared.as_deref(),
+        &*proxy.conversations,
+        &proxy.ledger,
+    );
     let t0 = Instant::now();
     let user = request::authenticate(session, snap);
     *overhead += t0.elapsed();
@@ -214,11 +224,21 @@ async fn admit_request(
             .await
             .map_err(NotAdmitted::Answer)?;
     }
-    let grant = crate::quota::admit_user(&request.user, shared, now_ms()).await;
+    let key = affinity::attach_key(&mut request, &session.req_header().headers);
+    let model = Arc::clone(&request.model);
+    let state = shared.and_then(|l| l.get()).map(|s| &**s);
+    let wall = crate::spend::now_unix_ms();
+    // The admission and the session's remembered move go to Redis together (one round
+    // trip on the multiplexed connection), not one after the other.
+    let (grant, remembered) = tokio::join!(
+        crate::quota::admit_user(&request.user, shared, ledger, now_ms(), wall),
+        affinity::remembered(&model, key, state),
+    );
     if shared.is_none() {
         *overhead += t0.elapsed();
     }
     let grant = grant.map_err(NotAdmitted::Answer)?;
+    request.session.remembered = remembered;
     Ok((request, grant))
 }
 
@@ -231,6 +251,7 @@ async fn admit_stored(
     snap: &Arc<Snapshot>,
     shared: Option<&SharedLink>,
     conversations: &ConversationStore,
+    ledger: &Arc<crate::spend::Ledger>,
     local: &mut LocalAnswer,
 ) -> std::result::Result<
     std::result::Result<(ctx::ProxyRequest, crate::quota::Grant), LocalResponse>,
@@ -250,7 +271,8 @@ async fn admit_stored(
         responses::StoredTarget::Local(answer) => return Ok(Err(answer)),
         responses::StoredTarget::Proxied(request) => *request,
     };
-    let grant = crate::quota::admit_user(&request.user, shared, now_ms())
+    let wall = crate::spend::now_unix_ms();
+    let grant = crate::quota::admit_user(&request.user, shared, ledger, now_ms(), wall)
         .await
         .map_err(NotAdmitted::Answer)?;
     Ok(Ok((request, grant)))
@@ -283,6 +305,18 @@ impl ProxyHttp for BerryProxy {
         let req = session.req_header();
         let route = self.route(req);
         ctx.api = api::client_api(req.uri.path());
+        if matches!(route, Route::AdminSpend | Route::MeSpend) {
+            let state = self.shared.as_deref().and_then(|l| l.get()).map(|s| &**s);
+            let req = session.req_header();
+            let response = if route == Route::AdminSpend {
+                api::spend::admin_spend(req, &snapshot, state, &self.ledger).await
+            } else {
+                api::spend::me_spend(req, &snapshot, state, &self.ledger).await
+            };
+            ctx.phase = RequestPhase::Local(LocalAnswer::new(snapshot, false, false));
+            respond::send(session, ctx, response).await?;
+            return Ok(true);
+        }
         let Some(op) = operation(route) else {
             let response = local_response(route, session, &snapshot, ctx.api);
             let quiet = matches!(route, Route::Health | Route::Metrics);
@@ -300,6 +334,7 @@ impl ProxyHttp for BerryProxy {
                     &snapshot,
                     shared,
                     &self.conversations,
+                    &self.ledger,
                     &mut local,
                 )
                 .await;
@@ -313,18 +348,7 @@ impl ProxyHttp for BerryProxy {
                     Err(e) => Err(e),
                 }
             }
-            _ => {
-                admit_request(
-                    session,
-                    op,
-                    &snapshot,
-                    shared,
-                    &self.conversations,
-                    &mut local,
-                    &mut ctx.overhead,
-                )
-                .await
-            }
+            _ => admit_request(session, op, &snapshot, self, &mut local, &mut ctx.overhead).await,
         };
         match admitted {
             Ok((request, grant)) => {

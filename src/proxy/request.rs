@@ -281,6 +281,10 @@ pub fn validate_request(
         body,
         gemini: None,
         responses: None,
+        session: crate::routing::Session {
+            body: scan.session,
+            ..Default::default()
+        },
     })
 }
 

@@ -212,6 +212,7 @@ pub async fn resolve_stored(
         include_usage: None,
         responses: Some(Box::new(call)),
         gemini: None,
+        session: Default::default(),
     })))
 }
 

@@ -9,7 +9,9 @@ use crate::routing::Backend;
 use crate::translate::gemini;
 use crate::translate::responses::{self, AnswerContext, RequestContext};
 use crate::translate::stream::{EventTranslator, StreamTranslator};
-use crate::translate::{chat_to_messages, errors, messages_to_chat, UpstreamBroken};
+use crate::translate::{
+    cache_breakpoints, chat_to_messages, errors, messages_to_chat, UpstreamBroken,
+};
 use crate::vocab::{Operation, TokenUsage};
 use bytes::Bytes;
 
@@ -140,10 +142,31 @@ impl Translation {
         };
         translated
             .map(|(body, dropped_tools)| AttemptRequest {
-                body: Bytes::from(body),
+                body: Bytes::from(self.with_cache_breakpoints(body, req, backend)),
                 dropped_tools,
             })
             .map_err(|r| ApiError::bad_request(r.message).with_param(r.param))
+    }
+
+    /// A translated Messages body with automatic prompt-cache breakpoints, unless the
+    /// provider turned them off (`auto_cache = false`) or the client set markers of its own.
+    fn with_cache_breakpoints(
+        self,
+        body: Vec<u8>,
+        req: &ProxyRequest,
+        backend: &Backend,
+    ) -> Vec<u8> {
+        let to_messages = matches!(
+            self,
+            Translation::ChatToMessages
+                | Translation::ResponsesToMessages
+                | Translation::GeminiToMessages
+        );
+        if !to_messages || !backend.provider.auto_cache || cache_breakpoints::has_markers(&req.body)
+        {
+            return body;
+        }
+        cache_breakpoints::add(&body).unwrap_or(body)
     }
 
     fn gemini_request(

@@ -107,8 +107,7 @@ pub fn select_peer(p: &mut Proxied, rng: &mut fastrand::Rng) -> Result<Box<HttpP
             rng,
             table: &snap.table,
         };
-        let (req, tried) = (&p.request, &p.tried);
-        model.select(&mut input, |i, b| eligible(req, tried, &model, i, b))
+        super::affinity::select(p, &mut input, eligible)
     };
     let Some(sel) = selected else {
         let pinned_id = p

@@ -5,9 +5,11 @@
 //! providers and round-robin cursors that exist in the previous table) and never changes
 //! afterwards; a reload builds a new one and swaps it in whole.
 
+use super::moves::SessionMoves;
 use super::state::{Availability, BackendState, BreakerSettings};
 use super::strategy::{pick, Cand, PickInput};
-use crate::config::{Config, Settings, Strategy};
+use crate::body::SessionKey;
+use crate::config::{Affinity, Config, Settings, Strategy};
 use crate::metrics::{BackendMetrics, ModelMetrics};
 use crate::providers::{ProviderHealth, ProviderRoute, ResolvedAddrs};
 use crate::vocab::Price;
@@ -21,6 +23,9 @@ use std::sync::Arc;
 pub struct Backend {
     /// Stable id `model_key/provider_id/real_model`; state carries over under it.
     pub id: Arc<str>,
+    /// The hash of `id` ([`SessionKey::of`]): the backend's name in session affinity
+    /// (rendezvous scores, remembered moves), the same on every replica.
+    pub id_hash: u64,
     pub provider: Arc<ProviderRoute>,
     /// Real upstream model name.
     pub real_model: String,
@@ -79,6 +84,12 @@ pub struct ModelRoute {
     pub backends: Vec<Arc<Backend>>,
     /// Round-robin cursor, carried over on reload.
     pub cursor: Arc<AtomicU64>,
+    /// Session affinity (`affinity`).
+    pub affinity: Affinity,
+    /// How long a moved session stays on its new backend (`affinity_ttl_seconds`), in ms.
+    pub affinity_ttl_ms: u64,
+    /// Remembered session moves, carried over on reload.
+    pub moves: Arc<SessionMoves>,
     /// Per-request metric handles, resolved on first use ([`crate::metrics`]).
     pub metrics: ModelMetrics,
 }
@@ -210,11 +221,13 @@ impl Table {
         let s = &cfg.settings;
         let mut prev_backends: HashMap<&str, &Arc<BackendState>> = HashMap::new();
         let mut prev_cursors: HashMap<&str, &Arc<AtomicU64>> = HashMap::new();
+        let mut prev_moves: HashMap<&str, &Arc<SessionMoves>> = HashMap::new();
         let mut prev_health: HashMap<&str, (&Arc<ProviderHealth>, u64)> = HashMap::new();
         let mut prev_addrs: HashMap<(String, u16), &Arc<ResolvedAddrs>> = HashMap::new();
         if let Some(prev) = prev {
             for m in &prev.models {
                 prev_cursors.insert(&m.key, &m.cursor);
+                prev_moves.insert(&m.key, &m.moves);
                 for b in &m.backends {
                     prev_backends.insert(&b.id, &b.state);
                 }
@@ -276,6 +289,7 @@ impl Table {
                 let metrics =
                     BackendMetrics::new(&m.name, &provider.id, &id, provider.backend_type);
                 backends.push(Arc::new(Backend {
+                    id_hash: SessionKey::of(id.as_bytes()).map_or(0, |k| k.0),
                     id,
                     provider: Arc::clone(provider),
                     model_literal: serde_json::to_vec(&b.model)
@@ -303,6 +317,12 @@ impl Table {
                 strategy: m.strategy,
                 backends,
                 cursor,
+                affinity: m.affinity,
+                affinity_ttl_ms: crate::clock::ms(m.affinity_ttl),
+                moves: prev_moves
+                    .get(m.key.as_str())
+                    .map(|c| Arc::clone(c))
+                    .unwrap_or_default(),
                 metrics: ModelMetrics::new(&m.name),
             }));
         }

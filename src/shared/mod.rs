@@ -1,6 +1,7 @@
 //! Shared state across replicas: per-user request windows, token budgets and
-//! concurrency caps that hold for the whole fleet, and backend cooldowns learnt by one
-//! replica applied by all. Everything that talks to Redis (or Valkey ≥ 7) lives here.
+//! concurrency caps that hold for the whole fleet, spend per user, team, model and backend
+//! per UTC day and month (integer micro-dollars, `spend`), and backend cooldowns learnt by
+//! one replica applied by all. Everything that talks to Redis (or Valkey ≥ 7) lives here.
 //!
 //! Cost on the request path: one awaited round trip per admission (one `EVALSHA`), bounded
 //! by `timeout`, and none for a user without limits. Everything else is off the path:
@@ -24,9 +25,11 @@
 //! scripts and key layout), [`service`] (the Pingora background service and the request
 //! path's [`SharedLink`]). The settings are the config's ([`SharedSettings`]).
 
+pub mod affinity;
 pub mod records;
 mod scripts;
 pub mod service;
+mod spend;
 pub mod state;
 mod worker;
 

@@ -44,6 +44,16 @@ pub(crate) fn cooldown_key(prefix: &str, backend_id: &str) -> String {
     format!("{prefix}{{cool}}:{backend_id}")
 }
 
+/// `{prefix}{spend}:{scope}:{period}`: the spend hash of one scope (`user`, `team`,
+/// `model`, `backend`) in one period (`2026-12-07`, `2026-12`). Its fields are
+/// `<id>:c` (cost, integer micro-dollars) and `<id>:i`, `:o`, `:r`, `:w` (input, output,
+/// cache-read and cache-write tokens). Every spend key shares the hash tag `{spend}`, so a
+/// settlement batch is one single-slot script; a user named `spend` cannot clash (user
+/// keys continue with `}:` and a suffix without another `:`-separated period).
+pub(crate) fn spend_key(prefix: &str, scope: &str, period: &str) -> String {
+    format!("{prefix}{{spend}}:{scope}:{period}")
+}
+
 /// Helpers shared by the window scripts: the clock, integer formatting, and
 /// `vocab::limits::Counter::roll` / the window store.
 const PRELUDE: &str = r#"
@@ -169,6 +179,30 @@ end
 return 1
 "#;
 
+/// Settles spend: adds cost and tokens to ids in spend hashes (see [`spend_key`]) and sets
+/// each hash to expire at the given time (after its window ended).
+///
+/// KEYS: the spend hashes. ARGV: 1 the number n of entries, then per entry 8 values: the
+/// KEYS index (1-based), the id, micro-dollars, input, output, cache-read and cache-write
+/// tokens, and the hash's expiry (ms since 1970). Returns each entry's cost after the add.
+const SPEND_SRC: &str = r#"
+local out = {}
+local n = tonumber(ARGV[1])
+local f = {':i', ':o', ':r', ':w'}
+for j = 0, n - 1 do
+  local a = 2 + j * 8
+  local key = KEYS[tonumber(ARGV[a])]
+  local id = ARGV[a + 1]
+  out[j + 1] = redis.call('HINCRBY', key, id .. ':c', ARGV[a + 2])
+  for k = 1, 4 do
+    local v = ARGV[a + 2 + k]
+    if v ~= '0' then redis.call('HINCRBY', key, id .. f[k], v) end
+  end
+  redis.call('PEXPIREAT', key, ARGV[a + 7])
+end
+return out
+"#;
+
 /// Publishes cooldowns: KEYS the cooldown keys, ARGV their lengths in ms (> 0). A key is
 /// set only if Redis holds a shorter one. Returns 1.
 const COOL_SET_SRC: &str = r#"
@@ -205,10 +239,11 @@ pub(crate) static ADMIT: Lazy<Lua> = Lazy::new(|| Lua::new([PRELUDE, ADMIT_BODY]
 pub(crate) static UPDATE: Lazy<Lua> = Lazy::new(|| Lua::new([PRELUDE, UPDATE_BODY].concat()));
 pub(crate) static COOL_SET: Lazy<Lua> = Lazy::new(|| Lua::new(COOL_SET_SRC.to_string()));
 pub(crate) static COOL_POLL: Lazy<Lua> = Lazy::new(|| Lua::new(COOL_POLL_SRC.to_string()));
+pub(crate) static SPEND: Lazy<Lua> = Lazy::new(|| Lua::new(SPEND_SRC.to_string()));
 
 /// Every script, for `SCRIPT LOAD` when Redis (re)appears.
-pub(crate) fn all() -> [&'static Lua; 4] {
-    [&ADMIT, &UPDATE, &COOL_SET, &COOL_POLL]
+pub(crate) fn all() -> [&'static Lua; 5] {
+    [&ADMIT, &UPDATE, &COOL_SET, &COOL_POLL, &SPEND]
 }
 
 #[cfg(test)]
@@ -239,12 +274,16 @@ mod tests {
             cooldown_key("berry:", "m/p/gpt-4o"),
             "berry:{cool}:m/p/gpt-4o"
         );
+        assert_eq!(
+            spend_key("berry:", "team", "2026-12"),
+            "berry:{spend}:team:2026-12"
+        );
     }
 
     #[test]
     fn scripts_have_distinct_hashes() {
         let hashes: std::collections::HashSet<&str> =
             all().iter().map(|s| s.script.get_hash()).collect();
-        assert_eq!(hashes.len(), 4);
+        assert_eq!(hashes.len(), 5);
     }
 }

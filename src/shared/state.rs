@@ -1,16 +1,20 @@
 //! The handle to the shared state and its request-path operations: admission (one
-//! awaited `EVALSHA`), and the writes queued for the background worker (tokens at request
-//! end, lease releases, published cooldowns).
+//! awaited `EVALSHA`, pipelined with the reads of the budgeted spend), the writes queued
+//! for the background worker (tokens and spend at request end, lease releases, published
+//! cooldowns), and the spend endpoints' reads.
 
-use super::scripts::{self, cooldown_key, user_key, USER_KEYS};
+use super::scripts::{self, cooldown_key, spend_key, user_key, USER_KEYS};
+use super::spend::{cost_read, counter, SpendOp};
 use super::worker::{flush_loop, lock, poll_loop, probe_loop, renew_loop, Inner, Op};
 use crate::clock;
 use crate::config::{RateLimit, SharedSettings};
 use crate::metrics::{SHARED_STATE_ERRORS, SHARED_STATE_UP};
 use crate::routing::state::BackendState;
+use crate::spend::{Charge, Period, Scope, Totals};
 use crate::vocab::limits::{Counter, QuotaLimit, QuotaRefusal, WINDOWS};
 use crate::vocab::outcome::MAX_COOLDOWN_MS;
 use arc_swap::{ArcSwap, ArcSwapOption};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -209,27 +213,17 @@ impl SharedState {
         let Some(mut conn) = inner.connection() else {
             return Err(Unavailable);
         };
-        let windows = limits.window_maxima();
         let lease_id = limits
             .max_concurrent
             .map(|_| crate::random_id::random_hex_string());
+        let (keys, args) = self.admit_keys_args(user_id, limits, lease_id.as_deref(), now_ms);
         let mut inv = scripts::ADMIT.script.prepare_invoke();
-        for suffix in USER_KEYS {
-            inv.key(user_key(&inner.prefix, user_id, suffix));
+        for k in keys {
+            inv.key(k);
         }
-        inv.arg(now_ms);
-        for w in windows {
-            match w {
-                Some(l) => inv.arg(l),
-                None => inv.arg(""),
-            };
+        for a in args {
+            inv.arg(a);
         }
-        match limits.max_concurrent {
-            Some(m) => inv.arg(m),
-            None => inv.arg(""),
-        };
-        inv.arg(lease_id.as_deref().unwrap_or(""))
-            .arg(inner.lease_ttl_ms);
         let reply: Vec<i64> = match timeout(inner.timeout, inv.invoke_async(&mut conn)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -241,7 +235,56 @@ impl SharedState {
                 return Err(Unavailable);
             }
         };
-        let Some(admission) = read_admission_reply(&reply, &windows) else {
+        self.admission_of(user_id, limits, &reply, lease_id)
+    }
+
+    /// The admission script's keys and arguments (see `scripts::ADMIT_BODY`).
+    fn admit_keys_args(
+        &self,
+        user_id: &str,
+        limits: &RateLimit,
+        lease_id: Option<&str>,
+        now_ms: u64,
+    ) -> (Vec<String>, Vec<String>) {
+        let inner = &self.inner;
+        let keys = USER_KEYS
+            .iter()
+            .map(|suffix| user_key(&inner.prefix, user_id, suffix))
+            .collect();
+        let opt = |v: Option<u64>| v.map_or_else(String::new, |n| n.to_string());
+        let mut args = vec![now_ms.to_string()];
+        args.extend(limits.window_maxima().into_iter().map(opt));
+        args.push(opt(limits.max_concurrent));
+        args.push(lease_id.unwrap_or("").to_string());
+        args.push(inner.lease_ttl_ms.to_string());
+        (keys, args)
+    }
+
+    /// The admission script as an `EVALSHA` command for a pipeline, and its lease id.
+    fn admit_invocation(&self, user_id: &str, limits: &RateLimit) -> (redis::Cmd, Option<String>) {
+        let lease_id = limits
+            .max_concurrent
+            .map(|_| crate::random_id::random_hex_string());
+        let (keys, args) = self.admit_keys_args(user_id, limits, lease_id.as_deref(), 0);
+        let mut c = redis::cmd("EVALSHA");
+        c.arg(scripts::ADMIT.script.get_hash())
+            .arg(keys.len())
+            .arg(keys)
+            .arg(args);
+        (c, lease_id)
+    }
+
+    /// The admission of the script's `reply`: refused, or admitted with its lease (held
+    /// and renewed by this replica from now on).
+    fn admission_of(
+        &self,
+        user_id: &str,
+        limits: &RateLimit,
+        reply: &[i64],
+        lease_id: Option<String>,
+    ) -> Result<Admission, Unavailable> {
+        let inner = &self.inner;
+        let Some(admission) = read_admission_reply(reply, &limits.window_maxima()) else {
             inner.mark_down("admit", &"unexpected script reply");
             return Err(Unavailable);
         };
@@ -257,6 +300,166 @@ impl SharedState {
             })),
             Err(r) => Admission::Refused(r),
         })
+    }
+
+    /// [`SharedState::try_admit`] and, in the same round trip (one pipeline), the spend in
+    /// micro-dollars of each `(scope, id, period)` of `reads` (the budgets that apply), in
+    /// order. Without reads this is `try_admit`; without limits only the reads are sent.
+    pub async fn try_admit_with_spend(
+        &self,
+        user_id: &str,
+        limits: &RateLimit,
+        reads: &[(Scope, &str, Period)],
+    ) -> Result<(Admission, SmallVec<[u64; 4]>), Unavailable> {
+        if reads.is_empty() {
+            return Ok((self.try_admit(user_id, limits).await?, SmallVec::new()));
+        }
+        let inner = &self.inner;
+        if !self.is_up() {
+            return Err(Unavailable);
+        }
+        let Some(mut conn) = inner.connection() else {
+            return Err(Unavailable);
+        };
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        let admit = (!limits.is_empty()).then(|| self.admit_invocation(user_id, limits));
+        if let Some((cmd, _)) = &admit {
+            pipe.add_command(cmd.clone());
+        }
+        for (scope, id, period) in reads {
+            pipe.add_command(cost_read(&inner.prefix, *scope, id, period));
+        }
+        let values: Vec<redis::Value> =
+            match timeout(inner.timeout, pipe.query_async(&mut conn)).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => {
+                    inner.mark_down("admit", &e);
+                    return Err(Unavailable);
+                }
+                Err(_) => {
+                    inner.mark_down("admit", &"timed out");
+                    return Err(Unavailable);
+                }
+            };
+        let (first, spent) = match &admit {
+            Some(_) => values
+                .split_first()
+                .map_or((None, &[][..]), |(f, r)| (Some(f), r)),
+            None => (None, &values[..]),
+        };
+        if spent.len() != reads.len()
+            || spent
+                .iter()
+                .any(|v| matches!(v, redis::Value::ServerError(_)))
+        {
+            inner.mark_down("admit", &"unexpected spend reply");
+            return Err(Unavailable);
+        }
+        let spent = spent.iter().map(counter).collect();
+        let admission = match (admit, first) {
+            (None, _) => Admission::Admitted(None),
+            (Some((_, lease_id)), Some(v)) => {
+                let reply: Vec<i64> = match v {
+                    // Redis restarted and lost its scripts: this one admission pays a second
+                    // round trip (the invocation loads the script).
+                    redis::Value::ServerError(e)
+                        if e.kind() == Some(redis::ServerErrorKind::NoScript) =>
+                    {
+                        return Ok((self.try_admit(user_id, limits).await?, spent));
+                    }
+                    v => match redis::FromRedisValue::from_redis_value(v.clone()) {
+                        Ok(r) => r,
+                        Err(_) => {
+                            inner.mark_down("admit", &"unexpected script reply");
+                            return Err(Unavailable);
+                        }
+                    },
+                };
+                self.admission_of(user_id, limits, &reply, lease_id)?
+            }
+            (Some(_), None) => {
+                inner.mark_down("admit", &"unexpected script reply");
+                return Err(Unavailable);
+            }
+        };
+        Ok((admission, spent))
+    }
+
+    /// The spend in micro-dollars of each `(scope, id, period)` of `reads`, in order (one
+    /// pipeline, bounded by the timeout).
+    pub async fn spend_of(&self, reads: &[(Scope, &str, Period)]) -> Result<Vec<u64>, Unavailable> {
+        let inner = &self.inner;
+        if !self.is_up() {
+            return Err(Unavailable);
+        }
+        let Some(mut conn) = inner.connection() else {
+            return Err(Unavailable);
+        };
+        let mut pipe = redis::pipe();
+        for (scope, id, period) in reads {
+            pipe.add_command(cost_read(&inner.prefix, *scope, id, period));
+        }
+        match timeout(
+            inner.timeout,
+            pipe.query_async::<Vec<redis::Value>>(&mut conn),
+        )
+        .await
+        {
+            Ok(Ok(v)) if v.len() == reads.len() => Ok(v.iter().map(counter).collect()),
+            Ok(Ok(_)) => Err(Unavailable),
+            Ok(Err(e)) => {
+                inner.mark_down("admit", &e);
+                Err(Unavailable)
+            }
+            Err(_) => {
+                inner.mark_down("admit", &"timed out");
+                Err(Unavailable)
+            }
+        }
+    }
+
+    /// Every id of `scope` with spend in `period` (the fleet's), with its totals: one
+    /// `HGETALL`, bounded by the background timeout.
+    pub async fn spend_rows(
+        &self,
+        scope: Scope,
+        period: Period,
+    ) -> Result<Vec<(String, Totals)>, Unavailable> {
+        let inner = &self.inner;
+        if !self.is_up() {
+            return Err(Unavailable);
+        }
+        let Some(mut conn) = inner.connection() else {
+            return Err(Unavailable);
+        };
+        let mut c = redis::cmd("HGETALL");
+        c.arg(spend_key(
+            &inner.prefix,
+            scope.as_str(),
+            &period.to_string(),
+        ));
+        match timeout(inner.background_timeout, c.query_async(&mut conn)).await {
+            Ok(Ok(fields)) => Ok(super::spend::rows(fields)),
+            Ok(Err(e)) => {
+                inner.mark_down("admit", &e);
+                Err(Unavailable)
+            }
+            Err(_) => {
+                inner.mark_down("admit", &"timed out");
+                Err(Unavailable)
+            }
+        }
+    }
+
+    /// Request end: queues `charge` for Redis (added to its user, team, model and backend
+    /// in its day and month). `gauged`: whether the user and the team have a budget (their
+    /// fleet-wide spend, read back, sets `berry_spend_usd`). Never blocks; the flusher is
+    /// woken at once so other replicas see the spend within one round trip.
+    pub fn settle_spend(&self, charge: &Charge<'_>, gauged: [bool; 2]) {
+        self.inner
+            .enqueue(Op::Spend(Box::new(SpendOp::new(charge, gauged))));
+        self.inner.queue_ready.notify_one();
     }
 
     /// Request end: releases `lease` and adds `tokens` (prompt + output) to the user's

@@ -53,6 +53,8 @@ pub(super) enum Op {
         backend: Arc<str>,
         ms: u64,
     },
+    /// A settled request's spend (`super::spend`).
+    Spend(Box<super::spend::SpendOp>),
 }
 
 /// One user's share of a batch.
@@ -158,6 +160,7 @@ impl Inner {
         }
         let mut users: HashMap<Arc<str>, UserBatch> = HashMap::new();
         let mut cooldowns: HashMap<Arc<str>, u64> = HashMap::new();
+        let mut spend = Vec::new();
         for op in ops {
             match op {
                 Op::Tokens { user, minute, day } => {
@@ -169,6 +172,19 @@ impl Inner {
                 Op::Cooldown { backend, ms } => {
                     let e = cooldowns.entry(backend).or_default();
                     *e = (*e).max(ms);
+                }
+                Op::Spend(s) => spend.push(*s),
+            }
+        }
+        if !spend.is_empty() {
+            let (cmds, batch) = super::spend::batch(&self.prefix, spend);
+            if let Some(values) = self.query(&cmds, "flush").await {
+                let failed = super::spend::publish(&batch, values);
+                if failed > 0 {
+                    SHARED_STATE_ERRORS
+                        .with_label_values(&["flush"])
+                        .inc_by(failed as u64);
+                    log::warn!("shared state: {failed} spend settlement(s) failed");
                 }
             }
         }
@@ -221,6 +237,23 @@ impl Inner {
             }
         }
         cmds
+    }
+
+    /// Sends `cmds` as one pipeline and returns their replies; a transport failure or a
+    /// timeout marks Redis down (`None`: the writes are lost, as in [`Inner::send`]).
+    async fn query(&self, cmds: &[Cmd], op: &str) -> Option<Vec<Value>> {
+        let mut conn = self.connection()?;
+        match timeout(self.background_timeout, pipeline(&mut conn, cmds)).await {
+            Ok(Ok(values)) => Some(values),
+            Ok(Err(e)) => {
+                self.mark_down(op, &e);
+                None
+            }
+            Err(_) => {
+                self.mark_down(op, &"timed out");
+                None
+            }
+        }
     }
 
     /// Sends `cmds` in pipelines; a transport failure or timeout marks Redis down and drops

@@ -46,6 +46,7 @@
 //!   provider sent. All JSON is written by the wire types' derived `Serialize`.
 
 pub(crate) mod anthropic_in;
+pub mod cache_breakpoints;
 pub mod chat;
 pub(crate) mod chat_in;
 pub mod chat_to_messages;

@@ -255,3 +255,221 @@ fn an_abandoned_translated_stream_is_charged_an_estimate() {
         "{log}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The Python SDKs, charged exactly what the provider reported
+// ---------------------------------------------------------------------------------------
+
+/// Every request carries its own `x-request-id`; the body bytes each request sent are
+/// recorded (an abandoned OpenAI-dialect stream's prompt is estimated from them).
+const SDK_SCRIPT: &str = r#"
+import json, os
+import httpx
+from openai import OpenAI
+from anthropic import Anthropic
+
+sent = {}
+def record(request):
+    sent[request.headers.get("x-request-id")] = len(request.content)
+
+def http():
+    return httpx.Client(event_hooks={"request": [record]})
+
+base = os.environ["BASE_URL"]
+oa = OpenAI(base_url=base + "/v1", api_key=os.environ["TOKEN"], max_retries=0, http_client=http())
+an = Anthropic(base_url=base, api_key=os.environ["TOKEN"], max_retries=0, http_client=http())
+msgs = [{"role": "user", "content": "How much does this cost?"}]
+CACHED = {"x-mock-cache-read": "40"}
+AN_CACHED = {"x-mock-cache-read": "1000", "x-mock-cache-write": "200"}
+SLOW = {"x-mock-chunks": "60", "x-mock-interval-ms": "100"}
+
+def h(rid, extra=None):
+    return {"x-request-id": rid, **(extra or {})}
+
+oa.chat.completions.create(model="g", messages=msgs, extra_headers=h("oa-json"))
+oa.chat.completions.create(model="g", messages=msgs, extra_headers=h("oa-json-cached", CACHED))
+for rid, opts, extra in [("oa-sse", {"include_usage": True}, None),
+                         ("oa-sse-quiet", None, None),
+                         ("oa-sse-cached", {"include_usage": True}, CACHED)]:
+    kw = {"stream_options": opts} if opts else {}
+    for _ in oa.chat.completions.create(model="g", messages=msgs, stream=True,
+                                        extra_headers=h(rid, extra), **kw):
+        pass
+s = oa.chat.completions.create(model="g", messages=msgs, stream=True,
+                               extra_headers=h("oa-sse-abandoned", SLOW))
+for chunk in s:
+    if chunk.choices and chunk.choices[0].delta.content:
+        break
+s.close()
+
+an.messages.create(model="c", max_tokens=64, messages=msgs, extra_headers=h("an-json"))
+an.messages.create(model="c", max_tokens=64, messages=msgs,
+                   extra_headers=h("an-json-cached", AN_CACHED))
+for rid, extra in [("an-sse", None), ("an-sse-cached", AN_CACHED)]:
+    with an.messages.stream(model="c", max_tokens=64, messages=msgs,
+                            extra_headers=h(rid, extra)) as st:
+        st.get_final_message()
+with an.messages.stream(model="c", max_tokens=64, messages=msgs,
+                        extra_headers=h("an-sse-abandoned", {**SLOW, **AN_CACHED})) as st:
+    for text in st.text_stream:
+        break
+
+print(json.dumps({"sent": sent}))
+"#;
+
+/// (input, output, cache_read, cache_write) USD per million of `gpt-tapped`.
+const GPT_PRICE: (f64, f64, f64, f64) = (2.0, 8.0, 0.5, 2.0);
+/// The same of `claude-tapped`.
+const CLAUDE_PRICE: (f64, f64, f64, f64) = (3.0, 15.0, 0.3, 3.75);
+
+#[test]
+fn the_python_sdks_are_charged_what_the_provider_reported() {
+    use crate::usage_tap::{access_lines, Tap, Usage};
+    let Some(python) = crate::sdk::sdk_python() else {
+        return;
+    };
+    let m = mock("m");
+    let tap = Tap::start(m.addr());
+    let cfg = format!(
+        "{settings}\n{user}\n[providers.oa]\nbase_url = \"{url}\"\napi_key = \"k\"\n{MOCK_STEERING}\n\
+         [providers.an]\nbase_url = \"{url}\"\napi_key = \"k\"\nbackend_type = \"anthropic\"\n{MOCK_STEERING}\n\
+         [prices.gpt-tapped]\ninput = 2\noutput = 8\ncache_read = 0.5\ncache_write = 2\n\
+         [prices.claude-tapped]\ninput = 3\noutput = 15\ncache_read = 0.3\ncache_write = 3.75\n\
+         [models.g]\nname = \"g\"\n[[models.g.backends]]\nprovider = \"oa\"\nmodel = \"gpt-tapped\"\n\
+         [models.c]\nname = \"c\"\n[[models.c.backends]]\nprovider = \"an\"\nmodel = \"claude-tapped\"\n",
+        settings = quiet_settings(),
+        user = user("sdk", "sdk-token", ""),
+        url = tap.base_url(),
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&m, &m]);
+    let v = crate::sdk::run_script(
+        &python,
+        "charging",
+        SDK_SCRIPT,
+        &format!("http://{}", gw.addr),
+        &[],
+    );
+    let ids = [
+        "oa-json",
+        "oa-json-cached",
+        "oa-sse",
+        "oa-sse-quiet",
+        "oa-sse-cached",
+        "oa-sse-abandoned",
+        "an-json",
+        "an-json-cached",
+        "an-sse",
+        "an-sse-cached",
+        "an-sse-abandoned",
+    ];
+    let logged = |id: &str| {
+        access_lines(&gw.log())
+            .into_iter()
+            .find(|a| a.request_id == id)
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || ids
+            .iter()
+            .all(|id| logged(id).is_some())),
+        "access lines missing:\n{}",
+        gw.log()
+    );
+
+    let (mut gpt, mut claude) = (Usage::default(), Usage::default());
+    for id in ids {
+        let a = logged(id).unwrap();
+        let call = tap.exchange(id);
+        let (price, sum) = if id.starts_with("oa") {
+            (GPT_PRICE, &mut gpt)
+        } else {
+            (CLAUDE_PRICE, &mut claude)
+        };
+        let charged = if id.ends_with("abandoned") {
+            assert!(!call.complete, "{id}: upstream cut short: {call:?}");
+            assert!(a.estimated, "{id}: {a:?}");
+            // the output: the streamed text the gateway passed on / 4, at least 1
+            assert!(
+                a.tokens_out >= 1 && a.tokens_out <= (call.text_bytes / 4) as u64,
+                "{id}: {a:?}, {} text bytes upstream",
+                call.text_bytes
+            );
+            let reported = call.usage.unwrap_or_default();
+            if id.starts_with("oa") {
+                // nothing reported before the end: the prompt estimated from the body
+                assert_eq!(reported, Usage::default(), "{id}");
+                let sent = v["sent"][id].as_u64().unwrap();
+                assert_eq!(a.tokens_in, sent / 4, "{id}: {sent} body bytes");
+            } else {
+                // `message_start` reported the prompt and its cache use: they stand
+                assert_eq!((reported.cache_read, reported.cache_write), (1000, 200));
+                assert_eq!(a.tokens_in, reported.input, "{id}");
+            }
+            Usage {
+                input: a.tokens_in,
+                output: a.tokens_out,
+                ..reported
+            }
+        } else {
+            assert!(call.complete && !a.estimated, "{id}: {call:?} {a:?}");
+            let reported = call
+                .usage
+                .unwrap_or_else(|| panic!("{id}: no usage: {call:?}"));
+            assert_eq!(
+                (a.tokens_in, a.tokens_out),
+                (reported.input, reported.output),
+                "{id}"
+            );
+            reported
+        };
+        let want_cache = match id {
+            "oa-json-cached" | "oa-sse-cached" => (40, 0),
+            "an-json-cached" | "an-sse-cached" | "an-sse-abandoned" => (1000, 200),
+            _ => (0, 0),
+        };
+        assert_eq!(
+            (charged.cache_read, charged.cache_write),
+            want_cache,
+            "{id}"
+        );
+        assert!(charged.input > 0 && charged.output > 0, "{id}: {charged:?}");
+        assert_eq!(a.cost_usd, format!("{:.6}", charged.cost(price)), "{id}");
+        *sum = sum.add(&charged);
+    }
+
+    let text = gw.metrics_text();
+    for (model, provider, sum, price, backend) in [
+        ("g", "oa", gpt, GPT_PRICE, "g/oa/gpt-tapped"),
+        ("c", "an", claude, CLAUDE_PRICE, "c/an/claude-tapped"),
+    ] {
+        let t = |kind: &str| {
+            metric_in(
+                &text,
+                "berry_tokens_total",
+                &[
+                    ("user", "sdk"),
+                    ("model", model),
+                    ("provider", provider),
+                    ("type", kind),
+                ],
+            ) as u64
+        };
+        let metered = Usage {
+            input: t("input"),
+            output: t("output"),
+            cache_read: t("cache_read"),
+            cache_write: t("cache_write"),
+        };
+        assert_eq!(metered, sum, "{model}");
+        let cost = metric_in(
+            &text,
+            "berry_cost_usd_total",
+            &[("user", "sdk"), ("model", model), ("backend", backend)],
+        );
+        assert!(
+            (cost - sum.cost(price)).abs() < 1e-9,
+            "{model}: berry_cost_usd_total {cost} != {}",
+            sum.cost(price)
+        );
+    }
+}

@@ -187,3 +187,77 @@ fn unpriced_models_are_warned_once_and_their_tokens_counted() {
         0.0
     );
 }
+
+#[test]
+fn cache_savings_and_cost_are_counted_per_team() {
+    let (oa, an) = (mock("oa"), mock("an"));
+    let cfg = format!(
+        "{}[teams.eng]\nname = \"Engineering\"\n[users.t]\ntoken = \"tok-t\"\nteam = \"eng\"\n",
+        config(&oa, &an)
+    );
+    let gw = Gateway::start(&cfg);
+    settle(&gw, &[&oa, &oa, &an]);
+    let chat = r#"{"model":"g","messages":[{"role":"user","content":"hello there"}]}"#;
+    let msg =
+        r#"{"model":"c","max_tokens":16,"messages":[{"role":"user","content":"hello there"}]}"#;
+    for token in ["tok-t", "tok"] {
+        let r = gw.post_with(
+            "/v1/chat/completions",
+            token,
+            chat,
+            &[("x-mock-cache-read", "40")],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = gw.post_with(
+            "/v1/messages",
+            token,
+            msg,
+            &[("x-mock-cache-read", "1000"), ("x-mock-cache-write", "200")],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let text = gw.metrics_text();
+    // what the cache reads would have cost at the input price minus what they cost:
+    // 40 × (2 − 0.5) and 1,000 × (3 − 0.3) per million; cache writes save nothing
+    let saved = |team: &str, model: &str| {
+        metric_in(
+            &text,
+            "berry_cache_savings_usd_total",
+            &[("team", team), ("model", model)],
+        )
+    };
+    for team in ["eng", "-"] {
+        assert!(
+            (saved(team, "g") - 0.000060).abs() < 1e-12,
+            "{team}: {text}"
+        );
+        assert!(
+            (saved(team, "c") - 0.002700).abs() < 1e-12,
+            "{team}: {text}"
+        );
+    }
+    // the team's cost and tokens are its user's
+    let of = |name: &str, want: &[(&str, &str)]| metric_in(&text, name, want);
+    for (team, user) in [("eng", "t"), ("-", "u")] {
+        let cost = of("berry_cost_usd_total", &[("team", team)]);
+        assert!(cost > 0.0, "{team}");
+        assert!(
+            (cost - of("berry_cost_usd_total", &[("user", user)])).abs() < 1e-12,
+            "{team}"
+        );
+        for kind in ["input", "output", "cache_read", "cache_write"] {
+            assert_eq!(
+                of("berry_tokens_total", &[("team", team), ("type", kind)]),
+                of("berry_tokens_total", &[("user", user), ("type", kind)]),
+                "{team} {kind}"
+            );
+        }
+        assert_eq!(
+            of(
+                "berry_tokens_total",
+                &[("team", team), ("type", "cache_read")]
+            ),
+            1040.0
+        );
+    }
+}

@@ -2,8 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code may fail loudly
 
+mod affinity;
 mod bodies;
+mod budgets;
 mod charging;
+mod claude_code;
 mod config_files;
 mod connections;
 mod cost;
@@ -23,6 +26,8 @@ mod responses_state;
 mod retries;
 mod sdk;
 mod shared_state;
+mod spend_api;
 mod streams;
 mod tls;
+mod usage_tap;
 mod wire;

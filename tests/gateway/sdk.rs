@@ -317,13 +317,15 @@ fn openai_python_sdk_to_an_anthropic_backend() {
     assert_eq!(seen.path, "/v1/messages");
     let body: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
     assert_eq!(body["model"], "claude-real");
-    assert_eq!(body["system"], "Be brief.");
+    // (as one text block carrying the automatic prompt-cache breakpoint)
+    assert_eq!(body["system"][0]["text"], "Be brief.");
+    assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
     assert!(body["max_tokens"].as_u64().is_some());
     assert_eq!(seen.header("x-api-key"), Some("key-an"));
 }
 
 /// The test venv's Python, or `None` when the SDK tests are skipped on purpose.
-fn sdk_python() -> Option<String> {
+pub(crate) fn sdk_python() -> Option<String> {
     match std::env::var("BERRY_TEST_PYTHON") {
         Ok(p) => Some(p),
         Err(_) if std::env::var("BERRY_SKIP_SDK_TEST").as_deref() == Ok("1") => None,
@@ -336,7 +338,7 @@ fn sdk_python() -> Option<String> {
 
 /// Runs a Python `script` against `base_url` with the test user's token; its last stdout
 /// line is JSON.
-fn run_script(
+pub(crate) fn run_script(
     python: &str,
     name: &str,
     script: &str,

@@ -43,6 +43,24 @@ fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Cache tokens of a request: the `x-mock-cache-*` overrides when given, else the simulated
+/// prompt cache's for a Messages request (when on). The simulated tokens come out of the
+/// prompt tokens (their sum stays the body's).
+fn cache_use(sh: &Shared, head: &Head, body: &[u8]) -> (u64, u64, bool) {
+    let o = &head.overrides;
+    if o.cache_read.is_some() || o.cache_write.is_some() || head.endpoint != Endpoint::Messages {
+        return (o.cache_read.unwrap_or(0), o.cache_write.unwrap_or(0), false);
+    }
+    let found = sh
+        .prompt_cache
+        .as_ref()
+        .and_then(|c| c.use_for(head.key.as_deref().unwrap_or(""), body));
+    match found {
+        Some(u) => (u.read, u.write, true),
+        None => (0, 0, false),
+    }
+}
+
 /// The answer to `head` with the request body `body` and its fields `fields`.
 pub(crate) fn success(
     sh: &Shared,
@@ -97,10 +115,19 @@ pub(crate) fn success(
         (Endpoint::Chat, None, None) => schema_example(body),
         _ => None,
     };
-    let ans = ans
-        .with_cache(o.cache_read.unwrap_or(0), o.cache_write.unwrap_or(0))
-        .with_tool(tool)
-        .with_text(after_call.or(json_answer));
+    let (read, write, simulated) = cache_use(sh, head, body);
+    let mut ans = ans;
+    if simulated {
+        // read + write ≤ the prompt; at least one token stays outside the cache.
+        let room = ans.prompt_tokens.saturating_sub(1);
+        let read = read.min(room);
+        let write = write.min(room - read);
+        ans.prompt_tokens -= read + write;
+        ans = ans.with_cache(read, write);
+    } else {
+        ans = ans.with_cache(read, write);
+    }
+    let ans = ans.with_tool(tool).with_text(after_call.or(json_answer));
     if fields.stream() && head.endpoint != Endpoint::Embeddings {
         let chunks = ans.completion_tokens;
         let interval: Duration = o.interval.unwrap_or_else(|| sh.interval());

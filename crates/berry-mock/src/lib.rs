@@ -29,6 +29,9 @@
 //!   (`body_len` = decoded request body length), `completion_tokens` = number of
 //!   content chunks; the reply text is `"tok0 tok1 … "` (one `tok<i> ` per chunk),
 //!   identical for streamed and non-streamed answers.
+//! * Anthropic prompt caching can be simulated per API key
+//!   ([`MockOptions::prompt_cache`], off by default): cache reads and writes from the
+//!   request's `cache_control` markers.
 //! * Every streamed event is its own HTTP chunk.
 //! * Requests hyper cannot parse get hyper's own bare answer (400, or 431 for more
 //!   than 128 headers) and the connection is closed.
@@ -63,6 +66,7 @@ mod limits;
 mod mode;
 mod openai;
 mod options;
+mod prompt_cache;
 mod provider;
 mod request;
 mod response;

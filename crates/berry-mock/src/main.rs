@@ -48,6 +48,10 @@ struct Args {
     /// Send provider-account headers (openai-organization, set-cookie, ...) on every answer.
     #[arg(long = "account-headers")]
     account_headers: bool,
+    /// Simulate Anthropic prompt caching per API key (cache reads and writes from
+    /// cache_control markers).
+    #[arg(long = "prompt-cache")]
+    prompt_cache: bool,
     /// Do not record the last request (for benchmarks).
     #[arg(long = "no-record")]
     no_record: bool,
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         expected_api_key: args.api_key,
         require_anthropic_version: args.require_anthropic_version,
         account_headers: args.account_headers,
+        prompt_cache: args.prompt_cache,
         record_requests: !args.no_record,
         mode: args.mode,
         name: args.name,

@@ -38,6 +38,12 @@ pub struct MockOptions {
     pub record_requests: bool,
     /// Initial fault mode; default [`Mode::Ok`].
     pub mode: Mode,
+    /// Simulate Anthropic prompt caching per account (API key): a Messages request with
+    /// `cache_control` markers reports `cache_creation_input_tokens` for a prefix this
+    /// account sends the first time and `cache_read_input_tokens` for one it sent before
+    /// (see the `prompt_cache` module); `x-mock-cache-*` headers still win. Default false
+    /// (cache tokens only from those headers).
+    pub prompt_cache: bool,
     /// Name of this mock: sent as `system_fingerprint` in chat / completion answers
     /// and as the `x-mock-name` response header, so tests can tell mocks apart.
     pub name: String,
@@ -59,6 +65,7 @@ impl Default for MockOptions {
             account_headers: false,
             record_requests: true,
             mode: Mode::Ok,
+            prompt_cache: false,
             name: "mock".to_string(),
         }
     }

@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     pub kill: tokio::sync::watch::Sender<u64>,
     /// The Responses API answers kept by id.
     pub responses: crate::responses::Store,
+    /// Simulated Anthropic prompt caches ([`MockOptions::prompt_cache`]); `None` when off.
+    pub prompt_cache: Option<crate::prompt_cache::PromptCache>,
 }
 
 /// Locks `m`, ignoring poisoning (the data stays consistent: every critical section
@@ -125,6 +127,9 @@ impl Shared {
             slot: Mutex::new(None),
             kill: tokio::sync::watch::channel(0).0,
             responses: crate::responses::Store::default(),
+            prompt_cache: opts
+                .prompt_cache
+                .then(crate::prompt_cache::PromptCache::default),
         }
     }
 

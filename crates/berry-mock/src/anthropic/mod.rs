@@ -13,7 +13,9 @@
 //!
 //! Usage: `input_tokens` = the prompt tokens outside the cache (see
 //! [`crate::answer`]), `cache_read_input_tokens` / `cache_creation_input_tokens` from
-//! `x-mock-cache-read` / `x-mock-cache-write` (default 0), `output_tokens` = content
+//! `x-mock-cache-read` / `x-mock-cache-write` (default 0), or from the simulated prompt
+//! cache when [`MockOptions::prompt_cache`](crate::MockOptions::prompt_cache) is on (then
+//! they come out of `input_tokens`; see `prompt_cache`), `output_tokens` = content
 //! events. A tool call (see [`crate::tools`]) is one `tool_use` block (id
 //! `toolu_mock_<n>`) with `stop_reason` `tool_use`.
 

@@ -241,7 +241,17 @@ impl TransportConnector {
             .await
             .or_err(InternalError, "offload runtime failure")??
         } else {
-            do_connect(peer, bind_to, alpn_override, &self.tls_ctx.ctx, None).await?
+            // Boxed: connecting (with a TLS handshake) has a large state, which inline would
+            // size every future that awaits a connection (a proxied request's, for its whole
+            // life) although it is needed only until the connection is made.
+            Box::pin(do_connect(
+                peer,
+                bind_to,
+                alpn_override,
+                &self.tls_ctx.ctx,
+                None,
+            ))
+            .await?
         };
 
         Ok(stream)

@@ -321,7 +321,10 @@ impl UninitializedStream {
                 callback.process(&mut self.l4).await?;
             }
 
-            let tls_stream = tls.tls_handshake(self.l4).await?;
+            // Boxed: the TLS handshake's state is large, and inline it would be part of the
+            // connection task (sized for its largest state) for the connection's whole life,
+            // plain TCP connections included.
+            let tls_stream = Box::pin(tls.tls_handshake(self.l4)).await?;
             Ok(Box::new(tls_stream))
         } else {
             Ok(Box::new(self.l4))

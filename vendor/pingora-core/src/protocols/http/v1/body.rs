@@ -19,8 +19,10 @@ use pingora_error::{
     ErrorType::{self, *},
     OrErr, Result,
 };
+use std::cell::Cell;
 use std::fmt::Debug;
 use std::future::Future;
+use std::io;
 use std::pin::{pin, Pin};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -144,6 +146,28 @@ impl ParseState {
     }
 }
 
+thread_local! {
+    /// One idle body buffer per thread, lent to whichever body reader reads next on this
+    /// thread (see `BodyReader::read_into_fresh_buf`).
+    static SPARE_BODY_BUF: Cell<Option<BytesMut>> = const { Cell::new(None) };
+}
+
+/// The thread's spare body buffer, when it has room for `read_size` bytes.
+fn take_spare_body_buf(read_size: usize) -> Option<BytesMut> {
+    SPARE_BODY_BUF
+        .with(|spare| spare.take())
+        .filter(|buf| buf.capacity() >= read_size)
+}
+
+/// Keeps `buf` as the thread's spare body buffer (emptied); a spare already there is freed.
+fn park_spare_body_buf(mut buf: BytesMut) {
+    if buf.capacity() == 0 {
+        return;
+    }
+    buf.clear();
+    SPARE_BODY_BUF.with(|spare| spare.set(Some(buf)));
+}
+
 pub struct BodyReader {
     pub body_state: ParseState,
     pub body_buf: Option<BytesMut>,
@@ -174,7 +198,9 @@ impl BodyReader {
     }
 
     fn prepare_buf(&mut self, buf_to_rewind: &[u8]) {
-        let mut body_buf = BytesMut::with_capacity(self.body_buf_size.max(buf_to_rewind.len()));
+        // Only as large as the bytes to rewind: the buffer for reading from the stream is
+        // allocated when there is something to read (`read_into_fresh_buf`).
+        let mut body_buf = BytesMut::with_capacity(buf_to_rewind.len());
         if !buf_to_rewind.is_empty() {
             self.rewind_buf_len = buf_to_rewind.len();
             // TODO: this is still 1 copy. Make it zero
@@ -193,18 +219,49 @@ impl BodyReader {
         self.body_buf = Some(buf_to_rewind);
     }
 
-    /// Empty the body buffer and return it with room for at least `read_size` more bytes,
-    /// ready to be filled by [`AsyncReadExt::read_buf`].
+    /// Empty the body buffer and read up to `read_size` bytes from `stream` into it, without
+    /// holding the buffer's allocation while the stream has nothing to read.
+    ///
+    /// A long-lived response that idles between small writes (an event stream) would
+    /// otherwise keep a `body_buf_size` buffer for its whole life, per connection. Here,
+    /// whenever the read is pending, the buffer is parked in a per-thread spare slot (at
+    /// most one buffer per thread) and the body buffer is left empty; the next poll takes
+    /// the spare back, or allocates, only when it reads. A read that is ready at once (bulk
+    /// transfers) keeps and reuses its buffer as before.
     ///
     /// This **discards** whatever the buffer currently holds, so callers must only use it once
     /// every previously buffered byte has been parsed and handed to the caller. Paths that still
     /// need the buffered bytes (a pending rewind, a partial chunk head, or the trailer tail left
     /// behind by [`Self::do_read_chunked_body`]) must reuse the existing buffer instead.
-    fn prepare_buf_for_io(&mut self, read_size: usize) -> &mut BytesMut {
-        let body_buf = self.body_buf.get_or_insert_default();
-        body_buf.clear();
-        body_buf.reserve(read_size);
-        body_buf
+    async fn read_into_fresh_buf<S>(
+        &mut self,
+        stream: &mut S,
+        read_size: usize,
+    ) -> io::Result<usize>
+    where
+        S: AsyncRead + Unpin + Send,
+    {
+        let slot = &mut self.body_buf;
+        std::future::poll_fn(|cx| {
+            let body_buf = slot.get_or_insert_default();
+            body_buf.clear();
+            if body_buf.capacity() < read_size {
+                if let Some(spare) = take_spare_body_buf(read_size) {
+                    *body_buf = spare;
+                } else {
+                    body_buf.reserve(read_size);
+                }
+            }
+            let read = pin!((&mut *stream).take(read_size as u64).read_buf(body_buf)).poll(cx);
+            if read.is_pending() {
+                // Nothing was read (a pending read leaves the buffer untouched).
+                if let Some(idle) = slot.take() {
+                    park_spare_body_buf(idle);
+                }
+            }
+            read
+        })
+        .await
     }
 
     /// Grow the body buffer so it has room for `body_buf_size` bytes in total without discarding
@@ -357,6 +414,15 @@ impl BodyReader {
         }
     }
 
+    /// Frees the body buffer once the body is complete (or ended in an error), when what it
+    /// held has been handed out; bytes read past the body stay (see
+    /// [`Self::take_body_overread`]).
+    pub fn release_buf_if_done(&mut self) {
+        if self.body_done() {
+            self.body_buf = None;
+        }
+    }
+
     pub fn body_done(&self) -> bool {
         matches!(self.body_state, PS::Complete(_) | PS::Done(_))
     }
@@ -409,10 +475,8 @@ impl BodyReader {
         };
         if n == 0 {
             /* Need to actually read */
-            let body_buf = self.prepare_buf_for_io(read_size);
-            n = stream
-                .take(read_size as u64)
-                .read_buf(body_buf)
+            n = self
+                .read_into_fresh_buf(stream, read_size)
                 .await
                 .or_err(ReadError, "when reading body")?;
         }
@@ -463,10 +527,8 @@ impl BodyReader {
         if n == 0 {
             /* Need to actually read */
             let read_size = self.body_buf_size;
-            let body_buf = self.prepare_buf_for_io(read_size);
-            n = stream
-                .take(read_size as u64)
-                .read_buf(body_buf)
+            n = self
+                .read_into_fresh_buf(stream, read_size)
                 .await
                 .or_err(ReadError, "when reading body")?;
         }
@@ -501,10 +563,8 @@ impl BodyReader {
                         self.rewind_buf_len = 0; // we only need to read rewind data once
                         if existing_buf_end == 0 {
                             let read_size = self.body_buf_size;
-                            let body_buf = self.prepare_buf_for_io(read_size);
-                            existing_buf_end = stream
-                                .take(read_size as u64)
-                                .read_buf(body_buf)
+                            existing_buf_end = self
+                                .read_into_fresh_buf(stream, read_size)
                                 .await
                                 .or_err(ReadError, "when reading body")?;
                         }
@@ -829,10 +889,7 @@ impl BodyReader {
                     // Every previously buffered byte has already been parsed by the loop below
                     // (it only exits once `start` reaches `n`), so the buffer can be reset.
                     let read_size = self.body_buf_size;
-                    let body_buf = self.prepare_buf_for_io(read_size);
-                    stream
-                        .take(read_size as u64)
-                        .read_buf(body_buf)
+                    self.read_into_fresh_buf(stream, read_size)
                         .await
                         .or_err(ReadError, "when reading trailers end")?
                 };

@@ -314,7 +314,16 @@ impl HttpSession {
                             return self.fail_response_header_read(e);
                         }
 
-                        let buf = std::mem::take(&mut self.response_header_read_buf).freeze();
+                        // The header values below are slices of this buffer and keep it alive
+                        // as long as the response header lives (for a long stream: its whole
+                        // life), so they get a copy of what was read rather than the
+                        // INIT_HEADER_BUF_SIZE (or more) reserved for reading.
+                        let read_buf = std::mem::take(&mut self.response_header_read_buf);
+                        let buf = if read_buf.len() <= read_buf.capacity() / 2 {
+                            Bytes::copy_from_slice(&read_buf)
+                        } else {
+                            read_buf.freeze()
+                        };
 
                         for header in header_refs {
                             let header_name = header.get_name_bytes(&buf);
@@ -505,8 +514,11 @@ impl HttpSession {
 
     /// Similar to [`Self::read_body_ref`] but return `Bytes` instead of a slice reference.
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
-        let read = self.read_body_ref().await?;
-        Ok(read.map(Bytes::copy_from_slice))
+        let read = self.read_body_ref().await?.map(Bytes::copy_from_slice);
+        // Copied out: a finished body's read buffer would otherwise stay with the connection
+        // in the pool.
+        self.body_reader.release_buf_if_done();
+        Ok(read)
     }
 
     /// Upstream response body bytes received (payload only; excludes headers/framing).

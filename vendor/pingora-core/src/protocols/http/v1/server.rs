@@ -368,6 +368,7 @@ impl HttpSession {
                             _ => Version::HTTP_09,
                         });
 
+                        let read_capacity = buf.capacity();
                         // Detach bytes beyond the header in O(1). Keeping them as owned BytesMut
                         // allows body parsing and subsequent pipelined sessions to continue
                         // splitting the same allocation instead of copying the shrinking suffix.
@@ -386,7 +387,16 @@ impl HttpSession {
                             }
                             rest
                         };
-                        let buf = buf.freeze();
+                        // The header values below are slices of this buffer and keep it alive
+                        // as long as the request header lives (for a long response: its whole
+                        // life), so when the head is small next to the buffer read into, they
+                        // get a copy of the head alone (the body bytes read with it are in
+                        // `preread_body`, released with the body).
+                        let buf = if s <= read_capacity / 2 {
+                            Bytes::copy_from_slice(&buf[..s])
+                        } else {
+                            buf.freeze()
+                        };
 
                         for header in header_refs {
                             let header_name = header.get_name_bytes(&buf);
@@ -591,14 +601,18 @@ impl HttpSession {
     /// Read the request body. `Ok(None)` when there is no (more) body to read.
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
         let read = self.read_body().await?;
-        Ok(read.map(|b| {
+        let read = read.map(|b| {
             let bytes = Bytes::copy_from_slice(self.get_body(&b));
             self.body_bytes_read += bytes.len();
             if let Some(buffer) = self.retry_buffer.as_mut() {
                 buffer.write_to_buffer(&bytes);
             }
             bytes
-        }))
+        });
+        // Copied out: a finished body's read buffer would otherwise stay for the rest of the
+        // request (a long response) and of the connection.
+        self.body_reader.release_buf_if_done();
+        Ok(read)
     }
 
     async fn do_read_body(&mut self) -> Result<Option<BufRef>> {
