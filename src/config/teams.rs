@@ -2,8 +2,8 @@
 //! `budget_usd_per_month`, `max_concurrent`) and the same budget keys on `[users.<id>]`,
 //! with `team = "<id>"`.
 
-use super::problem::Problems;
 pub use super::prices::Given;
+use super::problem::Problems;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};

@@ -8,25 +8,30 @@ use crate::clock::now_ms;
 use crate::config::Affinity;
 use crate::routing::{AffinityResult, Backend, ModelRoute, SelectInput, Selected};
 use crate::shared::SharedState;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use std::time::Duration;
 
 /// Session headers in the order they are looked for (between the body's
 /// `prompt_cache_key` and its `metadata.user_id`): Codex, then Claude Code.
-const SESSION_HEADERS: [&str; 3] = ["session-id", "x-session-id", "x-claude-code-session-id"];
+/// (Static names: a lookup by `&str` would parse and lower-case the name every time.)
+static SESSION_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("session-id"),
+    HeaderName::from_static("x-session-id"),
+    HeaderName::from_static("x-claude-code-session-id"),
+];
 
 /// The gateway's own session header, looked at last.
-const BERRY_SESSION: &str = "x-berry-session";
+static BERRY_SESSION: HeaderName = HeaderName::from_static("x-berry-session");
 
 /// The session key of a request, first present: the body's `prompt_cache_key`; the
 /// `session-id`, `x-session-id`, `x-claude-code-session-id` headers; the body's
 /// `metadata.user_id`; `x-berry-session`. Only its hash is returned.
 pub fn session_key(headers: &HeaderMap, body: BodySessionKeys) -> Option<SessionKey> {
-    let header = |name: &str| headers.get(name).and_then(|v| SessionKey::of(v.as_bytes()));
+    let header = |name: &HeaderName| headers.get(name).and_then(|v| SessionKey::of(v.as_bytes()));
     body.prompt_cache_key
         .or_else(|| SESSION_HEADERS.iter().find_map(|h| header(h)))
         .or(body.metadata_user_id)
-        .or_else(|| header(BERRY_SESSION))
+        .or_else(|| header(&BERRY_SESSION))
 }
 
 /// Sets the request's session key when its model has affinity on and the request carries
@@ -117,7 +122,7 @@ mod tests {
     fn the_first_present_key_wins() {
         let k = |s: &str| SessionKey::of(s.as_bytes());
         let mut h = HeaderMap::new();
-        h.insert(BERRY_SESSION, HeaderValue::from_static("berry"));
+        h.insert(BERRY_SESSION.clone(), HeaderValue::from_static("berry"));
         let mut body = BodySessionKeys::default();
         assert_eq!(session_key(&h, body), k("berry"));
         body.metadata_user_id = k("user");

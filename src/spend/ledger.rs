@@ -90,7 +90,10 @@ pub struct Balance {
     pub team: Option<[u64; 2]>,
 }
 
-type Book = HashMap<(Scope, Period), HashMap<Arc<str>, Totals>>;
+/// Keys are configured ids (users, teams, models, backends), never client input, so the
+/// hasher is `foldhash`'s fast one rather than SipHash (a settlement hashes a dozen keys).
+type Book = HashMap<(Scope, Period), HashMap<Arc<str>, Totals, Fast>, Fast>;
+type Fast = foldhash::fast::RandomState;
 
 /// The in-process ledger. Share it (`Arc`) between the request path and the endpoints.
 #[derive(Debug, Default)]
