@@ -7,6 +7,7 @@
 
 pub mod endpoint;
 pub mod file;
+pub mod given;
 pub mod model;
 pub mod prices;
 pub mod problem;

@@ -2,10 +2,11 @@
 //! `[prices."<backend model>"]` of the config over it, and `price = {…}` of one backend
 //! over both. Each key set replaces that key only; the others keep the value below them.
 
+pub use super::given::Given;
 use super::model::ModelConfig;
 use super::problem::Problems;
 use crate::vocab::Price;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -16,22 +17,6 @@ pub const CATALOG: &str = include_str!("../../conf/prices.toml");
 /// Where the catalog's problems are reported from (it is checked by a unit test; a
 /// problem here means the binary was built from a broken catalog).
 const CATALOG_PATH: &str = "conf/prices.toml (built in)";
-
-/// One key of a price or budget table as written: missing, or any value (checked where it is read).
-/// A present `null` (TOML/YAML `inf` or `nan` reach the tree as `null`) is kept, to be
-/// refused, never taken for a missing key.
-#[derive(Debug, Default)]
-pub enum Given {
-    #[default]
-    Missing,
-    Value(Value),
-}
-
-impl<'de> Deserialize<'de> for Given {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Value::deserialize(d).map(Given::Value)
-    }
-}
 
 /// `[prices."<model>"]` or a backend's `price = {…}`: USD per million tokens.
 #[derive(Debug, Default, Deserialize)]

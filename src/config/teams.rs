@@ -2,7 +2,7 @@
 //! `budget_usd_per_month`, `max_concurrent`) and the same budget keys on `[users.<id>]`,
 //! with `team = "<id>"`.
 
-pub use super::prices::Given;
+pub use super::given::Given;
 use super::problem::Problems;
 use serde::Deserialize;
 use serde_json::Value;

@@ -29,7 +29,7 @@ static BERRY_SESSION: HeaderName = HeaderName::from_static("x-berry-session");
 pub fn session_key(headers: &HeaderMap, body: BodySessionKeys) -> Option<SessionKey> {
     let header = |name: &HeaderName| headers.get(name).and_then(|v| SessionKey::of(v.as_bytes()));
     body.prompt_cache_key
-        .or_else(|| SESSION_HEADERS.iter().find_map(|h| header(h)))
+        .or_else(|| SESSION_HEADERS.iter().find_map(&header))
         .or(body.metadata_user_id)
         .or_else(|| header(&BERRY_SESSION))
 }
