@@ -19,3 +19,16 @@ impl<'de> Deserialize<'de> for Given {
         Value::deserialize(d).map(Given::Value)
     }
 }
+
+/// How a value that is not a usable number reads in an error message (`null, inf or nan`,
+/// `the string "x"`, `a list`, …).
+pub fn shown(v: &Value) -> String {
+    match v {
+        Value::Null => "null, inf or nan".to_string(),
+        Value::String(s) => format!("the string \"{s}\""),
+        Value::Bool(b) => b.to_string(),
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "a table".to_string(),
+        Value::Number(n) => n.to_string(),
+    }
+}

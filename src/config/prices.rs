@@ -63,14 +63,7 @@ impl Partial {
                     None
                 }
                 None => {
-                    let got = match &v {
-                        Value::Null => "null, inf or nan".to_string(),
-                        Value::String(s) => format!("the string \"{s}\""),
-                        Value::Bool(b) => b.to_string(),
-                        Value::Array(_) => "a list".to_string(),
-                        Value::Object(_) => "a table".to_string(),
-                        Value::Number(n) => n.to_string(),
-                    };
+                    let got = super::given::shown(&v);
                     p.add(
                         format!("{path}.{key}"),
                         format!("must be a number of USD per million tokens (got {got})"),

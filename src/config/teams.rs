@@ -5,7 +5,6 @@
 pub use super::given::Given;
 use super::problem::Problems;
 use serde::Deserialize;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 
 /// `[teams.<id>]` as written.
@@ -54,14 +53,7 @@ fn usd(path: &str, g: Given, p: &mut Problems) -> Option<f64> {
     match v.as_f64() {
         Some(x) if x.is_finite() && x >= 0.0 => Some(x),
         _ => {
-            let got = match &v {
-                Value::Null => "null, inf or nan".to_string(),
-                Value::String(s) => format!("the string \"{s}\""),
-                Value::Bool(b) => b.to_string(),
-                Value::Array(_) => "a list".to_string(),
-                Value::Object(_) => "a table".to_string(),
-                Value::Number(n) => n.to_string(),
-            };
+            let got = super::given::shown(&v);
             p.add(
                 path.to_string(),
                 format!("must be an amount of USD >= 0 (got {got})"),
