@@ -53,12 +53,7 @@ impl SharedState {
         background: bool,
     ) -> Result<T, Unavailable> {
         let inner = self.inner();
-        if !self.is_up() {
-            return Err(Unavailable);
-        }
-        let Some(mut conn) = inner.connection() else {
-            return Err(Unavailable);
-        };
+        let mut conn = self.live_connection()?;
         let limit = if background {
             inner.background_timeout
         } else {

@@ -166,6 +166,15 @@ impl SharedState {
         Arc::new(SharedState { inner, tasks })
     }
 
+    /// The Redis connection while the shared state is up; `Err(Unavailable)` at once
+    /// otherwise (no round trip is tried against a Redis known to be down).
+    pub(super) fn live_connection(&self) -> Result<redis::aio::ConnectionManager, Unavailable> {
+        if !self.is_up() {
+            return Err(Unavailable);
+        }
+        self.inner.connection().ok_or(Unavailable)
+    }
+
     /// Whether Redis is considered up: false from start until the first probe answers, and
     /// from any failed or timed-out operation (admission, write, poll, probe) until a probe
     /// answers again. While false, limited admissions return `Unavailable` at once.
@@ -207,12 +216,7 @@ impl SharedState {
             return Ok(Admission::Admitted(None));
         }
         let inner = &self.inner;
-        if !self.is_up() {
-            return Err(Unavailable);
-        }
-        let Some(mut conn) = inner.connection() else {
-            return Err(Unavailable);
-        };
+        let mut conn = self.live_connection()?;
         let lease_id = limits
             .max_concurrent
             .map(|_| crate::random_id::random_hex_string());
@@ -315,12 +319,7 @@ impl SharedState {
             return Ok((self.try_admit(user_id, limits).await?, SmallVec::new()));
         }
         let inner = &self.inner;
-        if !self.is_up() {
-            return Err(Unavailable);
-        }
-        let Some(mut conn) = inner.connection() else {
-            return Err(Unavailable);
-        };
+        let mut conn = self.live_connection()?;
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         let admit = (!limits.is_empty()).then(|| self.admit_invocation(user_id, limits));
@@ -390,12 +389,7 @@ impl SharedState {
     /// pipeline, bounded by the timeout).
     pub async fn spend_of(&self, reads: &[(Scope, &str, Period)]) -> Result<Vec<u64>, Unavailable> {
         let inner = &self.inner;
-        if !self.is_up() {
-            return Err(Unavailable);
-        }
-        let Some(mut conn) = inner.connection() else {
-            return Err(Unavailable);
-        };
+        let mut conn = self.live_connection()?;
         let mut pipe = redis::pipe();
         for (scope, id, period) in reads {
             pipe.add_command(cost_read(&inner.prefix, *scope, id, period));
@@ -427,12 +421,7 @@ impl SharedState {
         period: Period,
     ) -> Result<Vec<(String, Totals)>, Unavailable> {
         let inner = &self.inner;
-        if !self.is_up() {
-            return Err(Unavailable);
-        }
-        let Some(mut conn) = inner.connection() else {
-            return Err(Unavailable);
-        };
+        let mut conn = self.live_connection()?;
         let mut c = redis::cmd("HGETALL");
         c.arg(spend_key(
             &inner.prefix,
