@@ -26,16 +26,18 @@ export BERRY_REQUIRE_PROMTOOL=1
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> the patched pingora-core is the one built (vendor/pingora-core)"
-# A resolution that left the patch out builds the registry release with only a warning.
-pingora_core=$(cargo tree --locked --workspace -e normal,build,dev -i pingora-core --prefix none --depth 0 2>&1) || {
-    echo "cargo tree -i pingora-core failed: $pingora_core" >&2
-    exit 1
-}
-if ! grep -q "vendor/pingora-core)" <<<"$pingora_core" || grep -qi "was not used" <<<"$pingora_core"; then
-    echo "pingora-core is not the patched copy in vendor/pingora-core: $pingora_core" >&2
-    exit 1
-fi
+echo "==> the patched pingora-core and pingora-proxy are the ones built (vendor/)"
+# A resolution that left a patch out builds the registry release with only a warning.
+for crate in pingora-core pingora-proxy; do
+    built=$(cargo tree --locked --workspace -e normal,build,dev -i "$crate" --prefix none --depth 0 2>&1) || {
+        echo "cargo tree -i $crate failed: $built" >&2
+        exit 1
+    }
+    if ! grep -q "vendor/$crate)" <<<"$built" || grep -qi "was not used" <<<"$built"; then
+        echo "$crate is not the patched copy in vendor/$crate: $built" >&2
+        exit 1
+    fi
+done
 echo "==> module graph (no import cycles, layers respected)"
 python3 scripts/module-graph.py
 echo "==> cargo clippy -D warnings"

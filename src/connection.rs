@@ -198,6 +198,31 @@ fn rearm(timer: Pin<&mut Sleep>, after: Duration) {
     timer.reset(Instant::now() + after);
 }
 
+/// The request future of `proxy` for the next request on `stream`, with the settings
+/// carried over from the previous request and the client limits applied. A plain function,
+/// so the session it makes is moved into the (boxed) future at once and never has room
+/// kept for it in the connection loop's future, which lives as long as the connection.
+fn start_request<'a, A>(
+    proxy: &'a Arc<A>,
+    stream: Stream,
+    carried: Option<HttpPersistentSettings>,
+    limits: ClientLimits,
+    shutdown: &'a ShutdownWatch,
+) -> Pin<Box<dyn Future<Output = Option<ReusedHttpStream>> + Send + 'a>>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    let mut session = ServerSession::new_http1(stream);
+    if let Some(settings) = carried {
+        settings.apply_to_session(&mut session);
+    }
+    // Keep-alive unless the service is stopping (as Pingora's own loop does).
+    let keepalive = (!*shutdown.borrow()).then(|| limits.pingora_keepalive());
+    session.set_keepalive(keepalive);
+    session.set_write_timeout(Some(limits.write));
+    proxy.process_new_http(session, shutdown)
+}
+
 #[async_trait]
 impl<A> ServerApp for ClientApp<A>
 where
@@ -236,15 +261,7 @@ where
                 }
             }
             first = false;
-            let mut session = ServerSession::new_http1(stream);
-            if let Some(settings) = carried.take() {
-                settings.apply_to_session(&mut session);
-            }
-            // Keep-alive unless the service is stopping (as Pingora's own loop does).
-            let keepalive = (!*shutdown.borrow()).then(|| limits.pingora_keepalive());
-            session.set_keepalive(keepalive);
-            session.set_write_timeout(Some(limits.write));
-            let serve = self.proxy.process_new_http(session, shutdown);
+            let serve = start_request(&self.proxy, stream, carried.take(), limits, shutdown);
             rearm(header.as_mut(), limits.header);
             match within_head_deadline(serve, header.as_mut(), upstream.as_mut()).await {
                 Served::Done(Some(reused)) => (stream, carried) = reused.consume(),

@@ -44,7 +44,8 @@ pub struct Attempt {
     pub recorded: bool,
     /// Response headers arrived from this attempt.
     pub got_headers: bool,
-    /// The rewritten body for this backend (sent by `request_body_filter`).
+    /// The rewritten body for this backend; handed over (left empty) when
+    /// `request_body_filter` sends it.
     pub body: Bytes,
     /// `body` went out.
     pub body_sent: bool,
@@ -318,6 +319,10 @@ pub struct Proxied {
     pub grant: Option<Grant>,
     /// The replicas' shared state, where backend cooldowns learnt here are published.
     pub shared: Option<Arc<SharedState>>,
+    /// Bytes of the client's request body (kept when the body itself is released).
+    pub prompt_bytes: usize,
+    /// The request body's copies were released ([`super::request::release_request_body`]).
+    pub body_released: bool,
 }
 
 impl Proxied {
@@ -330,6 +335,7 @@ impl Proxied {
         shared: Option<Arc<SharedState>>,
     ) -> Self {
         let inflight = crate::metrics::per_request().then(|| InflightGuard::new(&request.model));
+        let prompt_bytes = request.body.len();
         Proxied {
             snapshot,
             request,
@@ -342,6 +348,8 @@ impl Proxied {
             inflight,
             grant: Some(grant),
             shared,
+            prompt_bytes,
+            body_released: false,
         }
     }
 

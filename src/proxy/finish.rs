@@ -143,7 +143,7 @@ pub fn finish_request(ctx: &mut RequestCtx, error: bool) {
 /// count; using one marks the answer `estimated`.
 fn charge_unfinished_stream(p: &mut Proxied, status: u16) {
     let charged = p.request.op.charged();
-    let prompt_bytes = p.request.body.len();
+    let prompt_bytes = p.prompt_bytes;
     let Some(a) = p.answer.as_mut() else {
         return;
     };

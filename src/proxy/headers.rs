@@ -11,9 +11,11 @@
 //! [`X_UPSTREAM_REQUEST_ID`]): nothing that reveals the provider account, its region,
 //! deployment or gateway, nor a redirect target, reaches the client.
 //!
-//! Both filters remove entries in place: no header is copied or re-serialised. A removed
-//! name is removed by `HeaderName` (a copy of the enum for the standard names, a reference
-//! count for the others), so neither of Pingora's two maps parses it again.
+//! Both filters copy the kept entries (names and values by reference count) into a head of
+//! their own, sized for the headers still to come and without a case map: the head they
+//! start from carried the sender's header case in a second map, and both maps grew as
+//! headers were added, for as long as the answer streams. Header names go out in lower
+//! case.
 
 use super::ctx::Operation;
 use super::translation::Translation;
@@ -21,7 +23,7 @@ use http::header::{
     ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, TRANSFER_ENCODING,
     USER_AGENT,
 };
-use http::{HeaderMap, HeaderName};
+use http::HeaderName;
 use pingora_http::{RequestHeader, ResponseHeader};
 
 /// Client headers every upstream request may carry.
@@ -118,72 +120,61 @@ impl<'a> Forwarding<'a> {
     }
 }
 
-/// Removes every client header `rule` does not allow from the upstream request, except
-/// the names in `overwritten`: headers the caller sets right after, whatever the client
-/// sent (`Host`, `Content-Length`). Those keep their place and get the caller's value in
-/// place, which is cheaper than removing them from both of Pingora's maps and adding them
-/// again; the caller must set every one of them.
-pub fn retain_forwarded(up: &mut RequestHeader, rule: &Forwarding<'_>, overwritten: &[HeaderName]) {
-    remove_where(up, |n| !rule.allows(n) && !overwritten.contains(n));
+/// The upstream request's head: `client`'s method, URI and version and the client headers
+/// `rule` allows, in a head of its own with room for `room` more (the headers the gateway
+/// sets), written in lower case (header names are case-insensitive). Pingora hands the
+/// filter a clone of the client's head, with no spare capacity and the client's header case
+/// in a second map: every header added grew both maps, for as long as the answer streams.
+pub fn forwarded_head(
+    client: &RequestHeader,
+    rule: &Forwarding<'_>,
+    room: usize,
+) -> pingora_error::Result<RequestHeader> {
+    let forwarded = || client.headers.iter().filter(|(n, _)| rule.allows(n));
+    let size = forwarded().count() + room;
+    let mut up = RequestHeader::build_no_case(client.method.clone(), b"/", Some(size))?;
+    up.set_version(client.version);
+    up.set_uri(client.uri.clone());
+    for (name, value) in forwarded() {
+        up.append_header(name.clone(), value.clone())?;
+    }
+    Ok(up)
 }
 
 /// Keeps only the [`RETURNED`] headers of an upstream answer's head, and its request id
-/// (the first of `x-request-id`, `request-id`) as [`X_UPSTREAM_REQUEST_ID`]. Code that
-/// reads other upstream headers (provider rate limits) must run before; the gateway's own
-/// headers are added after.
+/// (the first of `x-request-id`, `request-id`) as [`X_UPSTREAM_REQUEST_ID`], in a head of
+/// their own with room for [`ROOM_AFTER_RETURNED`] more (written in lower case: header
+/// names are case-insensitive). Code that reads other upstream headers (provider rate
+/// limits) must run before; the gateway's own headers are added after.
 pub fn retain_returned(resp: &mut ResponseHeader) -> pingora_error::Result<()> {
     let upstream_id = UPSTREAM_REQUEST_IDS
         .iter()
         .find_map(|n| resp.headers.get(n))
         .cloned();
-    remove_where(resp, |n| !RETURNED.contains(n));
-    if let Some(id) = upstream_id {
-        resp.insert_header(X_UPSTREAM_REQUEST_ID, id)?;
+    let returned = |n: &HeaderName| RETURNED.contains(n);
+    let kept = resp.headers.iter().filter(|(n, _)| returned(n)).count();
+    let room = kept + usize::from(upstream_id.is_some()) + ROOM_AFTER_RETURNED;
+    let mut head = ResponseHeader::build_no_case(resp.status, Some(room))?;
+    head.set_version(resp.version);
+    for (name, value) in resp.headers.iter().filter(|(n, _)| returned(n)) {
+        head.append_header(name.clone(), value.clone())?;
     }
+    if let Some(id) = upstream_id {
+        head.insert_header(X_UPSTREAM_REQUEST_ID, id)?;
+    }
+    *resp = head;
     Ok(())
 }
 
-/// A Pingora message head whose headers can be removed by name (keeping its case map in
-/// step).
-trait Head {
-    fn map(&self) -> &HeaderMap;
-    fn remove(&mut self, name: &HeaderName);
-}
-
-impl Head for RequestHeader {
-    fn map(&self) -> &HeaderMap {
-        &self.headers
-    }
-    fn remove(&mut self, name: &HeaderName) {
-        self.remove_header(name);
-    }
-}
-
-impl Head for ResponseHeader {
-    fn map(&self) -> &HeaderMap {
-        &self.headers
-    }
-    fn remove(&mut self, name: &HeaderName) {
-        self.remove_header(name);
-    }
-}
-
-/// Removes every header (all values) whose name `drop` selects. Each round finds one such
-/// name, takes it out of the map's borrow (a clone: no allocation for a standard name) and
-/// removes it; the rounds are bounded by the number of names, so a name that would not go
-/// away cannot loop.
-fn remove_where<H: Head>(h: &mut H, drop: impl Fn(&HeaderName) -> bool) {
-    for _ in 0..h.map().keys_len() {
-        let Some(name) = h.map().keys().find(|n| drop(n)).cloned() else {
-            return;
-        };
-        h.remove(&name);
-    }
-}
+/// Headers added to an answer's head after [`retain_returned`]: the gateway's own
+/// (`x-request-id`, dropped tools, framing of a translated answer) and Pingora's
+/// (`date`, `connection`, `transfer-encoding`), with one to spare.
+pub const ROOM_AFTER_RETURNED: usize = 7;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
 
     fn request(headers: &[(&str, &str)]) -> RequestHeader {
         let mut r = RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
@@ -222,46 +213,29 @@ mod tests {
 
     #[test]
     fn only_allowed_client_headers_remain() {
-        let mut up = request(&CLIENT);
+        let client = request(&CLIENT);
         let rule = Forwarding::for_attempt(Operation::Chat, Translation::None, &[]);
-        retain_forwarded(&mut up, &rule, &[]);
+        let up = forwarded_head(&client, &rule, 4).unwrap();
         assert_eq!(
             names(&up.headers),
             ["accept", "content-type", "openai-beta", "user-agent"]
         );
-        // the case map follows: the wire form has only those, in the client's case
+        assert_eq!(up.headers["openai-beta"], "assistants=v2");
+        assert_eq!(
+            (&up.method, up.uri.path()),
+            (&client.method, client.uri.path())
+        );
+        // a head of its own: no case map, and room for the headers the gateway sets
+        assert!(!up.has_case());
+        assert!(up.headers.capacity() >= up.headers.len() + 4);
         let mut wire = Vec::new();
         up.header_to_h1_wire(&mut wire);
         let wire = String::from_utf8(wire).unwrap();
-        assert!(wire.contains("OpenAI-Beta: assistants=v2"), "{wire}");
+        assert!(wire.contains("openai-beta: assistants=v2"), "{wire}");
         assert!(
-            !wire.contains("Cookie") && !wire.contains("X-Custom"),
+            !wire.contains("ookie") && !wire.contains("ustom") && !wire.contains("ost:"),
             "{wire}"
         );
-    }
-
-    #[test]
-    fn overwritten_headers_keep_their_place_and_get_the_new_value() {
-        let mut up = request(&CLIENT);
-        let rule = Forwarding::for_attempt(Operation::Chat, Translation::None, &[]);
-        retain_forwarded(&mut up, &rule, &[http::header::HOST]);
-        assert_eq!(
-            names(&up.headers),
-            [
-                "accept",
-                "content-type",
-                "host",
-                "openai-beta",
-                "user-agent"
-            ]
-        );
-        up.insert_header(http::header::HOST, "provider.example")
-            .unwrap();
-        let mut wire = Vec::new();
-        up.header_to_h1_wire(&mut wire);
-        let wire = String::from_utf8(wire).unwrap();
-        assert!(wire.starts_with("Host: provider.example\r\n"), "{wire}");
-        assert!(!wire.contains("gw"), "{wire}");
     }
 
     #[test]
@@ -270,9 +244,9 @@ mod tests {
             HeaderName::from_static("x-custom"),
             HeaderName::from_static("anthropic-beta"),
         ];
-        let mut up = request(&CLIENT);
+        let client = request(&CLIENT);
         let rule = Forwarding::for_attempt(Operation::Messages, Translation::None, &custom[..1]);
-        retain_forwarded(&mut up, &rule, &[]);
+        let up = forwarded_head(&client, &rule, 0).unwrap();
         assert_eq!(
             names(&up.headers),
             [
@@ -343,6 +317,14 @@ mod tests {
         );
         // OpenAI's name first when both came
         assert_eq!(resp.headers[X_UPSTREAM_REQUEST_ID], "req_openai");
+        // a head of its own: no case map, and room for the headers still to come
+        assert!(!resp.has_case());
+        assert!(resp.headers.capacity() >= resp.headers.len() + ROOM_AFTER_RETURNED);
+        let mut wire = Vec::new();
+        resp.header_to_h1_wire(&mut wire);
+        assert!(String::from_utf8(wire)
+            .unwrap()
+            .contains("retry-after-ms: "));
         let mut resp = ResponseHeader::build(200, None).unwrap();
         resp.append_header("request-id", "req_anthropic").unwrap();
         retain_returned(&mut resp).unwrap();

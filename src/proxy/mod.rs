@@ -411,7 +411,8 @@ impl ProxyHttp for BerryProxy {
         r
     }
 
-    /// Sends the attempt's rewritten body in place of the tail Pingora kept for retries.
+    /// Sends the attempt's rewritten body in place of the tail Pingora kept for retries
+    /// (handed over, not copied: the next attempt rewrites the client's body again).
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -421,7 +422,7 @@ impl ProxyHttp for BerryProxy {
     ) -> Result<()> {
         if let Some(a) = ctx.proxied_mut().and_then(|p| p.attempt.as_mut()) {
             // A request without a body (a stored response read or deleted) sends none.
-            *body = (!a.body_sent && !a.body.is_empty()).then(|| a.body.clone());
+            *body = (!a.body_sent && !a.body.is_empty()).then(|| std::mem::take(&mut a.body));
             a.body_sent = true;
         }
         Ok(())
@@ -459,7 +460,7 @@ impl ProxyHttp for BerryProxy {
 
     fn upstream_response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
@@ -480,6 +481,12 @@ impl ProxyHttp for BerryProxy {
             }
         }
         response::on_body_chunk(answer, body, end_of_stream)?;
+        // Once the answer's head went out no attempt can follow (checked from the chunk after
+        // the commit: a chunk that opens the gate may still fail before it is written, and
+        // is then retried).
+        if !p.body_released && answer.released() && respond::final_head_sent(session) {
+            request::release_request_body(p, session);
+        }
         if end_of_stream {
             responses::record_completed(p, &self.conversations);
         }

@@ -205,6 +205,20 @@ async fn read_all(
     Ok(buf)
 }
 
+/// Frees the request body's copies once the answer's head reached the client, when no
+/// other attempt can follow: the tail in Pingora's retry buffer and the client's body
+/// (unless a stored Responses call records its input when the answer completes). An
+/// agent's prompt of 100 KB and more would otherwise stay for the whole stream.
+pub fn release_request_body(p: &mut super::ctx::Proxied, session: &mut Session) {
+    p.body_released = true;
+    session.as_downstream_mut().set_retry_buffer(&Bytes::new());
+    let stored = p.request.op == Operation::Responses
+        && p.request.responses.as_deref().is_some_and(|c| c.store);
+    if !stored {
+        p.request.body = Bytes::new();
+    }
+}
+
 /// Validates a read body against the snapshot: model scan, existence, permission, and
 /// whether the model's backends can express it. The user's limits come after
 /// ([`crate::quota::admit_user`]).

@@ -2,7 +2,7 @@
 
 use super::ctx::{Attempt, Operation, Proxied, RequestId};
 use super::decision::{action_for, ruled, Failure, FailureAction, Situation};
-use super::headers::{retain_forwarded, Forwarding};
+use super::headers::{forwarded_head, Forwarding};
 use super::translation::Translation;
 use super::watchdog::Watchdog;
 use crate::clock::now_ms;
@@ -16,9 +16,6 @@ use pingora_error::{Error, ErrorType, OrErr, Result};
 use pingora_http::RequestHeader;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Client headers `rewrite_request` always sets itself (see [`retain_forwarded`]).
-static OVERWRITTEN: [HeaderName; 2] = [http::header::HOST, http::header::CONTENT_LENGTH];
 
 /// Idle time a pooled upstream connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
@@ -263,9 +260,9 @@ pub fn rewrite_request(
         .or_err(ErrorType::InternalError, "upstream path is not a valid URI")?;
     up.set_uri(uri);
     let forwarding = Forwarding::for_attempt(op, attempt.translation, &provider.forward_headers);
-    // Host and Content-Length are set below whatever the client sent: left in place and
-    // overwritten.
-    retain_forwarded(up, &forwarding, &OVERWRITTEN);
+    // Room for what is set below: host, content-length, x-request-id, content-type, the
+    // provider's headers and Gemini's key.
+    *up = forwarded_head(up, &forwarding, provider.headers.len() + 5)?;
     up.insert_header(http::header::HOST, provider.host_header.clone())?;
     // On the Anthropic routes the client's own `anthropic-version` wins over the default.
     let client_version = matches!(op, Operation::Messages | Operation::CountTokens)

@@ -100,34 +100,43 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // The signal handlers are installed before the address is printed: a caller that
+        // reads it and sends SIGTERM at once gets a clean exit, not the default action.
+        let stop = match stop_signal() {
+            Ok(stop) => stop,
+            Err(e) => {
+                eprintln!("berry-mock: signal handling failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "listening on http://{}", mock.addr());
         let _ = stdout.flush();
-        match wait_for_signal().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("berry-mock: signal handling failed: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        stop.await;
+        ExitCode::SUCCESS
     });
     rt.shutdown_timeout(Duration::from_millis(200));
     code
 }
 
+/// Completes at SIGTERM or SIGINT; the handlers are installed when this returns.
 #[cfg(unix)]
-async fn wait_for_signal() -> std::io::Result<()> {
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
+/// Completes at Ctrl-C.
 #[cfg(not(unix))]
-async fn wait_for_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -229,9 +229,13 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                 Ok(io) => {
                     let app = app_logic.clone();
                     let shutdown = shutdown.clone();
+                    // The accepted stream and its handshake are boxed: inline they would
+                    // size the connection's task (sized for its largest state) for the
+                    // connection's whole life, though they are done with once it begins.
+                    let io = Box::new(io);
                     current_handle().spawn(async move {
                         let peer_addr = io.peer_addr();
-                        match timeout(Duration::from_secs(60), io.handshake()).await {
+                        match Box::pin(timeout(Duration::from_secs(60), io.handshake())).await {
                             Ok(handshake) => {
                                 match handshake {
                                     Ok(io) => Self::handle_event(io, app, shutdown).await,

@@ -16,16 +16,50 @@ use bytes::{Bytes, BytesMut};
 
 /// A buffer with size limit. When the total amount of data written to the buffer is below the limit
 /// all the data will be held in the buffer. Otherwise, the buffer will report to be truncated.
+///
+/// Written pieces are copied in. A buffer made by [`FixedBuffer::shared`] instead keeps the
+/// caller's [`Bytes`] (a reference, no copy), and [`FixedBuffer::get_buffer`] hands out
+/// references to it.
 pub struct FixedBuffer {
-    buffer: BytesMut,
+    buffer: Buffered,
     capacity: usize,
     truncated: bool,
+}
+
+/// What a [`FixedBuffer`] holds.
+enum Buffered {
+    Copied(BytesMut),
+    Shared(Bytes),
+}
+
+impl Buffered {
+    fn len(&self) -> usize {
+        match self {
+            Buffered::Copied(b) => b.len(),
+            Buffered::Shared(b) => b.len(),
+        }
+    }
 }
 
 impl FixedBuffer {
     pub fn new(capacity: usize) -> Self {
         FixedBuffer {
-            buffer: BytesMut::new(),
+            buffer: Buffered::Copied(BytesMut::new()),
+            capacity,
+            truncated: false,
+        }
+    }
+
+    /// A buffer holding `data` itself (not a copy); more than `capacity` bytes make it
+    /// truncated, as writing them would.
+    pub fn shared(capacity: usize, data: &Bytes) -> Self {
+        if data.len() > capacity {
+            let mut truncated = FixedBuffer::new(capacity);
+            truncated.truncated = true;
+            return truncated;
+        }
+        FixedBuffer {
+            buffer: Buffered::Shared(data.clone()),
             capacity,
             truncated: false,
         }
@@ -38,17 +72,28 @@ impl FixedBuffer {
         }
 
         if self.buffer.len() + data.len() <= self.capacity {
-            self.buffer.extend_from_slice(data);
+            match &mut self.buffer {
+                Buffered::Copied(buffer) => buffer.extend_from_slice(data),
+                Buffered::Shared(shared) => {
+                    let mut buffer = BytesMut::with_capacity(shared.len() + data.len());
+                    buffer.extend_from_slice(shared);
+                    buffer.extend_from_slice(data);
+                    self.buffer = Buffered::Copied(buffer);
+                }
+            }
         } else {
             // Buffered data is no longer usable for a retry, so release its allocation.
-            self.buffer = BytesMut::new();
+            self.buffer = Buffered::Copied(BytesMut::new());
             self.truncated = true;
         }
     }
 
     pub fn clear(&mut self) {
         self.truncated = false;
-        self.buffer.clear();
+        match &mut self.buffer {
+            Buffered::Copied(buffer) => buffer.clear(),
+            Buffered::Shared(_) => self.buffer = Buffered::Copied(BytesMut::new()),
+        }
     }
     pub fn is_empty(&self) -> bool {
         self.buffer.len() == 0
@@ -58,10 +103,12 @@ impl FixedBuffer {
     }
     pub fn get_buffer(&self) -> Option<Bytes> {
         // TODO: return None if truncated?
-        if !self.is_empty() {
-            Some(self.buffer.clone().freeze())
-        } else {
-            None
+        if self.is_empty() {
+            return None;
+        }
+        match &self.buffer {
+            Buffered::Copied(buffer) => Some(buffer.clone().freeze()),
+            Buffered::Shared(shared) => Some(shared.clone()),
         }
     }
 }
@@ -74,12 +121,38 @@ mod tests {
     fn releases_storage_when_truncated() {
         let mut buffer = FixedBuffer::new(4);
         buffer.write_to_buffer(&Bytes::from_static(b"1234"));
-        assert!(buffer.buffer.capacity() >= 4);
+        assert!(matches!(&buffer.buffer, Buffered::Copied(b) if b.capacity() >= 4));
 
         buffer.write_to_buffer(&Bytes::from_static(b"5"));
 
         assert!(buffer.is_truncated());
-        assert_eq!(buffer.buffer.capacity(), 0);
+        assert!(matches!(&buffer.buffer, Buffered::Copied(b) if b.capacity() == 0));
         assert!(buffer.get_buffer().is_none());
+    }
+
+    #[test]
+    fn a_shared_buffer_hands_out_the_callers_bytes() {
+        let body = Bytes::from(vec![7u8; 100]);
+        let buffer = FixedBuffer::shared(100, &body);
+        let got = buffer.get_buffer().unwrap();
+        assert_eq!(got.as_ptr(), body.as_ptr());
+        assert_eq!(got, body);
+
+        // written to, it copies and goes on as before
+        let mut buffer = FixedBuffer::shared(101, &body);
+        buffer.write_to_buffer(&Bytes::from_static(b"8"));
+        let got = buffer.get_buffer().unwrap();
+        assert_eq!(got.len(), 101);
+        assert_ne!(got.as_ptr(), body.as_ptr());
+
+        // over the capacity: truncated, nothing held
+        let buffer = FixedBuffer::shared(99, &body);
+        assert!(buffer.is_truncated());
+        assert!(buffer.get_buffer().is_none());
+
+        // empty: nothing to hand out
+        assert!(FixedBuffer::shared(99, &Bytes::new())
+            .get_buffer()
+            .is_none());
     }
 }

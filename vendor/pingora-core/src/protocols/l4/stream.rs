@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 #[cfg(target_os = "linux")]
 use tokio::io::Interest;
-use tokio::io::{self, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadBuf};
+use tokio::io::{self, AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
@@ -418,104 +418,9 @@ impl L4BufferSettings {
     }
 }
 
-/// The L4 buffers in front of a [`RawStreamWrapper`]: a read buffer over a write
-/// buffer, the same layering as tokio's [`BufStream`](tokio::io::BufStream).
-///
-/// A zero read capacity leaves the read buffer out, because [`BufReader`] panics on
-/// a zero capacity. Reads then go straight to the raw stream, as they did through
-/// an empty `BufReader`. [`BufWriter`] accepts a zero capacity and writes straight
-/// through.
-#[derive(Debug)]
-enum BufferedStream {
-    UnbufferedRead(BufWriter<RawStreamWrapper>),
-    BufferedRead(BufReader<BufWriter<RawStreamWrapper>>),
-}
-
-impl BufferedStream {
-    fn with_capacity(read: usize, write: usize, stream: RawStreamWrapper) -> Self {
-        let writer = BufWriter::with_capacity(write, stream);
-        if read == 0 {
-            BufferedStream::UnbufferedRead(writer)
-        } else {
-            BufferedStream::BufferedRead(BufReader::with_capacity(read, writer))
-        }
-    }
-
-    fn writer(&self) -> &BufWriter<RawStreamWrapper> {
-        match self {
-            BufferedStream::UnbufferedRead(writer) => writer,
-            BufferedStream::BufferedRead(reader) => reader.get_ref(),
-        }
-    }
-
-    fn writer_mut(&mut self) -> &mut BufWriter<RawStreamWrapper> {
-        match self {
-            BufferedStream::UnbufferedRead(writer) => writer,
-            BufferedStream::BufferedRead(reader) => reader.get_mut(),
-        }
-    }
-
-    fn get_ref(&self) -> &RawStreamWrapper {
-        self.writer().get_ref()
-    }
-
-    fn get_mut(&mut self) -> &mut RawStreamWrapper {
-        self.writer_mut().get_mut()
-    }
-
-    /// Return the raw stream. Anything left in either buffer is lost.
-    fn into_inner(self) -> RawStreamWrapper {
-        match self {
-            BufferedStream::UnbufferedRead(writer) => writer.into_inner(),
-            BufferedStream::BufferedRead(reader) => reader.into_inner().into_inner(),
-        }
-    }
-}
-
-impl AsyncRead for BufferedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match &mut *self {
-            BufferedStream::UnbufferedRead(writer) => Pin::new(writer).poll_read(cx, buf),
-            BufferedStream::BufferedRead(reader) => Pin::new(reader).poll_read(cx, buf),
-        }
-    }
-}
-
-// `BufReader` only forwards writes to the `BufWriter` under it, so write to the `BufWriter`
-// directly.
-impl AsyncWrite for BufferedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(self.writer_mut()).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context) -> Poll<io::Result<()>> {
-        Pin::new(self.writer_mut()).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context) -> Poll<io::Result<()>> {
-        Pin::new(self.writer_mut()).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(self.writer_mut()).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.writer().is_write_vectored()
-    }
-}
+/// The L4 buffers in front of a [`RawStreamWrapper`] (allocated only while they hold
+/// bytes, see [`super::buffered`]).
+type BufferedStream = super::buffered::BufferedStream<RawStreamWrapper>;
 
 // NOTE: with writer buffering, users need to call flush() to make sure the data is actually
 // sent. Otherwise data could be stuck in the buffer forever or get lost when stream is closed.

@@ -894,12 +894,11 @@ impl HttpSession {
     }
 
     /// Replaces the retry buffer with `data` (buffering stays on): what the proxy sends
-    /// upstream as the body when the caller has already read the whole body. More than the
-    /// buffer's capacity (64 KiB) marks it truncated.
+    /// upstream as the body when the caller has already read the whole body. The buffer
+    /// keeps `data` itself, not a copy; an empty `data` empties it. More than the buffer's
+    /// capacity (64 KiB) marks it truncated.
     pub fn set_retry_buffer(&mut self, data: &Bytes) {
-        let mut buffer = FixedBuffer::new(BODY_BUF_LIMIT);
-        buffer.write_to_buffer(data);
-        self.retry_buffer = Some(buffer);
+        self.retry_buffer = Some(FixedBuffer::shared(BODY_BUF_LIMIT, data));
     }
 
     pub fn get_retry_buffer(&self) -> Option<Bytes> {
