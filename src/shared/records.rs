@@ -4,7 +4,6 @@
 
 use super::state::{SharedState, Unavailable};
 use std::time::Duration;
-use tokio::time::timeout;
 
 impl SharedState {
     /// The record under `key` (prefixed), `None` when absent or expired. Bounded by
@@ -59,16 +58,9 @@ impl SharedState {
         } else {
             inner.timeout
         };
-        match timeout(limit, cmd.query_async::<T>(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                inner.mark_down(op, &e);
-                Err(Unavailable)
-            }
-            Err(_) => {
-                inner.mark_down(op, &"timed out");
-                Err(Unavailable)
-            }
-        }
+        inner
+            .bounded(op, limit, cmd.query_async::<T>(&mut conn))
+            .await
+            .ok_or(Unavailable)
     }
 }

@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
-use tokio::time::timeout;
 
 /// A held concurrency slot. Dropping it (or passing it to [`SharedState::finish`]) releases
 /// the slot: the release is queued for the flusher and renewal stops, so even a lost release
@@ -228,17 +227,10 @@ impl SharedState {
         for a in args {
             inv.arg(a);
         }
-        let reply: Vec<i64> = match timeout(inner.timeout, inv.invoke_async(&mut conn)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                inner.mark_down("admit", &e);
-                return Err(Unavailable);
-            }
-            Err(_) => {
-                inner.mark_down("admit", &"timed out");
-                return Err(Unavailable);
-            }
-        };
+        let reply: Vec<i64> = inner
+            .bounded("admit", inner.timeout, inv.invoke_async(&mut conn))
+            .await
+            .ok_or(Unavailable)?;
         self.admission_of(user_id, limits, &reply, lease_id)
     }
 
@@ -329,18 +321,10 @@ impl SharedState {
         for (scope, id, period) in reads {
             pipe.add_command(cost_read(&inner.prefix, *scope, id, period));
         }
-        let values: Vec<redis::Value> =
-            match timeout(inner.timeout, pipe.query_async(&mut conn)).await {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => {
-                    inner.mark_down("admit", &e);
-                    return Err(Unavailable);
-                }
-                Err(_) => {
-                    inner.mark_down("admit", &"timed out");
-                    return Err(Unavailable);
-                }
-            };
+        let values: Vec<redis::Value> = inner
+            .bounded("admit", inner.timeout, pipe.query_async(&mut conn))
+            .await
+            .ok_or(Unavailable)?;
         let (first, spent) = match &admit {
             Some(_) => values
                 .split_first()
@@ -394,22 +378,10 @@ impl SharedState {
         for (scope, id, period) in reads {
             pipe.add_command(cost_read(&inner.prefix, *scope, id, period));
         }
-        match timeout(
-            inner.timeout,
-            pipe.query_async::<Vec<redis::Value>>(&mut conn),
-        )
-        .await
-        {
-            Ok(Ok(v)) if v.len() == reads.len() => Ok(v.iter().map(counter).collect()),
-            Ok(Ok(_)) => Err(Unavailable),
-            Ok(Err(e)) => {
-                inner.mark_down("admit", &e);
-                Err(Unavailable)
-            }
-            Err(_) => {
-                inner.mark_down("admit", &"timed out");
-                Err(Unavailable)
-            }
+        let call = pipe.query_async::<Vec<redis::Value>>(&mut conn);
+        match inner.bounded("admit", inner.timeout, call).await {
+            Some(v) if v.len() == reads.len() => Ok(v.iter().map(counter).collect()),
+            _ => Err(Unavailable),
         }
     }
 
@@ -428,17 +400,11 @@ impl SharedState {
             scope.as_str(),
             &period.to_string(),
         ));
-        match timeout(inner.background_timeout, c.query_async(&mut conn)).await {
-            Ok(Ok(fields)) => Ok(super::spend::rows(fields)),
-            Ok(Err(e)) => {
-                inner.mark_down("admit", &e);
-                Err(Unavailable)
-            }
-            Err(_) => {
-                inner.mark_down("admit", &"timed out");
-                Err(Unavailable)
-            }
-        }
+        inner
+            .bounded("admit", inner.background_timeout, c.query_async(&mut conn))
+            .await
+            .map(super::spend::rows)
+            .ok_or(Unavailable)
     }
 
     /// Request end: queues `charge` for Redis (added to its user, team, model and backend

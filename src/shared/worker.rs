@@ -119,6 +119,27 @@ impl Inner {
 
     /// Counts a failed `op` and marks Redis down (admissions get `Unavailable` at once until
     /// the probe sees it back).
+    /// `call`'s reply within `limit`; `None` after a transport failure or the timeout,
+    /// either of which marks Redis down ([`Inner::mark_down`], counted under `op`).
+    pub(super) async fn bounded<T>(
+        &self,
+        op: &str,
+        limit: Duration,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
+        match timeout(limit, call).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                self.mark_down(op, &e);
+                None
+            }
+            Err(_) => {
+                self.mark_down(op, &"timed out");
+                None
+            }
+        }
+    }
+
     pub(super) fn mark_down(&self, op: &str, err: &dyn fmt::Display) {
         SHARED_STATE_ERRORS.with_label_values(&[op]).inc();
         if self.up.swap(false, Ordering::AcqRel) {
@@ -243,17 +264,8 @@ impl Inner {
     /// timeout marks Redis down (`None`: the writes are lost, as in [`Inner::send`]).
     async fn query(&self, cmds: &[Cmd], op: &str) -> Option<Vec<Value>> {
         let mut conn = self.connection()?;
-        match timeout(self.background_timeout, pipeline(&mut conn, cmds)).await {
-            Ok(Ok(values)) => Some(values),
-            Ok(Err(e)) => {
-                self.mark_down(op, &e);
-                None
-            }
-            Err(_) => {
-                self.mark_down(op, &"timed out");
-                None
-            }
-        }
+        self.bounded(op, self.background_timeout, pipeline(&mut conn, cmds))
+            .await
     }
 
     /// Sends `cmds` in pipelines; a transport failure or timeout marks Redis down and drops
@@ -297,17 +309,10 @@ impl Inner {
         };
         if self.up.load(Ordering::Acquire) {
             let ping = redis::cmd("PING");
-            return match timeout(self.timeout, ping.query_async::<Value>(&mut conn)).await {
-                Ok(Ok(_)) => true,
-                Ok(Err(e)) => {
-                    self.mark_down("probe", &e);
-                    false
-                }
-                Err(_) => {
-                    self.mark_down("probe", &"timed out");
-                    false
-                }
-            };
+            return self
+                .bounded("probe", self.timeout, ping.query_async::<Value>(&mut conn))
+                .await
+                .is_some();
         }
         let ping = redis::cmd("PING");
         let ready = match timeout(CONNECT_BUDGET, ping.query_async::<Value>(&mut conn)).await {
@@ -365,12 +370,13 @@ impl Inner {
             for (key, _) in chunk {
                 inv.key(key);
             }
-            let ttls: Vec<i64> =
-                match timeout(self.background_timeout, inv.invoke_async(&mut conn)).await {
-                    Ok(Ok(t)) => t,
-                    Ok(Err(e)) => return self.mark_down("poll", &e),
-                    Err(_) => return self.mark_down("poll", &"timed out"),
-                };
+            let call = inv.invoke_async(&mut conn);
+            let Some(ttls) = self
+                .bounded::<Vec<i64>>("poll", self.background_timeout, call)
+                .await
+            else {
+                return;
+            };
             let now = clock::now_ms();
             for ((_, state), ttl) in chunk.iter().zip(ttls) {
                 if let Ok(ms) = u64::try_from(ttl) {
