@@ -211,11 +211,16 @@ async fn read_all(
 /// agent's prompt of 100 KB and more would otherwise stay for the whole stream.
 pub fn release_request_body(p: &mut super::ctx::Proxied, session: &mut Session) {
     p.body_released = true;
-    session.as_downstream_mut().set_retry_buffer(&Bytes::new());
     let stored = p.request.op == Operation::Responses
         && p.request.responses.as_deref().is_some_and(|c| c.store);
-    if !stored {
-        p.request.body = Bytes::new();
+    release_body(&mut p.request.body, stored, session);
+}
+
+/// Empties Pingora's retry buffer and, unless `keep` (a stored call's input), `body`.
+fn release_body(body: &mut Bytes, keep: bool, session: &mut Session) {
+    session.as_downstream_mut().set_retry_buffer(&Bytes::new());
+    if !keep {
+        *body = Bytes::new();
     }
 }
 
@@ -349,6 +354,29 @@ mod tests {
         let mut session = Session::new_h1(Box::new(server));
         assert!(session.as_downstream_mut().read_request().await.unwrap());
         (session, client)
+    }
+
+    #[tokio::test]
+    async fn a_released_body_leaves_neither_copy_unless_kept() {
+        let body = vec![b'x'; 10 * 1024];
+        let head = format!(
+            "POST /v1/responses HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        for keep in [false, true] {
+            let (mut session, _client) = session_with(head.clone(), &body).await;
+            let mut read = read_all(&mut session, Some(body.len() as u64), 4 << 20)
+                .await
+                .ok()
+                .unwrap();
+            // the retry buffer shares the body read, it is not a copy
+            let retry = session.as_downstream().get_retry_buffer().unwrap();
+            assert_eq!(retry.as_ptr(), read.as_ptr());
+            drop(retry);
+            release_body(&mut read, keep, &mut session);
+            assert!(session.as_downstream().get_retry_buffer().is_none());
+            assert_eq!(read.len(), if keep { body.len() } else { 0 });
+        }
     }
 
     /// The body read, and what Pingora would forward for it (its retry buffer).
