@@ -27,7 +27,7 @@ pub struct LocalResponse {
 
 impl LocalResponse {
     /// A JSON response.
-    pub fn json(status: u16, v: &Value) -> Self {
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, v: &T) -> Self {
         LocalResponse {
             status,
             content_type: "application/json",

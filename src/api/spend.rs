@@ -10,7 +10,7 @@ use crate::shared::SharedState;
 use crate::snapshot::Snapshot;
 use crate::spend::{now_unix_ms, usd, Ledger, Period, Scope, Totals, Window, WINDOWS};
 use pingora_http::RequestHeader;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// The parameters of `/admin/spend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,18 +93,75 @@ fn parse_query(query: Option<&str>, now_ms: i64) -> Result<Query, ApiError> {
     Ok(Query { by, period })
 }
 
+/// The answer of `/admin/spend`.
+#[derive(Serialize)]
+struct SpendReport<'a> {
+    by: &'static str,
+    window: &'static str,
+    period: String,
+    source: &'static str,
+    rows: Vec<SpendRow<'a>>,
+}
+
 /// A row of `/admin/spend`.
-fn row(id: &str, t: &Totals) -> Value {
-    json!({
-        "id": id,
-        "cost_usd": usd(t.micros),
-        "tokens": {
-            "input": t.tokens.input,
-            "output": t.tokens.output,
-            "cache_read": t.tokens.cache_read,
-            "cache_write": t.tokens.cache_write,
-        },
-    })
+#[derive(Serialize)]
+struct SpendRow<'a> {
+    id: &'a str,
+    cost_usd: f64,
+    tokens: RowTokens,
+}
+
+#[derive(Serialize)]
+struct RowTokens {
+    input: u64,
+    output: u64,
+    cache_read: u64,
+    cache_write: u64,
+}
+
+impl<'a> SpendRow<'a> {
+    fn new(id: &'a str, t: &Totals) -> Self {
+        SpendRow {
+            id,
+            cost_usd: usd(t.micros),
+            tokens: RowTokens {
+                input: t.tokens.input,
+                output: t.tokens.output,
+                cache_read: t.tokens.cache_read,
+                cache_write: t.tokens.cache_write,
+            },
+        }
+    }
+}
+
+/// The answer of `/v1/me/spend`.
+#[derive(Serialize)]
+struct MySpend<'a> {
+    user: Figures<'a>,
+    team: Option<Figures<'a>>,
+}
+
+/// One scope's spend this UTC day and month, and its budgets.
+#[derive(Serialize)]
+struct Figures<'a> {
+    id: &'a str,
+    cost_usd_day: f64,
+    cost_usd_month: f64,
+    budget_usd_per_day: Option<f64>,
+    budget_usd_per_month: Option<f64>,
+}
+
+impl<'a> Figures<'a> {
+    /// `spent`: micro-dollars of the day, then of the month.
+    fn new(id: &'a str, spent: &[u64], budget: crate::config::Budget) -> Self {
+        Figures {
+            id,
+            cost_usd_day: usd(spent.first().copied().unwrap_or(0)),
+            cost_usd_month: usd(spent.get(1).copied().unwrap_or(0)),
+            budget_usd_per_day: budget.usd_per_day,
+            budget_usd_per_month: budget.usd_per_month,
+        }
+    }
 }
 
 /// `GET /admin/spend?by=…&window=…[&at=…]`: the admin token (a user's token → 403), a bad
@@ -145,16 +202,14 @@ pub async fn admin_spend(
             .collect()
     });
     rows.sort_by(|a, b| b.1.micros.cmp(&a.1.micros).then_with(|| a.0.cmp(&b.0)));
-    LocalResponse::json(
-        200,
-        &json!({
-            "by": q.by.as_str(),
-            "window": q.period.window.as_str(),
-            "period": q.period.to_string(),
-            "source": source,
-            "rows": rows.iter().map(|(id, t)| row(id, t)).collect::<Vec<_>>(),
-        }),
-    )
+    let report = SpendReport {
+        by: q.by.as_str(),
+        window: q.period.window.as_str(),
+        period: q.period.to_string(),
+        source,
+        rows: rows.iter().map(|(id, t)| SpendRow::new(id, t)).collect(),
+    };
+    LocalResponse::json(200, &report)
 }
 
 /// `GET /v1/me/spend`: the caller's own spend and budgets, and its team's (`null` without
@@ -188,21 +243,11 @@ pub async fn me_spend(
             .map(|(scope, id, p)| ledger.spent(*scope, id, *p))
             .collect()
     });
-    let figures = |id: &str, spent: &[u64], budget: crate::config::Budget| {
-        json!({
-            "id": id,
-            "cost_usd_day": usd(spent.first().copied().unwrap_or(0)),
-            "cost_usd_month": usd(spent.get(1).copied().unwrap_or(0)),
-            "budget_usd_per_day": budget.usd_per_day,
-            "budget_usd_per_month": budget.usd_per_month,
-        })
+    let answer = MySpend {
+        user: Figures::new(&user.id, &spent, user.budget),
+        team: team.map(|t| Figures::new(&t.id, spent.get(2..).unwrap_or(&[]), t.budget)),
     };
-    let user_part = figures(&user.id, &spent, user.budget);
-    let team_part = match team {
-        Some(t) => figures(&t.id, spent.get(2..).unwrap_or(&[]), t.budget),
-        None => Value::Null,
-    };
-    LocalResponse::json(200, &json!({"user": user_part, "team": team_part}))
+    LocalResponse::json(200, &answer)
 }
 
 #[cfg(test)]
